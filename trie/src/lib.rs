@@ -1,0 +1,1 @@
+//! Merkle Patricia Trie: pure, no I/O.
