@@ -1,0 +1,210 @@
+//! Copy-on-write B+tree over pages: node formats, reads (any page source)
+//! and writes (a transaction's dirty pages).
+
+pub mod branch;
+pub mod leaf;
+pub mod write;
+
+use crate::error::Result;
+use crate::page::{self, PageKind};
+use leaf::ValueRef;
+
+/// Trees deeper than this are treated as corrupt (a 4 KiB-page tree of
+/// 2^64 keys is shallower), which also stops pointer cycles in bad files.
+pub const MAX_DEPTH: usize = 16;
+
+/// A page that decoded to nonsense: turned into [`crate::Error::Corrupt`] with
+/// the file and page number by the page source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed(pub &'static str);
+
+/// Where tree reads get their pages from: a snapshot's memory map, or a write
+/// transaction's dirty pages over the map.
+pub trait PageSource {
+    /// Returns page `id`, checksum-verified.
+    fn page(&self, id: u64) -> Result<&[u8]>;
+    /// Returns the payload of the run starting at `id`, checksum-verified.
+    fn run_payload(&self, id: u64) -> Result<&[u8]>;
+    /// Builds the corruption error for page `id`.
+    fn corrupt(&self, id: u64, reason: &str) -> crate::Error;
+}
+
+/// Reads a tree node and checks it is of the kind its parent expects.
+pub(crate) fn node<'a, S: PageSource + ?Sized>(src: &'a S, id: u64, level: u8) -> Result<&'a [u8]> {
+    let p = src.page(id)?;
+    let bad = |r: &str| src.corrupt(id, r);
+    match page::kind(p) {
+        Some(PageKind::Leaf) if level == 0 => leaf::check(p).map_err(|m| bad(m.0))?,
+        Some(PageKind::Branch) if level > 0 => {
+            branch::check(p).map_err(|m| bad(m.0))?;
+            if branch::level(p) != level {
+                return Err(bad("branch level differs from its depth"));
+            }
+        }
+        _ => return Err(bad("unexpected page kind for this tree level")),
+    }
+    Ok(p)
+}
+
+/// Resolves a leaf value to its bytes.
+pub(crate) fn value_bytes<'a, S: PageSource + ?Sized>(
+    src: &'a S,
+    v: ValueRef<'a>,
+) -> Result<&'a [u8]> {
+    match v {
+        ValueRef::Inline(b) => Ok(b),
+        ValueRef::Run { page, len } => {
+            let payload = src.run_payload(page)?;
+            if payload.len() != len as usize {
+                return Err(src.corrupt(page, "value run length differs from the leaf's record"));
+            }
+            Ok(payload)
+        }
+    }
+}
+
+/// Root of one tree: page id (0 = empty tree) and height (levels above the leaves).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeRoot {
+    /// Root page, or 0 for an empty tree.
+    pub page: u64,
+    /// Level of the root page (0 when the root is a leaf).
+    pub level: u8,
+    /// Number of entries in the tree.
+    pub entries: u64,
+}
+
+impl TreeRoot {
+    /// True when the tree holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.page == 0
+    }
+}
+
+/// Point lookup.
+pub fn get<'a, S: PageSource + ?Sized>(
+    src: &'a S,
+    root: &TreeRoot,
+    key: &[u8],
+) -> Result<Option<&'a [u8]>> {
+    if root.is_empty() {
+        return Ok(None);
+    }
+    if root.level as usize >= MAX_DEPTH {
+        return Err(src.corrupt(root.page, "tree deeper than the limit"));
+    }
+    let mut id = root.page;
+    let mut level = root.level;
+    loop {
+        let p = node(src, id, level)?;
+        if level == 0 {
+            return match leaf::search(p, key).map_err(|m| src.corrupt(id, m.0))? {
+                Ok(i) => {
+                    let (_, v) = leaf::entry(p, i).map_err(|m| src.corrupt(id, m.0))?;
+                    Ok(Some(value_bytes(src, v)?))
+                }
+                Err(_) => Ok(None),
+            };
+        }
+        let i = branch::search(p, key).map_err(|m| src.corrupt(id, m.0))?;
+        id = branch::child(p, i);
+        level -= 1;
+    }
+}
+
+/// Forward iterator over a tree from a start key.
+pub struct Cursor<'a, S: PageSource + ?Sized> {
+    src: &'a S,
+    /// (page id, index) per level, root first; the last entry is the leaf.
+    stack: Vec<(u64, usize)>,
+    root: TreeRoot,
+    done: bool,
+}
+
+impl<'a, S: PageSource + ?Sized> Cursor<'a, S> {
+    /// A cursor positioned at the first key `>= start`.
+    pub fn seek(src: &'a S, root: TreeRoot, start: &[u8]) -> Result<Self> {
+        let mut c = Cursor {
+            src,
+            stack: Vec::with_capacity(root.level as usize + 1),
+            root,
+            done: root.is_empty(),
+        };
+        if c.done {
+            return Ok(c);
+        }
+        if root.level as usize >= MAX_DEPTH {
+            return Err(src.corrupt(root.page, "tree deeper than the limit"));
+        }
+        let mut id = root.page;
+        let mut level = root.level;
+        loop {
+            let p = node(src, id, level)?;
+            if level == 0 {
+                let i = match leaf::search(p, start).map_err(|m| src.corrupt(id, m.0))? {
+                    Ok(i) | Err(i) => i,
+                };
+                c.stack.push((id, i));
+                break;
+            }
+            let i = branch::search(p, start).map_err(|m| src.corrupt(id, m.0))?;
+            c.stack.push((id, i));
+            id = branch::child(p, i);
+            level -= 1;
+        }
+        Ok(c)
+    }
+
+    /// Moves to the next leaf when the current one is exhausted. Returns false at the end.
+    fn advance_leaf(&mut self) -> Result<bool> {
+        // Pop exhausted levels.
+        loop {
+            self.stack.pop();
+            let Some(&(id, i)) = self.stack.last() else {
+                return Ok(false);
+            };
+            let level = self.root.level - (self.stack.len() as u8 - 1);
+            let p = node(self.src, id, level)?;
+            if i < branch::count(p) {
+                self.stack.last_mut().expect("non-empty").1 += 1;
+                break;
+            }
+        }
+        // Descend to the leftmost leaf under the new position.
+        loop {
+            let depth = self.stack.len();
+            let level = self.root.level - (depth as u8 - 1);
+            if level == 0 {
+                return Ok(true);
+            }
+            let (id, i) = *self
+                .stack
+                .last()
+                .expect("stack is non-empty while descending");
+            let p = node(self.src, id, level)?;
+            self.stack.push((branch::child(p, i), 0));
+        }
+    }
+
+    /// Next entry, or `None` at the end.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            let &(id, i) = self.stack.last().expect("cursor stack holds the leaf");
+            let p = node(self.src, id, 0)?;
+            if i < leaf::count(p) {
+                let (k, v) = leaf::entry(p, i).map_err(|m| self.src.corrupt(id, m.0))?;
+                let v = value_bytes(self.src, v)?;
+                self.stack.last_mut().expect("non-empty").1 += 1;
+                return Ok(Some((k, v)));
+            }
+            if !self.advance_leaf()? {
+                self.done = true;
+                return Ok(None);
+            }
+        }
+    }
+}

@@ -1,0 +1,667 @@
+//! Copy-on-write edits of a B+tree inside a write transaction.
+//!
+//! A page touched by a transaction is copied into a dirty buffer with a
+//! temporary id (`TEMP_BIT | index`); its parent is made dirty too and now
+//! points at the temporary id, so later edits in the same transaction find
+//! the dirty copy directly. Real page numbers are chosen only at commit,
+//! when the number of dirty pages is known and they can be placed together.
+
+use super::{branch, leaf, node, value_bytes, Malformed, PageSource, TreeRoot, MAX_DEPTH};
+use crate::error::Result;
+use crate::page::{self, put_u64, HEADER_LEN};
+use branch::BranchBuf;
+use leaf::ValueRef;
+
+/// Marks a temporary (dirty) page id.
+pub const TEMP_BIT: u64 = 1 << 63;
+/// Marks a temporary run id (together with `TEMP_BIT`).
+pub const RUN_BIT: u64 = 1 << 62;
+
+/// True for ids of pages or runs created by the running transaction.
+#[inline]
+pub fn is_temp(id: u64) -> bool {
+    id & TEMP_BIT != 0
+}
+
+/// Pages and runs written by one transaction, plus the pages it freed.
+pub struct Dirty {
+    page_size: usize,
+    version: u64,
+    /// Dirty pages by temporary index; `None` once dropped again.
+    pub(crate) pages: Vec<Option<Box<[u8]>>>,
+    /// Dirty runs (payload only) by temporary index.
+    pub(crate) runs: Vec<Option<(page::RunKind, Box<[u8]>)>>,
+    /// Committed pages this transaction no longer references.
+    pub(crate) freed: Vec<u64>,
+}
+
+impl Dirty {
+    /// An empty set of changes for the transaction writing `version`.
+    pub fn new(page_size: usize, version: u64) -> Dirty {
+        Dirty {
+            page_size,
+            version,
+            pages: Vec::new(),
+            runs: Vec::new(),
+            freed: Vec::new(),
+        }
+    }
+
+    /// Version the transaction writes.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Page size.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Number of live dirty pages and runs.
+    pub fn live_counts(&self) -> (usize, usize) {
+        (
+            self.pages.iter().flatten().count(),
+            self.runs.iter().flatten().count(),
+        )
+    }
+
+    /// A dirty page by temporary id.
+    pub fn page(&self, id: u64) -> Option<&[u8]> {
+        debug_assert!(is_temp(id) && id & RUN_BIT == 0);
+        self.pages
+            .get((id & !TEMP_BIT) as usize)
+            .and_then(|p| p.as_deref())
+    }
+
+    /// A dirty run's payload by temporary id.
+    pub fn run(&self, id: u64) -> Option<&[u8]> {
+        debug_assert!(is_temp(id) && id & RUN_BIT != 0);
+        self.runs
+            .get((id & !(TEMP_BIT | RUN_BIT)) as usize)
+            .and_then(|r| r.as_ref())
+            .map(|(_, b)| &b[..])
+    }
+
+    fn page_mut(&mut self, id: u64) -> &mut [u8] {
+        // Invariant: temp ids handed out by this struct index live pages until dropped,
+        // and dropped ids are never referenced again.
+        self.pages[(id & !TEMP_BIT) as usize]
+            .as_deref_mut()
+            .expect("live dirty page")
+    }
+
+    fn new_page(&mut self) -> u64 {
+        self.pages
+            .push(Some(vec![0u8; self.page_size].into_boxed_slice()));
+        TEMP_BIT | (self.pages.len() as u64 - 1)
+    }
+
+    /// Stores a payload as a new run; returns its temporary id.
+    pub fn new_run(&mut self, kind: page::RunKind, payload: &[u8]) -> u64 {
+        self.runs.push(Some((kind, payload.into())));
+        TEMP_BIT | RUN_BIT | (self.runs.len() as u64 - 1)
+    }
+
+    /// Forgets a page: dropped if dirty, recorded as freed if committed.
+    fn free_page(&mut self, id: u64) {
+        if is_temp(id) {
+            self.pages[(id & !TEMP_BIT) as usize] = None;
+        } else {
+            self.freed.push(id);
+        }
+    }
+
+    /// Forgets a value run of `len` bytes.
+    fn free_run(&mut self, id: u64, len: u32) {
+        if is_temp(id) {
+            self.runs[(id & !(TEMP_BIT | RUN_BIT)) as usize] = None;
+        } else {
+            let n = page::pages_for_run(len as usize, self.page_size);
+            self.freed.extend(id..id + n);
+        }
+    }
+}
+
+/// Reads through a transaction: dirty pages first, then the committed base.
+pub struct TxnPages<'a, S: PageSource + ?Sized> {
+    /// Committed pages.
+    pub base: &'a S,
+    /// The transaction's pages.
+    pub dirty: &'a Dirty,
+}
+
+impl<S: PageSource + ?Sized> PageSource for TxnPages<'_, S> {
+    fn page(&self, id: u64) -> Result<&[u8]> {
+        if is_temp(id) {
+            if id & RUN_BIT != 0 {
+                return Err(self.corrupt(id, "run id used as a page"));
+            }
+            return self
+                .dirty
+                .page(id)
+                .ok_or_else(|| self.corrupt(id, "dangling dirty page id"));
+        }
+        self.base.page(id)
+    }
+
+    fn run_payload(&self, id: u64) -> Result<&[u8]> {
+        if is_temp(id) {
+            return self
+                .dirty
+                .run(id)
+                .ok_or_else(|| self.corrupt(id, "dangling dirty run id"));
+        }
+        self.base.run_payload(id)
+    }
+
+    fn corrupt(&self, id: u64, reason: &str) -> crate::Error {
+        self.base.corrupt(id, reason)
+    }
+}
+
+/// What an edit did to the key's previous entry.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// The key existed before the edit.
+    pub existed: bool,
+    /// Its old value, when the caller asked for it.
+    pub value: Option<Vec<u8>>,
+}
+
+/// An owned copy of a new value (inline bytes or a temporary run id).
+#[derive(Clone, Copy)]
+pub enum NewValue<'v> {
+    /// Inline in the leaf.
+    Inline(&'v [u8]),
+    /// In a dirty run.
+    Run {
+        /// Temporary run id.
+        id: u64,
+        /// Value length.
+        len: u32,
+    },
+}
+
+impl<'v> NewValue<'v> {
+    fn as_ref(&self) -> ValueRef<'v> {
+        match *self {
+            NewValue::Inline(b) => ValueRef::Inline(b),
+            NewValue::Run { id, len } => ValueRef::Run { page: id, len },
+        }
+    }
+}
+
+/// Mutable access to one tree during a transaction.
+pub struct TreeWriter<'a, S: PageSource + ?Sized> {
+    /// Committed pages.
+    pub base: &'a S,
+    /// The transaction's pages.
+    pub dirty: &'a mut Dirty,
+}
+
+enum Ins {
+    Same(u64),
+    Split { left: u64, sep: Vec<u8>, right: u64 },
+}
+
+enum Del {
+    Missing,
+    Changed(u64),
+    Emptied,
+}
+
+/// A value captured before the page holding it changes.
+enum OldValue {
+    Inline(Vec<u8>),
+    Run(u64, u32),
+}
+
+impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
+    fn corrupt(&self, id: u64, m: Malformed) -> crate::Error {
+        self.base.corrupt(id, m.0)
+    }
+
+    /// Reads a node of this tree, dirty or committed.
+    fn read(&self, id: u64, level: u8) -> Result<&[u8]> {
+        if is_temp(id) {
+            return self
+                .dirty
+                .page(id)
+                .ok_or_else(|| self.base.corrupt(id, "dangling dirty page id"));
+        }
+        node(self.base, id, level)
+    }
+
+    fn view(&self) -> TxnPages<'_, S> {
+        TxnPages {
+            base: self.base,
+            dirty: self.dirty,
+        }
+    }
+
+    /// Returns a dirty copy of node `id` (copying it if it is committed).
+    fn make_dirty(&mut self, id: u64, level: u8) -> Result<u64> {
+        if is_temp(id) {
+            return Ok(id);
+        }
+        let src = node(self.base, id, level)?;
+        let new = self.dirty.new_page();
+        let version = self.dirty.version;
+        let buf = self.dirty.page_mut(new);
+        buf.copy_from_slice(src);
+        put_u64(buf, 16, version);
+        self.dirty.freed.push(id);
+        Ok(new)
+    }
+
+    fn capture(&self, v: ValueRef<'_>, want: bool) -> (Option<OldValue>, Option<(u64, u32)>) {
+        match v {
+            ValueRef::Inline(b) => (want.then(|| OldValue::Inline(b.to_vec())), None),
+            ValueRef::Run { page, len } => {
+                (want.then_some(OldValue::Run(page, len)), Some((page, len)))
+            }
+        }
+    }
+
+    fn resolve(&self, old: Option<OldValue>) -> Result<Option<Vec<u8>>> {
+        Ok(match old {
+            None => None,
+            Some(OldValue::Inline(v)) => Some(v),
+            Some(OldValue::Run(page, len)) => {
+                Some(value_bytes(&self.view(), ValueRef::Run { page, len })?.to_vec())
+            }
+        })
+    }
+
+    /// Inserts or replaces `key`.
+    pub fn insert(
+        &mut self,
+        root: &mut TreeRoot,
+        key: &[u8],
+        value: NewValue<'_>,
+        want_old: bool,
+    ) -> Result<Previous> {
+        let mut prev = Previous::default();
+        if root.is_empty() {
+            let id = self.dirty.new_page();
+            let version = self.dirty.version;
+            let buf = self.dirty.page_mut(id);
+            leaf::init(buf, version);
+            let ok = leaf::insert(buf, 0, key, value.as_ref());
+            debug_assert!(ok, "one entry always fits an empty leaf");
+            *root = TreeRoot {
+                page: id,
+                level: 0,
+                entries: 1,
+            };
+            return Ok(prev);
+        }
+        if root.level as usize >= MAX_DEPTH {
+            return Err(self.base.corrupt(root.page, "tree deeper than the limit"));
+        }
+        let mut old = None;
+        let mut run_to_free = None;
+        let res = self.insert_rec(
+            root.page,
+            root.level,
+            key,
+            value,
+            want_old,
+            &mut prev,
+            &mut old,
+            &mut run_to_free,
+        )?;
+        prev.value = self.resolve(old)?;
+        if let Some((page, len)) = run_to_free {
+            self.dirty.free_run(page, len);
+        }
+        match res {
+            Ins::Same(id) => root.page = id,
+            Ins::Split { left, sep, right } => {
+                let id = self.dirty.new_page();
+                let version = self.dirty.version;
+                let b = BranchBuf {
+                    level: root.level + 1,
+                    seps: vec![sep],
+                    children: vec![left, right],
+                };
+                b.encode(self.dirty.page_mut(id), version);
+                root.page = id;
+                root.level += 1;
+            }
+        }
+        if !prev.existed {
+            root.entries += 1;
+        }
+        Ok(prev)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_rec(
+        &mut self,
+        id: u64,
+        level: u8,
+        key: &[u8],
+        value: NewValue<'_>,
+        want_old: bool,
+        prev: &mut Previous,
+        old: &mut Option<OldValue>,
+        run_to_free: &mut Option<(u64, u32)>,
+    ) -> Result<Ins> {
+        if level == 0 {
+            let id = self.make_dirty(id, 0)?;
+            let found = leaf::search(self.dirty.page(id).expect("dirty"), key)
+                .map_err(|m| self.corrupt(id, m))?;
+            let pos = match found {
+                Ok(i) => {
+                    let page = self.dirty.page(id).expect("dirty");
+                    let (_, v) = leaf::entry(page, i).map_err(|m| self.corrupt(id, m))?;
+                    let (o, r) = self.capture(v, want_old);
+                    *old = o;
+                    *run_to_free = r;
+                    prev.existed = true;
+                    leaf::remove(self.dirty.page_mut(id), i);
+                    i
+                }
+                Err(i) => i,
+            };
+            if leaf::insert(self.dirty.page_mut(id), pos, key, value.as_ref()) {
+                return Ok(Ins::Same(id));
+            }
+            return Ok(self.split_leaf(id, pos, key, value));
+        }
+        let p = self.read(id, level)?;
+        let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
+        let child = branch::child(p, i);
+        match self.insert_rec(
+            child,
+            level - 1,
+            key,
+            value,
+            want_old,
+            prev,
+            old,
+            run_to_free,
+        )? {
+            Ins::Same(c) if c == child => Ok(Ins::Same(id)),
+            Ins::Same(c) => {
+                let id = self.make_dirty(id, level)?;
+                branch::set_child(self.dirty.page_mut(id), i, c);
+                Ok(Ins::Same(id))
+            }
+            Ins::Split { left, sep, right } => {
+                let id = self.make_dirty(id, level)?;
+                let mut b = BranchBuf::decode(self.dirty.page(id).expect("dirty"))
+                    .map_err(|m| self.corrupt(id, m))?;
+                b.children[i] = left;
+                b.seps.insert(i, sep);
+                b.children.insert(i + 1, right);
+                Ok(self.store_branch(id, b))
+            }
+        }
+    }
+
+    /// Writes a changed branch back, splitting it when it no longer fits.
+    fn store_branch(&mut self, id: u64, b: BranchBuf) -> Ins {
+        let ps = self.dirty.page_size;
+        let version = self.dirty.version;
+        if b.encoded_size() <= ps {
+            b.encode(self.dirty.page_mut(id), version);
+            return Ins::Same(id);
+        }
+        // Split by bytes so that long separators cannot overload one half.
+        let total: usize = b.seps.iter().map(|s| s.len() + 20).sum();
+        let mut acc = 0;
+        let mut m = 0;
+        while m < b.seps.len() - 1 && acc + b.seps[m].len() + 20 <= total / 2 {
+            acc += b.seps[m].len() + 20;
+            m += 1;
+        }
+        let m = m.max(1).min(b.seps.len() - 1);
+        let left = BranchBuf {
+            level: b.level,
+            seps: b.seps[..m].to_vec(),
+            children: b.children[..=m].to_vec(),
+        };
+        let right = BranchBuf {
+            level: b.level,
+            seps: b.seps[m + 1..].to_vec(),
+            children: b.children[m + 1..].to_vec(),
+        };
+        debug_assert!(left.encoded_size() <= ps && right.encoded_size() <= ps);
+        left.encode(self.dirty.page_mut(id), version);
+        let rid = self.dirty.new_page();
+        right.encode(self.dirty.page_mut(rid), version);
+        Ins::Split {
+            left: id,
+            sep: b.seps[m].clone(),
+            right: rid,
+        }
+    }
+
+    fn split_leaf(&mut self, id: u64, pos: usize, key: &[u8], value: NewValue<'_>) -> Ins {
+        let version = self.dirty.version;
+        let copy = self.dirty.page(id).expect("dirty").to_vec();
+        let n = leaf::count(&copy);
+        let mut entries: Vec<(&[u8], ValueRef<'_>)> = Vec::with_capacity(n + 1);
+        for i in 0..n {
+            // Invariant: the page was checked when it was made dirty and edited only by this module.
+            entries.push(leaf::entry(&copy, i).expect("dirty leaf entries decode"));
+        }
+        entries.insert(pos, (key, value.as_ref()));
+        // Appending at the end of a leaf keeps the old entries together: sequential
+        // loads (the change log, sorted imports) then fill pages completely.
+        let m = if pos == n {
+            n
+        } else {
+            let sizes: Vec<usize> = entries
+                .iter()
+                .map(|(k, v)| leaf::entry_size(k.len(), v))
+                .collect();
+            let total: usize = sizes.iter().sum();
+            let mut acc = 0;
+            let mut m = 0;
+            while m < entries.len() - 1 && acc + sizes[m] <= total / 2 {
+                acc += sizes[m];
+                m += 1;
+            }
+            m.max(1)
+        };
+        let sep = branch::shortest_separator(entries[m - 1].0, entries[m].0);
+        leaf::build(
+            self.dirty.page_mut(id),
+            version,
+            entries[..m].iter().copied(),
+        );
+        let rid = self.dirty.new_page();
+        leaf::build(
+            self.dirty.page_mut(rid),
+            version,
+            entries[m..].iter().copied(),
+        );
+        Ins::Split {
+            left: id,
+            sep,
+            right: rid,
+        }
+    }
+
+    /// Deletes `key`; returns whether it existed (and its value when asked).
+    pub fn delete(&mut self, root: &mut TreeRoot, key: &[u8], want_old: bool) -> Result<Previous> {
+        let mut prev = Previous::default();
+        if root.is_empty() {
+            return Ok(prev);
+        }
+        if root.level as usize >= MAX_DEPTH {
+            return Err(self.base.corrupt(root.page, "tree deeper than the limit"));
+        }
+        let mut old = None;
+        let mut run_to_free = None;
+        let res = self.delete_rec(
+            root.page,
+            root.level,
+            key,
+            want_old,
+            &mut old,
+            &mut run_to_free,
+        )?;
+        prev.value = self.resolve(old)?;
+        if let Some((page, len)) = run_to_free {
+            self.dirty.free_run(page, len);
+        }
+        let remaining = root.entries.saturating_sub(1);
+        match res {
+            Del::Missing => return Ok(prev),
+            Del::Emptied => {
+                debug_assert_eq!(remaining, 0, "an emptied tree held one entry");
+                *root = TreeRoot::default();
+            }
+            Del::Changed(id) => {
+                root.page = id;
+                // Collapse roots with a single child.
+                while root.level > 0 {
+                    let p = self.read(root.page, root.level)?;
+                    if branch::count(p) > 0 {
+                        break;
+                    }
+                    let only = branch::child(p, 0);
+                    self.dirty.free_page(root.page);
+                    root.page = only;
+                    root.level -= 1;
+                }
+            }
+        }
+        prev.existed = true;
+        root.entries = if root.is_empty() { 0 } else { remaining };
+        Ok(prev)
+    }
+
+    fn delete_rec(
+        &mut self,
+        id: u64,
+        level: u8,
+        key: &[u8],
+        want_old: bool,
+        old: &mut Option<OldValue>,
+        run_to_free: &mut Option<(u64, u32)>,
+    ) -> Result<Del> {
+        if level == 0 {
+            let p = self.read(id, 0)?;
+            let Ok(i) = leaf::search(p, key).map_err(|m| self.corrupt(id, m))? else {
+                return Ok(Del::Missing);
+            };
+            let (_, v) = leaf::entry(p, i).map_err(|m| self.corrupt(id, m))?;
+            let (o, r) = self.capture(v, want_old);
+            *old = o;
+            *run_to_free = r;
+            if leaf::count(p) == 1 {
+                self.dirty.free_page(id);
+                return Ok(Del::Emptied);
+            }
+            let id = self.make_dirty(id, 0)?;
+            leaf::remove(self.dirty.page_mut(id), i);
+            return Ok(Del::Changed(id));
+        }
+        let p = self.read(id, level)?;
+        let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
+        let child = branch::child(p, i);
+        let res = self.delete_rec(child, level - 1, key, want_old, old, run_to_free)?;
+        if let Del::Missing = res {
+            return Ok(Del::Missing);
+        }
+        let id = self.make_dirty(id, level)?;
+        let mut b = BranchBuf::decode(self.dirty.page(id).expect("dirty"))
+            .map_err(|m| self.corrupt(id, m))?;
+        match res {
+            Del::Missing => unreachable!("handled above"),
+            Del::Emptied => {
+                b.children.remove(i);
+                if !b.seps.is_empty() {
+                    b.seps.remove(i.saturating_sub(1));
+                }
+                if b.children.is_empty() {
+                    self.dirty.free_page(id);
+                    return Ok(Del::Emptied);
+                }
+            }
+            Del::Changed(c) => {
+                b.children[i] = c;
+                if self.underfull(c, level - 1) && b.children.len() > 1 {
+                    let j = if i + 1 < b.children.len() { i } else { i - 1 };
+                    self.try_merge(&mut b, j, level - 1)?;
+                }
+            }
+        }
+        let ps = self.dirty.page_size;
+        let version = self.dirty.version;
+        debug_assert!(
+            b.encoded_size() <= ps,
+            "removing entries never grows a branch past a page"
+        );
+        b.encode(self.dirty.page_mut(id), version);
+        Ok(Del::Changed(id))
+    }
+
+    fn underfull(&self, id: u64, level: u8) -> bool {
+        let quarter = (self.dirty.page_size - HEADER_LEN) / 4;
+        let p = self.dirty.page(id).expect("changed child is dirty");
+        if level == 0 {
+            leaf::used_space(p) < quarter
+        } else {
+            BranchBuf::decode(p)
+                .map(|b| b.encoded_size() - HEADER_LEN < quarter)
+                .unwrap_or(false)
+        }
+    }
+
+    /// Merges children `j` and `j + 1` of `b` when they fit in one page.
+    fn try_merge(&mut self, b: &mut BranchBuf, j: usize, child_level: u8) -> Result<()> {
+        let ps = self.dirty.page_size;
+        let version = self.dirty.version;
+        let (l, r) = (b.children[j], b.children[j + 1]);
+        let lp = self.read(l, child_level)?;
+        let rp = self.read(r, child_level)?;
+        if child_level == 0 {
+            if leaf::used_space(lp) + leaf::used_space(rp) > ps - HEADER_LEN {
+                return Ok(());
+            }
+            let mut merged = vec![0u8; ps];
+            {
+                let mut entries = Vec::with_capacity(leaf::count(lp) + leaf::count(rp));
+                for (p, pid) in [(lp, l), (rp, r)] {
+                    for i in 0..leaf::count(p) {
+                        entries.push(leaf::entry(p, i).map_err(|m| self.corrupt(pid, m))?);
+                    }
+                }
+                leaf::build(&mut merged, version, entries.into_iter());
+            }
+            let l = self.make_dirty(l, 0)?;
+            self.dirty.page_mut(l).copy_from_slice(&merged);
+            self.dirty.free_page(r);
+            b.children[j] = l;
+        } else {
+            let lb = BranchBuf::decode(lp).map_err(|m| self.corrupt(l, m))?;
+            let rb = BranchBuf::decode(rp).map_err(|m| self.corrupt(r, m))?;
+            let mut seps = lb.seps;
+            seps.push(b.seps[j].clone());
+            seps.extend(rb.seps);
+            let mut children = lb.children;
+            children.extend(rb.children);
+            let m = BranchBuf {
+                level: child_level,
+                seps,
+                children,
+            };
+            if m.encoded_size() > ps {
+                return Ok(());
+            }
+            let l = self.make_dirty(l, child_level)?;
+            m.encode(self.dirty.page_mut(l), version);
+            self.dirty.free_page(r);
+            b.children[j] = l;
+        }
+        b.children.remove(j + 1);
+        b.seps.remove(j);
+        Ok(())
+    }
+}

@@ -1,0 +1,347 @@
+//! Read views. A snapshot pins the newest committed tree state at the moment
+//! it opened (so none of its pages can be reused while it lives) and reads a
+//! chosen retained version through it: the newest directly, older versions
+//! through the change history (see `history`). No lock is taken by reads.
+
+use crate::btree::{self, Cursor, PageSource, TreeRoot};
+use crate::db::{Committed, Db, Inner};
+use crate::error::{Error, Result};
+use crate::history::{self, VersionRecord};
+use crate::page::{self, PageKind};
+use crate::tables::{self, Table};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A consistent read view of one version.
+pub struct Snapshot {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) state: Arc<Committed>,
+    version: Option<u64>,
+    slot: usize,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.inner.readers.unpin(self.slot);
+    }
+}
+
+impl Db {
+    /// A snapshot of `version` (the latest when `None`).
+    pub fn snapshot(&self, version: Option<u64>) -> Result<Snapshot> {
+        Snapshot::open(&self.inner, version)
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn open(inner: &Arc<Inner>, version: Option<u64>) -> Result<Snapshot> {
+        let (slot, pinned) = inner
+            .readers
+            .pin(|| inner.latest.load(Ordering::SeqCst))
+            .ok_or_else(|| {
+                Error::Limit(format!(
+                    "{} snapshots are open",
+                    crate::readers::MAX_READERS
+                ))
+            })?;
+        // `committed` is published before `latest`, so it holds the pinned
+        // state or a newer one. A newer one is just as safe: the pin is older,
+        // and pages of newer states are freed only by even newer commits.
+        let state = inner.committed.load_full();
+        debug_assert!(state.count >= pinned);
+        let mut snap = Snapshot {
+            inner: inner.clone(),
+            state,
+            version: None,
+            slot,
+        };
+        let latest = snap.state.latest();
+        let v = match (version, latest) {
+            (None, l) => l,
+            (Some(v), Some(l)) if v <= l && v >= snap.state.oldest => Some(v),
+            (Some(v), _) => {
+                return Err(Error::VersionNotRetained {
+                    requested: v,
+                    retained: match latest {
+                        Some(l) => format!("{}..={l}", snap.state.oldest),
+                        None => "none, the database is empty".into(),
+                    },
+                })
+            }
+        };
+        inner.readers.set_requested(slot, v.unwrap_or(0));
+        inner.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
+        snap.version = v;
+        Ok(snap)
+    }
+
+    /// The version this snapshot reads (`None` for an empty database).
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// The newest version when the snapshot opened.
+    pub fn latest_version(&self) -> Option<u64> {
+        self.state.latest()
+    }
+
+    /// True when reading the newest version (no history lookups).
+    fn is_latest(&self) -> bool {
+        self.version == self.state.latest()
+    }
+
+    pub(crate) fn root(&self, table: Table) -> TreeRoot {
+        self.state.tables[table.index()]
+    }
+
+    /// Entries in `table` at the newest version (exact), as of this snapshot.
+    pub fn latest_entries(&self, table: Table) -> u64 {
+        self.root(table).entries
+    }
+
+    /// The record of a retained version.
+    pub fn version_record(&self, version: u64) -> Result<Option<VersionRecord>> {
+        let k = history::version_key(version);
+        match btree::get(self, &self.root(tables::VERSIONS), &k)? {
+            None => Ok(None),
+            Some(b) => VersionRecord::decode(b).map(Some).ok_or_else(|| {
+                self.corrupt(self.root(tables::VERSIONS).page, "short version record")
+            }),
+        }
+    }
+
+    /// State root of the snapshot's version (zero for an empty database).
+    pub fn state_root(&self) -> Result<[u8; 32]> {
+        if self.is_latest() {
+            return Ok(self.state.state_root);
+        }
+        let v = self
+            .version
+            .expect("older versions exist only when a version exists");
+        Ok(self
+            .version_record(v)?
+            .map(|r| r.state_root)
+            .unwrap_or_default())
+    }
+
+    /// Point read of `key` in `table` at the snapshot's version.
+    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        self.inner.metrics.reads.add(1);
+        if !self.is_latest() && table.versioned() {
+            if let Some(old) = self.changed_after(table, key)? {
+                return Ok(old);
+            }
+        }
+        btree::get(self, &self.root(table), key)
+    }
+
+    /// The old value recorded by the first commit after this version that
+    /// changed `key`, if any did.
+    fn changed_after(&self, table: Table, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
+        let (Some(v), Some(l)) = (self.version, self.state.latest()) else {
+            return Ok(None);
+        };
+        let changes = self.root(tables::CHANGES);
+        for u in v + 1..=l {
+            let ck = history::change_key(u, table, key);
+            if let Some(rec) = btree::get(self, &changes, &ck)? {
+                let old = history::decode_old(rec)
+                    .ok_or_else(|| self.corrupt(changes.page, "malformed change record"))?;
+                return Ok(Some(old));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Iterates `table` from the first key `>= start`, in key order.
+    pub fn range(&self, table: Table, start: &[u8]) -> Result<Range<'_>> {
+        self.inner.metrics.reads.add(1);
+        let main = Cursor::seek(self, self.root(table), start)?;
+        if self.is_latest() || !table.versioned() {
+            return Ok(Range {
+                snap: self,
+                main,
+                main_head: None,
+                overlays: Vec::new(),
+            });
+        }
+        let (v, l) = (
+            self.version.expect("older version"),
+            self.state.latest().expect("newer version"),
+        );
+        let mut overlays = Vec::with_capacity((l - v) as usize);
+        for u in v + 1..=l {
+            let c = Cursor::seek(
+                self,
+                self.root(tables::CHANGES),
+                &history::change_key(u, table, start),
+            )?;
+            overlays.push(Overlay {
+                cursor: c,
+                prefix: history::change_key(u, table, &[]),
+                head: None,
+            });
+        }
+        Ok(Range {
+            snap: self,
+            main,
+            main_head: None,
+            overlays,
+        })
+    }
+}
+
+impl PageSource for Snapshot {
+    #[inline]
+    fn page(&self, id: u64) -> Result<&[u8]> {
+        if id < self.inner.first_page || id >= self.state.page_count {
+            return Err(self.corrupt(id, "page number outside the file"));
+        }
+        let map = &self.state.map;
+        let p = map
+            .pages(id, 1)
+            .ok_or_else(|| self.corrupt(id, "page outside the mapping"))?;
+        if !map.is_verified(id) {
+            if !page::verify_checksum(p, self.inner.salt, id) {
+                return Err(self.corrupt(id, "checksum mismatch"));
+            }
+            map.set_verified(id, 1);
+            self.inner.metrics.pages_verified.add(1);
+        }
+        Ok(p)
+    }
+
+    fn run_payload(&self, id: u64) -> Result<&[u8]> {
+        if id < self.inner.first_page || id >= self.state.page_count {
+            return Err(self.corrupt(id, "run starts outside the file"));
+        }
+        let map = &self.state.map;
+        let first = map
+            .pages(id, 1)
+            .ok_or_else(|| self.corrupt(id, "page outside the mapping"))?;
+        let n = page::run_pages(first) as u64;
+        if n == 0 || id + n > self.state.page_count {
+            return Err(self.corrupt(id, "run extends past the file"));
+        }
+        let bytes = map
+            .pages(id, n)
+            .ok_or_else(|| self.corrupt(id, "run outside the mapping"))?;
+        if !map.is_verified(id) {
+            if !page::verify_checksum(bytes, self.inner.salt, id) {
+                return Err(self.corrupt(id, "checksum mismatch"));
+            }
+            map.set_verified(id, n);
+            self.inner.metrics.pages_verified.add(n);
+        }
+        if page::kind(bytes) != Some(PageKind::Run) {
+            return Err(self.corrupt(id, "value points to a page that is not a run"));
+        }
+        let len = page::get_u64(bytes, page::RUN_LEN_OFFSET) as usize;
+        bytes
+            .get(page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET.saturating_add(len))
+            .ok_or_else(|| self.corrupt(id, "run payload longer than the run"))
+    }
+
+    fn corrupt(&self, id: u64, reason: &str) -> Error {
+        Error::Corrupt {
+            path: self.inner.path.clone(),
+            page: id,
+            reason: reason.into(),
+        }
+    }
+}
+
+struct Overlay<'a> {
+    cursor: Cursor<'a, Snapshot>,
+    prefix: Vec<u8>,
+    head: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> Overlay<'a> {
+    /// Moves to the next change record of this version and table.
+    fn fill(&mut self) -> Result<()> {
+        if self.head.is_none() {
+            if let Some((k, v)) = self.cursor.next()? {
+                if k.starts_with(&self.prefix) {
+                    self.head = Some((&k[self.prefix.len()..], v));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over a table at a snapshot's version: the tree merged with the
+/// change records of the versions after it.
+pub struct Range<'a> {
+    snap: &'a Snapshot,
+    main: Cursor<'a, Snapshot>,
+    main_head: Option<(&'a [u8], &'a [u8])>,
+    /// One per newer version, oldest first: the first with a key wins.
+    overlays: Vec<Overlay<'a>>,
+}
+
+impl<'a> Range<'a> {
+    fn fill(&mut self) -> Result<()> {
+        if self.main_head.is_none() {
+            self.main_head = self.main.next()?;
+        }
+        for o in &mut self.overlays {
+            o.fill()?;
+        }
+        Ok(())
+    }
+
+    /// Next (key, value), or `None` at the end.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
+        if self.overlays.is_empty() {
+            return self.main.next();
+        }
+        loop {
+            self.fill()?;
+            let mut min: Option<&'a [u8]> = self.main_head.map(|(k, _)| k);
+            for o in &self.overlays {
+                if let Some((k, _)) = o.head {
+                    if min.is_none_or(|m| k < m) {
+                        min = Some(k);
+                    }
+                }
+            }
+            let Some(key) = min else { return Ok(None) };
+            // The oldest overlay holding the key has the value at our version.
+            let mut from_overlay: Option<Option<&'a [u8]>> = None;
+            for o in &mut self.overlays {
+                if let Some((k, v)) = o.head {
+                    if k == key {
+                        if from_overlay.is_none() {
+                            let changes = self.snap.root(tables::CHANGES).page;
+                            let old = history::decode_old(v).ok_or_else(|| {
+                                self.snap.corrupt(changes, "malformed change record")
+                            })?;
+                            from_overlay = Some(old);
+                        }
+                        o.head = None;
+                    }
+                }
+            }
+            let main_value = match self.main_head {
+                Some((k, v)) if k == key => {
+                    self.main_head = None;
+                    Some(v)
+                }
+                _ => None,
+            };
+            match from_overlay {
+                Some(Some(v)) => return Ok(Some((key, v))),
+                Some(None) => continue,
+                None => {
+                    return Ok(Some((
+                        key,
+                        main_value.expect("the minimum came from the tree"),
+                    )))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Every persistent write of the engine goes through [`Storage`]: positioned
+//! writes, data sync, full sync, length changes and directory sync. Reads go
+//! through the memory map instead (except meta pages at open, read with
+//! `read_at` so a short or damaged file cannot fault the process).
+//!
+//! Backends: [`uring::UringStorage`] batches a commit's writes into one
+//! io_uring submission; [`pwrite::PwriteStorage`] is the portable fallback;
+//! [`fault::FaultStorage`] wraps either to inject errors and build crash images.
+
+pub mod fault;
+pub mod pwrite;
+pub mod uring;
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+/// One positioned write.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteOp<'a> {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Bytes to write there.
+    pub data: &'a [u8],
+}
+
+/// The persistence interface of the data file.
+pub trait Storage: Send + Sync {
+    /// Short name of the backend, for stats.
+    fn name(&self) -> &'static str;
+    /// The data file (the memory map is made from it).
+    fn file(&self) -> &File;
+    /// Path of the data file, for error messages.
+    fn path(&self) -> &Path;
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all ops completely (in any order), or fails.
+    fn write_all(&self, ops: &[WriteOp<'_>]) -> io::Result<()>;
+    /// fdatasync.
+    fn sync_data(&self) -> io::Result<()>;
+    /// fsync (also persists the file length).
+    fn sync_all(&self) -> io::Result<()>;
+    /// Changes the file length (the engine only grows it).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Current file length.
+    fn len(&self) -> io::Result<u64>;
+    /// fsync of the directory holding the file (after create or rename).
+    fn sync_dir(&self) -> io::Result<()>;
+}
+
+/// Which backend to use for a database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring when the kernel offers it, else pwrite (detected at open).
+    #[default]
+    Auto,
+    /// Portable positioned writes.
+    Pwrite,
+    /// io_uring; opening fails if the kernel refuses it.
+    Uring,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Backend::Auto),
+            "pwrite" => Ok(Backend::Pwrite),
+            "uring" | "io_uring" => Ok(Backend::Uring),
+            _ => Err(format!("unknown I/O backend {s:?} (auto, pwrite, uring)")),
+        }
+    }
+}
+
+/// Opens the backend for a data file.
+pub fn open_backend(backend: Backend, file: File, path: &Path) -> io::Result<Box<dyn Storage>> {
+    match backend {
+        Backend::Pwrite => Ok(Box::new(pwrite::PwriteStorage::new(file, path))),
+        Backend::Uring => Ok(Box::new(uring::UringStorage::new(file, path)?)),
+        Backend::Auto => match uring::UringStorage::new(file.try_clone()?, path) {
+            Ok(u) => Ok(Box::new(u)),
+            Err(_) => Ok(Box::new(pwrite::PwriteStorage::new(file, path))),
+        },
+    }
+}
+
+pub(crate) fn sync_dir_of(path: &Path) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,665 @@
+//! Write transactions and the commit protocol.
+//!
+//! Commit order (docs/file-format.md, "Commit protocol"):
+//! 1. append the change records and the version record; prune history that
+//!    fell out of the retention window;
+//! 2. give every dirty page a page number (as few, as contiguous runs as the
+//!    free space allows) and patch references, seal checksums;
+//! 3. write the pages; at a durable point also the free list, then
+//!    `fsync` (if the file grew) or `fdatasync`, then the meta page into the
+//!    slot not holding the newest meta, then `fdatasync`;
+//! 4. publish the new version to readers.
+//! Any I/O failure poisons the handle: the page cache can no longer be
+//! trusted (a failed fsync may have dropped dirty pages), so only a reopen,
+//! which reads what is really on disk, may continue.
+
+use crate::alloc;
+use crate::btree::leaf::{self, ValueRef};
+use crate::btree::write::{is_temp, Dirty, NewValue, TreeWriter, RUN_BIT, TEMP_BIT};
+use crate::btree::{self, branch, Cursor, PageSource, TreeRoot};
+use crate::db::{Committed, Db, Durability, Inner, WriterState};
+use crate::error::{Error, Result};
+use crate::history::{self, VersionRecord};
+use crate::meta::{self, Meta, MAX_TABLES};
+use crate::mmap::Mapping;
+use crate::page::{self, PageKind, RunKind};
+use crate::snapshot::Snapshot;
+use crate::storage::WriteOp;
+use crate::tables::{self, Table};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest key accepted.
+pub const MAX_KEY_LEN: usize = 512;
+/// Largest value accepted.
+pub const MAX_VALUE_LEN: usize = 256 << 20;
+
+/// What a commit records about its version besides the data.
+#[derive(Clone, Debug, Default)]
+pub struct CommitInfo {
+    /// State root of the new version.
+    pub state_root: [u8; 32],
+    /// Caller-defined bytes stored with the version (block number, hash...).
+    pub extra: Vec<u8>,
+}
+
+/// The single write transaction of a database. Dropping it without
+/// `commit` discards every change (nothing reached the file).
+pub struct WriteTxn<'db> {
+    db: &'db Db,
+    w: MutexGuard<'db, WriterState>,
+    base: Snapshot,
+    dirty: Dirty,
+    tables: [TreeRoot; MAX_TABLES],
+    /// Old values of versioned keys, by `table ++ key`, captured at first change.
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Db {
+    /// Starts the write transaction for the next version. Waits for a
+    /// running write transaction of another thread to finish.
+    pub fn begin_write(&self) -> Result<WriteTxn<'_>> {
+        let mut w = self.inner.writer.lock().map_err(|_| Error::Poisoned {
+            cause: "a writer panicked".into(),
+        })?;
+        if let Some(cause) = &w.poisoned {
+            return Err(Error::Poisoned {
+                cause: cause.clone(),
+            });
+        }
+        // Reuse gate: pages freed by version f may be reused once every reader
+        // pins a newer state (count > f) and a meta of version >= f is durable.
+        let readers = self
+            .inner
+            .readers
+            .min_pinned()
+            .filter(|&c| c > 0)
+            .unwrap_or(u64::MAX);
+        if let Some(gate) = w.durable_count.min(readers).checked_sub(1) {
+            w.alloc.release(gate);
+        }
+        let base = Snapshot::open(&self.inner, None)?;
+        let tables = base.state.tables;
+        let version = base.state.count;
+        Ok(WriteTxn {
+            db: self,
+            w,
+            dirty: Dirty::new(self.inner.page_size, version),
+            base,
+            tables,
+            changes: BTreeMap::new(),
+        })
+    }
+
+    /// Makes every committed version durable now (async durability).
+    pub fn flush(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock().map_err(|_| Error::Poisoned {
+            cause: "a writer panicked".into(),
+        })?;
+        if let Some(cause) = &w.poisoned {
+            return Err(Error::Poisoned {
+                cause: cause.clone(),
+            });
+        }
+        let c = self.inner.committed.load_full();
+        if w.durable_count == c.count {
+            return Ok(());
+        }
+        let res = durable_point(&self.inner, &mut w, &c);
+        poison_on_error(&mut w, res)
+    }
+}
+
+fn check_table(t: Table) -> Result<()> {
+    match tables::info(t) {
+        Some(_) if t != tables::CHANGES && t != tables::VERSIONS => Ok(()),
+        _ => Err(Error::InvalidOption(format!(
+            "table id {} is not a user table",
+            t.0
+        ))),
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::TooLarge {
+            what: "key",
+            len: key.len(),
+            limit: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+impl<'db> WriteTxn<'db> {
+    /// The version this transaction will commit.
+    pub fn version(&self) -> u64 {
+        self.dirty.version()
+    }
+
+    /// The parent version (the newest committed one), as a snapshot.
+    pub fn parent(&self) -> &Snapshot {
+        &self.base
+    }
+
+    /// Entries currently in `table` (including this transaction's changes).
+    pub fn entries(&self, table: Table) -> u64 {
+        self.tables[table.index()].entries
+    }
+
+    fn writer(&mut self) -> TreeWriter<'_, Snapshot> {
+        TreeWriter {
+            base: &self.base,
+            dirty: &mut self.dirty,
+        }
+    }
+
+    fn put_raw(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::TooLarge {
+                what: "value",
+                len: value.len(),
+                limit: MAX_VALUE_LEN,
+            });
+        }
+        let ps = self.dirty.page_size();
+        let nv =
+            if leaf::entry_size(key.len(), &ValueRef::Inline(value)) <= leaf::max_entry_size(ps) {
+                NewValue::Inline(value)
+            } else {
+                NewValue::Run {
+                    id: self.dirty.new_run(RunKind::Value, value),
+                    len: value.len() as u32,
+                }
+            };
+        let mut root = self.tables[table.index()];
+        let ck = table.versioned().then(|| change_map_key(table, key));
+        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
+        let prev = self.writer().insert(&mut root, key, nv, want_old)?;
+        self.tables[table.index()] = root;
+        if want_old {
+            self.changes.insert(ck.expect("versioned"), prev.value);
+        }
+        Ok(())
+    }
+
+    fn delete_raw(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        let mut root = self.tables[table.index()];
+        let ck = table.versioned().then(|| change_map_key(table, key));
+        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
+        let prev = self.writer().delete(&mut root, key, want_old)?;
+        self.tables[table.index()] = root;
+        if want_old && prev.existed {
+            self.changes.insert(ck.expect("versioned"), prev.value);
+        }
+        Ok(prev.existed)
+    }
+
+    /// Inserts or replaces `key` in `table`.
+    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        check_table(table)?;
+        check_key(key)?;
+        self.put_raw(table, key, value)
+    }
+
+    /// Deletes `key` from `table`; returns whether it existed.
+    pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        check_table(table)?;
+        check_key(key)?;
+        self.delete_raw(table, key)
+    }
+
+    /// Reads `key` as this transaction sees it.
+    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        btree::get(self, &self.tables[table.index()], key)
+    }
+
+    /// Iterates `table` from the first key `>= start`, as this transaction sees it.
+    pub fn range(&self, table: Table, start: &[u8]) -> Result<Cursor<'_, Self>> {
+        Cursor::seek(self, self.tables[table.index()], start)
+    }
+
+    /// Deletes every key of `table` in `[start, end)`; returns how many.
+    /// Works in bounded batches, so wiping a large range never holds all its keys in memory.
+    pub fn delete_range(&mut self, table: Table, start: &[u8], end: &[u8]) -> Result<u64> {
+        check_table(table)?;
+        const BATCH: usize = 4096;
+        let mut total = 0;
+        loop {
+            let mut keys = Vec::with_capacity(BATCH);
+            {
+                let mut c = self.range(table, start)?;
+                while keys.len() < BATCH {
+                    match c.next()? {
+                        Some((k, _)) if k < end => keys.push(k.to_vec()),
+                        _ => break,
+                    }
+                }
+            }
+            if keys.is_empty() {
+                return Ok(total);
+            }
+            for k in &keys {
+                self.delete_raw(table, k)?;
+            }
+            total += keys.len() as u64;
+        }
+    }
+
+    /// Commits: the changes become version `self.version()`. Returns that version.
+    pub fn commit(mut self, info: CommitInfo) -> Result<u64> {
+        let t0 = Instant::now();
+        let version = self.version();
+        let n_changes = self.changes.len() as u64;
+        // 1. History and version record.
+        let changes = std::mem::take(&mut self.changes);
+        for (ck, old) in &changes {
+            let key = history::change_key(version, Table(ck[0]), &ck[1..]);
+            self.put_raw(tables::CHANGES, &key, &history::encode_old(old.as_deref()))?;
+        }
+        drop(changes);
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let rec = VersionRecord {
+            state_root: info.state_root,
+            timestamp_ms: ts,
+            changes: n_changes,
+            extra: info.extra,
+        };
+        self.put_raw(
+            tables::VERSIONS,
+            &history::version_key(version),
+            &rec.encode(),
+        )?;
+        let oldest = self.prune(version)?;
+        // 2-4. Placement, I/O, publication.
+        let inner = self.db.inner.clone();
+        let res = self.finish(&inner, version, oldest, info.state_root, t0);
+        poison_on_error(&mut self.w, res)?;
+        inner.metrics.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(version)
+    }
+
+    /// Drops history older than the retention window; returns the new oldest version.
+    fn prune(&mut self, version: u64) -> Result<u64> {
+        let oldest = self.base.state.oldest;
+        let keep = self.w.retention as u64;
+        let new_oldest = (version + 1).saturating_sub(keep).max(oldest);
+        if new_oldest == oldest && self.base.state.count > 0 {
+            return Ok(oldest);
+        }
+        // Change records of versions <= new_oldest are never read again: they
+        // hold values of versions before the window.
+        let end = (new_oldest + 1).to_be_bytes();
+        self.delete_range_internal(tables::CHANGES, &end)?;
+        self.delete_range_internal(tables::VERSIONS, &new_oldest.to_be_bytes())?;
+        Ok(new_oldest)
+    }
+
+    fn delete_range_internal(&mut self, table: Table, end: &[u8]) -> Result<()> {
+        loop {
+            let mut keys = Vec::new();
+            {
+                let mut c = self.range(table, &[])?;
+                while keys.len() < 4096 {
+                    match c.next()? {
+                        Some((k, _)) if k < end => keys.push(k.to_vec()),
+                        _ => break,
+                    }
+                }
+            }
+            if keys.is_empty() {
+                return Ok(());
+            }
+            for k in &keys {
+                self.delete_raw(table, k)?;
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        inner: &Arc<Inner>,
+        version: u64,
+        oldest: u64,
+        state_root: [u8; 32],
+        t0: Instant,
+    ) -> Result<()> {
+        let ps = inner.page_size;
+        let salt = inner.salt;
+        let w = &mut *self.w;
+        // Placement: pages first (lowest free numbers), then runs (contiguous).
+        let live: Vec<usize> = (0..self.dirty.pages.len())
+            .filter(|&i| self.dirty.pages[i].is_some())
+            .collect();
+        let ids = w.alloc.alloc(live.len());
+        let mut page_map = vec![0u64; self.dirty.pages.len()];
+        for (i, &idx) in live.iter().enumerate() {
+            page_map[idx] = ids[i];
+        }
+        let mut run_map = vec![0u64; self.dirty.runs.len()];
+        for (idx, r) in self.dirty.runs.iter().enumerate() {
+            if let Some((_, payload)) = r {
+                run_map[idx] = w.alloc.alloc_run(page::pages_for_run(payload.len(), ps));
+            }
+        }
+        let map_id = |id: u64| -> u64 {
+            if !is_temp(id) {
+                id
+            } else if id & RUN_BIT != 0 {
+                run_map[(id & !(TEMP_BIT | RUN_BIT)) as usize]
+            } else {
+                page_map[(id & !TEMP_BIT) as usize]
+            }
+        };
+        for t in self.tables.iter_mut() {
+            t.page = map_id(t.page);
+        }
+        // Patch references and seal.
+        let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(live.len() + self.dirty.runs.len());
+        for &idx in &live {
+            let buf = self.dirty.pages[idx].as_deref_mut().expect("live page");
+            match page::kind(buf) {
+                Some(PageKind::Branch) => {
+                    for i in 0..=branch::count(buf) {
+                        let c = branch::child(buf, i);
+                        branch::set_child(buf, i, map_id(c));
+                    }
+                }
+                Some(PageKind::Leaf) => leaf::patch_run_refs(buf, map_id),
+                _ => unreachable!("dirty pages are tree nodes"),
+            }
+            page::seal(buf, salt, page_map[idx]);
+        }
+        let mut run_bufs: Vec<(u64, Vec<u8>)> = Vec::new();
+        for (idx, r) in self.dirty.runs.iter().enumerate() {
+            if let Some((kind, payload)) = r {
+                run_bufs.push((
+                    run_map[idx],
+                    build_run(*kind, payload, ps, salt, run_map[idx], version),
+                ));
+            }
+        }
+        for &idx in &live {
+            writes.push((
+                page_map[idx],
+                self.dirty.pages[idx].as_deref().expect("live page"),
+            ));
+        }
+        for (id, b) in &run_bufs {
+            writes.push((*id, b));
+        }
+        w.alloc
+            .quarantine(version, std::mem::take(&mut self.dirty.freed));
+        let page_count = w.alloc.page_count();
+        let t_prep = t0.elapsed();
+        // Write the pages.
+        let t1 = Instant::now();
+        grow_file(inner, w, page_count)?;
+        write_coalesced(inner, &mut writes, ps)?;
+        let t_write = t1.elapsed();
+        // Publication state (the mapping may need to grow first).
+        let cur = inner.committed.load_full();
+        let map = if page_count > cur.map.reserved_pages() {
+            let reserve = crate::db::reserve_for(page_count, ps);
+            Arc::new(
+                cur.map
+                    .grown(inner.storage.file(), reserve)
+                    .map_err(|e| Error::io("mmap", &inner.path, e))?,
+            )
+        } else {
+            cur.map.clone()
+        };
+        for (id, b) in &writes {
+            map.set_verified(*id, (b.len() / ps) as u64);
+        }
+        let committed = Committed {
+            count: version + 1,
+            oldest,
+            tables: self.tables,
+            page_count,
+            state_root,
+            map: map.clone(),
+        };
+        if inner.options.durability == Durability::Sync
+            || w.last_durable.elapsed() >= inner.options.flush_interval
+        {
+            durable_point(inner, w, &committed)?;
+        }
+        let m = &inner.metrics;
+        m.commit_prepare_ns
+            .fetch_add(t_prep.as_nanos() as u64, Ordering::Relaxed);
+        m.commit_write_ns
+            .fetch_add(t_write.as_nanos() as u64, Ordering::Relaxed);
+        // The committed state must account for a free-list run placed by the durable point.
+        let committed = Committed {
+            page_count: w.alloc.page_count().max(committed.page_count),
+            ..committed
+        };
+        if committed.page_count > committed.map.reserved_pages() {
+            unreachable!("free-list runs are placed inside the reservation");
+        }
+        inner.committed.store(Arc::new(committed));
+        inner.latest.store(version + 1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn change_map_key(table: Table, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(table.0);
+    k.extend_from_slice(key);
+    k
+}
+
+fn build_run(
+    kind: RunKind,
+    payload: &[u8],
+    ps: usize,
+    salt: u64,
+    first: u64,
+    version: u64,
+) -> Vec<u8> {
+    let n = page::pages_for_run(payload.len(), ps) as usize;
+    let mut b = vec![0u8; n * ps];
+    page::init_header(&mut b, PageKind::Run, kind as u8, version);
+    page::set_run_pages(&mut b, n as u32);
+    page::put_u64(&mut b, page::RUN_LEN_OFFSET, payload.len() as u64);
+    b[page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + payload.len()].copy_from_slice(payload);
+    page::seal(&mut b, salt, first);
+    b
+}
+
+fn poison_on_error<T>(w: &mut WriterState, res: Result<T>) -> Result<T> {
+    if let Err(e) = &res {
+        if matches!(e, Error::Io { .. }) {
+            w.poisoned = Some(e.to_string());
+        }
+    }
+    res
+}
+
+/// Grows the file to hold `page_count` pages (in steps of 1/8 of its size, at least 1 MiB).
+fn grow_file(inner: &Inner, w: &mut WriterState, page_count: u64) -> Result<()> {
+    let ps = inner.page_size as u64;
+    let need = page_count * ps;
+    if need <= w.file_len {
+        return Ok(());
+    }
+    if page_count > crate::MAX_PAGES {
+        return Err(Error::Limit(format!(
+            "the file would exceed {} pages",
+            crate::MAX_PAGES
+        )));
+    }
+    let step = (w.file_len / 8).max(1 << 20);
+    let new_len = need.max(w.file_len + step).div_ceil(ps) * ps;
+    let new_len = new_len.min(crate::db::reserve_for(page_count, inner.page_size).max(need));
+    inner
+        .storage
+        .set_len(new_len)
+        .map_err(|e| Error::io("set_len", &inner.path, e))?;
+    w.file_len = new_len;
+    w.grew = true;
+    Ok(())
+}
+
+/// Writes pages sorted by number, merging neighbours into single writes.
+fn write_coalesced(inner: &Inner, writes: &mut [(u64, &[u8])], ps: usize) -> Result<()> {
+    writes.sort_unstable_by_key(|(id, _)| *id);
+    let mut bufs: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (id, b) in writes.iter() {
+        match bufs.last_mut() {
+            Some((start, buf)) if *start + (buf.len() / ps) as u64 == *id => {
+                buf.extend_from_slice(b)
+            }
+            _ => bufs.push((*id, b.to_vec())),
+        }
+    }
+    let ops: Vec<WriteOp<'_>> = bufs
+        .iter()
+        .map(|(id, b)| WriteOp {
+            offset: id * ps as u64,
+            data: b,
+        })
+        .collect();
+    let bytes: usize = bufs.iter().map(|(_, b)| b.len()).sum();
+    inner
+        .storage
+        .write_all(&ops)
+        .map_err(|e| Error::io("write", &inner.path, e))?;
+    inner
+        .metrics
+        .pages_written
+        .fetch_add((bytes / ps) as u64, Ordering::Relaxed);
+    inner
+        .metrics
+        .bytes_written
+        .fetch_add(bytes as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Makes `c` durable: free list, data sync, meta page, meta sync.
+pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -> Result<()> {
+    let ps = inner.page_size;
+    let t0 = Instant::now();
+    let latest = c.latest().expect("a durable point follows a commit");
+    // The previous free-list run is referenced only by the previous meta.
+    if let Some((first, n)) = w.blob.take() {
+        w.alloc.quarantine(latest, (first..first + n).collect());
+    }
+    // Place the new run, then encode the free space that remains. Taking
+    // pages out of the free set can split at most one extent, hence the slack.
+    let estimate = alloc::encode_pages(&w.alloc.unreachable()).len() + 32;
+    let n = page::pages_for_run(estimate, ps);
+    let first = w.alloc.alloc_run(n);
+    let payload = alloc::encode_pages(&w.alloc.unreachable());
+    debug_assert!(page::pages_for_run(payload.len(), ps) <= n);
+    let run = build_run(RunKind::FreeList, &payload, ps, inner.salt, first, latest);
+    let page_count = w.alloc.page_count();
+    grow_file(inner, w, page_count)?;
+    let mut writes = vec![(first, &run[..])];
+    write_coalesced(inner, &mut writes, ps)?;
+    c.map.set_verified(first, n);
+    let t1 = Instant::now();
+    let sync = if w.grew {
+        inner.storage.sync_all()
+    } else {
+        inner.storage.sync_data()
+    };
+    sync.map_err(|e| Error::io(if w.grew { "fsync" } else { "fdatasync" }, &inner.path, e))?;
+    w.grew = false;
+    let t2 = Instant::now();
+    w.sequence += 1;
+    let m = Meta {
+        page_size: ps as u32,
+        salt: inner.salt,
+        sequence: w.sequence,
+        version: Some(latest),
+        oldest_version: c.oldest,
+        page_count,
+        freelist_page: first,
+        freelist_len: payload.len() as u64,
+        retention: w.retention,
+        state_root: c.state_root,
+        tables: c.tables,
+    };
+    let slot = w.next_slot;
+    let bytes = m.encode(slot);
+    inner
+        .storage
+        .write_all(&[WriteOp {
+            offset: meta::META_OFFSETS[slot],
+            data: &bytes,
+        }])
+        .map_err(|e| Error::io("write meta", &inner.path, e))?;
+    inner
+        .storage
+        .sync_data()
+        .map_err(|e| Error::io("fdatasync meta", &inner.path, e))?;
+    w.next_slot = 1 - slot;
+    w.durable_count = c.count;
+    w.blob = Some((first, n));
+    w.last_durable = Instant::now();
+    let mt = &inner.metrics;
+    mt.durable_points.fetch_add(1, Ordering::Relaxed);
+    mt.bytes_written
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    mt.commit_prepare_ns
+        .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+    mt.commit_sync_ns
+        .fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
+    mt.commit_meta_ns
+        .fetch_add(t2.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+impl PageSource for WriteTxn<'_> {
+    fn page(&self, id: u64) -> Result<&[u8]> {
+        if is_temp(id) {
+            if id & RUN_BIT != 0 {
+                return Err(self.corrupt(id, "run id used as a page"));
+            }
+            return self
+                .dirty
+                .page(id)
+                .ok_or_else(|| self.corrupt(id, "dangling dirty page id"));
+        }
+        self.base.page(id)
+    }
+    fn run_payload(&self, id: u64) -> Result<&[u8]> {
+        if is_temp(id) {
+            return self
+                .dirty
+                .run(id)
+                .ok_or_else(|| self.corrupt(id, "dangling dirty run id"));
+        }
+        self.base.run_payload(id)
+    }
+    fn corrupt(&self, id: u64, reason: &str) -> Error {
+        self.base.corrupt(id, reason)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Async durability: make the last commits durable on close.
+        if let Ok(mut w) = self.writer.lock() {
+            let c = self.committed.load_full();
+            if w.poisoned.is_none() && w.durable_count < c.count {
+                let _ = durable_point(self, &mut w, &c);
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Db>();
+    is::<Snapshot>();
+    is::<Mapping>();
+}

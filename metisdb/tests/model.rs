@@ -1,0 +1,229 @@
+//! Operations against a plain BTreeMap model: random puts and deletes over
+//! many commits (with aborts and reopens); every retained version must read
+//! back exactly, by point reads and by iteration.
+
+use metisdb::tables::{ACCOUNTS, CODE, STORAGE};
+use metisdb::{CommitInfo, Db, Options, Table};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+type Model = BTreeMap<(u8, Vec<u8>), Vec<u8>>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, Vec<u8>, usize, u8),
+    Delete(u8, Vec<u8>),
+    Commit,
+    Abort,
+    Reopen,
+}
+
+fn table(i: u8) -> Table {
+    [ACCOUNTS, STORAGE, CODE][i as usize % 3]
+}
+
+fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        // Small key space: many updates and deletes of the same keys.
+        (0u8..40).prop_map(|k| vec![k]),
+        // Hash-like keys.
+        proptest::collection::vec(any::<u8>(), 32),
+        // Variable-length keys sharing prefixes.
+        proptest::collection::vec(0u8..3, 0..12),
+    ]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        40 => (0u8..3, key_strategy(), prop_oneof![0usize..120, 900usize..1100, 3000usize..20000], any::<u8>())
+            .prop_map(|(t, k, len, b)| Op::Put(t, k, len, b)),
+        15 => (0u8..3, key_strategy()).prop_map(|(t, k)| Op::Delete(t, k)),
+        6 => Just(Op::Commit),
+        1 => Just(Op::Abort),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn value(len: usize, b: u8) -> Vec<u8> {
+    (0..len).map(|i| b.wrapping_add(i as u8)).collect()
+}
+
+/// The model state visible at a version: versioned tables as of that version,
+/// unversioned ones (CODE) as of the newest version.
+fn visible(history: &[Model], v: usize) -> Model {
+    let latest = history.last().unwrap();
+    let mut m: Model = history[v]
+        .iter()
+        .filter(|((t, _), _)| table(*t).versioned())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, val) in latest {
+        if !table(k.0).versioned() {
+            m.insert(k.clone(), val.clone());
+        }
+    }
+    m
+}
+
+fn check_version(db: &Db, history: &[Model], v: usize) {
+    let snap = db.snapshot(Some(v as u64)).unwrap();
+    let want = visible(history, v);
+    for t in 0..3u8 {
+        // Iteration.
+        let mut got = Vec::new();
+        let mut r = snap.range(table(t), &[]).unwrap();
+        while let Some((k, val)) = r.next().unwrap() {
+            got.push((k.to_vec(), val.to_vec()));
+        }
+        let exp: Vec<_> = want
+            .iter()
+            .filter(|((tt, _), _)| *tt == t)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(got.len(), exp.len(), "version {v} table {t}: entry count");
+        assert_eq!(got, exp, "version {v} table {t}: contents");
+        // Point reads, including absent keys.
+        for ((_, k), val) in want.iter().filter(|((tt, _), _)| *tt == t) {
+            assert_eq!(
+                snap.get(table(t), k).unwrap(),
+                Some(&val[..]),
+                "version {v} table {t} key {k:?}"
+            );
+        }
+        for probe in [vec![200u8], vec![0u8; 32], vec![]] {
+            assert_eq!(
+                snap.get(table(t), &probe).unwrap().map(|x| x.to_vec()),
+                want.get(&(t, probe.clone())).cloned()
+            );
+        }
+    }
+}
+
+fn run(ops: Vec<Op>, retention: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        retention: Some(retention),
+        ..Options::default()
+    };
+    let mut db = Db::open(dir.path(), opts.clone()).unwrap();
+    let mut history: Vec<Model> = Vec::new(); // model per committed version
+    let mut pending: Model = Model::new();
+    let mut txn_ops: Vec<Op> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put(..) | Op::Delete(..) => txn_ops.push(op),
+            Op::Abort => {
+                {
+                    let mut txn = db.begin_write().unwrap();
+                    for o in &txn_ops {
+                        apply(&mut txn, o);
+                    }
+                    // dropped: aborted
+                }
+                txn_ops.clear();
+            }
+            Op::Commit => {
+                let mut txn = db.begin_write().unwrap();
+                for o in &txn_ops {
+                    apply(&mut txn, o);
+                    match o {
+                        Op::Put(t, k, len, b) => {
+                            pending.insert((*t % 3, k.clone()), value(*len, *b));
+                        }
+                        Op::Delete(t, k) => {
+                            pending.remove(&(*t % 3, k.clone()));
+                        }
+                        _ => {}
+                    }
+                }
+                // Read-your-writes inside the transaction.
+                for ((t, k), v) in pending.iter().take(20) {
+                    assert_eq!(txn.get(table(*t), k).unwrap(), Some(&v[..]));
+                }
+                let v = txn.commit(CommitInfo::default()).unwrap();
+                assert_eq!(v as usize, history.len());
+                history.push(pending.clone());
+                txn_ops.clear();
+                let oldest = history.len().saturating_sub(retention as usize);
+                assert_eq!(db.oldest_version() as usize, oldest);
+                for v in oldest..history.len() {
+                    check_version(&db, &history, v);
+                }
+                if oldest > 0 {
+                    assert!(
+                        db.snapshot(Some(oldest as u64 - 1)).is_err(),
+                        "pruned version still readable"
+                    );
+                }
+            }
+            Op::Reopen => {
+                drop(db);
+                db = Db::open(dir.path(), opts.clone()).unwrap();
+                if let Some(l) = history.len().checked_sub(1) {
+                    assert_eq!(db.latest_version(), Some(l as u64));
+                    check_version(&db, &history, l);
+                }
+            }
+        }
+    }
+}
+
+fn apply(txn: &mut metisdb::WriteTxn<'_>, op: &Op) {
+    match op {
+        Op::Put(t, k, len, b) => txn.put(table(*t), k, &value(*len, *b)).unwrap(),
+        Op::Delete(t, k) => {
+            txn.delete(table(*t), k).unwrap();
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("METIS_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_retained_version_reads_back(ops in proptest::collection::vec(op_strategy(), 1..400), retention in 1u32..6) {
+        run(ops, retention);
+    }
+}
+
+/// Enough keys for trees three levels deep, with splits, merges and root collapses.
+#[test]
+fn large_random_workload_with_deep_trees() {
+    let mut ops = Vec::new();
+    let mut x: u64 = 0x1234_5678;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..12 {
+        for _ in 0..3000 {
+            let r = next();
+            let k = (r % 20_000).to_be_bytes().to_vec();
+            if round >= 8 && r % 3 != 0 {
+                ops.push(Op::Delete((r >> 20) as u8 % 2, k));
+            } else {
+                ops.push(Op::Put(
+                    (r >> 20) as u8 % 2,
+                    k,
+                    (r >> 32) as usize % 200,
+                    r as u8,
+                ));
+            }
+        }
+        ops.push(Op::Commit);
+        if round % 4 == 3 {
+            ops.push(Op::Reopen);
+        }
+    }
+    run(ops, 4);
+}
