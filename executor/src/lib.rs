@@ -1,1 +1,5 @@
-//! Block-STM executor
+//! Block-STM parallel executor over revm.
+
+pub mod evm;
+pub mod mv_memory;
+pub mod scheduler;

@@ -1,0 +1,105 @@
+//! revm's `Database` for one transaction: every read goes through the
+//! multi-version memory and is recorded for validation.
+
+use super::code_cache::CodeCache;
+use crate::mv_memory::{MvMemory, ReadError, ReadRecord, StateError, StateKey, TxIndex};
+use alloy_primitives::{Address, B256, U256};
+use revm::bytecode::Bytecode;
+use revm::database_interface::{DBErrorMarker, Database};
+use revm::primitives::KECCAK_EMPTY;
+use revm::state::AccountInfo;
+
+/// Why a read aborted the execution of a transaction.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    /// A lower transaction is being re-executed and will write what was read.
+    #[error("blocked by transaction {0}")]
+    Blocked(TxIndex),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl DBErrorMarker for DbError {}
+
+impl From<ReadError> for DbError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Blocked(tx) => DbError::Blocked(tx),
+            ReadError::State(e) => DbError::State(e),
+        }
+    }
+}
+
+pub struct TxDb<'a, 'p> {
+    pub mv: &'a MvMemory<'p>,
+    pub codes: &'a CodeCache,
+    pub tx: TxIndex,
+    /// The sequential path reads only final values and skips the bookkeeping.
+    pub record_reads: bool,
+    pub reads: Vec<ReadRecord>,
+}
+
+impl<'a, 'p> TxDb<'a, 'p> {
+    pub fn new(mv: &'a MvMemory<'p>, codes: &'a CodeCache, tx: TxIndex, record_reads: bool) -> Self {
+        Self { mv, codes, tx, record_reads, reads: Vec::new() }
+    }
+
+    fn load_code(&self, code_hash: B256) -> Result<Bytecode, DbError> {
+        self.codes.get_or_load(code_hash, || {
+            self.mv.read_code(&code_hash)?.ok_or_else(|| {
+                DbError::State(StateError {
+                    what: format!("code {code_hash}"),
+                    reason: "missing from the state".into(),
+                })
+            })
+        })
+    }
+}
+
+impl Database for TxDb<'_, '_> {
+    type Error = DbError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        let (account, origin) = self.mv.read_account(&address, self.tx)?;
+        if self.record_reads {
+            self.reads.push(ReadRecord { key: StateKey::Account(address), origin });
+        }
+        let Some(account) = account else { return Ok(None) };
+        let code = if account.code_hash == KECCAK_EMPTY {
+            Bytecode::default()
+        } else {
+            self.load_code(account.code_hash)?
+        };
+        Ok(Some(AccountInfo {
+            balance: account.balance,
+            nonce: account.nonce,
+            code_hash: account.code_hash,
+            code: Some(code),
+            ..AccountInfo::default()
+        }))
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {
+        if code_hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        self.load_code(code_hash)
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
+        let (value, origin) = self.mv.read_storage(&address, &index, self.tx)?;
+        if self.record_reads {
+            self.reads.push(ReadRecord { key: StateKey::Storage(address, index), origin });
+        }
+        Ok(value)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, DbError> {
+        self.mv.block_hash(number)?.ok_or_else(|| {
+            DbError::State(StateError {
+                what: format!("hash of block {number}"),
+                reason: "missing from the state".into(),
+            })
+        })
+    }
+}

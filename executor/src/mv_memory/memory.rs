@@ -1,0 +1,428 @@
+//! The multi-version memory of Block-STM: for every location, the writes of
+//! each transaction's latest incarnation, ordered by transaction index.
+
+use super::state_view::{StateError, StateView};
+use super::types::{
+    AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version,
+    WriteOp,
+};
+use alloy_primitives::map::HashMap;
+use alloy_primitives::{Address, Bytes, B256, U256};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+
+/// Shards keep workers that touch different keys off each other's locks.
+const SHARD_COUNT: usize = 64;
+
+/// Why a read could not produce a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// A lower transaction that is being re-executed will write this location:
+    /// the reader must wait for it.
+    Blocked(TxIndex),
+    /// The parent state failed.
+    State(StateError),
+}
+
+impl From<StateError> for ReadError {
+    fn from(e: StateError) -> Self {
+        ReadError::State(e)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum EntryData {
+    Write(StateValue),
+    AddBalance(U256),
+    /// The incarnation that wrote here was aborted; its next one probably
+    /// writes here again.
+    Estimate,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    incarnation: Incarnation,
+    data: EntryData,
+}
+
+type Versions = BTreeMap<TxIndex, Entry>;
+
+/// The result of walking down the versions of one key below a reader.
+enum Walk {
+    Blocked(TxIndex),
+    /// A full write (or none: parent) and the balance additions above it,
+    /// newest first.
+    Found {
+        base: Option<(Version, StateValue)>,
+        additions: Vec<(Version, U256)>,
+    },
+}
+
+impl Walk {
+    fn origin(&self) -> Option<ReadOrigin> {
+        match self {
+            Walk::Blocked(_) => None,
+            Walk::Found { base, additions } if additions.is_empty() => {
+                Some(base.as_ref().map_or(ReadOrigin::Parent, |(v, _)| ReadOrigin::Version(*v)))
+            }
+            Walk::Found { base, additions } => Some(ReadOrigin::Additions {
+                base: base.as_ref().map(|(v, _)| *v),
+                additions: additions.iter().map(|(v, _)| *v).collect(),
+            }),
+        }
+    }
+}
+
+/// Multi-version memory over a parent snapshot.
+pub struct MvMemory<'p> {
+    parent: &'p dyn StateView,
+    /// Writes made before the first transaction (system calls): immutable while
+    /// transactions run, read like the parent.
+    pre_block: HashMap<StateKey, StateValue>,
+    shards: Box<[RwLock<HashMap<StateKey, Versions>>]>,
+    hasher: alloy_primitives::map::DefaultHashBuilder,
+    /// Keys written by the latest incarnation of each transaction, sorted.
+    last_writes: Box<[Mutex<Vec<StateKey>>]>,
+    /// Set once any storage wipe was written: until then slot reads skip the
+    /// wipe lookup. Validation re-resolves with the flag set, so a read made
+    /// before a wipe appeared is still caught.
+    has_wipes: AtomicBool,
+    /// EIP-161: an account left empty by a balance addition is deleted.
+    state_clear: bool,
+}
+
+impl<'p> MvMemory<'p> {
+    /// `slots`: number of transaction indices (transactions plus any
+    /// post-block pseudo-transaction). `state_clear`: EIP-161 is active.
+    pub fn new(parent: &'p dyn StateView, slots: usize, state_clear: bool) -> Self {
+        Self {
+            parent,
+            pre_block: HashMap::default(),
+            shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::default())).collect(),
+            hasher: Default::default(),
+            last_writes: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
+            has_wipes: AtomicBool::new(false),
+            state_clear,
+        }
+    }
+
+    pub fn parent(&self) -> &'p dyn StateView {
+        self.parent
+    }
+
+    pub fn slots(&self) -> usize {
+        self.last_writes.len()
+    }
+
+    /// Installs the writes of the pre-block system calls. Must run before any
+    /// transaction reads.
+    pub fn set_pre_block_writes(&mut self, writes: impl IntoIterator<Item = (StateKey, StateValue)>) {
+        for (key, value) in writes {
+            if matches!(key, StateKey::StorageWipe(_)) {
+                *self.has_wipes.get_mut() = true;
+            }
+            self.pre_block.insert(key, value);
+        }
+    }
+
+    fn shard(&self, key: &StateKey) -> &RwLock<HashMap<StateKey, Versions>> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARD_COUNT]
+    }
+
+    /// Walks the versions of `key` written by transactions below `tx`.
+    fn walk(&self, key: &StateKey, tx: TxIndex) -> Walk {
+        // A poisoned shard only means a worker panicked between two plain map
+        // operations; the map itself is consistent.
+        let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
+        let Some(versions) = shard.get(key) else {
+            return Walk::Found { base: None, additions: Vec::new() };
+        };
+        let mut additions = Vec::new();
+        for (&idx, entry) in versions.range(..tx).rev() {
+            let version = Version { tx: idx, incarnation: entry.incarnation };
+            match &entry.data {
+                EntryData::Estimate => return Walk::Blocked(idx),
+                EntryData::Write(value) => {
+                    return Walk::Found { base: Some((version, value.clone())), additions };
+                }
+                EntryData::AddBalance(amount) => additions.push((version, *amount)),
+            }
+        }
+        Walk::Found { base: None, additions }
+    }
+
+    fn parent_account(&self, address: &Address) -> Result<Option<AccountBasic>, StateError> {
+        match self.pre_block.get(&StateKey::Account(*address)) {
+            Some(StateValue::Account(account)) => Ok(*account),
+            _ => self.parent.account(address),
+        }
+    }
+
+    fn parent_storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        match self.pre_block.get(&StateKey::Storage(*address, *slot)) {
+            Some(StateValue::Storage(v)) => Ok(*v),
+            _ if self.pre_block.contains_key(&StateKey::StorageWipe(*address)) => Ok(U256::ZERO),
+            _ => self.parent.storage(address, slot),
+        }
+    }
+
+    /// Applies balance additions (oldest first) the way a sequence of
+    /// transactions touching the account would.
+    fn add_balances(
+        &self,
+        mut account: Option<AccountBasic>,
+        additions_newest_first: &[(Version, U256)],
+    ) -> Option<AccountBasic> {
+        for (_, amount) in additions_newest_first.iter().rev() {
+            let mut a = account.unwrap_or_default();
+            a.balance = a.balance.saturating_add(*amount);
+            account = if self.state_clear && a.is_empty() { None } else { Some(a) };
+        }
+        account
+    }
+
+    /// The account as transaction `tx` must see it.
+    pub fn read_account(
+        &self,
+        address: &Address,
+        tx: TxIndex,
+    ) -> Result<(Option<AccountBasic>, ReadOrigin), ReadError> {
+        let key = StateKey::Account(*address);
+        let walk = self.walk(&key, tx);
+        let origin = walk.origin();
+        let Walk::Found { base, additions } = walk else {
+            let Walk::Blocked(blocking) = walk else { unreachable!("walk is either variant") };
+            return Err(ReadError::Blocked(blocking));
+        };
+        let base_value = match base {
+            Some((_, StateValue::Account(account))) => account,
+            Some((version, other)) => {
+                debug_assert!(false, "{key:?} holds {other:?} from {version:?}");
+                None
+            }
+            None => self.parent_account(address)?,
+        };
+        let value = self.add_balances(base_value, &additions);
+        // `walk` returned Found, so the origin exists.
+        Ok((value, origin.unwrap_or(ReadOrigin::Parent)))
+    }
+
+    /// Which version of the slot (or of a wipe of its account) `tx` sees.
+    fn storage_walk(&self, address: &Address, slot: &U256, tx: TxIndex) -> Result<(Option<(Version, U256)>, ReadOrigin), ReadError> {
+        let slot_walk = self.walk(&StateKey::Storage(*address, *slot), tx);
+        let slot_write = match slot_walk {
+            Walk::Blocked(b) => return Err(ReadError::Blocked(b)),
+            Walk::Found { base: Some((v, StateValue::Storage(value))), .. } => Some((v, value)),
+            Walk::Found { .. } => None,
+        };
+        if self.has_wipes.load(Ordering::Acquire) {
+            match self.walk(&StateKey::StorageWipe(*address), tx) {
+                Walk::Blocked(b) => return Err(ReadError::Blocked(b)),
+                Walk::Found { base: Some((wipe, _)), .. }
+                    if slot_write.is_none_or(|(v, _)| v.tx < wipe.tx) =>
+                {
+                    return Ok((Some((wipe, U256::ZERO)), ReadOrigin::Version(wipe)));
+                }
+                Walk::Found { .. } => {}
+            }
+        }
+        let origin = slot_write.map_or(ReadOrigin::Parent, |(v, _)| ReadOrigin::Version(v));
+        Ok((slot_write, origin))
+    }
+
+    /// The storage slot as transaction `tx` must see it.
+    pub fn read_storage(
+        &self,
+        address: &Address,
+        slot: &U256,
+        tx: TxIndex,
+    ) -> Result<(U256, ReadOrigin), ReadError> {
+        let (write, origin) = self.storage_walk(address, slot, tx)?;
+        let value = match write {
+            Some((_, value)) => value,
+            None => self.parent_storage(address, slot)?,
+        };
+        Ok((value, origin))
+    }
+
+    /// Bytecode by hash. Code is content-addressed, so any write of the hash
+    /// holds the same bytes and the read needs no validation: the account read
+    /// that produced the hash is validated instead.
+    pub fn read_code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError> {
+        let key = StateKey::Code(*code_hash);
+        {
+            let shard = self.shard(&key).read().unwrap_or_else(|e| e.into_inner());
+            if let Some(versions) = shard.get(&key) {
+                for entry in versions.values() {
+                    if let EntryData::Write(StateValue::Code(code)) = &entry.data {
+                        return Ok(Some(code.clone()));
+                    }
+                }
+            }
+        }
+        match self.pre_block.get(&key) {
+            Some(StateValue::Code(code)) => Ok(Some(code.clone())),
+            _ => self.parent.code(code_hash),
+        }
+    }
+
+    pub fn block_hash(&self, number: u64) -> Result<Option<B256>, StateError> {
+        self.parent.block_hash(number)
+    }
+
+    /// Where a read of `key` by `tx` would come from now.
+    fn current_origin(&self, key: &StateKey, tx: TxIndex) -> Result<ReadOrigin, TxIndex> {
+        match key {
+            StateKey::Storage(address, slot) => match self.storage_walk(address, slot, tx) {
+                Ok((_, origin)) => Ok(origin),
+                Err(ReadError::Blocked(b)) => Err(b),
+                // storage_walk never reads the parent.
+                Err(ReadError::State(_)) => Err(tx),
+            },
+            _ => {
+                let walk = self.walk(key, tx);
+                match walk {
+                    Walk::Blocked(b) => Err(b),
+                    found => Ok(found.origin().unwrap_or(ReadOrigin::Parent)),
+                }
+            }
+        }
+    }
+
+    /// Block-STM validation: every read of `tx` would still see the same
+    /// version. Returns the first read that changed, if any.
+    pub fn validate_reads<'r>(&self, tx: TxIndex, reads: &'r [ReadRecord]) -> Option<&'r ReadRecord> {
+        reads.iter().find(|read| match self.current_origin(&read.key, tx) {
+            Ok(origin) => origin != read.origin,
+            Err(_blocked) => true,
+        })
+    }
+
+    /// Replaces the writes of the previous incarnation of `version.tx` with
+    /// `writes`. Returns true if it wrote a location the previous incarnation
+    /// did not (then higher transactions must be validated again).
+    pub fn record(&self, version: Version, writes: Vec<(StateKey, WriteOp)>) -> bool {
+        let mut keys: Vec<StateKey> = writes.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        debug_assert!(keys.windows(2).all(|w| w[0] != w[1]), "duplicate key in write set");
+        for (key, op) in writes {
+            if matches!(key, StateKey::StorageWipe(_)) {
+                self.has_wipes.store(true, Ordering::Release);
+            }
+            let data = match op {
+                WriteOp::Set(value) => EntryData::Write(value),
+                WriteOp::AddBalance(amount) => {
+                    debug_assert!(matches!(key, StateKey::Account(_)));
+                    EntryData::AddBalance(amount)
+                }
+            };
+            let entry = Entry { incarnation: version.incarnation, data };
+            let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
+            shard.entry(key).or_default().insert(version.tx, entry);
+        }
+        let mut last = self.last_writes[version.tx].lock().unwrap_or_else(|e| e.into_inner());
+        for stale in last.iter().filter(|k| keys.binary_search(k).is_err()) {
+            let mut shard = self.shard(stale).write().unwrap_or_else(|e| e.into_inner());
+            if let Some(versions) = shard.get_mut(stale) {
+                versions.remove(&version.tx);
+            }
+        }
+        let wrote_new_location = keys.iter().any(|k| last.binary_search(k).is_err());
+        *last = keys;
+        wrote_new_location
+    }
+
+    /// Marks every write of the aborted transaction as an ESTIMATE, so that
+    /// readers wait for its next incarnation instead of reading stale values.
+    pub fn convert_writes_to_estimates(&self, tx: TxIndex) {
+        let last = self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner());
+        for key in last.iter() {
+            let mut shard = self.shard(key).write().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = shard.get_mut(key).and_then(|v| v.get_mut(&tx)) {
+                entry.data = EntryData::Estimate;
+            }
+        }
+    }
+
+    /// The keys written by the latest incarnation of `tx`, sorted.
+    pub fn written_keys(&self, tx: TxIndex) -> Vec<StateKey> {
+        self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The last write of every key once the block is done, in key order, with
+    /// balance additions folded into full account values and slot writes that
+    /// a later wipe of their account cleared left out. Includes the pre-block
+    /// writes. Calling it while transactions still run is a logic error.
+    pub fn final_writes(&self) -> Result<Vec<(StateKey, StateValue)>, StateError> {
+        let end = self.slots();
+        let mut out: BTreeMap<StateKey, StateValue> =
+            self.pre_block.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let mut keys: Vec<StateKey> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            keys.extend(shard.iter().filter(|(_, v)| !v.is_empty()).map(|(k, _)| *k));
+        }
+        for key in keys {
+            match key {
+                StateKey::Account(address) => {
+                    let (value, _) = self.read_account(&address, end).map_err(|e| match e {
+                        ReadError::State(e) => e,
+                        ReadError::Blocked(tx) => StateError {
+                            what: format!("final write of {key:?}"),
+                            reason: format!("transaction {tx} left an estimate"),
+                        },
+                    })?;
+                    out.insert(key, StateValue::Account(value));
+                }
+                StateKey::Storage(address, slot) => {
+                    match self.storage_walk(&address, &slot, end) {
+                        Ok((Some((_, value)), ReadOrigin::Version(v)))
+                            if matches!(self.walk(&key, end), Walk::Found { base: Some((s, _)), .. } if s == v) =>
+                        {
+                            out.insert(key, StateValue::Storage(value));
+                        }
+                        // The slot write was cleared by a later wipe.
+                        _ => {
+                            out.remove(&key);
+                        }
+                    }
+                }
+                StateKey::StorageWipe(_) | StateKey::Code(_) => {
+                    if let Walk::Found { base: Some((_, value)), .. } = self.walk(&key, end) {
+                        out.insert(key, value);
+                    }
+                }
+            }
+        }
+        // Pre-block slot writes that a transaction's wipe cleared.
+        let wiped: Vec<Address> = out
+            .keys()
+            .filter_map(|k| match k {
+                StateKey::StorageWipe(a) => Some(*a),
+                _ => None,
+            })
+            .collect();
+        for address in wiped {
+            let pre_block_slots: Vec<StateKey> = self
+                .pre_block
+                .keys()
+                .filter(|k| matches!(k, StateKey::Storage(a, _) if *a == address))
+                .copied()
+                .collect();
+            for key in pre_block_slots {
+                let written_in_block = {
+                    let shard = self.shard(&key).read().unwrap_or_else(|e| e.into_inner());
+                    shard.get(&key).is_some_and(|v| !v.is_empty())
+                };
+                if !written_in_block {
+                    out.remove(&key);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}

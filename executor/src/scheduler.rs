@@ -1,0 +1,226 @@
+//! The collaborative scheduler of Block-STM (Gelashvili et al., 2022,
+//! algorithms 4 and 5): workers pull execution and validation tasks from two
+//! shared indices; aborted transactions are re-incarnated and the indices are
+//! lowered so that everything above them is validated again.
+
+use crate::mv_memory::{Incarnation, TxIndex, Version};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    ReadyToExecute,
+    Executing,
+    Executed,
+    /// Validation failed or the incarnation hit a dependency; waiting for the
+    /// next incarnation.
+    Aborting,
+}
+
+/// Work handed to a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    Execute(Version),
+    Validate(Version),
+}
+
+pub struct Scheduler {
+    num_txs: usize,
+    execution_idx: AtomicUsize,
+    validation_idx: AtomicUsize,
+    /// Bumped whenever an index is lowered, so `check_done` can tell that no
+    /// decrease raced with its observation.
+    decrease_count: AtomicUsize,
+    num_active_tasks: AtomicUsize,
+    done: AtomicBool,
+    status: Box<[Mutex<(Incarnation, Status)>]>,
+    /// Transactions waiting for each transaction to finish executing.
+    dependents: Box<[Mutex<Vec<TxIndex>>]>,
+}
+
+// Locks here guard a few words and never run user code: a poisoned lock can
+// only come from a panic between two assignments, so its data is usable.
+macro_rules! lock {
+    ($m:expr) => {
+        $m.lock().unwrap_or_else(|e| e.into_inner())
+    };
+}
+
+impl Scheduler {
+    pub fn new(num_txs: usize) -> Self {
+        Self {
+            num_txs,
+            execution_idx: AtomicUsize::new(0),
+            validation_idx: AtomicUsize::new(0),
+            decrease_count: AtomicUsize::new(0),
+            num_active_tasks: AtomicUsize::new(0),
+            done: AtomicBool::new(num_txs == 0),
+            status: (0..num_txs).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
+            dependents: (0..num_txs).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Stops every worker at its next `next_task` (used when the block fails).
+    pub fn halt(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+
+    fn decrease_execution_idx(&self, target: TxIndex) {
+        self.execution_idx.fetch_min(target, Ordering::SeqCst);
+        self.decrease_count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn decrease_validation_idx(&self, target: TxIndex) {
+        self.validation_idx.fetch_min(target, Ordering::SeqCst);
+        self.decrease_count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn check_done(&self) {
+        let observed = self.decrease_count.load(Ordering::SeqCst);
+        if self.execution_idx.load(Ordering::SeqCst).min(self.validation_idx.load(Ordering::SeqCst))
+            >= self.num_txs
+            && self.num_active_tasks.load(Ordering::SeqCst) == 0
+            && observed == self.decrease_count.load(Ordering::SeqCst)
+        {
+            self.done.store(true, Ordering::Release);
+        }
+    }
+
+    fn try_incarnate(&self, tx: TxIndex) -> Option<Version> {
+        if tx < self.num_txs {
+            let mut status = lock!(self.status[tx]);
+            if status.1 == Status::ReadyToExecute {
+                status.1 = Status::Executing;
+                return Some(Version { tx, incarnation: status.0 });
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    fn next_version_to_execute(&self) -> Option<Version> {
+        if self.execution_idx.load(Ordering::SeqCst) >= self.num_txs {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        let tx = self.execution_idx.fetch_add(1, Ordering::SeqCst);
+        self.try_incarnate(tx)
+    }
+
+    fn next_version_to_validate(&self) -> Option<Version> {
+        if self.validation_idx.load(Ordering::SeqCst) >= self.num_txs {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        let tx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
+        if tx < self.num_txs {
+            let status = *lock!(self.status[tx]);
+            if status.1 == Status::Executed {
+                return Some(Version { tx, incarnation: status.0 });
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    /// The next task, or `None` if there is nothing to do right now (the caller
+    /// checks `done` and retries).
+    pub fn next_task(&self) -> Option<Task> {
+        if self.done() {
+            return None;
+        }
+        if self.validation_idx.load(Ordering::SeqCst) < self.execution_idx.load(Ordering::SeqCst) {
+            self.next_version_to_validate().map(Task::Validate)
+        } else {
+            self.next_version_to_execute().map(Task::Execute)
+        }
+    }
+
+    /// `tx` (executing) must wait for `blocking` to finish executing. Returns
+    /// false if `blocking` already finished: the caller re-executes at once.
+    pub fn add_dependency(&self, tx: TxIndex, blocking: TxIndex) -> bool {
+        debug_assert!(blocking < tx, "tx {tx} cannot wait on a later tx {blocking}");
+        let mut dependents = lock!(self.dependents[blocking]);
+        if lock!(self.status[blocking]).1 == Status::Executed {
+            return false;
+        }
+        {
+            let mut status = lock!(self.status[tx]);
+            debug_assert_eq!(status.1, Status::Executing);
+            status.1 = Status::Aborting;
+        }
+        dependents.push(tx);
+        drop(dependents);
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        true
+    }
+
+    fn set_ready_status(&self, tx: TxIndex) {
+        let mut status = lock!(self.status[tx]);
+        debug_assert_eq!(status.1, Status::Aborting);
+        *status = (status.0 + 1, Status::ReadyToExecute);
+    }
+
+    /// Records that `version` finished executing; `wrote_new_location` is what
+    /// `MvMemory::record` returned. May hand back the validation of `version`.
+    pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
+        {
+            let mut status = lock!(self.status[version.tx]);
+            debug_assert_eq!(*status, (version.incarnation, Status::Executing));
+            status.1 = Status::Executed;
+        }
+        let dependents = std::mem::take(&mut *lock!(self.dependents[version.tx]));
+        if let Some(&min_dependent) = dependents.iter().min() {
+            for &d in &dependents {
+                self.set_ready_status(d);
+            }
+            self.decrease_execution_idx(min_dependent);
+        }
+        if self.validation_idx.load(Ordering::SeqCst) > version.tx {
+            if wrote_new_location {
+                self.decrease_validation_idx(version.tx);
+            } else {
+                return Some(Task::Validate(version));
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    /// Claims the abort of `version` after its validation failed. Only the
+    /// first failing validation of an incarnation wins.
+    pub fn try_validation_abort(&self, version: Version) -> bool {
+        let mut status = lock!(self.status[version.tx]);
+        if *status == (version.incarnation, Status::Executed) {
+            status.1 = Status::Aborting;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Records the end of a validation. After an abort, may hand back the
+    /// re-execution of the transaction.
+    pub fn finish_validation(&self, tx: TxIndex, aborted: bool) -> Option<Task> {
+        if aborted {
+            self.set_ready_status(tx);
+            self.decrease_validation_idx(tx + 1);
+            if self.execution_idx.load(Ordering::SeqCst) > tx {
+                return self.try_incarnate(tx).map(Task::Execute);
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    /// Whether `tx` has finished its current incarnation.
+    pub fn is_executed(&self, tx: TxIndex) -> bool {
+        lock!(self.status[tx]).1 == Status::Executed
+    }
+}
