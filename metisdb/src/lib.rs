@@ -25,16 +25,20 @@ mod mmap;
 pub mod page;
 pub mod readers;
 mod snapshot;
+mod stats;
 pub mod storage;
 pub mod tables;
 mod txn;
+pub mod verify;
 
 pub use db::{Db, Durability, Options, StorageWrapper, DATA_FILE, DEFAULT_RETENTION, LOCK_FILE};
 pub use error::{Error, Result};
 pub use history::VersionRecord;
 pub use snapshot::{Range, Snapshot};
+pub use stats::{Stats, TableStats};
 pub use tables::Table;
 pub use txn::{CommitInfo, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use verify::{TableCheck, VerifyReport};
 
 /// Largest number of pages in a file (16 TiB at 4 KiB pages).
 pub const MAX_PAGES: u64 = 1 << 32;

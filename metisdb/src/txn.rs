@@ -149,6 +149,12 @@ impl<'db> WriteTxn<'db> {
         self.tables[table.index()].entries
     }
 
+    /// Old values are recorded for versioned tables, except in the first
+    /// version: there is no older version to read them.
+    fn tracks_history(&self, table: Table) -> bool {
+        table.versioned() && self.base.state.count > 0
+    }
+
     fn writer(&mut self) -> TreeWriter<'_, Snapshot> {
         TreeWriter {
             base: &self.base,
@@ -175,7 +181,9 @@ impl<'db> WriteTxn<'db> {
                 }
             };
         let mut root = self.tables[table.index()];
-        let ck = table.versioned().then(|| change_map_key(table, key));
+        let ck = self
+            .tracks_history(table)
+            .then(|| change_map_key(table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
         let prev = self.writer().insert(&mut root, key, nv, want_old)?;
         self.tables[table.index()] = root;
@@ -187,7 +195,9 @@ impl<'db> WriteTxn<'db> {
 
     fn delete_raw(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         let mut root = self.tables[table.index()];
-        let ck = table.versioned().then(|| change_map_key(table, key));
+        let ck = self
+            .tracks_history(table)
+            .then(|| change_map_key(table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
         let prev = self.writer().delete(&mut root, key, want_old)?;
         self.tables[table.index()] = root;

@@ -144,6 +144,12 @@ fn run(ops: Vec<Op>, retention: u32) {
                 assert_eq!(v as usize, history.len());
                 history.push(pending.clone());
                 txn_ops.clear();
+                let report = db.verify(&mut |_, _| {}).unwrap();
+                assert!(
+                    report.ok(),
+                    "verify after commit {v}: {:?}",
+                    report.problems
+                );
                 let oldest = history.len().saturating_sub(retention as usize);
                 assert_eq!(db.oldest_version() as usize, oldest);
                 for v in oldest..history.len() {

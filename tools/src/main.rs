@@ -1,1 +1,38 @@
-fn main() {}
+//! `metis`: the node and its tools.
+
+mod db_cmd;
+mod progress;
+mod synth;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "metis", version, about = "Metis node and MetisDB tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect, check and exercise a MetisDB database.
+    Db {
+        #[command(subcommand)]
+        command: db_cmd::DbCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Db { command } => db_cmd::run(command),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
