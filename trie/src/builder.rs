@@ -1,0 +1,530 @@
+//! [`RootBuilder`]: computes a trie root from its contents fed in key order.
+//!
+//! The builder is fed *items* in strictly increasing path order:
+//!
+//! - leaves (any key length, so a key may be a prefix of another and its
+//!   value then sits in a branch node),
+//! - already-hashed branch nodes ("the branch node at path `P` has reference
+//!   `R`"): the builder adds the extension above it if the trie needs one,
+//! - already-hashed *slots* ("the child of the branch at `P[..len-1]` at
+//!   nibble `P[len-1]` has reference `R`"): the node behind the slot is
+//!   opaque (a leaf or an extension), so the caller must guarantee that a
+//!   branch node exists at `P[..len-1]`; the builder reports an error if not.
+//!
+//! It keeps one open frame per branch node on the path of the most recent
+//! item. When the next item arrives, the length of the common prefix with
+//! the previous one tells which branches are complete: those deeper than
+//! the common prefix are encoded and hung into their parent. Memory is
+//! proportional to the key length, not to the number of items.
+//!
+//! On request it also returns the [`BranchRecord`]s of the branch nodes it
+//! created (per the storage policy in [`crate::record`]) and the RLP of
+//! every node on the path of a set of target keys (proof nodes).
+
+use crate::nibbles::Nibbles;
+use crate::node::{encode_branch, encode_extension, encode_leaf, NodeRef};
+use crate::record::{BranchRecord, ChildKind};
+use crate::EMPTY_ROOT_HASH;
+use alloy_primitives::{keccak256, Bytes, B256};
+use core::fmt;
+
+/// Errors from feeding a [`RootBuilder`] items that cannot form a trie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// An item's path was not greater than the previous item's path.
+    OutOfOrder {
+        /// Path of the previous item.
+        previous: Nibbles,
+        /// Path of the offending item.
+        next: Nibbles,
+    },
+    /// An item lies inside a hashed subtree given earlier.
+    InsideHashedSubtree {
+        /// Path of the hashed subtree.
+        subtree: Nibbles,
+        /// Path of the offending item.
+        next: Nibbles,
+    },
+    /// A leaf with an empty value (empty values mean "absent").
+    EmptyValue(Nibbles),
+    /// A slot item that does not end up directly below a branch node.
+    SlotNotUnderBranch(Nibbles),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfOrder { previous, next } => {
+                write!(f, "trie items out of order: {next:?} after {previous:?}")
+            }
+            Self::InsideHashedSubtree { subtree, next } => {
+                write!(
+                    f,
+                    "item {next:?} lies inside the hashed subtree at {subtree:?}"
+                )
+            }
+            Self::EmptyValue(k) => write!(f, "leaf {k:?} has an empty value"),
+            Self::SlotNotUnderBranch(p) => {
+                write!(
+                    f,
+                    "hashed slot {p:?} is not a direct child of a branch node"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// One input of the builder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    Leaf {
+        key: Nibbles,
+        value: Vec<u8>,
+    },
+    Branch {
+        path: Nibbles,
+        node_ref: NodeRef,
+        stored: bool,
+    },
+    Slot {
+        path: Nibbles,
+        node_ref: NodeRef,
+        kind: ChildKind,
+    },
+}
+
+impl Item {
+    fn path(&self) -> &Nibbles {
+        match self {
+            Self::Leaf { key, .. } => key,
+            Self::Branch { path, .. } | Self::Slot { path, .. } => path,
+        }
+    }
+}
+
+/// The topmost node of what a builder was fed, before it is hashed into a
+/// root: enough to hang it under a parent built elsewhere (see
+/// [`crate::incremental::combine_subtries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubtrieTop {
+    /// Nothing was fed.
+    Empty,
+    /// Exactly one leaf was fed.
+    Leaf {
+        /// The full key.
+        key: Nibbles,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// The topmost node is a branch node at `path`.
+    Branch {
+        /// Full path of the branch node.
+        path: Nibbles,
+        /// The branch node's reference.
+        node_ref: NodeRef,
+        /// Whether the branch node has a stored record.
+        stored: bool,
+    },
+}
+
+impl SubtrieTop {
+    /// The root hash of a trie consisting of just this node (adding the
+    /// leading extension or the full leaf path as needed).
+    pub fn root_hash(&self) -> B256 {
+        match self {
+            Self::Empty => EMPTY_ROOT_HASH,
+            Self::Branch { path, node_ref, .. } if path.is_empty() => node_ref.node_hash(),
+            _ => self.root_wrapper_rlp().map_or(EMPTY_ROOT_HASH, keccak256),
+        }
+    }
+
+    /// The RLP of the root node when it is not a branch at the root path:
+    /// the leaf with its full key, or the extension leading to the top
+    /// branch.
+    fn root_wrapper_rlp(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Leaf { key, value } => Some(encode_leaf(key, value)),
+            Self::Branch { path, node_ref, .. } if !path.is_empty() => {
+                Some(encode_extension(path, node_ref))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What [`RootBuilder::finish`] returns.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    /// The trie root hash.
+    pub root: B256,
+    /// The topmost node, for combining with sibling subtries.
+    pub top: SubtrieTop,
+    /// Records of the stored branch nodes created, sorted by path (empty
+    /// unless [`RootBuilder::with_records`] was set).
+    pub records: Vec<(Nibbles, BranchRecord)>,
+    /// `(position, rlp)` of every node lying on the path of a proof target,
+    /// sorted by position, where position is the path of the slot the node
+    /// occupies (`[]` for the root node). Only nodes that a parent refers to
+    /// by hash, and the root node, are included: embedded nodes are part of
+    /// their parent's RLP.
+    pub proof_nodes: Vec<(Nibbles, Bytes)>,
+}
+
+impl BuildOutput {
+    /// The proof of `key`: the RLP of the nodes on its path, root first.
+    /// Requires `key` to have been a proof target.
+    pub fn proof(&self, key: &Nibbles) -> Vec<Bytes> {
+        let mut nodes: Vec<&(Nibbles, Bytes)> = self
+            .proof_nodes
+            .iter()
+            .filter(|(p, _)| key.starts_with(p))
+            .collect();
+        nodes.sort_by_key(|(p, _)| p.len());
+        nodes.into_iter().map(|(_, rlp)| rlp.clone()).collect()
+    }
+}
+
+/// A branch node under construction.
+#[derive(Debug, Clone)]
+struct Frame {
+    /// Path length of the branch node; its path is a prefix of the current
+    /// item's path.
+    depth: usize,
+    children: [Option<NodeRef>; 16],
+    state_mask: u16,
+    branch_mask: u16,
+    stored_mask: u16,
+    value: Option<Vec<u8>>,
+}
+
+impl Frame {
+    fn new(depth: usize) -> Self {
+        Self {
+            depth,
+            children: [None; 16],
+            state_mask: 0,
+            branch_mask: 0,
+            stored_mask: 0,
+            value: None,
+        }
+    }
+
+    fn set_child(&mut self, nibble: u8, node_ref: NodeRef, kind: ChildKind) {
+        let bit = 1u16 << nibble;
+        // Items arrive strictly ordered and never inside each other, so no
+        // slot is filled twice.
+        debug_assert!(self.state_mask & bit == 0, "slot {nibble} filled twice");
+        self.children[usize::from(nibble)] = Some(node_ref);
+        self.state_mask |= bit;
+        if let ChildKind::Branch { stored } = kind {
+            self.branch_mask |= bit;
+            if stored {
+                self.stored_mask |= bit;
+            }
+        }
+    }
+
+    fn entry_count(&self) -> u32 {
+        self.state_mask.count_ones() + u32::from(self.value.is_some())
+    }
+}
+
+/// Computes a trie root (and optionally branch records and proof nodes) from
+/// items fed in strictly increasing path order. See the module docs.
+#[derive(Debug, Default)]
+pub struct RootBuilder {
+    stack: Vec<Frame>,
+    pending: Option<Item>,
+    top: Option<Item>,
+    retain_records: bool,
+    records: Vec<(Nibbles, BranchRecord)>,
+    proof_targets: Vec<Nibbles>,
+    proof_nodes: Vec<(Nibbles, Bytes)>,
+}
+
+impl RootBuilder {
+    /// A builder that computes only the root.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also return the records of the stored branch nodes created.
+    pub fn with_records(mut self, retain: bool) -> Self {
+        self.retain_records = retain;
+        self
+    }
+
+    /// Also return the nodes on the paths of these keys (proof nodes).
+    pub fn with_proof_targets(mut self, targets: impl IntoIterator<Item = Nibbles>) -> Self {
+        self.proof_targets = targets.into_iter().collect();
+        self.proof_targets.sort();
+        self.proof_targets.dedup();
+        self
+    }
+
+    /// Adds a leaf. Keys must strictly increase (a key may be a prefix of
+    /// the next one). Values must be non-empty.
+    pub fn add_leaf(&mut self, key: Nibbles, value: &[u8]) -> Result<(), BuildError> {
+        if value.is_empty() {
+            return Err(BuildError::EmptyValue(key));
+        }
+        self.add(Item::Leaf {
+            key,
+            value: value.to_vec(),
+        })
+    }
+
+    /// Adds an already-hashed branch node at exactly `path` (everything
+    /// below `path` is covered by it). `stored` says whether it has a stored
+    /// record, which goes into its parent's record.
+    pub fn add_branch(
+        &mut self,
+        path: Nibbles,
+        node_ref: NodeRef,
+        stored: bool,
+    ) -> Result<(), BuildError> {
+        self.add(Item::Branch {
+            path,
+            node_ref,
+            stored,
+        })
+    }
+
+    /// Adds an already-hashed node occupying the slot `path` (a branch's
+    /// child slot: the node covers everything below `path`). The caller
+    /// guarantees a branch node ends up at `path[..len-1]`, otherwise
+    /// feeding or finishing fails with [`BuildError::SlotNotUnderBranch`].
+    pub fn add_slot(
+        &mut self,
+        path: Nibbles,
+        node_ref: NodeRef,
+        kind: ChildKind,
+    ) -> Result<(), BuildError> {
+        if path.is_empty() {
+            return Err(BuildError::SlotNotUnderBranch(path));
+        }
+        self.add(Item::Slot {
+            path,
+            node_ref,
+            kind,
+        })
+    }
+
+    fn add(&mut self, item: Item) -> Result<(), BuildError> {
+        if let Some(prev) = self.pending.take() {
+            let (p, n) = (prev.path(), item.path());
+            if p >= n {
+                return Err(BuildError::OutOfOrder {
+                    previous: p.clone(),
+                    next: n.clone(),
+                });
+            }
+            if !matches!(prev, Item::Leaf { .. }) && n.starts_with(p) {
+                return Err(BuildError::InsideHashedSubtree {
+                    subtree: p.clone(),
+                    next: n.clone(),
+                });
+            }
+            let common = p.common_prefix_len(n);
+            self.place(prev, Some(common))?;
+        }
+        self.pending = Some(item);
+        Ok(())
+    }
+
+    /// Whether a node at `position` lies on the path of a proof target.
+    fn is_proof_position(&self, position: &Nibbles) -> bool {
+        if self.proof_targets.is_empty() {
+            return false;
+        }
+        let i = self.proof_targets.partition_point(|t| t < position);
+        self.proof_targets
+            .get(i)
+            .is_some_and(|t| t.starts_with(position))
+    }
+
+    fn retain_proof(&mut self, position: &Nibbles, rlp: &[u8]) {
+        if (rlp.len() > crate::node::MAX_INLINE_NODE_LEN || position.is_empty())
+            && self.is_proof_position(position)
+        {
+            self.proof_nodes
+                .push((position.clone(), Bytes::copy_from_slice(rlp)));
+        }
+    }
+
+    /// Hangs `item` (whose successor shares `next_common` nibbles with it, or
+    /// `None` at the end) into the right branch, completing every branch
+    /// deeper than `next_common` on the way.
+    fn place(&mut self, item: Item, next_common: Option<usize>) -> Result<(), BuildError> {
+        let mut cur = item;
+        loop {
+            let top_depth = self.stack.last().map(|f| f.depth);
+            let opens_new_branch = match (top_depth, next_common) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(t), Some(c)) => c > t,
+            };
+            if opens_new_branch {
+                // `cur` and its successor diverge below every open branch: a
+                // new branch starts where they diverge.
+                self.stack.push(Frame::new(next_common.unwrap_or_default()));
+                return self.hang(cur);
+            }
+            match top_depth {
+                Some(t) => {
+                    let path = cur.path().clone();
+                    self.hang(cur)?;
+                    if next_common == Some(t) {
+                        // The successor continues in this branch.
+                        return Ok(());
+                    }
+                    cur = self.pop_frame(&path);
+                }
+                None => {
+                    // End of input and no open branch: `cur` is the top node.
+                    if let Item::Slot { path, .. } = cur {
+                        return Err(BuildError::SlotNotUnderBranch(path));
+                    }
+                    self.top = Some(cur);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Encodes `item` as a child of the innermost open branch.
+    fn hang(&mut self, item: Item) -> Result<(), BuildError> {
+        // `place` pushes or finds a frame before every call.
+        let depth = match self.stack.last() {
+            Some(f) => f.depth,
+            None => return Err(BuildError::SlotNotUnderBranch(item.path().clone())),
+        };
+        let (nibble, node_ref, kind) = match item {
+            Item::Leaf { key, value } => {
+                if key.len() == depth {
+                    // Invariant from `place`: only the top frame's own key can land here.
+                    if let Some(frame) = self.stack.last_mut() {
+                        debug_assert!(frame.value.is_none());
+                        frame.value = Some(value);
+                    }
+                    return Ok(());
+                }
+                let rlp = encode_leaf(&key.slice(depth + 1, key.len()), &value);
+                self.retain_proof(&key.prefix(depth + 1), &rlp);
+                (key.nibble(depth), NodeRef::from_rlp(&rlp), ChildKind::Leaf)
+            }
+            Item::Branch {
+                path,
+                node_ref,
+                stored,
+            } => {
+                debug_assert!(path.len() > depth, "branch item at or above its parent");
+                if path.len() <= depth {
+                    return Err(BuildError::InsideHashedSubtree {
+                        subtree: path.clone(),
+                        next: path,
+                    });
+                }
+                let child = if path.len() == depth + 1 {
+                    node_ref
+                } else {
+                    let rlp = encode_extension(&path.slice(depth + 1, path.len()), &node_ref);
+                    self.retain_proof(&path.prefix(depth + 1), &rlp);
+                    NodeRef::from_rlp(&rlp)
+                };
+                (path.nibble(depth), child, ChildKind::Branch { stored })
+            }
+            Item::Slot {
+                path,
+                node_ref,
+                kind,
+            } => {
+                if path.len() != depth + 1 {
+                    return Err(BuildError::SlotNotUnderBranch(path));
+                }
+                (path.nibble(depth), node_ref, kind)
+            }
+        };
+        if let Some(frame) = self.stack.last_mut() {
+            frame.set_child(nibble, node_ref, kind);
+        }
+        Ok(())
+    }
+
+    /// Completes the innermost open branch, whose path is a prefix of
+    /// `item_path`, and returns it as an item to hang into its parent.
+    fn pop_frame(&mut self, item_path: &Nibbles) -> Item {
+        let Some(frame) = self.stack.pop() else {
+            // `place` only pops after hanging into an existing frame.
+            unreachable!("pop_frame on an empty stack");
+        };
+        // A frame is created where two items diverge, so it gets at least two
+        // entries (children or a value) before it completes.
+        debug_assert!(
+            frame.entry_count() >= 2,
+            "branch completed with {} entries",
+            frame.entry_count()
+        );
+        let path = item_path.prefix(frame.depth);
+        let rlp = encode_branch(&frame.children, frame.value.as_deref());
+        self.retain_proof(&path, &rlp);
+        let stored = frame.value.is_none() && frame.branch_mask != 0;
+        if stored && self.retain_records {
+            let children = frame.children.iter().flatten().copied().collect();
+            // The frame's masks satisfy the record invariants: >= 2 children
+            // (no value), branch_mask != 0, and set_child keeps the subsets.
+            match BranchRecord::new(
+                frame.state_mask,
+                frame.branch_mask,
+                frame.stored_mask,
+                children,
+            ) {
+                Ok(record) => self.records.push((path.clone(), record)),
+                Err(e) => debug_assert!(false, "frame violates record invariants: {e}"),
+            }
+        }
+        Item::Branch {
+            path,
+            node_ref: NodeRef::from_rlp(&rlp),
+            stored,
+        }
+    }
+
+    /// Completes the trie and returns the root and whatever was requested.
+    pub fn finish(mut self) -> Result<BuildOutput, BuildError> {
+        if let Some(last) = self.pending.take() {
+            self.place(last, None)?;
+        }
+        debug_assert!(self.stack.is_empty());
+        let top = match self.top.take() {
+            None => SubtrieTop::Empty,
+            Some(Item::Leaf { key, value }) => SubtrieTop::Leaf { key, value },
+            Some(Item::Branch {
+                path,
+                node_ref,
+                stored,
+            }) => SubtrieTop::Branch {
+                path,
+                node_ref,
+                stored,
+            },
+            Some(Item::Slot { path, .. }) => return Err(BuildError::SlotNotUnderBranch(path)),
+        };
+        // A root branch was already retained as a proof node when it
+        // completed; a root leaf or extension is only built here.
+        if let Some(rlp) = top.root_wrapper_rlp() {
+            self.retain_proof(&Nibbles::new(), &rlp);
+        }
+        let root = top.root_hash();
+        self.records.sort_by(|a, b| a.0.cmp(&b.0));
+        self.proof_nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(BuildOutput {
+            root,
+            top,
+            records: self.records,
+            proof_nodes: self.proof_nodes,
+        })
+    }
+}
