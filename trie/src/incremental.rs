@@ -228,7 +228,7 @@ pub(crate) struct Walk<'a, L, B> {
     changed: &'a PrefixSet,
     leaves: &'a mut L,
     branches: &'a mut B,
-    pub(crate) builder: RootBuilder,
+    builder: RootBuilder,
     /// Old records of the branches visited (the only ones that can change).
     visited: Vec<(Nibbles, BranchRecord)>,
 }
@@ -399,6 +399,11 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
         }
         self.visited.push((path, record));
         Ok(())
+    }
+
+    /// The builder, once everything is fed.
+    pub(crate) fn into_builder(self) -> RootBuilder {
+        self.builder
     }
 
     /// Finishes the builder and diffs its records against the visited ones.

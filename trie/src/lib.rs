@@ -8,7 +8,9 @@ pub mod incremental;
 pub mod mem;
 pub mod nibbles;
 pub mod node;
+pub mod proof;
 pub mod record;
+pub mod verify;
 
 pub use account::TrieAccount;
 pub use alloy_primitives::{keccak256, B256};
@@ -19,6 +21,8 @@ pub use incremental::{
 };
 pub use nibbles::Nibbles;
 pub use node::NodeRef;
+pub use proof::{prove, prove_many};
+pub use verify::{verify_proof, ProofError};
 pub use record::{BranchRecord, ChildKind};
 
 /// Root hash of the empty trie: `keccak256(rlp(""))`.
