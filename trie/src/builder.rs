@@ -170,6 +170,8 @@ pub struct BuildOutput {
     /// by hash, and the root node, are included: embedded nodes are part of
     /// their parent's RLP.
     pub proof_nodes: Vec<(Nibbles, Bytes)>,
+    /// Number of branch nodes the builder created (stored or not).
+    pub branch_nodes: usize,
 }
 
 impl BuildOutput {
@@ -242,6 +244,7 @@ pub struct RootBuilder {
     records: Vec<(Nibbles, BranchRecord)>,
     proof_targets: Vec<Nibbles>,
     proof_nodes: Vec<(Nibbles, Bytes)>,
+    branch_nodes: usize,
 }
 
 impl RootBuilder {
@@ -313,21 +316,28 @@ impl RootBuilder {
     }
 
     fn add(&mut self, item: Item) -> Result<(), BuildError> {
-        if let Some(prev) = self.pending.take() {
-            let (p, n) = (prev.path(), item.path());
-            if p >= n {
-                return Err(BuildError::OutOfOrder {
-                    previous: p.clone(),
-                    next: n.clone(),
-                });
+        // Validate before touching any state, so a rejected item leaves the
+        // builder as it was.
+        let common = match &self.pending {
+            None => None,
+            Some(prev) => {
+                let (p, n) = (prev.path(), item.path());
+                if p >= n {
+                    return Err(BuildError::OutOfOrder {
+                        previous: p.clone(),
+                        next: n.clone(),
+                    });
+                }
+                if !matches!(prev, Item::Leaf { .. }) && n.starts_with(p) {
+                    return Err(BuildError::InsideHashedSubtree {
+                        subtree: p.clone(),
+                        next: n.clone(),
+                    });
+                }
+                Some(p.common_prefix_len(n))
             }
-            if !matches!(prev, Item::Leaf { .. }) && n.starts_with(p) {
-                return Err(BuildError::InsideHashedSubtree {
-                    subtree: p.clone(),
-                    next: n.clone(),
-                });
-            }
-            let common = p.common_prefix_len(n);
+        };
+        if let (Some(prev), Some(common)) = (self.pending.take(), common) {
             self.place(prev, Some(common))?;
         }
         self.pending = Some(item);
@@ -420,7 +430,8 @@ impl RootBuilder {
                 node_ref,
                 stored,
             } => {
-                debug_assert!(path.len() > depth, "branch item at or above its parent");
+                // The order checks in `add` reject items inside or above a
+                // hashed branch; this guards the invariant without panicking.
                 if path.len() <= depth {
                     return Err(BuildError::InsideHashedSubtree {
                         subtree: path.clone(),
@@ -467,6 +478,7 @@ impl RootBuilder {
             "branch completed with {} entries",
             frame.entry_count()
         );
+        self.branch_nodes += 1;
         let path = item_path.prefix(frame.depth);
         let rlp = encode_branch(&frame.children, frame.value.as_deref());
         self.retain_proof(&path, &rlp);
@@ -525,6 +537,103 @@ impl RootBuilder {
             top,
             records: self.records,
             proof_nodes: self.proof_nodes,
+            branch_nodes: self.branch_nodes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(v: &[u8]) -> Nibbles {
+        Nibbles::from_nibbles(v).unwrap()
+    }
+
+    #[test]
+    fn rejects_misuse_without_panicking() {
+        let mut b = RootBuilder::new();
+        b.add_leaf(n(&[1, 2]), b"x").unwrap();
+        assert!(matches!(
+            b.add_leaf(n(&[1, 2]), b"y"),
+            Err(BuildError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            b.add_leaf(n(&[1]), b"y"),
+            Err(BuildError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            RootBuilder::new().add_leaf(n(&[1]), b""),
+            Err(BuildError::EmptyValue(_))
+        ));
+
+        let r = NodeRef::from_hash(B256::repeat_byte(1));
+        let mut b = RootBuilder::new();
+        b.add_branch(n(&[3]), r, false).unwrap();
+        assert!(matches!(
+            b.add_leaf(n(&[3, 4]), b"x"),
+            Err(BuildError::InsideHashedSubtree { .. })
+        ));
+
+        // A lone slot has no parent branch.
+        let mut b = RootBuilder::new();
+        b.add_slot(n(&[3]), r, ChildKind::Leaf).unwrap();
+        assert!(matches!(b.finish(), Err(BuildError::SlotNotUnderBranch(_))));
+
+        // A slot that would sit below an extension, not directly in a branch.
+        let mut b = RootBuilder::new();
+        b.add_slot(n(&[3, 1]), r, ChildKind::Leaf).unwrap();
+        // The slot is placed (and rejected) once the next item shows where
+        // it hangs.
+        assert!(matches!(
+            b.add_leaf(n(&[5, 0]), b"x"),
+            Err(BuildError::SlotNotUnderBranch(_))
+        ));
+    }
+
+    #[test]
+    fn hashed_subtrees_give_the_same_root_as_their_leaves() {
+        let mut keys: Vec<Nibbles> = (0u8..40)
+            .map(|i| Nibbles::unpack(&[i / 8, i.wrapping_mul(37), 1]))
+            .collect();
+        keys.sort();
+        let full = {
+            let mut b = RootBuilder::new().with_records(true);
+            for k in &keys {
+                b.add_leaf(k.clone(), k.as_packed()).unwrap();
+            }
+            b.finish().unwrap()
+        };
+        // Replace the leaves under first byte 2 by their branch node.
+        let under = Nibbles::unpack(&[2]);
+        let sub = {
+            let mut b = RootBuilder::new();
+            for k in keys.iter().filter(|k| k.starts_with(&under)) {
+                b.add_leaf(k.clone(), k.as_packed()).unwrap();
+            }
+            b.finish().unwrap()
+        };
+        let SubtrieTop::Branch {
+            path,
+            node_ref,
+            stored,
+        } = sub.top
+        else {
+            panic!("expected a branch")
+        };
+        let mut b = RootBuilder::new();
+        let mut fed = false;
+        for k in &keys {
+            if k.starts_with(&under) {
+                if !fed {
+                    b.add_branch(path.clone(), node_ref, stored).unwrap();
+                    fed = true;
+                }
+            } else {
+                b.add_leaf(k.clone(), k.as_packed()).unwrap();
+            }
+        }
+        assert_eq!(b.finish().unwrap().root, full.root);
+        assert!(full.branch_nodes > full.records.len());
     }
 }

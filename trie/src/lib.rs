@@ -1,5 +1,6 @@
 //! Ethereum Merkle Patricia Trie: pure, no I/O.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod account;
 pub mod builder;
@@ -13,7 +14,7 @@ pub mod record;
 pub mod verify;
 
 pub use account::TrieAccount;
-pub use alloy_primitives::{keccak256, B256};
+pub use alloy_primitives::{keccak256, Bytes, B256, U256};
 pub use builder::{BuildError, BuildOutput, RootBuilder, SubtrieTop};
 pub use incremental::{
     combine_subtries, full_root, update_root, update_subtrie, BranchStore, LeafCursor, PrefixSet,
@@ -22,8 +23,8 @@ pub use incremental::{
 pub use nibbles::Nibbles;
 pub use node::NodeRef;
 pub use proof::{prove, prove_many};
-pub use verify::{verify_proof, ProofError};
 pub use record::{BranchRecord, ChildKind};
+pub use verify::{verify_proof, ProofError};
 
 /// Root hash of the empty trie: `keccak256(rlp(""))`.
 pub const EMPTY_ROOT_HASH: B256 =

@@ -154,7 +154,7 @@ impl Nibbles {
     pub(crate) fn nibble(&self, index: usize) -> u8 {
         debug_assert!(index < self.len);
         let byte = self.as_packed()[index / 2];
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             byte >> 4
         } else {
             byte & 0x0f
@@ -183,7 +183,7 @@ impl Nibbles {
             _ => {}
         }
         let storage = self.storage_mut();
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             storage[byte_index] = nibble << 4;
         } else {
             storage[byte_index] |= nibble;
