@@ -55,7 +55,9 @@ impl Scheduler {
             decrease_count: AtomicUsize::new(0),
             num_active_tasks: AtomicUsize::new(0),
             done: AtomicBool::new(num_txs == 0),
-            status: (0..num_txs).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
+            status: (0..num_txs)
+                .map(|_| Mutex::new((0, Status::ReadyToExecute)))
+                .collect(),
             dependents: (0..num_txs).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
@@ -81,7 +83,10 @@ impl Scheduler {
 
     fn check_done(&self) {
         let observed = self.decrease_count.load(Ordering::SeqCst);
-        if self.execution_idx.load(Ordering::SeqCst).min(self.validation_idx.load(Ordering::SeqCst))
+        if self
+            .execution_idx
+            .load(Ordering::SeqCst)
+            .min(self.validation_idx.load(Ordering::SeqCst))
             >= self.num_txs
             && self.num_active_tasks.load(Ordering::SeqCst) == 0
             && observed == self.decrease_count.load(Ordering::SeqCst)
@@ -95,7 +100,10 @@ impl Scheduler {
             let mut status = lock!(self.status[tx]);
             if status.1 == Status::ReadyToExecute {
                 status.1 = Status::Executing;
-                return Some(Version { tx, incarnation: status.0 });
+                return Some(Version {
+                    tx,
+                    incarnation: status.0,
+                });
             }
         }
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
@@ -122,7 +130,10 @@ impl Scheduler {
         if tx < self.num_txs {
             let status = *lock!(self.status[tx]);
             if status.1 == Status::Executed {
-                return Some(Version { tx, incarnation: status.0 });
+                return Some(Version {
+                    tx,
+                    incarnation: status.0,
+                });
             }
         }
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
@@ -145,7 +156,10 @@ impl Scheduler {
     /// `tx` (executing) must wait for `blocking` to finish executing. Returns
     /// false if `blocking` already finished: the caller re-executes at once.
     pub fn add_dependency(&self, tx: TxIndex, blocking: TxIndex) -> bool {
-        debug_assert!(blocking < tx, "tx {tx} cannot wait on a later tx {blocking}");
+        debug_assert!(
+            blocking < tx,
+            "tx {tx} cannot wait on a later tx {blocking}"
+        );
         let mut dependents = lock!(self.dependents[blocking]);
         if lock!(self.status[blocking]).1 == Status::Executed {
             return false;

@@ -65,7 +65,8 @@ impl<'a, 'p> Handler for LazyRewardHandler<'a, 'p> {
         };
         let gas = exec_result.gas();
         let used = gas.used().saturating_sub(gas.reservoir());
-        self.reward.set(U256::from(coinbase_gas_price) * U256::from(used));
+        self.reward
+            .set(U256::from(coinbase_gas_price) * U256::from(used));
         Ok(())
     }
 }
@@ -84,8 +85,10 @@ pub struct TxExecution {
 #[derive(Debug)]
 pub enum ExecFailure {
     Blocked(TxIndex),
-    /// The state failed or the block environment is invalid: the block fails.
-    Fatal(String),
+    /// The state failed (missing code or block hash, I/O) or the block
+    /// environment is invalid. Kept with its reads: a speculative execution
+    /// may fail on a read that the final incarnation does not make.
+    Failed { reason: String, reads: Vec<ReadRecord> },
 }
 
 fn build_evm<'a, 'p>(env: &EvmEnv, db: TxDb<'a, 'p>) -> TxEvm<'a, 'p> {
@@ -107,20 +110,29 @@ pub fn execute_tx(
 ) -> Result<TxExecution, ExecFailure> {
     let mut evm = build_evm(env, TxDb::new(mv, codes, index, record_reads));
     evm.ctx.set_tx(tx.clone());
-    let mut handler = LazyRewardHandler { reward: Cell::new(U256::ZERO), _evm: Default::default() };
+    let mut handler = LazyRewardHandler {
+        reward: Cell::new(U256::ZERO),
+        _evm: Default::default(),
+    };
     let outcome = handler.run(&mut evm);
     let state = evm.finalize();
     let reads = std::mem::take(&mut evm.ctx.journaled_state.database.reads);
     match outcome {
         Ok(result) => {
             let writes = collect_writes(&state, env.block.beneficiary, handler.reward.get());
-            Ok(TxExecution { result: Ok(result), writes, reads })
+            Ok(TxExecution {
+                result: Ok(result),
+                writes,
+                reads,
+            })
         }
-        Err(EVMError::Transaction(invalid)) => {
-            Ok(TxExecution { result: Err(invalid), writes: Vec::new(), reads })
-        }
+        Err(EVMError::Transaction(invalid)) => Ok(TxExecution {
+            result: Err(invalid),
+            writes: Vec::new(),
+            reads,
+        }),
         Err(EVMError::Database(DbError::Blocked(blocking))) => Err(ExecFailure::Blocked(blocking)),
-        Err(other) => Err(ExecFailure::Fatal(other.to_string())),
+        Err(other) => Err(ExecFailure::Failed { reason: other.to_string(), reads }),
     }
 }
 

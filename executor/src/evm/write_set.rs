@@ -15,8 +15,14 @@ fn basic_of(account: &Account) -> AccountBasic {
 }
 
 fn destroy(address: Address, writes: &mut Vec<(StateKey, WriteOp)>) {
-    writes.push((StateKey::Account(address), WriteOp::Set(StateValue::Account(None))));
-    writes.push((StateKey::StorageWipe(address), WriteOp::Set(StateValue::StorageWipe)));
+    writes.push((
+        StateKey::Account(address),
+        WriteOp::Set(StateValue::Account(None)),
+    ));
+    writes.push((
+        StateKey::StorageWipe(address),
+        WriteOp::Set(StateValue::StorageWipe),
+    ));
 }
 
 /// Writes of one touched account, following the commit rules of revm's
@@ -49,10 +55,16 @@ fn account_writes(address: Address, account: &Account, writes: &mut Vec<(StateKe
         || basic.code_hash != original.code_hash;
     if created {
         // A created account starts with empty storage whatever was there.
-        writes.push((StateKey::StorageWipe(address), WriteOp::Set(StateValue::StorageWipe)));
+        writes.push((
+            StateKey::StorageWipe(address),
+            WriteOp::Set(StateValue::StorageWipe),
+        ));
     }
     if info_changed {
-        writes.push((StateKey::Account(address), WriteOp::Set(StateValue::Account(Some(basic)))));
+        writes.push((
+            StateKey::Account(address),
+            WriteOp::Set(StateValue::Account(Some(basic))),
+        ));
     }
     if basic.code_hash != KECCAK_EMPTY && (created || basic.code_hash != original.code_hash) {
         if let Some(code) = &account.info.code {

@@ -43,20 +43,32 @@ impl InMemoryState {
         code: Bytes,
         storage: impl IntoIterator<Item = (U256, U256)>,
     ) {
-        let code_hash = if code.is_empty() { EMPTY_CODE_HASH } else { keccak256(&code) };
+        let code_hash = if code.is_empty() {
+            EMPTY_CODE_HASH
+        } else {
+            keccak256(&code)
+        };
         if !code.is_empty() {
             self.codes.insert(code_hash, code);
         }
         let storage = storage.into_iter().filter(|(_, v)| !v.is_zero()).collect();
-        let basic = AccountBasic { nonce, balance, code_hash };
-        self.accounts.insert(address, InMemoryAccount { basic, storage });
+        let basic = AccountBasic {
+            nonce,
+            balance,
+            code_hash,
+        };
+        self.accounts
+            .insert(address, InMemoryAccount { basic, storage });
     }
 
     /// Folds the final writes of a block into this state. `writes` must be in
     /// key order (as `MvMemory::final_writes` returns them) so that storage
     /// wipes come before the slot writes of the same block.
     pub fn apply(&mut self, writes: &[(StateKey, StateValue)]) {
-        debug_assert!(writes.windows(2).all(|w| w[0].0 < w[1].0), "writes not in key order");
+        debug_assert!(
+            writes.windows(2).all(|w| w[0].0 < w[1].0),
+            "writes not in key order"
+        );
         for (key, value) in writes {
             match (key, value) {
                 (StateKey::Account(address), StateValue::Account(None)) => {

@@ -64,9 +64,10 @@ impl Walk {
     fn origin(&self) -> Option<ReadOrigin> {
         match self {
             Walk::Blocked(_) => None,
-            Walk::Found { base, additions } if additions.is_empty() => {
-                Some(base.as_ref().map_or(ReadOrigin::Parent, |(v, _)| ReadOrigin::Version(*v)))
-            }
+            Walk::Found { base, additions } if additions.is_empty() => Some(
+                base.as_ref()
+                    .map_or(ReadOrigin::Parent, |(v, _)| ReadOrigin::Version(*v)),
+            ),
             Walk::Found { base, additions } => Some(ReadOrigin::Additions {
                 base: base.as_ref().map(|(v, _)| *v),
                 additions: additions.iter().map(|(v, _)| *v).collect(),
@@ -100,7 +101,9 @@ impl<'p> MvMemory<'p> {
         Self {
             parent,
             pre_block: HashMap::default(),
-            shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::default())).collect(),
+            shards: (0..SHARD_COUNT)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
             hasher: Default::default(),
             last_writes: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
             has_wipes: AtomicBool::new(false),
@@ -118,7 +121,10 @@ impl<'p> MvMemory<'p> {
 
     /// Installs the writes of the pre-block system calls. Must run before any
     /// transaction reads.
-    pub fn set_pre_block_writes(&mut self, writes: impl IntoIterator<Item = (StateKey, StateValue)>) {
+    pub fn set_pre_block_writes(
+        &mut self,
+        writes: impl IntoIterator<Item = (StateKey, StateValue)>,
+    ) {
         for (key, value) in writes {
             if matches!(key, StateKey::StorageWipe(_)) {
                 *self.has_wipes.get_mut() = true;
@@ -139,20 +145,32 @@ impl<'p> MvMemory<'p> {
         // operations; the map itself is consistent.
         let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
         let Some(versions) = shard.get(key) else {
-            return Walk::Found { base: None, additions: Vec::new() };
+            return Walk::Found {
+                base: None,
+                additions: Vec::new(),
+            };
         };
         let mut additions = Vec::new();
         for (&idx, entry) in versions.range(..tx).rev() {
-            let version = Version { tx: idx, incarnation: entry.incarnation };
+            let version = Version {
+                tx: idx,
+                incarnation: entry.incarnation,
+            };
             match &entry.data {
                 EntryData::Estimate => return Walk::Blocked(idx),
                 EntryData::Write(value) => {
-                    return Walk::Found { base: Some((version, value.clone())), additions };
+                    return Walk::Found {
+                        base: Some((version, value.clone())),
+                        additions,
+                    };
                 }
                 EntryData::AddBalance(amount) => additions.push((version, *amount)),
             }
         }
-        Walk::Found { base: None, additions }
+        Walk::Found {
+            base: None,
+            additions,
+        }
     }
 
     fn parent_account(&self, address: &Address) -> Result<Option<AccountBasic>, StateError> {
@@ -165,7 +183,12 @@ impl<'p> MvMemory<'p> {
     fn parent_storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
         match self.pre_block.get(&StateKey::Storage(*address, *slot)) {
             Some(StateValue::Storage(v)) => Ok(*v),
-            _ if self.pre_block.contains_key(&StateKey::StorageWipe(*address)) => Ok(U256::ZERO),
+            _ if self
+                .pre_block
+                .contains_key(&StateKey::StorageWipe(*address)) =>
+            {
+                Ok(U256::ZERO)
+            }
             _ => self.parent.storage(address, slot),
         }
     }
@@ -180,7 +203,11 @@ impl<'p> MvMemory<'p> {
         for (_, amount) in additions_newest_first.iter().rev() {
             let mut a = account.unwrap_or_default();
             a.balance = a.balance.saturating_add(*amount);
-            account = if self.state_clear && a.is_empty() { None } else { Some(a) };
+            account = if self.state_clear && a.is_empty() {
+                None
+            } else {
+                Some(a)
+            };
         }
         account
     }
@@ -195,7 +222,9 @@ impl<'p> MvMemory<'p> {
         let walk = self.walk(&key, tx);
         let origin = walk.origin();
         let Walk::Found { base, additions } = walk else {
-            let Walk::Blocked(blocking) = walk else { unreachable!("walk is either variant") };
+            let Walk::Blocked(blocking) = walk else {
+                unreachable!("walk is either variant")
+            };
             return Err(ReadError::Blocked(blocking));
         };
         let base_value = match base {
@@ -212,19 +241,28 @@ impl<'p> MvMemory<'p> {
     }
 
     /// Which version of the slot (or of a wipe of its account) `tx` sees.
-    fn storage_walk(&self, address: &Address, slot: &U256, tx: TxIndex) -> Result<(Option<(Version, U256)>, ReadOrigin), ReadError> {
+    fn storage_walk(
+        &self,
+        address: &Address,
+        slot: &U256,
+        tx: TxIndex,
+    ) -> Result<(Option<(Version, U256)>, ReadOrigin), ReadError> {
         let slot_walk = self.walk(&StateKey::Storage(*address, *slot), tx);
         let slot_write = match slot_walk {
             Walk::Blocked(b) => return Err(ReadError::Blocked(b)),
-            Walk::Found { base: Some((v, StateValue::Storage(value))), .. } => Some((v, value)),
+            Walk::Found {
+                base: Some((v, StateValue::Storage(value))),
+                ..
+            } => Some((v, value)),
             Walk::Found { .. } => None,
         };
         if self.has_wipes.load(Ordering::Acquire) {
             match self.walk(&StateKey::StorageWipe(*address), tx) {
                 Walk::Blocked(b) => return Err(ReadError::Blocked(b)),
-                Walk::Found { base: Some((wipe, _)), .. }
-                    if slot_write.is_none_or(|(v, _)| v.tx < wipe.tx) =>
-                {
+                Walk::Found {
+                    base: Some((wipe, _)),
+                    ..
+                } if slot_write.is_none_or(|(v, _)| v.tx < wipe.tx) => {
                     return Ok((Some((wipe, U256::ZERO)), ReadOrigin::Version(wipe)));
                 }
                 Walk::Found { .. } => {}
@@ -295,11 +333,17 @@ impl<'p> MvMemory<'p> {
 
     /// Block-STM validation: every read of `tx` would still see the same
     /// version. Returns the first read that changed, if any.
-    pub fn validate_reads<'r>(&self, tx: TxIndex, reads: &'r [ReadRecord]) -> Option<&'r ReadRecord> {
-        reads.iter().find(|read| match self.current_origin(&read.key, tx) {
-            Ok(origin) => origin != read.origin,
-            Err(_blocked) => true,
-        })
+    pub fn validate_reads<'r>(
+        &self,
+        tx: TxIndex,
+        reads: &'r [ReadRecord],
+    ) -> Option<&'r ReadRecord> {
+        reads
+            .iter()
+            .find(|read| match self.current_origin(&read.key, tx) {
+                Ok(origin) => origin != read.origin,
+                Err(_blocked) => true,
+            })
     }
 
     /// Replaces the writes of the previous incarnation of `version.tx` with
@@ -308,7 +352,10 @@ impl<'p> MvMemory<'p> {
     pub fn record(&self, version: Version, writes: Vec<(StateKey, WriteOp)>) -> bool {
         let mut keys: Vec<StateKey> = writes.iter().map(|(k, _)| *k).collect();
         keys.sort_unstable();
-        debug_assert!(keys.windows(2).all(|w| w[0] != w[1]), "duplicate key in write set");
+        debug_assert!(
+            keys.windows(2).all(|w| w[0] != w[1]),
+            "duplicate key in write set"
+        );
         for (key, op) in writes {
             if matches!(key, StateKey::StorageWipe(_)) {
                 self.has_wipes.store(true, Ordering::Release);
@@ -320,11 +367,16 @@ impl<'p> MvMemory<'p> {
                     EntryData::AddBalance(amount)
                 }
             };
-            let entry = Entry { incarnation: version.incarnation, data };
+            let entry = Entry {
+                incarnation: version.incarnation,
+                data,
+            };
             let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
             shard.entry(key).or_default().insert(version.tx, entry);
         }
-        let mut last = self.last_writes[version.tx].lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last_writes[version.tx]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for stale in last.iter().filter(|k| keys.binary_search(k).is_err()) {
             let mut shard = self.shard(stale).write().unwrap_or_else(|e| e.into_inner());
             if let Some(versions) = shard.get_mut(stale) {
@@ -339,7 +391,9 @@ impl<'p> MvMemory<'p> {
     /// Marks every write of the aborted transaction as an ESTIMATE, so that
     /// readers wait for its next incarnation instead of reading stale values.
     pub fn convert_writes_to_estimates(&self, tx: TxIndex) {
-        let last = self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner());
+        let last = self.last_writes[tx]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for key in last.iter() {
             let mut shard = self.shard(key).write().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = shard.get_mut(key).and_then(|v| v.get_mut(&tx)) {
@@ -350,7 +404,10 @@ impl<'p> MvMemory<'p> {
 
     /// The keys written by the latest incarnation of `tx`, sorted.
     pub fn written_keys(&self, tx: TxIndex) -> Vec<StateKey> {
-        self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_writes[tx]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The last write of every key once the block is done, in key order, with
@@ -359,8 +416,11 @@ impl<'p> MvMemory<'p> {
     /// writes. Calling it while transactions still run is a logic error.
     pub fn final_writes(&self) -> Result<Vec<(StateKey, StateValue)>, StateError> {
         let end = self.slots();
-        let mut out: BTreeMap<StateKey, StateValue> =
-            self.pre_block.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let mut out: BTreeMap<StateKey, StateValue> = self
+            .pre_block
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         let mut keys: Vec<StateKey> = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
@@ -380,8 +440,7 @@ impl<'p> MvMemory<'p> {
                 }
                 StateKey::Storage(address, slot) => {
                     match self.storage_walk(&address, &slot, end) {
-                        Ok((Some((_, value)), ReadOrigin::Version(v)))
-                            if matches!(self.walk(&key, end), Walk::Found { base: Some((s, _)), .. } if s == v) =>
+                        Ok((Some((_, value)), ReadOrigin::Version(v))) if matches!(self.walk(&key, end), Walk::Found { base: Some((s, _)), .. } if s == v) =>
                         {
                             out.insert(key, StateValue::Storage(value));
                         }
@@ -392,7 +451,11 @@ impl<'p> MvMemory<'p> {
                     }
                 }
                 StateKey::StorageWipe(_) | StateKey::Code(_) => {
-                    if let Walk::Found { base: Some((_, value)), .. } = self.walk(&key, end) {
+                    if let Walk::Found {
+                        base: Some((_, value)),
+                        ..
+                    } = self.walk(&key, end)
+                    {
                         out.insert(key, value);
                     }
                 }

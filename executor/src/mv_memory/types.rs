@@ -17,9 +17,8 @@ pub struct Version {
 }
 
 /// keccak256 of the empty byte string: the code hash of accounts without code.
-pub const EMPTY_CODE_HASH: B256 = alloy_primitives::b256!(
-    "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
-);
+pub const EMPTY_CODE_HASH: B256 =
+    alloy_primitives::b256!("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470");
 
 /// The part of an account that lives outside its storage trie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +30,11 @@ pub struct AccountBasic {
 
 impl Default for AccountBasic {
     fn default() -> Self {
-        Self { nonce: 0, balance: U256::ZERO, code_hash: EMPTY_CODE_HASH }
+        Self {
+            nonce: 0,
+            balance: U256::ZERO,
+            code_hash: EMPTY_CODE_HASH,
+        }
     }
 }
 
@@ -101,7 +104,10 @@ pub enum ReadOrigin {
     Version(Version),
     /// A chain of balance additions, newest first, ending on a full write or on
     /// the parent state (`base` is `None`).
-    Additions { base: Option<Version>, additions: Vec<Version> },
+    Additions {
+        base: Option<Version>,
+        additions: Vec<Version>,
+    },
 }
 
 /// A read made by a transaction and what it saw.

@@ -1,0 +1,315 @@
+//! Executing a block: pre-block system calls, transactions (Block-STM or the
+//! sequential reference), receipts, post-block withdrawals, final writes.
+
+mod outcome;
+mod parallel;
+mod sequential;
+
+pub use outcome::ExecStats;
+
+use crate::error::ExecutorError;
+use crate::evm::{execute_system_call, CodeCache, EvmEnv};
+use crate::mv_memory::{MvMemory, StateKey, StateValue, StateView, TxIndex, Version, WriteOp};
+use crate::receipts::{logs_bloom, receipts_root, Receipt};
+use alloy_primitives::map::HashMap;
+use alloy_primitives::{address, Address, Bloom, Bytes, B256, U256};
+use outcome::TxOutcome;
+use revm::context::TxEnv;
+use revm::primitives::hardfork::SpecId;
+
+/// EIP-4788 beacon roots contract.
+pub const BEACON_ROOTS_ADDRESS: Address = address!("000F3df6D732807Ef1319fB7B8bB8522d0Beac02");
+/// EIP-2935 block hash history contract.
+pub const HISTORY_STORAGE_ADDRESS: Address = address!("0000F90827F1C53a10cb7A02335B175320002935");
+/// EIP-4844 gas per blob.
+const GAS_PER_BLOB: u64 = 131_072;
+
+/// An EIP-4895 withdrawal: a balance increment applied after the transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub address: Address,
+    pub amount_gwei: u64,
+}
+
+/// A block to execute, apart from its transactions.
+#[derive(Clone, Debug)]
+pub struct BlockInput {
+    /// Fork rules, chain id and block header fields.
+    pub env: EvmEnv,
+    /// EIP-4788 (Cancun): stored by a system call before the transactions.
+    pub parent_beacon_block_root: Option<B256>,
+    /// EIP-2935 (Prague): stored by a system call before the transactions.
+    pub parent_hash: Option<B256>,
+    pub withdrawals: Vec<Withdrawal>,
+}
+
+impl BlockInput {
+    pub fn number(&self) -> u64 {
+        self.env.block.number.saturating_to()
+    }
+}
+
+/// How to run the transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionMode {
+    /// One after the other: the reference.
+    Sequential,
+    /// Block-STM with this many worker threads (the caller's thread included).
+    Parallel { workers: usize },
+}
+
+impl ExecutionMode {
+    /// Block-STM on every available core.
+    pub fn parallel() -> Self {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ExecutionMode::Parallel { workers }
+    }
+}
+
+/// The result of a block.
+#[derive(Clone, Debug)]
+pub struct BlockOutput {
+    pub receipts: Vec<Receipt>,
+    pub gas_used: u64,
+    pub logs_bloom: Bloom,
+    /// `None` before Byzantium: receipts then carry an intermediate state
+    /// root, which this executor does not compute.
+    pub receipts_root: Option<B256>,
+    /// The last write of every key, in key order, ready to fold into the next
+    /// state version.
+    pub final_writes: Vec<(StateKey, StateValue)>,
+    pub stats: ExecStats,
+}
+
+/// A block assembled by the dev node: transactions that revm rejected are
+/// left out and reported; they wrote nothing, so the others executed as if
+/// they were absent.
+#[derive(Clone, Debug)]
+pub struct BuiltBlock {
+    pub output: BlockOutput,
+    /// Indices (into the given list) of the transactions in the block, in
+    /// receipt order.
+    pub included: Vec<TxIndex>,
+    pub rejected: Vec<(TxIndex, String)>,
+}
+
+/// Executes a block whose transactions must all be valid.
+pub fn execute_block(
+    parent: &dyn StateView,
+    input: &BlockInput,
+    txs: &[TxEnv],
+    mode: ExecutionMode,
+) -> Result<BlockOutput, ExecutorError> {
+    run_block(parent, input, txs, mode, InvalidPolicy::FailBlock).map(|built| built.output)
+}
+
+/// Executes candidate transactions for a new block, leaving out the invalid
+/// ones. The sum of their gas limits must fit the block gas limit.
+pub fn build_block(
+    parent: &dyn StateView,
+    input: &BlockInput,
+    txs: &[TxEnv],
+    mode: ExecutionMode,
+) -> Result<BuiltBlock, ExecutorError> {
+    let total_gas: u128 = txs.iter().map(|tx| tx.gas_limit as u128).sum();
+    if total_gas > input.env.block.gas_limit as u128 {
+        return Err(ExecutorError::InvalidBlock {
+            block: input.number(),
+            reason: format!(
+                "candidate gas limits sum to {total_gas}, above the block gas limit {}",
+                input.env.block.gas_limit
+            ),
+        });
+    }
+    run_block(parent, input, txs, mode, InvalidPolicy::Skip)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InvalidPolicy {
+    FailBlock,
+    Skip,
+}
+
+fn run_block(
+    parent: &dyn StateView,
+    input: &BlockInput,
+    txs: &[TxEnv],
+    mode: ExecutionMode,
+    policy: InvalidPolicy,
+) -> Result<BuiltBlock, ExecutorError> {
+    let block = input.number();
+    let env = &input.env;
+    // One slot per transaction plus one for the post-block withdrawals.
+    let mut mv = MvMemory::new(parent, txs.len() + 1, env.state_clear());
+    let codes = CodeCache::default();
+    let pre_block = pre_block_writes(input, &mv, &codes)?;
+    mv.set_pre_block_writes(pre_block);
+
+    let (outcomes, stats) = match mode {
+        ExecutionMode::Sequential => {
+            sequential::run_sequential(env, &mv, &codes, txs, policy == InvalidPolicy::FailBlock)
+        }
+        ExecutionMode::Parallel { workers } => {
+            parallel::run_parallel(env, &mv, &codes, txs, workers).map_err(|panic| {
+                ExecutorError::TransactionFailed {
+                    block,
+                    index: panic.tx,
+                    reason: format!("worker panicked: {}", panic.message),
+                }
+            })?
+        }
+    };
+    let (receipts, included, rejected) = assemble_receipts(input, txs, outcomes, policy)?;
+    check_blob_gas(input, txs, &included)?;
+
+    let withdrawals = withdrawal_writes(&input.withdrawals);
+    mv.record(Version { tx: txs.len(), incarnation: 0 }, withdrawals);
+    let final_writes = mv.final_writes().map_err(|source| ExecutorError::State { block, source })?;
+
+    let gas_used = receipts.last().map_or(0, |r| r.cumulative_gas_used);
+    let mut bloom = Bloom::ZERO;
+    for receipt in &receipts {
+        bloom.accrue_bloom(&receipt.logs_bloom);
+    }
+    let receipts_root =
+        env.spec().is_enabled_in(SpecId::BYZANTIUM).then(|| receipts_root(&receipts));
+    Ok(BuiltBlock {
+        output: BlockOutput { receipts, gas_used, logs_bloom: bloom, receipts_root, final_writes, stats },
+        included,
+        rejected,
+    })
+}
+
+/// Runs the system calls the fork requires before the first transaction.
+/// A system contract without code is skipped (EIP-4788, EIP-2935).
+fn pre_block_writes(
+    input: &BlockInput,
+    mv: &MvMemory<'_>,
+    codes: &CodeCache,
+) -> Result<Vec<(StateKey, StateValue)>, ExecutorError> {
+    let block = input.number();
+    let spec = input.env.spec();
+    let mut calls: Vec<(Address, Bytes)> = Vec::new();
+    if let (true, Some(root)) = (spec.is_enabled_in(SpecId::CANCUN), input.parent_beacon_block_root) {
+        calls.push((BEACON_ROOTS_ADDRESS, Bytes::copy_from_slice(root.as_slice())));
+    }
+    if let (true, Some(hash)) = (spec.is_enabled_in(SpecId::PRAGUE), input.parent_hash) {
+        calls.push((HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(hash.as_slice())));
+    }
+    let mut writes = Vec::new();
+    for (contract, data) in calls {
+        let state_error = |source| ExecutorError::State { block, source };
+        let has_code = mv
+            .parent()
+            .account(&contract)
+            .map_err(state_error)?
+            .is_some_and(|a| a.code_hash != crate::mv_memory::EMPTY_CODE_HASH);
+        if !has_code {
+            continue;
+        }
+        // Both system calls write disjoint contracts, so running them on the
+        // parent state one after the other equals running them in sequence.
+        let call_writes = execute_system_call(&input.env, mv, codes, contract, data).map_err(
+            |reason| ExecutorError::SystemCall { block, contract, reason },
+        )?;
+        writes.extend(call_writes.into_iter().filter_map(|(key, op)| match op {
+            WriteOp::Set(value) => Some((key, value)),
+            WriteOp::AddBalance(_) => None,
+        }));
+    }
+    Ok(writes)
+}
+
+fn withdrawal_writes(withdrawals: &[Withdrawal]) -> Vec<(StateKey, WriteOp)> {
+    let mut sums: HashMap<Address, U256> = HashMap::default();
+    for w in withdrawals.iter().filter(|w| w.amount_gwei > 0) {
+        *sums.entry(w.address).or_default() += U256::from(w.amount_gwei) * U256::from(1_000_000_000u64);
+    }
+    sums.into_iter()
+        .map(|(address, amount)| (StateKey::Account(address), WriteOp::AddBalance(amount)))
+        .collect()
+}
+
+type Assembled = (Vec<Receipt>, Vec<TxIndex>, Vec<(TxIndex, String)>);
+
+fn assemble_receipts(
+    input: &BlockInput,
+    txs: &[TxEnv],
+    outcomes: Vec<TxOutcome>,
+    policy: InvalidPolicy,
+) -> Result<Assembled, ExecutorError> {
+    let block = input.number();
+    let gas_limit = input.env.block.gas_limit;
+    let mut receipts = Vec::with_capacity(outcomes.len());
+    let mut included = Vec::with_capacity(outcomes.len());
+    let mut rejected = Vec::new();
+    let mut cumulative = 0u64;
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        let result = match outcome {
+            TxOutcome::Executed(result) => result,
+            TxOutcome::Invalid(invalid) if policy == InvalidPolicy::Skip => {
+                rejected.push((index, invalid.to_string()));
+                continue;
+            }
+            TxOutcome::Invalid(invalid) => {
+                return Err(ExecutorError::InvalidTransaction {
+                    block,
+                    index,
+                    reason: invalid.to_string(),
+                })
+            }
+            TxOutcome::Failed(reason) => {
+                return Err(ExecutorError::TransactionFailed { block, index, reason })
+            }
+        };
+        let tx = &txs[index];
+        // The gas pool check of go-ethereum: each transaction's limit must fit
+        // what the block has left.
+        if tx.gas_limit > gas_limit - cumulative {
+            return Err(ExecutorError::InvalidTransaction {
+                block,
+                index,
+                reason: format!(
+                    "gas limit {} exceeds the {} gas left in the block",
+                    tx.gas_limit,
+                    gas_limit - cumulative
+                ),
+            });
+        }
+        let gas_used = result.tx_gas_used();
+        let success = result.is_success();
+        cumulative += gas_used;
+        let logs = result.into_logs();
+        receipts.push(Receipt {
+            tx_type: tx.tx_type,
+            success,
+            gas_used,
+            cumulative_gas_used: cumulative,
+            logs_bloom: logs_bloom(&logs),
+            logs,
+        });
+        included.push(index);
+    }
+    Ok((receipts, included, rejected))
+}
+
+/// EIP-4844: the blobs of the block's transactions fit the block's blob gas.
+fn check_blob_gas(input: &BlockInput, txs: &[TxEnv], included: &[TxIndex]) -> Result<(), ExecutorError> {
+    let spec = input.env.spec();
+    if !spec.is_enabled_in(SpecId::CANCUN) {
+        return Ok(());
+    }
+    let max_blobs: u64 = if spec.is_enabled_in(SpecId::PRAGUE) { 9 } else { 6 };
+    let blobs: u64 = included.iter().map(|&i| txs[i].blob_hashes.len() as u64).sum();
+    if blobs > max_blobs {
+        return Err(ExecutorError::InvalidBlock {
+            block: input.number(),
+            reason: format!(
+                "{} blob gas used, above the maximum {}",
+                blobs * GAS_PER_BLOB,
+                max_blobs * GAS_PER_BLOB
+            ),
+        });
+    }
+    Ok(())
+}

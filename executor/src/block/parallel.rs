@@ -1,0 +1,187 @@
+//! Block-STM workers: each pulls tasks from the scheduler and executes or
+//! validates transactions against the multi-version memory.
+
+use super::outcome::{ExecStats, TxOutcome};
+use crate::evm::{execute_tx, CodeCache, EvmEnv, ExecFailure};
+use crate::hints::DependencyHints;
+use crate::mv_memory::{MvMemory, ReadRecord, TxIndex, Version};
+use crate::scheduler::{Scheduler, Task};
+use revm::context::TxEnv;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// A worker panicked: the block is abandoned.
+#[derive(Debug)]
+pub struct WorkerPanic {
+    pub tx: TxIndex,
+    pub message: String,
+}
+
+struct TxSlot {
+    outcome: Option<TxOutcome>,
+    reads: Vec<ReadRecord>,
+}
+
+struct ParallelRun<'a, 'p> {
+    env: &'a EvmEnv,
+    mv: &'a MvMemory<'p>,
+    codes: &'a CodeCache,
+    txs: &'a [TxEnv],
+    scheduler: Scheduler,
+    hints: DependencyHints,
+    slots: Vec<Mutex<TxSlot>>,
+    panic: Mutex<Option<WorkerPanic>>,
+    executions: AtomicUsize,
+    validation_aborts: AtomicUsize,
+    dependency_waits: AtomicUsize,
+}
+
+macro_rules! lock {
+    ($m:expr) => {
+        // Slots are plain data written in one assignment: usable after a panic.
+        $m.lock().unwrap_or_else(|e| e.into_inner())
+    };
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
+impl ParallelRun<'_, '_> {
+    fn worker(&self) {
+        let mut task: Option<Task> = None;
+        loop {
+            task = match task.take() {
+                Some(Task::Execute(version)) => self.execute(version),
+                Some(Task::Validate(version)) => self.validate(version),
+                None if self.scheduler.done() => break,
+                None => {
+                    let next = self.scheduler.next_task();
+                    if next.is_none() {
+                        std::hint::spin_loop();
+                    }
+                    next
+                }
+            };
+        }
+    }
+
+    fn execute(&self, version: Version) -> Option<Task> {
+        let tx = version.tx;
+        if let Some(blocking) = self.hints.dependency(tx, &self.scheduler) {
+            if self.scheduler.add_dependency(tx, blocking) {
+                self.dependency_waits.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        loop {
+            self.executions.fetch_add(1, Ordering::Relaxed);
+            let run = catch_unwind(AssertUnwindSafe(|| {
+                execute_tx(self.env, self.mv, self.codes, tx, &self.txs[tx], true)
+            }));
+            let (outcome, writes, reads) = match run {
+                Err(payload) => {
+                    let mut slot = lock!(self.panic);
+                    if slot.is_none() {
+                        *slot = Some(WorkerPanic { tx, message: panic_message(payload) });
+                    }
+                    self.scheduler.halt();
+                    return None;
+                }
+                Ok(Err(ExecFailure::Blocked(blocking))) => {
+                    if self.scheduler.add_dependency(tx, blocking) {
+                        self.dependency_waits.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                    continue; // The blocking transaction just finished.
+                }
+                Ok(Err(ExecFailure::Failed { reason, reads })) => {
+                    (TxOutcome::Failed(reason), Vec::new(), reads)
+                }
+                Ok(Ok(execution)) => {
+                    let outcome = match execution.result {
+                        Ok(result) => TxOutcome::Executed(result),
+                        Err(invalid) => TxOutcome::Invalid(invalid),
+                    };
+                    (outcome, execution.writes, execution.reads)
+                }
+            };
+            let wrote_new_location = self.mv.record(version, writes);
+            *lock!(self.slots[tx]) = TxSlot { outcome: Some(outcome), reads };
+            return self.scheduler.finish_execution(version, wrote_new_location);
+        }
+    }
+
+    fn validate(&self, version: Version) -> Option<Task> {
+        let failed_key = {
+            let slot = lock!(self.slots[version.tx]);
+            self.mv.validate_reads(version.tx, &slot.reads).map(|read| read.key)
+        };
+        let aborted = failed_key.is_some() && self.scheduler.try_validation_abort(version);
+        if aborted {
+            self.validation_aborts.fetch_add(1, Ordering::Relaxed);
+            self.mv.convert_writes_to_estimates(version.tx);
+            if let Some(key) = failed_key {
+                self.hints.note_conflict(&key);
+            }
+        }
+        self.scheduler.finish_validation(version.tx, aborted)
+    }
+}
+
+/// Runs Block-STM over `txs` with `workers` threads. The memory holds the
+/// final writes of every transaction afterwards.
+pub fn run_parallel(
+    env: &EvmEnv,
+    mv: &MvMemory<'_>,
+    codes: &CodeCache,
+    txs: &[TxEnv],
+    workers: usize,
+) -> Result<(Vec<TxOutcome>, ExecStats), WorkerPanic> {
+    let run = ParallelRun {
+        env,
+        mv,
+        codes,
+        txs,
+        scheduler: Scheduler::new(txs.len()),
+        hints: DependencyHints::new(txs),
+        slots: (0..txs.len()).map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new() })).collect(),
+        panic: Mutex::new(None),
+        executions: AtomicUsize::new(0),
+        validation_aborts: AtomicUsize::new(0),
+        dependency_waits: AtomicUsize::new(0),
+    };
+    let workers = workers.clamp(1, txs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(|| run.worker());
+        }
+        run.worker();
+    });
+    if let Some(panic) = lock!(run.panic).take() {
+        return Err(panic);
+    }
+    let stats = ExecStats {
+        executions: run.executions.into_inner(),
+        validation_aborts: run.validation_aborts.into_inner(),
+        dependency_waits: run.dependency_waits.into_inner(),
+    };
+    let mut outcomes = Vec::with_capacity(txs.len());
+    for (tx, slot) in run.slots.into_iter().enumerate() {
+        let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+        // The scheduler only reports done once every transaction executed and
+        // validated; a missing outcome means an invariant broke.
+        match slot.outcome {
+            Some(outcome) => outcomes.push(outcome),
+            None => {
+                return Err(WorkerPanic { tx, message: "transaction left without outcome".into() })
+            }
+        }
+    }
+    Ok((outcomes, stats))
+}

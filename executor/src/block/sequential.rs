@@ -1,0 +1,41 @@
+//! The reference path: one transaction after the other on the same
+//! multi-version memory, no validation needed.
+
+use super::outcome::{ExecStats, TxOutcome};
+use crate::evm::{execute_tx, CodeCache, EvmEnv, ExecFailure};
+use crate::mv_memory::{MvMemory, Version};
+use revm::context::TxEnv;
+
+/// Executes every transaction in order. With `stop_at_invalid`, returns the
+/// outcomes up to and including the first invalid or failed transaction.
+pub fn run_sequential(
+    env: &EvmEnv,
+    mv: &MvMemory<'_>,
+    codes: &CodeCache,
+    txs: &[TxEnv],
+    stop_at_invalid: bool,
+) -> (Vec<TxOutcome>, ExecStats) {
+    let mut outcomes = Vec::with_capacity(txs.len());
+    for (index, tx) in txs.iter().enumerate() {
+        let (outcome, writes) = match execute_tx(env, mv, codes, index, tx, false) {
+            Ok(execution) => match execution.result {
+                Ok(result) => (TxOutcome::Executed(result), execution.writes),
+                Err(invalid) => (TxOutcome::Invalid(invalid), Vec::new()),
+            },
+            // Every lower transaction has its final writes in place.
+            Err(ExecFailure::Blocked(blocking)) => (
+                TxOutcome::Failed(format!("sequential read blocked by transaction {blocking}")),
+                Vec::new(),
+            ),
+            Err(ExecFailure::Failed { reason, .. }) => (TxOutcome::Failed(reason), Vec::new()),
+        };
+        mv.record(Version { tx: index, incarnation: 0 }, writes);
+        let stop = !matches!(outcome, TxOutcome::Executed(_)) && stop_at_invalid;
+        outcomes.push(outcome);
+        if stop {
+            break;
+        }
+    }
+    let stats = ExecStats { executions: outcomes.len(), ..ExecStats::default() };
+    (outcomes, stats)
+}
