@@ -87,3 +87,28 @@ fn delete_one_leaf() {
         k
     });
 }
+
+/// Prints how many branch nodes the storage policy stores for tries of
+/// hashed keys (the numbers quoted in the crate README). Run with
+/// `cargo test -p metis-trie --test cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check; slow for the largest size"]
+fn stored_policy_stats() {
+    for size in [10_000u32, 100_000, 1_000_000] {
+        let mut keys: Vec<B256> = (0..size).map(|i| keccak256(i.to_be_bytes())).collect();
+        keys.sort();
+        let mut b = metis_trie::RootBuilder::new().with_records(true);
+        for k in &keys {
+            b.add_leaf(metis_trie::Nibbles::from_b256(k), &[1]).unwrap();
+        }
+        let out = b.finish().unwrap();
+        let bytes: usize = out.records.iter().map(|(_, r)| r.encode().len()).sum();
+        eprintln!(
+            "{size} leaves: {} branch nodes, {} stored ({:.1}%), {} record bytes",
+            out.branch_nodes,
+            out.records.len(),
+            100.0 * out.records.len() as f64 / out.branch_nodes as f64,
+            bytes
+        );
+    }
+}

@@ -286,6 +286,57 @@ proptest! {
     }
 }
 
+/// Keys that all share a prefix of `shared` nibbles with `base` (so the
+/// root is an extension and deletions collapse branches into extensions).
+fn clustered_key(base: B256) -> impl Strategy<Value = B256> {
+    (8usize..62, any::<[u8; 32]>()).prop_map(move |(shared, tail)| {
+        let mut path = Nibbles::from_b256(&base);
+        path.truncate(shared);
+        for n in Nibbles::unpack(&tail).iter().skip(shared) {
+            path.push(n % 3);
+        }
+        path.pad_to_b256(0).expect("64 nibbles")
+    })
+}
+
+/// A starting leaf set and batches of changes, all keys clustered around
+/// one random base key.
+fn clustered_case() -> impl Strategy<Value = (BTreeMap<B256, Vec<u8>>, Vec<Vec<Op>>)> {
+    any::<[u8; 32]>().prop_flat_map(|b| {
+        let base = B256::from(b);
+        let op = prop_oneof![
+            2 => (clustered_key(base), value_strategy()).prop_map(|(k, v)| Op::Set(k, v)),
+            3 => any::<usize>().prop_map(Op::Delete),
+            1 => (any::<usize>(), value_strategy()).prop_map(|(i, v)| Op::Update(i, v)),
+        ];
+        (
+            proptest::collection::btree_map(clustered_key(base), value_strategy(), 1..80),
+            proptest::collection::vec(proptest::collection::vec(op, 1..20), 1..8),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(32), ..ProptestConfig::default() })]
+
+    /// Incremental updates where every key shares a long prefix: root
+    /// extensions, extension splits and merges.
+    #[test]
+    fn incremental_clustered((initial, batches) in clustered_case()) {
+        let mut leaves: MemLeaves = initial.into_iter().collect();
+        let mut branches = MemBranches::default();
+        let all: Vec<B256> = leaves.map().keys().copied().collect();
+        step(&leaves, &mut branches, all)?;
+        for batch in &batches {
+            let touched = apply_batch(&mut leaves, batch);
+            step(&leaves, &mut branches, touched)?;
+            let absent: Vec<B256> = leaves.map().keys().map(|k| { let mut a = *k; a.0[20] ^= 0x10; a }).take(3).collect();
+            let root = reference_root(leaves.map());
+            check_proofs(&leaves, &branches, root, &absent)?;
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(4), ..ProptestConfig::default() })]
 
