@@ -1,0 +1,171 @@
+//! I/O error sweep: fail the N-th write, sync or set_len of a commit, once
+//! or persistently, for every N. The commit must return an error and never
+//! be acknowledged, the handle must refuse further writes (a failed sync may
+//! have dropped dirty pages from the page cache), reads of committed
+//! versions keep working, and a reopen finds the state before or after the
+//! commit, intact.
+
+mod common;
+
+use common::{fast_tempdir, random_commit, read_all, Model, Rng};
+use metisdb::storage::fault::{crash_image, CrashPolicy, Fault, FaultKind, FaultStorage, Op};
+use metisdb::{Db, Error, Options};
+use std::sync::{Arc, Mutex};
+
+fn setup(dir: &std::path::Path) -> Vec<Model> {
+    let db = Db::open(dir, Options::default()).unwrap();
+    let mut models = Vec::new();
+    let mut m = Model::new();
+    let mut rng = Rng(77);
+    for _ in 0..3 {
+        random_commit(&db, &mut m, &mut rng, 60, 500).unwrap();
+        models.push(m.clone());
+    }
+    models
+}
+
+#[test]
+fn every_failing_operation_is_reported_and_loses_nothing() {
+    let mut injections = 0;
+    let cases: &[(Op, &[FaultKind])] = &[
+        (
+            Op::Write,
+            &[FaultKind::Eio, FaultKind::NoSpace, FaultKind::ShortWrite],
+        ),
+        (Op::Sync, &[FaultKind::Eio]),
+        (Op::SetLen, &[FaultKind::NoSpace, FaultKind::Eio]),
+    ];
+    for &(op, kinds) in cases {
+        for &kind in kinds {
+            for persistent in [false, true] {
+                for nth in 1.. {
+                    let dir = fast_tempdir();
+                    let mut models = setup(dir.path());
+                    let holder: Arc<Mutex<Option<Arc<FaultStorage>>>> = Arc::default();
+                    let h2 = holder.clone();
+                    let fault = Fault {
+                        op,
+                        nth,
+                        persistent,
+                        kind,
+                    };
+                    let opts = Options {
+                        wrap_storage: Some(Arc::new(move |inner| {
+                            let f = Arc::new(FaultStorage::new(inner, vec![fault])?);
+                            *h2.lock().unwrap() = Some(f.clone());
+                            Ok(Box::new(Shared(f)) as Box<dyn metisdb::storage::Storage>)
+                        })),
+                        ..Options::default()
+                    };
+                    let db = Db::open(dir.path(), opts).unwrap();
+                    let fs = holder.lock().unwrap().clone().unwrap();
+                    let pre = models.last().unwrap().clone();
+                    let mut m = pre.clone();
+                    // Large enough to grow the file (exercising set_len) and write runs.
+                    let res = random_commit(&db, &mut m, &mut Rng(nth * 31 + 7), 2500, 100_000);
+                    let what = format!("{op:?} #{nth} {kind:?} persistent={persistent}");
+                    if fs.injected() == 0 {
+                        assert!(
+                            res.is_ok(),
+                            "{what}: no fault injected but commit failed: {res:?}"
+                        );
+                        break;
+                    }
+                    injections += 1;
+                    let err = res.expect_err(&format!(
+                        "{what}: commit acknowledged despite a failed operation"
+                    ));
+                    assert!(matches!(err, Error::Io { .. }), "{what}: {err}");
+                    assert!(
+                        matches!(db.begin_write(), Err(Error::Poisoned { .. })),
+                        "{what}: handle still accepts writes after an I/O failure"
+                    );
+                    assert!(
+                        read_all(&db).unwrap() == pre,
+                        "{what}: committed data unreadable after the failure"
+                    );
+                    // What a crash right now would leave on disk.
+                    let img = crash_image(
+                        fs.initial(),
+                        &fs.log(),
+                        CrashPolicy::DropUnsynced,
+                        &mut || 0,
+                    );
+                    drop(db);
+                    models.push(m);
+                    let check = |path: &std::path::Path, label: &str| {
+                        let db = Db::open(path, Options::default())
+                            .unwrap_or_else(|e| panic!("{what} ({label}): reopen: {e}"));
+                        let v = db.latest_version().unwrap() as usize;
+                        assert!(
+                            v == 2 || v == 3,
+                            "{what} ({label}): reopened at version {v}"
+                        );
+                        let got = read_all(&db).unwrap();
+                        if got != models[v] {
+                            let missing: Vec<_> = models[v]
+                                .iter()
+                                .filter(|(k, val)| got.get(*k) != Some(*val))
+                                .map(|(k, _)| k.clone())
+                                .take(5)
+                                .collect();
+                            let extra: Vec<_> = got
+                                .iter()
+                                .filter(|(k, val)| models[v].get(*k) != Some(*val))
+                                .map(|(k, _)| k.clone())
+                                .take(5)
+                                .collect();
+                            panic!("{what} ({label}): contents differ from version {v}: {} vs {} entries; wrong/missing {missing:?}; unexpected {extra:?}", got.len(), models[v].len());
+                        }
+                        let r = db.verify(&mut |_, _| {}).unwrap();
+                        assert!(r.ok(), "{what} ({label}): verify: {:?}", r.problems);
+                    };
+                    check(dir.path(), "reopen");
+                    let crash_dir = fast_tempdir();
+                    std::fs::write(crash_dir.path().join(metisdb::DATA_FILE), img).unwrap();
+                    check(crash_dir.path(), "crash image");
+                }
+            }
+        }
+    }
+    eprintln!("fault injections checked: {injections}");
+    assert!(
+        injections >= 20,
+        "the sweep injected only {injections} faults"
+    );
+}
+
+struct Shared(Arc<FaultStorage>);
+
+impl metisdb::storage::Storage for Shared {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn file(&self) -> &std::fs::File {
+        self.0.file()
+    }
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_all(&self, ops: &[metisdb::storage::WriteOp<'_>]) -> std::io::Result<()> {
+        self.0.write_all(ops)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn sync_dir(&self) -> std::io::Result<()> {
+        self.0.sync_dir()
+    }
+}
