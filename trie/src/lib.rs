@@ -1,4 +1,43 @@
 //! Ethereum Merkle Patricia Trie: pure, no I/O.
+//!
+//! The storage engine keeps each trie as flat tables (leaves by hashed key,
+//! stored branch records by nibble path) and reaches this crate through two
+//! traits, [`LeafCursor`] and [`BranchStore`]. This crate computes:
+//!
+//! - roots from scratch with [`RootBuilder`] / [`full_root`],
+//! - roots after a set of changes with [`update_root`], rehashing only the
+//!   changed paths and returning the record upserts and removals that keep
+//!   the branch table in step (or per subtrie, in parallel, with
+//!   [`update_subtrie`] and [`combine_subtries`]),
+//! - EIP-1186 proofs with [`prove`], checked by [`verify_proof`].
+//!
+//! Modules, one job each: [`nibbles`] (paths), [`hex_prefix`] (compact path
+//! encoding), [`node`] (node RLP and references), [`account`] (the account
+//! leaf value), [`builder`] (root builder), [`record`] (stored branch
+//! records and which branches are stored), [`incremental`] (updates over
+//! stored records), [`proof`] (proof generation), [`verify`] (proof
+//! verification), [`mem`] (in-memory stores).
+//!
+//! ```
+//! use metis_trie::mem::{MemBranches, MemLeaves};
+//! use metis_trie::{full_root, keccak256, prove, update_root, verify_proof, PrefixSet};
+//!
+//! let mut leaves: MemLeaves = (0u8..50).map(|i| (keccak256([i]), vec![i + 1])).collect();
+//! let mut branches = MemBranches::default();
+//!
+//! // Commit: change one leaf, delete another, rehash only their paths.
+//! let (a, b) = (keccak256([7u8]), keccak256([9u8]));
+//! leaves.insert(a, vec![0x42]);
+//! leaves.remove(&b);
+//! let update = update_root(&PrefixSet::from_keys([a, b]), &mut leaves.cursor(), &mut branches)?;
+//! branches.apply(&update);
+//! assert_eq!(update.root, full_root(&mut leaves.cursor())?.root);
+//!
+//! let proof = prove(&a, &mut leaves.cursor(), &mut branches)?;
+//! verify_proof(update.root, &a, Some(&[0x42]), &proof)?;
+//! verify_proof(update.root, &b, None, &prove(&b, &mut leaves.cursor(), &mut branches)?)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,8 +56,8 @@ pub use account::TrieAccount;
 pub use alloy_primitives::{keccak256, Bytes, B256, U256};
 pub use builder::{BuildError, BuildOutput, RootBuilder, SubtrieTop};
 pub use incremental::{
-    combine_subtries, full_root, update_root, update_subtrie, BranchStore, LeafCursor, PrefixSet,
-    RootUpdate, TrieError,
+    combine_subtries, full_root, prefixes_at_depth, update_root, update_subtrie, BranchStore,
+    FullRoot, LeafCursor, PrefixSet, RootUpdate, SubtrieUpdate, TrieError,
 };
 pub use nibbles::Nibbles;
 pub use node::NodeRef;
