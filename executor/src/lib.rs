@@ -17,6 +17,7 @@ pub mod mv_memory;
 pub mod receipts;
 pub mod scheduler;
 pub mod spec;
+pub mod replay;
 pub mod statetest;
 mod state_root;
 mod trie_root;
