@@ -116,9 +116,31 @@ impl TrieAccount {
     }
 }
 
+/// The storage-trie leaf value of a slot value: `rlp(value)`, or `None` for
+/// zero (a zero slot is absent from the trie).
+pub fn storage_leaf_value(value: &U256) -> Option<Vec<u8>> {
+    if value.is_zero() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(33);
+    value.encode(&mut out);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_values() {
+        assert_eq!(storage_leaf_value(&U256::ZERO), None);
+        assert_eq!(storage_leaf_value(&U256::from(1u8)), Some(vec![0x01]));
+        assert_eq!(
+            storage_leaf_value(&U256::from(0x80u8)),
+            Some(vec![0x81, 0x80])
+        );
+        assert_eq!(storage_leaf_value(&U256::MAX).map(|v| v.len()), Some(33));
+    }
 
     #[test]
     fn empty_account_encoding() {

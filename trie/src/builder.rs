@@ -235,6 +235,11 @@ impl Frame {
 
 /// Computes a trie root (and optionally branch records and proof nodes) from
 /// items fed in strictly increasing path order. See the module docs.
+///
+/// An item rejected for its order or position ([`BuildError::OutOfOrder`],
+/// [`BuildError::InsideHashedSubtree`], [`BuildError::EmptyValue`]) leaves
+/// the builder unchanged. [`BuildError::SlotNotUnderBranch`] is detected
+/// while placing an earlier item; the builder must be discarded after it.
 #[derive(Debug, Default)]
 pub struct RootBuilder {
     stack: Vec<Frame>,

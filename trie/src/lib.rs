@@ -52,7 +52,7 @@ pub mod proof;
 pub mod record;
 pub mod verify;
 
-pub use account::TrieAccount;
+pub use account::{storage_leaf_value, TrieAccount};
 pub use alloy_primitives::{keccak256, Bytes, B256, U256};
 pub use builder::{BuildError, BuildOutput, RootBuilder, SubtrieTop};
 pub use incremental::{
