@@ -15,11 +15,12 @@ pub mod evm;
 mod hints;
 pub mod mv_memory;
 pub mod receipts;
+pub mod replay;
 pub mod scheduler;
 pub mod spec;
-pub mod replay;
-pub mod statetest;
 mod state_root;
+pub mod statetest;
+pub mod synthetic;
 mod trie_root;
 
 pub use block::{

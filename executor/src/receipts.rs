@@ -30,7 +30,11 @@ impl Receipt {
         if self.tx_type != 0 {
             out.push(self.tx_type);
         }
-        Header { list: true, payload_length }.encode(&mut out);
+        Header {
+            list: true,
+            payload_length,
+        }
+        .encode(&mut out);
         status.encode(&mut out);
         self.cumulative_gas_used.encode(&mut out);
         self.logs_bloom.encode(&mut out);

@@ -88,7 +88,10 @@ impl ParallelRun<'_, '_> {
                 Err(payload) => {
                     let mut slot = lock!(self.panic);
                     if slot.is_none() {
-                        *slot = Some(WorkerPanic { tx, message: panic_message(payload) });
+                        *slot = Some(WorkerPanic {
+                            tx,
+                            message: panic_message(payload),
+                        });
                     }
                     self.scheduler.halt();
                     return None;
@@ -112,7 +115,10 @@ impl ParallelRun<'_, '_> {
                 }
             };
             let wrote_new_location = self.mv.record(version, writes);
-            *lock!(self.slots[tx]) = TxSlot { outcome: Some(outcome), reads };
+            *lock!(self.slots[tx]) = TxSlot {
+                outcome: Some(outcome),
+                reads,
+            };
             return self.scheduler.finish_execution(version, wrote_new_location);
         }
     }
@@ -120,7 +126,9 @@ impl ParallelRun<'_, '_> {
     fn validate(&self, version: Version) -> Option<Task> {
         let failed_key = {
             let slot = lock!(self.slots[version.tx]);
-            self.mv.validate_reads(version.tx, &slot.reads).map(|read| read.key)
+            self.mv
+                .validate_reads(version.tx, &slot.reads)
+                .map(|read| read.key)
         };
         let aborted = failed_key.is_some() && self.scheduler.try_validation_abort(version);
         if aborted {
@@ -150,7 +158,14 @@ pub fn run_parallel(
         txs,
         scheduler: Scheduler::new(txs.len()),
         hints: DependencyHints::new(txs),
-        slots: (0..txs.len()).map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new() })).collect(),
+        slots: (0..txs.len())
+            .map(|_| {
+                Mutex::new(TxSlot {
+                    outcome: None,
+                    reads: Vec::new(),
+                })
+            })
+            .collect(),
         panic: Mutex::new(None),
         executions: AtomicUsize::new(0),
         validation_aborts: AtomicUsize::new(0),
@@ -179,7 +194,10 @@ pub fn run_parallel(
         match slot.outcome {
             Some(outcome) => outcomes.push(outcome),
             None => {
-                return Err(WorkerPanic { tx, message: "transaction left without outcome".into() })
+                return Err(WorkerPanic {
+                    tx,
+                    message: "transaction left without outcome".into(),
+                })
             }
         }
     }

@@ -29,13 +29,22 @@ pub fn run_sequential(
             ),
             Err(ExecFailure::Failed { reason, .. }) => (TxOutcome::Failed(reason), Vec::new()),
         };
-        mv.record(Version { tx: index, incarnation: 0 }, writes);
+        mv.record(
+            Version {
+                tx: index,
+                incarnation: 0,
+            },
+            writes,
+        );
         let stop = !matches!(outcome, TxOutcome::Executed(_)) && stop_at_invalid;
         outcomes.push(outcome);
         if stop {
             break;
         }
     }
-    let stats = ExecStats { executions: outcomes.len(), ..ExecStats::default() };
+    let stats = ExecStats {
+        executions: outcomes.len(),
+        ..ExecStats::default()
+    };
     (outcomes, stats)
 }

@@ -88,7 +88,10 @@ pub enum ExecFailure {
     /// The state failed (missing code or block hash, I/O) or the block
     /// environment is invalid. Kept with its reads: a speculative execution
     /// may fail on a read that the final incarnation does not make.
-    Failed { reason: String, reads: Vec<ReadRecord> },
+    Failed {
+        reason: String,
+        reads: Vec<ReadRecord>,
+    },
 }
 
 fn build_evm<'a, 'p>(env: &EvmEnv, db: TxDb<'a, 'p>) -> TxEvm<'a, 'p> {
@@ -132,7 +135,10 @@ pub fn execute_tx(
             reads,
         }),
         Err(EVMError::Database(DbError::Blocked(blocking))) => Err(ExecFailure::Blocked(blocking)),
-        Err(other) => Err(ExecFailure::Failed { reason: other.to_string(), reads }),
+        Err(other) => Err(ExecFailure::Failed {
+            reason: other.to_string(),
+            reads,
+        }),
     }
 }
 
