@@ -238,3 +238,94 @@ impl Scheduler {
         lock!(self.status[tx]).1 == Status::Executed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(tx: TxIndex, incarnation: Incarnation) -> Version {
+        Version { tx, incarnation }
+    }
+
+    /// Polls until a task comes out (a poll may find nothing to claim).
+    fn poll(s: &Scheduler) -> Option<Task> {
+        (0..10).find_map(|_| s.next_task())
+    }
+
+    #[test]
+    fn executes_then_validates_in_order_and_finishes() {
+        let s = Scheduler::new(2);
+        assert_eq!(s.next_task(), Some(Task::Execute(v(0, 0))));
+        assert_eq!(s.finish_execution(v(0, 0), false), None);
+        assert_eq!(s.next_task(), Some(Task::Validate(v(0, 0))));
+        assert_eq!(s.finish_validation(0, false), None);
+        assert_eq!(s.next_task(), Some(Task::Execute(v(1, 0))));
+        assert_eq!(s.finish_execution(v(1, 0), false), None);
+        assert_eq!(s.next_task(), Some(Task::Validate(v(1, 0))));
+        assert_eq!(s.finish_validation(1, false), None);
+        assert_eq!(s.next_task(), None);
+        assert!(s.done());
+    }
+
+    /// Runs every remaining task (including those handed back) to the end.
+    fn drain(s: &Scheduler) -> Vec<Task> {
+        let mut seen = Vec::new();
+        let mut task = poll(s);
+        while let Some(t) = task {
+            seen.push(t);
+            task = match t {
+                Task::Execute(version) => s.finish_execution(version, false),
+                Task::Validate(version) => s.finish_validation(version.tx, false),
+            }
+            .or_else(|| poll(s));
+        }
+        seen
+    }
+
+    #[test]
+    fn failed_validation_bumps_the_incarnation_and_revalidates_above() {
+        let s = Scheduler::new(2);
+        assert_eq!(poll(&s), Some(Task::Execute(v(0, 0))));
+        assert_eq!(poll(&s), Some(Task::Execute(v(1, 0))));
+        // The validation index already passed tx 0: its validation is handed back.
+        assert_eq!(
+            s.finish_execution(v(0, 0), false),
+            Some(Task::Validate(v(0, 0)))
+        );
+        assert!(s.try_validation_abort(v(0, 0)));
+        // Only the first abort of an incarnation wins.
+        assert!(!s.try_validation_abort(v(0, 0)));
+        assert_eq!(s.finish_validation(0, true), Some(Task::Execute(v(0, 1))));
+        assert_eq!(s.finish_execution(v(1, 0), false), None);
+        // A new location written: everything above is validated again.
+        assert_eq!(s.finish_execution(v(0, 1), true), None);
+        let seen = drain(&s);
+        assert!(seen.contains(&Task::Validate(v(0, 1))));
+        assert!(seen.contains(&Task::Validate(v(1, 0))));
+        assert!(s.done());
+    }
+
+    #[test]
+    fn dependency_suspends_until_the_blocking_transaction_executes() {
+        let s = Scheduler::new(2);
+        assert_eq!(poll(&s), Some(Task::Execute(v(0, 0))));
+        assert_eq!(poll(&s), Some(Task::Execute(v(1, 0))));
+        assert!(s.add_dependency(1, 0));
+        assert!(!s.done());
+        // Finishing tx 0 resumes tx 1 with its next incarnation.
+        assert_eq!(
+            s.finish_execution(v(0, 0), false),
+            Some(Task::Validate(v(0, 0)))
+        );
+        s.finish_validation(0, false);
+        let seen = drain(&s);
+        assert!(seen.contains(&Task::Execute(v(1, 1))));
+        assert!(s.done());
+        // Once executed, a dependency on it is refused.
+        let s = Scheduler::new(2);
+        assert_eq!(poll(&s), Some(Task::Execute(v(0, 0))));
+        assert_eq!(poll(&s), Some(Task::Execute(v(1, 0))));
+        s.finish_execution(v(0, 0), false);
+        assert!(!s.add_dependency(1, 0));
+    }
+}

@@ -489,3 +489,250 @@ impl<'p> MvMemory<'p> {
         Ok(out.into_iter().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mv_memory::InMemoryState;
+
+    fn addr(n: u8) -> Address {
+        Address::new([n; 20])
+    }
+
+    fn parent() -> InMemoryState {
+        let mut state = InMemoryState::default();
+        state.insert_account(
+            addr(1),
+            0,
+            U256::from(100),
+            Bytes::new(),
+            [(U256::from(7), U256::from(70))],
+        );
+        state
+    }
+
+    fn set_slot(value: u64) -> WriteOp {
+        WriteOp::Set(StateValue::Storage(U256::from(value)))
+    }
+
+    #[test]
+    fn read_returns_highest_lower_write_or_parent() {
+        let state = parent();
+        let mv = MvMemory::new(&state, 4, true);
+        let key = StateKey::Storage(addr(1), U256::from(7));
+        mv.record(
+            Version {
+                tx: 1,
+                incarnation: 0,
+            },
+            vec![(key, set_slot(11))],
+        );
+        mv.record(
+            Version {
+                tx: 3,
+                incarnation: 0,
+            },
+            vec![(key, set_slot(33))],
+        );
+        let read = |tx| mv.read_storage(&addr(1), &U256::from(7), tx).unwrap();
+        assert_eq!(read(0), (U256::from(70), ReadOrigin::Parent));
+        assert_eq!(read(1), (U256::from(70), ReadOrigin::Parent));
+        assert_eq!(read(2).0, U256::from(11));
+        assert_eq!(
+            read(3).1,
+            ReadOrigin::Version(Version {
+                tx: 1,
+                incarnation: 0
+            })
+        );
+        assert_eq!(read(4).0, U256::from(33));
+    }
+
+    #[test]
+    fn estimate_blocks_readers_until_rewritten() {
+        let state = parent();
+        let mv = MvMemory::new(&state, 3, true);
+        let key = StateKey::Storage(addr(1), U256::from(7));
+        mv.record(
+            Version {
+                tx: 0,
+                incarnation: 0,
+            },
+            vec![(key, set_slot(1))],
+        );
+        mv.convert_writes_to_estimates(0);
+        assert_eq!(
+            mv.read_storage(&addr(1), &U256::from(7), 2),
+            Err(ReadError::Blocked(0))
+        );
+        // The next incarnation writes again: readers see it.
+        mv.record(
+            Version {
+                tx: 0,
+                incarnation: 1,
+            },
+            vec![(key, set_slot(2))],
+        );
+        assert_eq!(
+            mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0,
+            U256::from(2)
+        );
+    }
+
+    #[test]
+    fn validation_fails_when_a_lower_write_appears_or_changes_incarnation() {
+        let state = parent();
+        let mv = MvMemory::new(&state, 3, true);
+        let key = StateKey::Storage(addr(1), U256::from(7));
+        let (_, origin) = mv.read_storage(&addr(1), &U256::from(7), 2).unwrap();
+        let reads = vec![ReadRecord { key, origin }];
+        assert!(mv.validate_reads(2, &reads).is_none());
+        assert!(mv.record(
+            Version {
+                tx: 1,
+                incarnation: 0
+            },
+            vec![(key, set_slot(5))]
+        ));
+        assert_eq!(mv.validate_reads(2, &reads), Some(&reads[0]));
+        // A read of incarnation 0 fails once incarnation 1 rewrote the key.
+        let (_, origin) = mv.read_storage(&addr(1), &U256::from(7), 2).unwrap();
+        let reads = vec![ReadRecord { key, origin }];
+        assert!(!mv.record(
+            Version {
+                tx: 1,
+                incarnation: 1
+            },
+            vec![(key, set_slot(5))]
+        ));
+        assert!(mv.validate_reads(2, &reads).is_some());
+    }
+
+    #[test]
+    fn stale_writes_of_a_previous_incarnation_are_removed() {
+        let state = parent();
+        let mv = MvMemory::new(&state, 2, true);
+        let a = StateKey::Storage(addr(1), U256::from(1));
+        let b = StateKey::Storage(addr(1), U256::from(2));
+        mv.record(
+            Version {
+                tx: 0,
+                incarnation: 0,
+            },
+            vec![(a, set_slot(1)), (b, set_slot(2))],
+        );
+        mv.record(
+            Version {
+                tx: 0,
+                incarnation: 1,
+            },
+            vec![(a, set_slot(3))],
+        );
+        assert_eq!(
+            mv.read_storage(&addr(1), &U256::from(2), 1).unwrap().1,
+            ReadOrigin::Parent
+        );
+        assert_eq!(
+            mv.final_writes().unwrap(),
+            vec![(a, StateValue::Storage(U256::from(3)))]
+        );
+    }
+
+    #[test]
+    fn balance_additions_fold_in_order_and_track_every_origin() {
+        let state = parent();
+        let mv = MvMemory::new(&state, 4, true);
+        let key = StateKey::Account(addr(1));
+        mv.record(
+            Version {
+                tx: 0,
+                incarnation: 0,
+            },
+            vec![(key, WriteOp::AddBalance(U256::from(5)))],
+        );
+        mv.record(
+            Version {
+                tx: 2,
+                incarnation: 0,
+            },
+            vec![(key, WriteOp::AddBalance(U256::from(7)))],
+        );
+        let (account, origin) = mv.read_account(&addr(1), 3).unwrap();
+        assert_eq!(account.unwrap().balance, U256::from(112));
+        assert_eq!(
+            origin,
+            ReadOrigin::Additions {
+                base: None,
+                additions: vec![
+                    Version {
+                        tx: 2,
+                        incarnation: 0
+                    },
+                    Version {
+                        tx: 0,
+                        incarnation: 0
+                    }
+                ],
+            }
+        );
+        // A new addition below the reader invalidates its read.
+        let reads = vec![ReadRecord { key, origin }];
+        mv.record(
+            Version {
+                tx: 1,
+                incarnation: 0,
+            },
+            vec![(key, WriteOp::AddBalance(U256::ZERO))],
+        );
+        assert!(mv.validate_reads(3, &reads).is_some());
+    }
+
+    #[test]
+    fn zero_addition_to_a_missing_account_respects_eip161() {
+        let state = InMemoryState::default();
+        for (state_clear, expected) in [(true, None), (false, Some(AccountBasic::default()))] {
+            let mv = MvMemory::new(&state, 1, state_clear);
+            mv.record(
+                Version {
+                    tx: 0,
+                    incarnation: 0,
+                },
+                vec![(StateKey::Account(addr(9)), WriteOp::AddBalance(U256::ZERO))],
+            );
+            assert_eq!(mv.read_account(&addr(9), 1).unwrap().0, expected);
+        }
+    }
+
+    #[test]
+    fn a_wipe_hides_older_slot_writes_and_parent_slots() {
+        let state = parent();
+        let mv = MvMemory::new(&state, 3, true);
+        let slot = StateKey::Storage(addr(1), U256::from(7));
+        mv.record(
+            Version {
+                tx: 0,
+                incarnation: 0,
+            },
+            vec![(slot, set_slot(9))],
+        );
+        mv.record(
+            Version {
+                tx: 1,
+                incarnation: 0,
+            },
+            vec![(
+                StateKey::StorageWipe(addr(1)),
+                WriteOp::Set(StateValue::StorageWipe),
+            )],
+        );
+        assert_eq!(
+            mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0,
+            U256::ZERO
+        );
+        let writes = mv.final_writes().unwrap();
+        assert_eq!(
+            writes,
+            vec![(StateKey::StorageWipe(addr(1)), StateValue::StorageWipe)]
+        );
+    }
+}
