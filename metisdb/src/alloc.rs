@@ -25,11 +25,7 @@ impl Allocator {
     pub fn new(page_count: u64, mut free: Vec<u64>) -> Allocator {
         free.sort_unstable();
         free.dedup();
-        Allocator {
-            free,
-            quarantine: VecDeque::new(),
-            page_count,
-        }
+        Allocator { free, quarantine: VecDeque::new(), page_count }
     }
 
     /// Pages in the file.

@@ -49,8 +49,7 @@ impl std::str::FromStr for Durability {
 }
 
 /// Wraps the storage backend (used by tests to inject faults).
-pub type StorageWrapper =
-    Arc<dyn Fn(Box<dyn Storage>) -> std::io::Result<Box<dyn Storage>> + Send + Sync>;
+pub type StorageWrapper = Arc<dyn Fn(Box<dyn Storage>) -> std::io::Result<Box<dyn Storage>> + Send + Sync>;
 
 /// Options for opening a database.
 #[derive(Clone)]
@@ -168,17 +167,12 @@ fn lock_dir(dir: &Path) -> Result<File> {
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut s = String::new();
             let _ = f.read_to_string(&mut s);
-            let holder = s
-                .trim()
-                .parse::<u32>()
-                .map(|p| format!(" (pid {p})"))
-                .unwrap_or_default();
+            let holder = s.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
             return Err(Error::Locked { path, holder });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
     }
-    f.set_len(0)
-        .map_err(|e| Error::io("truncate lock file", &path, e))?;
+    f.set_len(0).map_err(|e| Error::io("truncate lock file", &path, e))?;
     let _ = write!(f, "{}", std::process::id());
     Ok(f)
 }
@@ -186,11 +180,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 fn random_salt() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     h.write_u32(std::process::id());
     h.finish() | 1
 }
@@ -198,9 +188,7 @@ fn random_salt() -> u64 {
 /// Writes a new, empty database file atomically: temp file, fsync, rename, dir fsync.
 fn create_file(path: &Path, page_size: usize, retention: u32) -> Result<()> {
     if !page_size.is_power_of_two() || !(4096..=32768).contains(&page_size) {
-        return Err(Error::InvalidOption(format!(
-            "page size {page_size} is not a power of two in 4096..=32768"
-        )));
+        return Err(Error::InvalidOption(format!("page size {page_size} is not a power of two in 4096..=32768")));
     }
     let tmp = path.with_extension("db.tmp");
     let first = meta::first_data_page(page_size);
@@ -235,27 +223,19 @@ fn create_file(path: &Path, page_size: usize, retention: u32) -> Result<()> {
 /// Reads both meta slots and picks the one to open.
 fn choose_meta(storage: &dyn Storage, path: &Path, file_len: u64) -> Result<(Meta, usize)> {
     if file_len == 0 {
-        return Err(Error::BadFile {
-            path: path.into(),
-            reason: "the file is empty".into(),
-        });
+        return Err(Error::BadFile { path: path.into(), reason: "the file is empty".into() });
     }
     let mut found: Vec<(Meta, usize)> = Vec::new();
     let mut errors: Vec<(usize, MetaError)> = Vec::new();
     for (slot, off) in meta::META_OFFSETS.iter().enumerate() {
         let mut buf = vec![0u8; meta::META_LEN];
-        let n = storage
-            .read_at(&mut buf, *off)
-            .map_err(|e| Error::io("read meta", path, e))?;
+        let n = storage.read_at(&mut buf, *off).map_err(|e| Error::io("read meta", path, e))?;
         buf.truncate(n);
         match Meta::decode(&buf, slot) {
             Ok(m) => {
                 let need = m.page_count * m.page_size as u64;
                 if need > file_len {
-                    errors.push((
-                        slot,
-                        MetaError::Invalid("its pages extend past the end of the file"),
-                    ));
+                    errors.push((slot, MetaError::Invalid("its pages extend past the end of the file")));
                 } else {
                     found.push((m, slot));
                 }
@@ -269,31 +249,15 @@ fn choose_meta(storage: &dyn Storage, path: &Path, file_len: u64) -> Result<(Met
     if errors.iter().all(|(_, e)| *e == MetaError::ForeignMagic) {
         return Err(Error::NotMetisDb { path: path.into() });
     }
-    if let Some((_, MetaError::NewerFormat(v))) = errors
-        .iter()
-        .find(|(_, e)| matches!(e, MetaError::NewerFormat(_)))
-    {
-        return Err(Error::UnsupportedFormat {
-            path: path.into(),
-            found: *v,
-            supported: meta::FORMAT_VERSION,
-        });
+    if let Some((_, MetaError::NewerFormat(v))) = errors.iter().find(|(_, e)| matches!(e, MetaError::NewerFormat(_))) {
+        return Err(Error::UnsupportedFormat { path: path.into(), found: *v, supported: meta::FORMAT_VERSION });
     }
-    let reason = errors
-        .iter()
-        .map(|(s, e)| format!("meta {s}: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(Error::BadFile {
-        path: path.into(),
-        reason: format!("no valid meta page ({reason})"),
-    })
+    let reason = errors.iter().map(|(s, e)| format!("meta {s}: {e}")).collect::<Vec<_>>().join("; ");
+    Err(Error::BadFile { path: path.into(), reason: format!("no valid meta page ({reason})") })
 }
 
 pub(crate) fn reserve_for(pages: u64, page_size: usize) -> u64 {
-    let bytes = (pages * page_size as u64)
-        .saturating_mul(2)
-        .max(MIN_RESERVE);
+    let bytes = (pages * page_size as u64).saturating_mul(2).max(MIN_RESERVE);
     bytes.div_ceil(page_size as u64) * page_size as u64
 }
 
@@ -304,52 +268,30 @@ impl Db {
         if options.create {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create dir", dir, e))?;
         } else if !dir.is_dir() {
-            return Err(Error::io(
-                "open",
-                dir,
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
+            return Err(Error::io("open", dir, std::io::Error::from(std::io::ErrorKind::NotFound)));
         }
         if options.retention == Some(0) {
-            return Err(Error::InvalidOption(
-                "retention must keep at least one version".into(),
-            ));
+            return Err(Error::InvalidOption("retention must keep at least one version".into()));
         }
         let lock = lock_dir(dir)?;
         let path = dir.join(DATA_FILE);
         if !path.exists() {
             if !options.create {
-                return Err(Error::io(
-                    "open",
-                    &path,
-                    std::io::Error::from(std::io::ErrorKind::NotFound),
-                ));
+                return Err(Error::io("open", &path, std::io::Error::from(std::io::ErrorKind::NotFound)));
             }
-            create_file(
-                &path,
-                options.page_size,
-                options.retention.unwrap_or(DEFAULT_RETENTION),
-            )?;
+            create_file(&path, options.page_size, options.retention.unwrap_or(DEFAULT_RETENTION))?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let mut storage = storage::open_backend(options.backend, file, &path)
-            .map_err(|e| Error::io("open storage", &path, e))?;
+        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let mut storage =
+            storage::open_backend(options.backend, file, &path).map_err(|e| Error::io("open storage", &path, e))?;
         if let Some(wrap) = &options.wrap_storage {
             storage = wrap(storage).map_err(|e| Error::io("wrap storage", &path, e))?;
         }
         let file_len = storage.len().map_err(|e| Error::io("stat", &path, e))?;
         let (m, slot) = choose_meta(storage.as_ref(), &path, file_len)?;
         let page_size = m.page_size as usize;
-        let map = Mapping::new(
-            storage.file(),
-            reserve_for(m.page_count, page_size),
-            page_size,
-        )
-        .map_err(|e| Error::io("mmap", &path, e))?;
+        let map = Mapping::new(storage.file(), reserve_for(m.page_count, page_size), page_size)
+            .map_err(|e| Error::io("mmap", &path, e))?;
         let first_page = meta::first_data_page(page_size);
         let free = load_free_list(&map, &m, &path)?;
         let count = m.version.map_or(0, |v| v + 1);
@@ -361,12 +303,8 @@ impl Db {
             state_root: m.state_root,
             map: Arc::new(map),
         };
-        let blob = (m.freelist_page != 0).then(|| {
-            (
-                m.freelist_page,
-                page::pages_for_run(m.freelist_len as usize, page_size),
-            )
-        });
+        let blob =
+            (m.freelist_page != 0).then(|| (m.freelist_page, page::pages_for_run(m.freelist_len as usize, page_size)));
         let writer = WriterState {
             alloc: Allocator::new(m.page_count, free),
             sequence: m.sequence,
@@ -434,11 +372,7 @@ impl Db {
 
     /// Whether the handle refuses writes after an I/O failure.
     pub fn poisoned(&self) -> Option<String> {
-        self.inner
-            .writer
-            .lock()
-            .ok()
-            .and_then(|w| w.poisoned.clone())
+        self.inner.writer.lock().ok().and_then(|w| w.poisoned.clone())
     }
 }
 
@@ -447,21 +381,13 @@ fn load_free_list(map: &Mapping, m: &Meta, path: &Path) -> Result<Vec<u64>> {
         return Ok(Vec::new());
     }
     let ps = m.page_size as usize;
-    let corrupt = |r: &str| Error::Corrupt {
-        path: path.into(),
-        page: m.freelist_page,
-        reason: format!("free list: {r}"),
-    };
+    let corrupt =
+        |r: &str| Error::Corrupt { path: path.into(), page: m.freelist_page, reason: format!("free list: {r}") };
     let pages = page::pages_for_run(m.freelist_len as usize, ps);
-    if m.freelist_page
-        .checked_add(pages)
-        .is_none_or(|end| end > m.page_count)
-    {
+    if m.freelist_page.checked_add(pages).is_none_or(|end| end > m.page_count) {
         return Err(corrupt("run extends past the file"));
     }
-    let bytes = map
-        .pages(m.freelist_page, pages)
-        .ok_or_else(|| corrupt("outside the mapping"))?;
+    let bytes = map.pages(m.freelist_page, pages).ok_or_else(|| corrupt("outside the mapping"))?;
     if !page::verify_checksum(bytes, m.salt, m.freelist_page) {
         return Err(corrupt("checksum mismatch"));
     }
@@ -472,10 +398,8 @@ fn load_free_list(map: &Mapping, m: &Meta, path: &Path) -> Result<Vec<u64>> {
     {
         return Err(corrupt("header does not match the meta page"));
     }
-    let payload =
-        &bytes[page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + m.freelist_len as usize];
-    let free =
-        alloc::decode_pages(payload, meta::first_data_page(ps), m.page_count).map_err(corrupt)?;
+    let payload = &bytes[page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + m.freelist_len as usize];
+    let free = alloc::decode_pages(payload, meta::first_data_page(ps), m.page_count).map_err(corrupt)?;
     map.set_verified(m.freelist_page, pages);
     Ok(free)
 }

@@ -70,9 +70,7 @@ pub enum Error {
 
     /// A previous I/O failure left the page cache in an unknown state; the
     /// handle refuses writes until the database is reopened.
-    #[error(
-        "database handle is poisoned by an earlier I/O failure ({cause}); reopen the database"
-    )]
+    #[error("database handle is poisoned by an earlier I/O failure ({cause}); reopen the database")]
     Poisoned {
         /// The failure that poisoned the handle.
         cause: String,
@@ -109,18 +107,11 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     /// True when the error reports damaged data (as opposed to I/O, limits or misuse).
     pub fn is_corruption(&self) -> bool {
-        matches!(
-            self,
-            Error::Corrupt { .. } | Error::BadFile { .. } | Error::NotMetisDb { .. }
-        )
+        matches!(self, Error::Corrupt { .. } | Error::BadFile { .. } | Error::NotMetisDb { .. })
     }
 }

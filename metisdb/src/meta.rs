@@ -134,9 +134,7 @@ impl Meta {
         }
         let page_size = get_u32(b, 20);
         if !page_size.is_power_of_two() || !(4096..=32768).contains(&page_size) {
-            return Err(MetaError::Invalid(
-                "page size is not a power of two in 4096..=32768",
-            ));
+            return Err(MetaError::Invalid("page size is not a power of two in 4096..=32768"));
         }
         if get_u32(b, 84) as usize != MAX_TABLES {
             return Err(MetaError::Invalid("table count differs from this format"));
@@ -144,11 +142,7 @@ impl Meta {
         let mut tables = [TreeRoot::default(); MAX_TABLES];
         for (i, t) in tables.iter_mut().enumerate() {
             let at = TABLES_AT + i * TABLE_LEN;
-            *t = TreeRoot {
-                page: get_u64(b, at),
-                entries: get_u64(b, at + 8),
-                level: b[at + 16],
-            };
+            *t = TreeRoot { page: get_u64(b, at), entries: get_u64(b, at + 8), level: b[at + 16] };
         }
         let v = get_u64(b, 40);
         let mut state_root = [0u8; 32];
@@ -179,18 +173,12 @@ impl Meta {
         if !in_file(self.freelist_page) || self.tables.iter().any(|t| !in_file(t.page)) {
             return Err(MetaError::Invalid("root page outside the file"));
         }
-        if self
-            .tables
-            .iter()
-            .any(|t| t.level as usize >= crate::btree::MAX_DEPTH)
-        {
+        if self.tables.iter().any(|t| t.level as usize >= crate::btree::MAX_DEPTH) {
             return Err(MetaError::Invalid("tree height beyond the limit"));
         }
         if let Some(v) = self.version {
             if self.oldest_version > v {
-                return Err(MetaError::Invalid(
-                    "oldest retained version after the latest",
-                ));
+                return Err(MetaError::Invalid("oldest retained version after the latest"));
             }
         }
         if self.retention == 0 {
@@ -206,11 +194,7 @@ mod tests {
 
     fn sample() -> Meta {
         let mut tables = [TreeRoot::default(); MAX_TABLES];
-        tables[1] = TreeRoot {
-            page: 5,
-            level: 2,
-            entries: 99,
-        };
+        tables[1] = TreeRoot { page: 5, level: 2, entries: 99 };
         Meta {
             page_size: 4096,
             salt: 77,
@@ -231,10 +215,7 @@ mod tests {
         let m = sample();
         let b = m.encode(1);
         assert_eq!(Meta::decode(&b, 1).unwrap(), m);
-        assert!(
-            Meta::decode(&b, 0).is_err(),
-            "a meta read from the other slot must fail"
-        );
+        assert!(Meta::decode(&b, 0).is_err(), "a meta read from the other slot must fail");
         for bit in 0..META_LEN * 8 {
             let mut c = b.clone();
             c[bit / 8] ^= 1 << (bit % 8);

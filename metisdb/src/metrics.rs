@@ -32,10 +32,7 @@ impl StripedCounter {
     }
     /// Current total.
     pub fn get(&self) -> u64 {
-        self.stripes
-            .iter()
-            .map(|s| s.0.load(Ordering::Relaxed))
-            .sum()
+        self.stripes.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
     }
 }
 

@@ -34,8 +34,8 @@ impl Mapping {
     /// the end are never touched, see rule 2).
     pub fn new(file: &File, reserve: u64, page_size: usize) -> std::io::Result<Mapping> {
         debug_assert!(reserve.is_multiple_of(page_size as u64));
-        let len = usize::try_from(reserve)
-            .map_err(|_| std::io::Error::other("reservation exceeds the address space"))?;
+        let len =
+            usize::try_from(reserve).map_err(|_| std::io::Error::other("reservation exceeds the address space"))?;
         // SAFETY: the file is locked exclusively by this process and never
         // truncated, and pages visible to readers are never rewritten while a
         // reader can see them (module rules 1-2); so the mapped bytes that
@@ -46,11 +46,7 @@ impl Mapping {
         let pages = reserve / page_size as u64;
         let words = pages.div_ceil(64) as usize;
         let verified = (0..words).map(|_| AtomicU64::new(0)).collect();
-        Ok(Mapping {
-            map,
-            page_size,
-            verified,
-        })
+        Ok(Mapping { map, page_size, verified })
     }
 
     /// A larger mapping of the same file that keeps this one's verification bits.
@@ -79,9 +75,7 @@ impl Mapping {
     #[inline]
     pub fn is_verified(&self, id: u64) -> bool {
         let (w, b) = ((id / 64) as usize, id % 64);
-        self.verified
-            .get(w)
-            .is_some_and(|x| x.load(Ordering::Relaxed) & (1 << b) != 0)
+        self.verified.get(w).is_some_and(|x| x.load(Ordering::Relaxed) & (1 << b) != 0)
     }
 
     /// Records pages `[first, first + count)` as verified.

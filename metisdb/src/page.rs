@@ -56,6 +56,8 @@ pub enum RunKind {
     Value = 1,
     /// The free-page list of a meta page.
     FreeList = 2,
+    /// The change set of a version (see `history`).
+    Changes = 3,
 }
 
 fn seed(salt: u64, page: u64) -> u64 {
@@ -164,29 +166,15 @@ mod tests {
         init_header(&mut p, PageKind::Leaf, 0, 7);
         seal(&mut p, 1, 42);
         assert!(verify_checksum(&p, 1, 42));
-        assert!(
-            !verify_checksum(&p, 1, 43),
-            "a page read at another id must fail"
-        );
-        assert!(
-            !verify_checksum(&p, 2, 42),
-            "a page from another file must fail"
-        );
+        assert!(!verify_checksum(&p, 1, 43), "a page read at another id must fail");
+        assert!(!verify_checksum(&p, 2, 42), "a page from another file must fail");
         p[100] ^= 1;
         assert!(!verify_checksum(&p, 1, 42));
     }
 
     #[test]
     fn prefix_order_agrees_with_byte_order() {
-        let keys: [&[u8]; 7] = [
-            b"",
-            b"\0",
-            b"a",
-            b"a\0",
-            b"a\0\x01",
-            b"abcdefgh",
-            b"abcdefgi",
-        ];
+        let keys: [&[u8]; 7] = [b"", b"\0", b"a", b"a\0", b"a\0\x01", b"abcdefgh", b"abcdefgi"];
         for a in keys {
             for b in keys {
                 let (pa, pb) = (key_prefix(a), key_prefix(b));

@@ -39,19 +39,13 @@ pub struct ReaderInfo {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Default for Readers {
     fn default() -> Self {
         let slots = (0..MAX_READERS)
-            .map(|_| Slot {
-                pinned: AtomicU64::new(FREE),
-                requested: AtomicU64::new(0),
-                since_ms: AtomicU64::new(0),
-            })
+            .map(|_| Slot { pinned: AtomicU64::new(FREE), requested: AtomicU64::new(0), since_ms: AtomicU64::new(0) })
             .collect();
         Readers { slots }
     }
@@ -65,12 +59,7 @@ impl Readers {
         let start = thread_hint() % MAX_READERS;
         let slot = (0..MAX_READERS)
             .map(|i| (start + i) % MAX_READERS)
-            .find(|&i| {
-                self.slots[i]
-                    .pinned
-                    .compare_exchange(FREE, v, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok()
-            })?;
+            .find(|&i| self.slots[i].pinned.compare_exchange(FREE, v, Ordering::SeqCst, Ordering::Relaxed).is_ok())?;
         loop {
             let now = latest();
             if now == v {
@@ -96,11 +85,7 @@ impl Readers {
     /// Lowest pinned version, if any reader is live.
     pub fn min_pinned(&self) -> Option<u64> {
         std::sync::atomic::fence(Ordering::SeqCst);
-        self.slots
-            .iter()
-            .map(|s| s.pinned.load(Ordering::SeqCst))
-            .filter(|&p| p != FREE)
-            .min()
+        self.slots.iter().map(|s| s.pinned.load(Ordering::SeqCst)).filter(|&p| p != FREE).min()
     }
 
     /// Number of live readers and the oldest one.
@@ -119,10 +104,9 @@ impl Readers {
                 requested: s.requested.load(Ordering::Relaxed),
                 age_ms: now.saturating_sub(s.since_ms.load(Ordering::Relaxed)),
             };
-            if oldest.is_none_or(|o| {
-                (r.requested, std::cmp::Reverse(r.age_ms))
-                    < (o.requested, std::cmp::Reverse(o.age_ms))
-            }) {
+            if oldest
+                .is_none_or(|o| (r.requested, std::cmp::Reverse(r.age_ms)) < (o.requested, std::cmp::Reverse(o.age_ms)))
+            {
                 oldest = Some(r);
             }
         }

@@ -6,7 +6,7 @@
 use crate::btree::{self, Cursor, PageSource, TreeRoot};
 use crate::db::{Committed, Db, Inner};
 use crate::error::{Error, Result};
-use crate::history::{self, VersionRecord};
+use crate::history::{self, ChangeSet, VersionRecord};
 use crate::page::{self, PageKind};
 use crate::tables::{self, Table};
 use std::sync::atomic::Ordering;
@@ -18,6 +18,9 @@ pub struct Snapshot {
     pub(crate) state: Arc<Committed>,
     version: Option<u64>,
     slot: usize,
+    /// Change sets (first page, payload length) of the versions after
+    /// `version`, oldest first; empty when reading the newest version.
+    change_sets: Vec<(u64, u64)>,
 }
 
 impl Drop for Snapshot {
@@ -38,23 +41,13 @@ impl Snapshot {
         let (slot, pinned) = inner
             .readers
             .pin(|| inner.latest.load(Ordering::SeqCst))
-            .ok_or_else(|| {
-                Error::Limit(format!(
-                    "{} snapshots are open",
-                    crate::readers::MAX_READERS
-                ))
-            })?;
+            .ok_or_else(|| Error::Limit(format!("{} snapshots are open", crate::readers::MAX_READERS)))?;
         // `committed` is published before `latest`, so it holds the pinned
         // state or a newer one. A newer one is just as safe: the pin is older,
         // and pages of newer states are freed only by even newer commits.
         let state = inner.committed.load_full();
         debug_assert!(state.count >= pinned);
-        let mut snap = Snapshot {
-            inner: inner.clone(),
-            state,
-            version: None,
-            slot,
-        };
+        let mut snap = Snapshot { inner: inner.clone(), state, version: None, slot, change_sets: Vec::new() };
         let latest = snap.state.latest();
         let v = match (version, latest) {
             (None, l) => l,
@@ -72,6 +65,16 @@ impl Snapshot {
         inner.readers.set_requested(slot, v.unwrap_or(0));
         inner.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
         snap.version = v;
+        if let (Some(v), Some(l)) = (v, latest) {
+            for u in v + 1..=l {
+                let rec = snap.version_record(u)?.ok_or_else(|| {
+                    snap.corrupt(snap.root(tables::VERSIONS).page, &format!("retained version {u} has no record"))
+                })?;
+                if rec.changes_page != 0 {
+                    snap.change_sets.push((rec.changes_page, rec.changes_len));
+                }
+            }
+        }
         Ok(snap)
     }
 
@@ -104,9 +107,9 @@ impl Snapshot {
         let k = history::version_key(version);
         match btree::get(self, &self.root(tables::VERSIONS), &k)? {
             None => Ok(None),
-            Some(b) => VersionRecord::decode(b).map(Some).ok_or_else(|| {
-                self.corrupt(self.root(tables::VERSIONS).page, "short version record")
-            }),
+            Some(b) => VersionRecord::decode(b)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(self.root(tables::VERSIONS).page, "short version record")),
         }
     }
 
@@ -115,13 +118,8 @@ impl Snapshot {
         if self.is_latest() {
             return Ok(self.state.state_root);
         }
-        let v = self
-            .version
-            .expect("older versions exist only when a version exists");
-        Ok(self
-            .version_record(v)?
-            .map(|r| r.state_root)
-            .unwrap_or_default())
+        let v = self.version.expect("older versions exist only when a version exists");
+        Ok(self.version_record(v)?.map(|r| r.state_root).unwrap_or_default())
     }
 
     /// Point read of `key` in `table` at the snapshot's version.
@@ -135,18 +133,21 @@ impl Snapshot {
         btree::get(self, &self.root(table), key)
     }
 
+    /// A change set of a newer version, validated.
+    fn change_set(&self, (page, len): (u64, u64)) -> Result<ChangeSet<'_>> {
+        let payload = self.run_payload(page)?;
+        if payload.len() as u64 != len {
+            return Err(self.corrupt(page, "change set length differs from its version record"));
+        }
+        ChangeSet::parse(payload).map_err(|r| self.corrupt(page, r))
+    }
+
     /// The old value recorded by the first commit after this version that
     /// changed `key`, if any did.
     fn changed_after(&self, table: Table, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
-        let (Some(v), Some(l)) = (self.version, self.state.latest()) else {
-            return Ok(None);
-        };
-        let changes = self.root(tables::CHANGES);
-        for u in v + 1..=l {
-            let ck = history::change_key(u, table, key);
-            if let Some(rec) = btree::get(self, &changes, &ck)? {
-                let old = history::decode_old(rec)
-                    .ok_or_else(|| self.corrupt(changes.page, "malformed change record"))?;
+        for &cs in &self.change_sets {
+            let set = self.change_set(cs)?;
+            if let Some(old) = set.get(table, key).map_err(|r| self.corrupt(cs.0, r))? {
                 return Ok(Some(old));
             }
         }
@@ -157,37 +158,15 @@ impl Snapshot {
     pub fn range(&self, table: Table, start: &[u8]) -> Result<Range<'_>> {
         self.inner.metrics.reads.add(1);
         let main = Cursor::seek(self, self.root(table), start)?;
-        if self.is_latest() || !table.versioned() {
-            return Ok(Range {
-                snap: self,
-                main,
-                main_head: None,
-                overlays: Vec::new(),
-            });
+        let mut overlays = Vec::new();
+        if table.versioned() {
+            for &cs in &self.change_sets {
+                let set = self.change_set(cs)?;
+                let next = set.lower_bound(table, start).map_err(|r| self.corrupt(cs.0, r))?;
+                overlays.push(Overlay { set, page: cs.0, table, next, head: None });
+            }
         }
-        let (v, l) = (
-            self.version.expect("older version"),
-            self.state.latest().expect("newer version"),
-        );
-        let mut overlays = Vec::with_capacity((l - v) as usize);
-        for u in v + 1..=l {
-            let c = Cursor::seek(
-                self,
-                self.root(tables::CHANGES),
-                &history::change_key(u, table, start),
-            )?;
-            overlays.push(Overlay {
-                cursor: c,
-                prefix: history::change_key(u, table, &[]),
-                head: None,
-            });
-        }
-        Ok(Range {
-            snap: self,
-            main,
-            main_head: None,
-            overlays,
-        })
+        Ok(Range { snap: self, main, main_head: None, overlays })
     }
 }
 
@@ -198,9 +177,7 @@ impl PageSource for Snapshot {
             return Err(self.corrupt(id, "page number outside the file"));
         }
         let map = &self.state.map;
-        let p = map
-            .pages(id, 1)
-            .ok_or_else(|| self.corrupt(id, "page outside the mapping"))?;
+        let p = map.pages(id, 1).ok_or_else(|| self.corrupt(id, "page outside the mapping"))?;
         if !map.is_verified(id) {
             if !page::verify_checksum(p, self.inner.salt, id) {
                 return Err(self.corrupt(id, "checksum mismatch"));
@@ -216,16 +193,12 @@ impl PageSource for Snapshot {
             return Err(self.corrupt(id, "run starts outside the file"));
         }
         let map = &self.state.map;
-        let first = map
-            .pages(id, 1)
-            .ok_or_else(|| self.corrupt(id, "page outside the mapping"))?;
+        let first = map.pages(id, 1).ok_or_else(|| self.corrupt(id, "page outside the mapping"))?;
         let n = page::run_pages(first) as u64;
         if n == 0 || id + n > self.state.page_count {
             return Err(self.corrupt(id, "run extends past the file"));
         }
-        let bytes = map
-            .pages(id, n)
-            .ok_or_else(|| self.corrupt(id, "run outside the mapping"))?;
+        let bytes = map.pages(id, n).ok_or_else(|| self.corrupt(id, "run outside the mapping"))?;
         if !map.is_verified(id) {
             if !page::verify_checksum(bytes, self.inner.salt, id) {
                 return Err(self.corrupt(id, "checksum mismatch"));
@@ -243,28 +216,28 @@ impl PageSource for Snapshot {
     }
 
     fn corrupt(&self, id: u64, reason: &str) -> Error {
-        Error::Corrupt {
-            path: self.inner.path.clone(),
-            page: id,
-            reason: reason.into(),
-        }
+        Error::Corrupt { path: self.inner.path.clone(), page: id, reason: reason.into() }
     }
 }
 
 struct Overlay<'a> {
-    cursor: Cursor<'a, Snapshot>,
-    prefix: Vec<u8>,
-    head: Option<(&'a [u8], &'a [u8])>,
+    set: ChangeSet<'a>,
+    page: u64,
+    table: Table,
+    next: usize,
+    head: Option<(&'a [u8], Option<&'a [u8]>)>,
 }
 
 impl<'a> Overlay<'a> {
-    /// Moves to the next change record of this version and table.
-    fn fill(&mut self) -> Result<()> {
-        if self.head.is_none() {
-            if let Some((k, v)) = self.cursor.next()? {
-                if k.starts_with(&self.prefix) {
-                    self.head = Some((&k[self.prefix.len()..], v));
-                }
+    /// Moves to the next change of this table, if the head was consumed.
+    fn fill(&mut self, snap: &Snapshot) -> Result<()> {
+        if self.head.is_none() && self.next < self.set.len() {
+            let e = self.set.entry(self.next).map_err(|r| snap.corrupt(self.page, r))?;
+            if e.table == self.table {
+                self.head = Some((e.key, e.old));
+                self.next += 1;
+            } else {
+                self.next = self.set.len();
             }
         }
         Ok(())
@@ -287,7 +260,7 @@ impl<'a> Range<'a> {
             self.main_head = self.main.next()?;
         }
         for o in &mut self.overlays {
-            o.fill()?;
+            o.fill(self.snap)?;
         }
         Ok(())
     }
@@ -312,15 +285,9 @@ impl<'a> Range<'a> {
             // The oldest overlay holding the key has the value at our version.
             let mut from_overlay: Option<Option<&'a [u8]>> = None;
             for o in &mut self.overlays {
-                if let Some((k, v)) = o.head {
+                if let Some((k, old)) = o.head {
                     if k == key {
-                        if from_overlay.is_none() {
-                            let changes = self.snap.root(tables::CHANGES).page;
-                            let old = history::decode_old(v).ok_or_else(|| {
-                                self.snap.corrupt(changes, "malformed change record")
-                            })?;
-                            from_overlay = Some(old);
-                        }
+                        from_overlay.get_or_insert(old);
                         o.head = None;
                     }
                 }
@@ -335,12 +302,7 @@ impl<'a> Range<'a> {
             match from_overlay {
                 Some(Some(v)) => return Ok(Some((key, v))),
                 Some(None) => continue,
-                None => {
-                    return Ok(Some((
-                        key,
-                        main_value.expect("the minimum came from the tree"),
-                    )))
-                }
+                None => return Ok(Some((key, main_value.expect("the minimum came from the tree")))),
             }
         }
     }

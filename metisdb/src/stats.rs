@@ -63,9 +63,7 @@ impl Stats {
 impl Db {
     /// Current figures.
     pub fn stats(&self) -> Result<Stats> {
-        let w = self.inner.writer.lock().map_err(|_| Error::Poisoned {
-            cause: "a writer panicked".into(),
-        })?;
+        let w = self.inner.writer.lock().map_err(|_| Error::Poisoned { cause: "a writer panicked".into() })?;
         let c = self.inner.committed.load_full();
         let (free_extents, largest) = w.alloc.extents();
         let (live_readers, oldest_reader) = self.inner.readers.summary();
@@ -85,11 +83,7 @@ impl Db {
                 .iter()
                 .map(|i| {
                     let r = c.tables[i.table.index()];
-                    TableStats {
-                        name: i.name,
-                        entries: r.entries,
-                        depth: if r.is_empty() { 0 } else { r.level + 1 },
-                    }
+                    TableStats { name: i.name, entries: r.entries, depth: if r.is_empty() { 0 } else { r.level + 1 } }
                 })
                 .collect(),
             live_readers,

@@ -40,78 +40,23 @@ pub const BLOCK_NUMBERS: Table = Table(9);
 pub const TX_LOOKUP: Table = Table(10);
 /// Receipts by block number.
 pub const RECEIPTS: Table = Table(11);
-/// Internal: old values of versioned tables, by (version, table, key).
-pub const CHANGES: Table = Table(30);
 /// Internal: one record per retained version.
 pub const VERSIONS: Table = Table(31);
 
 /// Every table, in id order.
 pub const ALL: &[TableInfo] = &[
-    TableInfo {
-        table: ACCOUNTS,
-        name: "accounts",
-        versioned: true,
-    },
-    TableInfo {
-        table: STORAGE,
-        name: "storage",
-        versioned: true,
-    },
-    TableInfo {
-        table: CODE,
-        name: "code",
-        versioned: false,
-    },
-    TableInfo {
-        table: METADATA,
-        name: "metadata",
-        versioned: false,
-    },
-    TableInfo {
-        table: ACCOUNT_TRIE,
-        name: "account_trie",
-        versioned: true,
-    },
-    TableInfo {
-        table: STORAGE_TRIE,
-        name: "storage_trie",
-        versioned: true,
-    },
-    TableInfo {
-        table: PREIMAGES,
-        name: "preimages",
-        versioned: false,
-    },
-    TableInfo {
-        table: BLOCKS,
-        name: "blocks",
-        versioned: false,
-    },
-    TableInfo {
-        table: BLOCK_NUMBERS,
-        name: "block_numbers",
-        versioned: false,
-    },
-    TableInfo {
-        table: TX_LOOKUP,
-        name: "tx_lookup",
-        versioned: false,
-    },
-    TableInfo {
-        table: RECEIPTS,
-        name: "receipts",
-        versioned: false,
-    },
-    TableInfo {
-        table: CHANGES,
-        name: "changes",
-        versioned: false,
-    },
-    TableInfo {
-        table: VERSIONS,
-        name: "versions",
-        versioned: false,
-    },
+    TableInfo { table: ACCOUNTS, name: "accounts", versioned: true },
+    TableInfo { table: STORAGE, name: "storage", versioned: true },
+    TableInfo { table: CODE, name: "code", versioned: false },
+    TableInfo { table: METADATA, name: "metadata", versioned: false },
+    TableInfo { table: ACCOUNT_TRIE, name: "account_trie", versioned: true },
+    TableInfo { table: STORAGE_TRIE, name: "storage_trie", versioned: true },
+    TableInfo { table: PREIMAGES, name: "preimages", versioned: false },
+    TableInfo { table: BLOCKS, name: "blocks", versioned: false },
+    TableInfo { table: BLOCK_NUMBERS, name: "block_numbers", versioned: false },
+    TableInfo { table: TX_LOOKUP, name: "tx_lookup", versioned: false },
+    TableInfo { table: RECEIPTS, name: "receipts", versioned: false },
+    TableInfo { table: VERSIONS, name: "versions", versioned: false },
 ];
 
 /// Description of a table id, if it is defined.

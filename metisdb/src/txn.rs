@@ -55,28 +55,21 @@ pub struct WriteTxn<'db> {
     tables: [TreeRoot; MAX_TABLES],
     /// Old values of versioned keys, by `table ++ key`, captured at first change.
     changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Runs placed and built outside the trees (the change set): (first page, bytes).
+    extra_runs: Vec<(u64, Vec<u8>)>,
 }
 
 impl Db {
     /// Starts the write transaction for the next version. Waits for a
     /// running write transaction of another thread to finish.
     pub fn begin_write(&self) -> Result<WriteTxn<'_>> {
-        let mut w = self.inner.writer.lock().map_err(|_| Error::Poisoned {
-            cause: "a writer panicked".into(),
-        })?;
+        let mut w = self.inner.writer.lock().map_err(|_| Error::Poisoned { cause: "a writer panicked".into() })?;
         if let Some(cause) = &w.poisoned {
-            return Err(Error::Poisoned {
-                cause: cause.clone(),
-            });
+            return Err(Error::Poisoned { cause: cause.clone() });
         }
         // Reuse gate: pages freed by version f may be reused once every reader
         // pins a newer state (count > f) and a meta of version >= f is durable.
-        let readers = self
-            .inner
-            .readers
-            .min_pinned()
-            .filter(|&c| c > 0)
-            .unwrap_or(u64::MAX);
+        let readers = self.inner.readers.min_pinned().filter(|&c| c > 0).unwrap_or(u64::MAX);
         if let Some(gate) = w.durable_count.min(readers).checked_sub(1) {
             w.alloc.release(gate);
         }
@@ -90,18 +83,15 @@ impl Db {
             base,
             tables,
             changes: BTreeMap::new(),
+            extra_runs: Vec::new(),
         })
     }
 
     /// Makes every committed version durable now (async durability).
     pub fn flush(&self) -> Result<()> {
-        let mut w = self.inner.writer.lock().map_err(|_| Error::Poisoned {
-            cause: "a writer panicked".into(),
-        })?;
+        let mut w = self.inner.writer.lock().map_err(|_| Error::Poisoned { cause: "a writer panicked".into() })?;
         if let Some(cause) = &w.poisoned {
-            return Err(Error::Poisoned {
-                cause: cause.clone(),
-            });
+            return Err(Error::Poisoned { cause: cause.clone() });
         }
         let c = self.inner.committed.load_full();
         if w.durable_count == c.count {
@@ -114,21 +104,14 @@ impl Db {
 
 fn check_table(t: Table) -> Result<()> {
     match tables::info(t) {
-        Some(_) if t != tables::CHANGES && t != tables::VERSIONS => Ok(()),
-        _ => Err(Error::InvalidOption(format!(
-            "table id {} is not a user table",
-            t.0
-        ))),
+        Some(_) if t != tables::VERSIONS => Ok(()),
+        _ => Err(Error::InvalidOption(format!("table id {} is not a user table", t.0))),
     }
 }
 
 fn check_key(key: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_LEN {
-        return Err(Error::TooLarge {
-            what: "key",
-            len: key.len(),
-            limit: MAX_KEY_LEN,
-        });
+        return Err(Error::TooLarge { what: "key", len: key.len(), limit: MAX_KEY_LEN });
     }
     Ok(())
 }
@@ -156,34 +139,21 @@ impl<'db> WriteTxn<'db> {
     }
 
     fn writer(&mut self) -> TreeWriter<'_, Snapshot> {
-        TreeWriter {
-            base: &self.base,
-            dirty: &mut self.dirty,
-        }
+        TreeWriter { base: &self.base, dirty: &mut self.dirty }
     }
 
     fn put_raw(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         if value.len() > MAX_VALUE_LEN {
-            return Err(Error::TooLarge {
-                what: "value",
-                len: value.len(),
-                limit: MAX_VALUE_LEN,
-            });
+            return Err(Error::TooLarge { what: "value", len: value.len(), limit: MAX_VALUE_LEN });
         }
         let ps = self.dirty.page_size();
-        let nv =
-            if leaf::entry_size(key.len(), &ValueRef::Inline(value)) <= leaf::max_entry_size(ps) {
-                NewValue::Inline(value)
-            } else {
-                NewValue::Run {
-                    id: self.dirty.new_run(RunKind::Value, value),
-                    len: value.len() as u32,
-                }
-            };
+        let nv = if leaf::entry_size(key.len(), &ValueRef::Inline(value)) <= leaf::max_entry_size(ps) {
+            NewValue::Inline(value)
+        } else {
+            NewValue::Run { id: self.dirty.new_run(RunKind::Value, value), len: value.len() as u32 }
+        };
         let mut root = self.tables[table.index()];
-        let ck = self
-            .tracks_history(table)
-            .then(|| change_map_key(table, key));
+        let ck = self.tracks_history(table).then(|| change_map_key(table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
         let prev = self.writer().insert(&mut root, key, nv, want_old)?;
         self.tables[table.index()] = root;
@@ -195,9 +165,7 @@ impl<'db> WriteTxn<'db> {
 
     fn delete_raw(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         let mut root = self.tables[table.index()];
-        let ck = self
-            .tracks_history(table)
-            .then(|| change_map_key(table, key));
+        let ck = self.tracks_history(table).then(|| change_map_key(table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
         let prev = self.writer().delete(&mut root, key, want_old)?;
         self.tables[table.index()] = root;
@@ -262,28 +230,31 @@ impl<'db> WriteTxn<'db> {
     pub fn commit(mut self, info: CommitInfo) -> Result<u64> {
         let t0 = Instant::now();
         let version = self.version();
-        let n_changes = self.changes.len() as u64;
-        // 1. History and version record.
+        let ps = self.dirty.page_size();
+        // 1. The change set and the version record.
         let changes = std::mem::take(&mut self.changes);
-        for (ck, old) in &changes {
-            let key = history::change_key(version, Table(ck[0]), &ck[1..]);
-            self.put_raw(tables::CHANGES, &key, &history::encode_old(old.as_deref()))?;
-        }
-        drop(changes);
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let n_changes = changes.len() as u64;
+        let (changes_page, changes_len) = if changes.is_empty() {
+            (0, 0)
+        } else {
+            let payload =
+                history::encode_change_set(changes.iter().map(|(ck, old)| (Table(ck[0]), &ck[1..], old.as_deref())));
+            drop(changes);
+            let first = self.w.alloc.alloc_run(page::pages_for_run(payload.len(), ps));
+            let run = build_run(RunKind::Changes, &payload, ps, self.db.inner.salt, first, version);
+            self.extra_runs.push((first, run));
+            (first, payload.len() as u64)
+        };
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let rec = VersionRecord {
             state_root: info.state_root,
             timestamp_ms: ts,
             changes: n_changes,
+            changes_page,
+            changes_len,
             extra: info.extra,
         };
-        self.put_raw(
-            tables::VERSIONS,
-            &history::version_key(version),
-            &rec.encode(),
-        )?;
+        self.put_raw(tables::VERSIONS, &history::version_key(version), &rec.encode())?;
         let oldest = self.prune(version)?;
         // 2-4. Placement, I/O, publication.
         let inner = self.db.inner.clone();
@@ -293,41 +264,26 @@ impl<'db> WriteTxn<'db> {
         Ok(version)
     }
 
-    /// Drops history older than the retention window; returns the new oldest version.
+    /// Drops versions older than the retention window (their records and
+    /// change sets); returns the new oldest version.
     fn prune(&mut self, version: u64) -> Result<u64> {
         let oldest = self.base.state.oldest;
         let keep = self.w.retention as u64;
         let new_oldest = (version + 1).saturating_sub(keep).max(oldest);
-        if new_oldest == oldest && self.base.state.count > 0 {
-            return Ok(oldest);
+        let ps = self.dirty.page_size();
+        for w in oldest..new_oldest {
+            let key = history::version_key(w);
+            let rec = match self.get(tables::VERSIONS, &key)? {
+                Some(b) => VersionRecord::decode(b)
+                    .ok_or_else(|| self.corrupt(self.tables[tables::VERSIONS.index()].page, "short version record"))?,
+                None => continue,
+            };
+            if rec.changes_page != 0 {
+                self.dirty.free_committed_run(rec.changes_page, page::pages_for_run(rec.changes_len as usize, ps));
+            }
+            self.delete_raw(tables::VERSIONS, &key)?;
         }
-        // Change records of versions <= new_oldest are never read again: they
-        // hold values of versions before the window.
-        let end = (new_oldest + 1).to_be_bytes();
-        self.delete_range_internal(tables::CHANGES, &end)?;
-        self.delete_range_internal(tables::VERSIONS, &new_oldest.to_be_bytes())?;
         Ok(new_oldest)
-    }
-
-    fn delete_range_internal(&mut self, table: Table, end: &[u8]) -> Result<()> {
-        loop {
-            let mut keys = Vec::new();
-            {
-                let mut c = self.range(table, &[])?;
-                while keys.len() < 4096 {
-                    match c.next()? {
-                        Some((k, _)) if k < end => keys.push(k.to_vec()),
-                        _ => break,
-                    }
-                }
-            }
-            if keys.is_empty() {
-                return Ok(());
-            }
-            for k in &keys {
-                self.delete_raw(table, k)?;
-            }
-        }
     }
 
     fn finish(
@@ -342,9 +298,7 @@ impl<'db> WriteTxn<'db> {
         let salt = inner.salt;
         let w = &mut *self.w;
         // Placement: pages first (lowest free numbers), then runs (contiguous).
-        let live: Vec<usize> = (0..self.dirty.pages.len())
-            .filter(|&i| self.dirty.pages[i].is_some())
-            .collect();
+        let live: Vec<usize> = (0..self.dirty.pages.len()).filter(|&i| self.dirty.pages[i].is_some()).collect();
         let ids = w.alloc.alloc(live.len());
         let mut page_map = vec![0u64; self.dirty.pages.len()];
         for (i, &idx) in live.iter().enumerate() {
@@ -387,23 +341,16 @@ impl<'db> WriteTxn<'db> {
         let mut run_bufs: Vec<(u64, Vec<u8>)> = Vec::new();
         for (idx, r) in self.dirty.runs.iter().enumerate() {
             if let Some((kind, payload)) = r {
-                run_bufs.push((
-                    run_map[idx],
-                    build_run(*kind, payload, ps, salt, run_map[idx], version),
-                ));
+                run_bufs.push((run_map[idx], build_run(*kind, payload, ps, salt, run_map[idx], version)));
             }
         }
         for &idx in &live {
-            writes.push((
-                page_map[idx],
-                self.dirty.pages[idx].as_deref().expect("live page"),
-            ));
+            writes.push((page_map[idx], self.dirty.pages[idx].as_deref().expect("live page")));
         }
-        for (id, b) in &run_bufs {
+        for (id, b) in run_bufs.iter().chain(&self.extra_runs) {
             writes.push((*id, b));
         }
-        w.alloc
-            .quarantine(version, std::mem::take(&mut self.dirty.freed));
+        w.alloc.quarantine(version, std::mem::take(&mut self.dirty.freed));
         let page_count = w.alloc.page_count();
         let t_prep = t0.elapsed();
         // Write the pages.
@@ -415,40 +362,23 @@ impl<'db> WriteTxn<'db> {
         let cur = inner.committed.load_full();
         let map = if page_count > cur.map.reserved_pages() {
             let reserve = crate::db::reserve_for(page_count, ps);
-            Arc::new(
-                cur.map
-                    .grown(inner.storage.file(), reserve)
-                    .map_err(|e| Error::io("mmap", &inner.path, e))?,
-            )
+            Arc::new(cur.map.grown(inner.storage.file(), reserve).map_err(|e| Error::io("mmap", &inner.path, e))?)
         } else {
             cur.map.clone()
         };
         for (id, b) in &writes {
             map.set_verified(*id, (b.len() / ps) as u64);
         }
-        let committed = Committed {
-            count: version + 1,
-            oldest,
-            tables: self.tables,
-            page_count,
-            state_root,
-            map: map.clone(),
-        };
-        if inner.options.durability == Durability::Sync
-            || w.last_durable.elapsed() >= inner.options.flush_interval
-        {
+        let committed =
+            Committed { count: version + 1, oldest, tables: self.tables, page_count, state_root, map: map.clone() };
+        if inner.options.durability == Durability::Sync || w.last_durable.elapsed() >= inner.options.flush_interval {
             durable_point(inner, w, &committed)?;
         }
         let m = &inner.metrics;
-        m.commit_prepare_ns
-            .fetch_add(t_prep.as_nanos() as u64, Ordering::Relaxed);
-        m.commit_write_ns
-            .fetch_add(t_write.as_nanos() as u64, Ordering::Relaxed);
+        m.commit_prepare_ns.fetch_add(t_prep.as_nanos() as u64, Ordering::Relaxed);
+        m.commit_write_ns.fetch_add(t_write.as_nanos() as u64, Ordering::Relaxed);
         // The committed state must account for a free-list run placed by the durable point.
-        let committed = Committed {
-            page_count: w.alloc.page_count().max(committed.page_count),
-            ..committed
-        };
+        let committed = Committed { page_count: w.alloc.page_count().max(committed.page_count), ..committed };
         if committed.page_count > committed.map.reserved_pages() {
             unreachable!("free-list runs are placed inside the reservation");
         }
@@ -465,14 +395,7 @@ fn change_map_key(table: Table, key: &[u8]) -> Vec<u8> {
     k
 }
 
-fn build_run(
-    kind: RunKind,
-    payload: &[u8],
-    ps: usize,
-    salt: u64,
-    first: u64,
-    version: u64,
-) -> Vec<u8> {
+fn build_run(kind: RunKind, payload: &[u8], ps: usize, salt: u64, first: u64, version: u64) -> Vec<u8> {
     let n = page::pages_for_run(payload.len(), ps) as usize;
     let mut b = vec![0u8; n * ps];
     page::init_header(&mut b, PageKind::Run, kind as u8, version);
@@ -500,18 +423,12 @@ fn grow_file(inner: &Inner, w: &mut WriterState, page_count: u64) -> Result<()> 
         return Ok(());
     }
     if page_count > crate::MAX_PAGES {
-        return Err(Error::Limit(format!(
-            "the file would exceed {} pages",
-            crate::MAX_PAGES
-        )));
+        return Err(Error::Limit(format!("the file would exceed {} pages", crate::MAX_PAGES)));
     }
     let step = (w.file_len / 8).max(1 << 20);
     let new_len = need.max(w.file_len + step).div_ceil(ps) * ps;
     let new_len = new_len.min(crate::db::reserve_for(page_count, inner.page_size).max(need));
-    inner
-        .storage
-        .set_len(new_len)
-        .map_err(|e| Error::io("set_len", &inner.path, e))?;
+    inner.storage.set_len(new_len).map_err(|e| Error::io("set_len", &inner.path, e))?;
     w.file_len = new_len;
     w.grew = true;
     Ok(())
@@ -523,32 +440,15 @@ fn write_coalesced(inner: &Inner, writes: &mut [(u64, &[u8])], ps: usize) -> Res
     let mut bufs: Vec<(u64, Vec<u8>)> = Vec::new();
     for (id, b) in writes.iter() {
         match bufs.last_mut() {
-            Some((start, buf)) if *start + (buf.len() / ps) as u64 == *id => {
-                buf.extend_from_slice(b)
-            }
+            Some((start, buf)) if *start + (buf.len() / ps) as u64 == *id => buf.extend_from_slice(b),
             _ => bufs.push((*id, b.to_vec())),
         }
     }
-    let ops: Vec<WriteOp<'_>> = bufs
-        .iter()
-        .map(|(id, b)| WriteOp {
-            offset: id * ps as u64,
-            data: b,
-        })
-        .collect();
+    let ops: Vec<WriteOp<'_>> = bufs.iter().map(|(id, b)| WriteOp { offset: id * ps as u64, data: b }).collect();
     let bytes: usize = bufs.iter().map(|(_, b)| b.len()).sum();
-    inner
-        .storage
-        .write_all(&ops)
-        .map_err(|e| Error::io("write", &inner.path, e))?;
-    inner
-        .metrics
-        .pages_written
-        .fetch_add((bytes / ps) as u64, Ordering::Relaxed);
-    inner
-        .metrics
-        .bytes_written
-        .fetch_add(bytes as u64, Ordering::Relaxed);
+    inner.storage.write_all(&ops).map_err(|e| Error::io("write", &inner.path, e))?;
+    inner.metrics.pages_written.fetch_add((bytes / ps) as u64, Ordering::Relaxed);
+    inner.metrics.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
     Ok(())
 }
 
@@ -575,11 +475,7 @@ pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -
     write_coalesced(inner, &mut writes, ps)?;
     c.map.set_verified(first, n);
     let t1 = Instant::now();
-    let sync = if w.grew {
-        inner.storage.sync_all()
-    } else {
-        inner.storage.sync_data()
-    };
+    let sync = if w.grew { inner.storage.sync_all() } else { inner.storage.sync_data() };
     sync.map_err(|e| Error::io(if w.grew { "fsync" } else { "fdatasync" }, &inner.path, e))?;
     w.grew = false;
     let t2 = Instant::now();
@@ -601,29 +497,19 @@ pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -
     let bytes = m.encode(slot);
     inner
         .storage
-        .write_all(&[WriteOp {
-            offset: meta::META_OFFSETS[slot],
-            data: &bytes,
-        }])
+        .write_all(&[WriteOp { offset: meta::META_OFFSETS[slot], data: &bytes }])
         .map_err(|e| Error::io("write meta", &inner.path, e))?;
-    inner
-        .storage
-        .sync_data()
-        .map_err(|e| Error::io("fdatasync meta", &inner.path, e))?;
+    inner.storage.sync_data().map_err(|e| Error::io("fdatasync meta", &inner.path, e))?;
     w.next_slot = 1 - slot;
     w.durable_count = c.count;
     w.blob = Some((first, n));
     w.last_durable = Instant::now();
     let mt = &inner.metrics;
     mt.durable_points.fetch_add(1, Ordering::Relaxed);
-    mt.bytes_written
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    mt.commit_prepare_ns
-        .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
-    mt.commit_sync_ns
-        .fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
-    mt.commit_meta_ns
-        .fetch_add(t2.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    mt.bytes_written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    mt.commit_prepare_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+    mt.commit_sync_ns.fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
+    mt.commit_meta_ns.fetch_add(t2.elapsed().as_nanos() as u64, Ordering::Relaxed);
     Ok(())
 }
 
@@ -633,19 +519,13 @@ impl PageSource for WriteTxn<'_> {
             if id & RUN_BIT != 0 {
                 return Err(self.corrupt(id, "run id used as a page"));
             }
-            return self
-                .dirty
-                .page(id)
-                .ok_or_else(|| self.corrupt(id, "dangling dirty page id"));
+            return self.dirty.page(id).ok_or_else(|| self.corrupt(id, "dangling dirty page id"));
         }
         self.base.page(id)
     }
     fn run_payload(&self, id: u64) -> Result<&[u8]> {
         if is_temp(id) {
-            return self
-                .dirty
-                .run(id)
-                .ok_or_else(|| self.corrupt(id, "dangling dirty run id"));
+            return self.dirty.run(id).ok_or_else(|| self.corrupt(id, "dangling dirty run id"));
         }
         self.base.run_payload(id)
     }

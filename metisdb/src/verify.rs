@@ -7,7 +7,7 @@ use crate::btree::leaf::{self, ValueRef};
 use crate::btree::{branch, TreeRoot, MAX_DEPTH};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::history::{self, VersionRecord};
+use crate::history::{self, ChangeSet, VersionRecord};
 use crate::meta::{self, Meta};
 use crate::page::{self, PageKind};
 use crate::snapshot::Snapshot;
@@ -106,9 +106,7 @@ impl Checker<'_> {
             || page::run_pages(b) as u64 != n
             || page::get_u64(b, page::RUN_LEN_OFFSET) != len as u64
         {
-            self.problem(format!(
-                "{what}: run at page {id}: header does not match its reference"
-            ));
+            self.problem(format!("{what}: run at page {id}: header does not match its reference"));
         }
         n
     }
@@ -135,8 +133,7 @@ impl Checker<'_> {
             self.problem(format!("{what}: page {id}: checksum mismatch"));
             return (0, 1);
         }
-        let in_range =
-            |k: &[u8]| lo.as_deref().is_none_or(|l| k >= l) && hi.as_deref().is_none_or(|h| k < h);
+        let in_range = |k: &[u8]| lo.as_deref().is_none_or(|l| k >= l) && hi.as_deref().is_none_or(|h| k < h);
         match (page::kind(&p), level) {
             (Some(PageKind::Leaf), 0) => {
                 if let Err(m) = leaf::check(&p) {
@@ -154,14 +151,10 @@ impl Checker<'_> {
                         Err(m) => self.problem(format!("{what}: leaf {id} entry {i}: {}", m.0)),
                         Ok((k, v)) => {
                             if prev.as_deref().is_some_and(|pk| pk >= k) {
-                                self.problem(format!(
-                                    "{what}: leaf {id}: keys out of order at {i}"
-                                ));
+                                self.problem(format!("{what}: leaf {id}: keys out of order at {i}"));
                             }
                             if !in_range(k) {
-                                self.problem(format!(
-                                    "{what}: leaf {id}: key outside its parent's range"
-                                ));
+                                self.problem(format!("{what}: leaf {id}: key outside its parent's range"));
                             }
                             if let ValueRef::Run { page, len } = v {
                                 pages += self.check_run(page, len, what);
@@ -178,10 +171,7 @@ impl Checker<'_> {
                     return (0, 1);
                 }
                 if branch::level(&p) != l {
-                    self.problem(format!(
-                        "{what}: branch {id}: level {} at depth of level {l}",
-                        branch::level(&p)
-                    ));
+                    self.problem(format!("{what}: branch {id}: level {} at depth of level {l}", branch::level(&p)));
                     return (0, 1);
                 }
                 let n = branch::count(&p);
@@ -196,22 +186,12 @@ impl Checker<'_> {
                     }
                 }
                 if seps.windows(2).any(|w| w[0] >= w[1]) || seps.iter().any(|s| !in_range(s)) {
-                    self.problem(format!(
-                        "{what}: branch {id}: separators out of order or range"
-                    ));
+                    self.problem(format!("{what}: branch {id}: separators out of order or range"));
                 }
                 let (mut entries, mut pages) = (0, 1);
                 for i in 0..=n {
-                    let clo = if i == 0 {
-                        lo.clone()
-                    } else {
-                        Some(seps[i - 1].clone())
-                    };
-                    let chi = if i == n {
-                        hi.clone()
-                    } else {
-                        Some(seps[i].clone())
-                    };
+                    let clo = if i == 0 { lo.clone() } else { Some(seps[i - 1].clone()) };
+                    let chi = if i == n { hi.clone() } else { Some(seps[i].clone()) };
                     let (e, pg) = self.walk(t, branch::child(&p, i), l - 1, clo, chi, depth + 1);
                     entries += e;
                     pages += pg;
@@ -230,9 +210,7 @@ impl Db {
     /// Checks every reachable page and invariant of the newest version.
     /// `progress(done, total)` is called now and then with page counts.
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
-        let w = self.inner.writer.lock().map_err(|_| Error::Poisoned {
-            cause: "a writer panicked".into(),
-        })?;
+        let w = self.inner.writer.lock().map_err(|_| Error::Poisoned { cause: "a writer panicked".into() })?;
         let snap = self.snapshot(None)?;
         let page_count = snap.state.page_count;
         let mut ck = Checker {
@@ -240,11 +218,7 @@ impl Db {
             ps: self.inner.page_size,
             salt: self.inner.salt,
             seen: vec![0u64; page_count.div_ceil(64) as usize],
-            report: VerifyReport {
-                version: snap.version(),
-                page_count,
-                ..Default::default()
-            },
+            report: VerifyReport { version: snap.version(), page_count, ..Default::default() },
             progress,
         };
         // Meta pages and reserved head of the file.
@@ -263,10 +237,7 @@ impl Db {
                 tc.entries = e;
                 tc.pages = p;
                 if e != root.entries {
-                    ck.problem(format!(
-                        "{}: meta records {} entries, leaves hold {e}",
-                        info.name, root.entries
-                    ));
+                    ck.problem(format!("{}: meta records {} entries, leaves hold {e}", info.name, root.entries));
                 }
             }
             ck.report.tables.push(tc);
@@ -277,6 +248,9 @@ impl Db {
                 ck.problem(format!("undefined table slot {i} has a root"));
             }
         }
+        if let Err(e) = check_history(&mut ck) {
+            ck.problem(format!("history: {e}"));
+        }
         // Free list of the durable meta, and the allocator's free space.
         if let Some((first, n)) = w.blob {
             ck.mark(first, n, "free list");
@@ -286,67 +260,85 @@ impl Db {
         for &p in &unreachable {
             let (wd, b) = ((p / 64) as usize, p % 64);
             if p >= page_count || ck.seen[wd] & (1 << b) != 0 {
-                ck.problem(format!(
-                    "page {p} is both free and reachable (or outside the file)"
-                ));
+                ck.problem(format!("page {p} is both free and reachable (or outside the file)"));
             } else {
                 ck.seen[wd] |= 1 << b;
             }
         }
-        let lost = (0..page_count)
-            .filter(|&p| ck.seen[(p / 64) as usize] & (1 << (p % 64)) == 0)
-            .count();
+        let lost = (0..page_count).filter(|&p| ck.seen[(p / 64) as usize] & (1 << (p % 64)) == 0).count();
         if lost > 0 {
-            ck.problem(format!(
-                "{lost} pages are neither reachable nor free (leaked)"
-            ));
+            ck.problem(format!("{lost} pages are neither reachable nor free (leaked)"));
         }
         drop(w);
-        if let Err(e) = check_history(&snap, &mut ck.report) {
-            ck.report.problems.push(format!("history: {e}"));
-        }
         check_metas(self, &mut ck.report);
         (ck.progress)(ck.report.pages_checked, page_count);
         Ok(ck.report)
     }
 }
 
-fn check_history(snap: &Snapshot, report: &mut VerifyReport) -> Result<()> {
-    let Some(latest) = snap.latest_version() else {
-        return Ok(());
-    };
-    let oldest = snap.state.oldest;
-    let mut c = snap.range(tables::CHANGES, &[])?;
-    while let Some((k, v)) = c.next()? {
-        match history::split_change_key(k) {
-            Some((u, t, _))
-                if u > oldest
-                    && u <= latest
-                    && t.versioned()
-                    && history::decode_old(v).is_some() => {}
-            _ => {
-                report.problems.push(format!(
-                    "changes: malformed or out-of-window record {k:02x?}"
-                ));
-                break;
-            }
-        }
-    }
-    let mut expected = oldest;
+/// Version records: one per retained version; their change sets are sorted
+/// runs of versioned-table keys. Marks the change-set pages as reachable.
+fn check_history(ck: &mut Checker<'_>) -> Result<()> {
+    let snap = ck.snap;
+    let Some(latest) = snap.latest_version() else { return Ok(()) };
+    let mut expected = snap.state.oldest;
     let mut c = snap.range(tables::VERSIONS, &[])?;
+    let mut records = Vec::new();
     while let Some((k, v)) = c.next()? {
-        if k != history::version_key(expected) || VersionRecord::decode(v).is_none() {
-            report.problems.push(format!(
-                "versions: expected a record for version {expected}"
-            ));
-            return Ok(());
+        match VersionRecord::decode(v) {
+            Some(r) if k == history::version_key(expected) => records.push((expected, r)),
+            _ => {
+                ck.problem(format!("versions: expected a record for version {expected}"));
+                return Ok(());
+            }
         }
         expected += 1;
     }
     if expected != latest + 1 {
-        report.problems.push(format!(
-            "versions: records stop at {expected}, latest is {latest}"
-        ));
+        ck.problem(format!("versions: records stop at {expected}, latest is {latest}"));
+    }
+    for (v, r) in records {
+        if r.changes_page == 0 {
+            if r.changes != 0 {
+                ck.problem(format!("version {v}: {} changes but no change set", r.changes));
+            }
+            continue;
+        }
+        let what = "change set";
+        if ck.check_run(r.changes_page, r.changes_len as u32, what) == 0 {
+            continue;
+        }
+        let n = page::pages_for_run(r.changes_len as usize, ck.ps);
+        let Some(bytes) = snap.state.map.pages(r.changes_page, n) else { continue };
+        let payload = &bytes[page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + r.changes_len as usize];
+        match ChangeSet::parse(payload) {
+            Err(e) => ck.problem(format!("version {v}: {e}")),
+            Ok(set) => {
+                if set.len() as u64 != r.changes {
+                    ck.problem(format!("version {v}: record counts {} changes, set holds {}", r.changes, set.len()));
+                }
+                let mut prev: Option<(Table, Vec<u8>)> = None;
+                for i in 0..set.len() {
+                    match set.entry(i) {
+                        Err(e) => {
+                            ck.problem(format!("version {v}: {e}"));
+                            break;
+                        }
+                        Ok(e) => {
+                            if !e.table.versioned()
+                                || prev.as_ref().is_some_and(|(t, k)| (*t, &k[..]) >= (e.table, e.key))
+                            {
+                                ck.problem(format!(
+                                    "version {v}: change set entries out of order or of an unversioned table"
+                                ));
+                                break;
+                            }
+                            prev = Some((e.table, e.key.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

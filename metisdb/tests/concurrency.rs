@@ -28,19 +28,9 @@ fn snapshot_digest(snap: &metisdb::Snapshot) -> [u8; 32] {
 
 #[test]
 fn snapshots_never_change_under_readers() {
-    let commits: u64 = std::env::var("METIS_STRESS_COMMITS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(150);
+    let commits: u64 = std::env::var("METIS_STRESS_COMMITS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
     let dir = fast_tempdir();
-    let db = Db::open(
-        dir.path(),
-        Options {
-            retention: Some(16),
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let db = Db::open(dir.path(), Options { retention: Some(16), ..Options::default() }).unwrap();
     // Digest of the versioned tables per committed version.
     let expected: Arc<RwLock<HashMap<u64, [u8; 32]>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
@@ -48,8 +38,7 @@ fn snapshots_never_change_under_readers() {
     let longest_hold = Arc::new(AtomicU64::new(0));
     std::thread::scope(|s| {
         for r in 0..8u64 {
-            let (db, expected, done, reads, longest) =
-                (&db, &expected, &done, &reads, &longest_hold);
+            let (db, expected, done, reads, longest) = (&db, &expected, &done, &reads, &longest_hold);
             s.spawn(move || {
                 let mut rng = Rng(1 + r * 7919);
                 while !done.load(Ordering::Relaxed) {
@@ -64,25 +53,13 @@ fn snapshots_never_change_under_readers() {
                         Err(e) => panic!("{e}"),
                     };
                     let first = snapshot_digest(&snap);
-                    let want = expected
-                        .read()
-                        .unwrap()
-                        .get(&v)
-                        .copied()
-                        .expect("committed version has a digest");
-                    assert_eq!(
-                        first, want,
-                        "reader {r}: version {v} differs from what was committed"
-                    );
+                    let want = expected.read().unwrap().get(&v).copied().expect("committed version has a digest");
+                    assert_eq!(first, want, "reader {r}: version {v} differs from what was committed");
                     // Hold the snapshot across several commits, re-reading it.
                     let start = db.latest_version().unwrap();
                     for _ in 0..3 + rng.below(5) {
                         std::thread::sleep(std::time::Duration::from_millis(rng.below(15)));
-                        assert_eq!(
-                            snapshot_digest(&snap),
-                            first,
-                            "reader {r}: version {v} changed under its snapshot"
-                        );
+                        assert_eq!(snapshot_digest(&snap), first, "reader {r}: version {v} changed under its snapshot");
                         reads.fetch_add(1, Ordering::Relaxed);
                     }
                     let held = db.latest_version().unwrap() - start;
@@ -97,10 +74,7 @@ fn snapshots_never_change_under_readers() {
             let v = db.latest_version().map_or(0, |v| v + 1);
             let mut preview = m.clone();
             random_commit_dry(&mut preview, &mut Rng(rng.0));
-            expected
-                .write()
-                .unwrap()
-                .insert(v, versioned_digest(&preview));
+            expected.write().unwrap().insert(v, versioned_digest(&preview));
             random_commit(&db, &mut m, &mut rng, 120, 2000).unwrap();
             assert!(m == preview, "the preview must predict the commit");
         }
@@ -114,10 +88,7 @@ fn snapshots_never_change_under_readers() {
         stats.page_count,
         stats.free_pages
     );
-    assert!(
-        longest_hold.load(Ordering::Relaxed) >= 3,
-        "readers should hold snapshots across commits"
-    );
+    assert!(longest_hold.load(Ordering::Relaxed) >= 3, "readers should hold snapshots across commits");
     let report = db.verify(&mut |_, _| {}).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
 }
@@ -130,11 +101,7 @@ fn random_commit_dry(model: &mut Model, rng: &mut Rng) {
         if rng.below(5) == 0 {
             model.remove(&(t, k));
         } else {
-            let len = if rng.below(20) == 0 {
-                2000 + rng.below(9000) as usize
-            } else {
-                rng.below(120) as usize
-            };
+            let len = if rng.below(20) == 0 { 2000 + rng.below(9000) as usize } else { rng.below(120) as usize };
             let b = rng.next() as u8;
             model.insert((t, k), (0..len).map(|i| b.wrapping_add(i as u8)).collect());
         }

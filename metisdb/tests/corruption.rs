@@ -17,14 +17,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = fast_tempdir();
-    let db = Db::open(
-        dir.path(),
-        Options {
-            retention: Some(8),
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let db = Db::open(dir.path(), Options { retention: Some(8), ..Options::default() }).unwrap();
     let mut models = Vec::new();
     let mut m = Model::new();
     let mut rng = Rng(4242);
@@ -33,10 +26,7 @@ fn fixture() -> Fixture {
         models.push(m.clone());
     }
     drop(db);
-    Fixture {
-        bytes: std::fs::read(dir.path().join(metisdb::DATA_FILE)).unwrap(),
-        models,
-    }
+    Fixture { bytes: std::fs::read(dir.path().join(metisdb::DATA_FILE)).unwrap(), models }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -50,16 +40,11 @@ fn judge(dir: &Path, f: &Fixture, full: bool) -> Outcome {
     let db = match Db::open(dir, Options::default()) {
         Ok(db) => db,
         Err(e) => {
-            assert!(
-                e.is_corruption() || matches!(e, Error::UnsupportedFormat { .. }),
-                "untyped open error: {e}"
-            );
+            assert!(e.is_corruption() || matches!(e, Error::UnsupportedFormat { .. }), "untyped open error: {e}");
             return Outcome::Detected;
         }
     };
-    let Some(latest) = db.latest_version() else {
-        panic!("a damaged file opened as an empty database")
-    };
+    let Some(latest) = db.latest_version() else { panic!("a damaged file opened as an empty database") };
     let oldest = if full { db.oldest_version() } else { latest };
     for v in oldest..=latest {
         let snap = match db.snapshot(Some(v)) {
@@ -95,10 +80,7 @@ fn judge(dir: &Path, f: &Fixture, full: bool) -> Outcome {
                 }
             }
         }
-        assert!(
-            &got == want,
-            "WRONG ANSWER: version {v} reads differently from what was committed"
-        );
+        assert!(&got == want, "WRONG ANSWER: version {v} reads differently from what was committed");
         // Point reads go through the same pages, but check a few.
         for ((t, k), val) in want.iter().take(16) {
             match snap.get(TABLES[*t as usize], k) {
@@ -141,7 +123,9 @@ fn every_meta_bit_flip_is_detected_or_harmless() {
             }
         }
     }
-    eprintln!("meta flips: {detected} detected, {harmless} harmless (fell back to the other meta or unused bytes), 0 wrong");
+    eprintln!(
+        "meta flips: {detected} detected, {harmless} harmless (fell back to the other meta or unused bytes), 0 wrong"
+    );
     assert!(detected + harmless > 16_000);
 }
 
@@ -153,12 +137,7 @@ fn data_page_damage_is_detected_or_harmless() {
     // file's preallocated tail is never read).
     let m0 = metisdb::meta::Meta::decode(&f.bytes[..1024], 0).ok();
     let m1 = metisdb::meta::Meta::decode(&f.bytes[4096..4096 + 1024], 1).ok();
-    let pages = [m0, m1]
-        .into_iter()
-        .flatten()
-        .map(|m| m.page_count)
-        .max()
-        .unwrap() as usize;
+    let pages = [m0, m1].into_iter().flatten().map(|m| m.page_count).max().unwrap() as usize;
     let end = pages * ps;
     let mut rng = Rng(99);
     let (mut detected, mut harmless) = (0u32, 0u32);
@@ -166,10 +145,7 @@ fn data_page_damage_is_detected_or_harmless() {
         Outcome::Detected => detected += 1,
         Outcome::Harmless => harmless += 1,
     };
-    let flips: u64 = std::env::var("METIS_CORRUPTION_FLIPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1500);
+    let flips: u64 = std::env::var("METIS_CORRUPTION_FLIPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
     for _ in 0..flips {
         let at = 8192 + rng.below((end - 8192) as u64) as usize;
         let mut b = f.bytes.clone();
@@ -185,41 +161,20 @@ fn data_page_damage_is_detected_or_harmless() {
         let q = 2 + rng.below(pages as u64 - 2) as usize;
         if p != q {
             let mut b = f.bytes.clone();
-            let (pp, qq) = (
-                f.bytes[p * ps..(p + 1) * ps].to_vec(),
-                f.bytes[q * ps..(q + 1) * ps].to_vec(),
-            );
+            let (pp, qq) = (f.bytes[p * ps..(p + 1) * ps].to_vec(), f.bytes[q * ps..(q + 1) * ps].to_vec());
             b[p * ps..(p + 1) * ps].copy_from_slice(&qq);
             b[q * ps..(q + 1) * ps].copy_from_slice(&pp);
             tally(with_file(&b, |d| judge(d, &f, true)));
         }
     }
-    eprintln!(
-        "data damage: {detected} detected, {harmless} harmless (free or unused pages), 0 wrong"
-    );
-    assert!(
-        detected > 0 && harmless > 0,
-        "the fixture should have both used and free pages"
-    );
+    eprintln!("data damage: {detected} detected, {harmless} harmless (free or unused pages), 0 wrong");
+    assert!(detected > 0 && harmless > 0, "the fixture should have both used and free pages");
 }
 
 #[test]
 fn truncated_empty_foreign_and_future_files_give_typed_errors() {
     let f = fixture();
-    for len in [
-        0usize,
-        1,
-        100,
-        4095,
-        4096,
-        5000,
-        8191,
-        8192,
-        8193,
-        12288,
-        f.bytes.len() / 2,
-        f.bytes.len() - 1,
-    ] {
+    for len in [0usize, 1, 100, 4095, 4096, 5000, 8191, 8192, 8193, 12288, f.bytes.len() / 2, f.bytes.len() - 1] {
         let o = with_file(&f.bytes[..len], |d| judge(d, &f, true));
         if len < 8192 {
             assert_eq!(o, Outcome::Detected, "truncated to {len} bytes");
@@ -233,11 +188,7 @@ fn truncated_empty_foreign_and_future_files_give_typed_errors() {
         other => panic!("empty file: {:?}", other.err()),
     }
     // Foreign files.
-    for content in [
-        b"SQLite format 3\0".repeat(1000),
-        vec![0xAB; 20000],
-        vec![0u8; 20000],
-    ] {
+    for content in [b"SQLite format 3\0".repeat(1000), vec![0xAB; 20000], vec![0u8; 20000]] {
         let dir = fast_tempdir();
         std::fs::write(dir.path().join(metisdb::DATA_FILE), &content).unwrap();
         match Db::open(dir.path(), Options::default()) {
@@ -250,8 +201,7 @@ fn truncated_empty_foreign_and_future_files_give_typed_errors() {
     for (slot, off) in [0usize, 4096].into_iter().enumerate() {
         let rec = &mut b[off..off + metisdb::meta::META_LEN];
         rec[16..20].copy_from_slice(&(metisdb::meta::FORMAT_VERSION + 1).to_le_bytes());
-        let sum =
-            xxhash_rust::xxh3::xxh3_64_with_seed(&rec[8..], 0x4d45_5441_0000_0000 | slot as u64);
+        let sum = xxhash_rust::xxh3::xxh3_64_with_seed(&rec[8..], 0x4d45_5441_0000_0000 | slot as u64);
         rec[..8].copy_from_slice(&sum.to_le_bytes());
     }
     let dir = fast_tempdir();

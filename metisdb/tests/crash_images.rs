@@ -14,14 +14,8 @@ use std::sync::{Arc, Mutex};
 
 #[test]
 fn every_crash_point_opens_at_an_acknowledged_or_in_flight_version() {
-    let commits: usize = std::env::var("METIS_CRASH_COMMITS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let seeds_per_point: u64 = std::env::var("METIS_CRASH_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
+    let commits: usize = std::env::var("METIS_CRASH_COMMITS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let seeds_per_point: u64 = std::env::var("METIS_CRASH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
     let dir = tempfile::tempdir().unwrap();
     // Create the file, then reopen through the recorder.
     drop(Db::open(dir.path(), Options::default()).unwrap());
@@ -56,12 +50,8 @@ fn every_crash_point_opens_at_an_acknowledged_or_in_flight_version() {
 
     let mut images = 0u64;
     let mut by_version = std::collections::BTreeMap::<Option<u64>, u64>::new();
-    let policies = [
-        CrashPolicy::DropUnsynced,
-        CrashPolicy::RandomSubset,
-        CrashPolicy::TornLast,
-        CrashPolicy::LastWriteOnly,
-    ];
+    let policies =
+        [CrashPolicy::DropUnsynced, CrashPolicy::RandomSubset, CrashPolicy::TornLast, CrashPolicy::LastWriteOnly];
     // Images are written thousands of times: keep them in memory when /dev/shm exists.
     let img_dir = match std::path::Path::new("/dev/shm").is_dir() {
         true => tempfile::tempdir_in("/dev/shm").unwrap(),
@@ -69,24 +59,11 @@ fn every_crash_point_opens_at_an_acknowledged_or_in_flight_version() {
     };
     for upto in 0..=log.len() {
         // Last acknowledged commit: ended at or before `upto`. In flight: started before `upto`.
-        let acked = bounds
-            .iter()
-            .rposition(|(_, end)| *end <= upto)
-            .map(|i| i as u64);
-        let attempted = bounds
-            .iter()
-            .rposition(|(start, _)| *start < upto)
-            .map(|i| i as u64);
-        let is_sync = matches!(
-            log.get(upto.wrapping_sub(1)),
-            Some(Logged::SyncData(_) | Logged::SyncAll(_))
-        );
+        let acked = bounds.iter().rposition(|(_, end)| *end <= upto).map(|i| i as u64);
+        let attempted = bounds.iter().rposition(|(start, _)| *start < upto).map(|i| i as u64);
+        let is_sync = matches!(log.get(upto.wrapping_sub(1)), Some(Logged::SyncData(_) | Logged::SyncAll(_)));
         for policy in policies {
-            let seeds = if policy == CrashPolicy::DropUnsynced {
-                1
-            } else {
-                seeds_per_point
-            };
+            let seeds = if policy == CrashPolicy::DropUnsynced { 1 } else { seeds_per_point };
             for seed in 0..seeds {
                 let mut r = Rng(0x9E37 + seed * 7919 + upto as u64 * 104729);
                 let img = crash_image(&initial, &log[..upto], policy, &mut || r.next());
@@ -102,23 +79,16 @@ fn every_crash_point_opens_at_an_acknowledged_or_in_flight_version() {
                     (a, Some(t), Some(v)) => a.is_none_or(|a| v >= a) && v <= t,
                     (_, None, Some(_)) => false,
                 };
-                assert!(ok_range, "crash after op {upto} ({policy:?}): opened at {v:?}, acked {acked:?}, attempted {attempted:?}");
+                assert!(
+                    ok_range,
+                    "crash after op {upto} ({policy:?}): opened at {v:?}, acked {acked:?}, attempted {attempted:?}"
+                );
                 let got = read_all(&db).unwrap();
                 let want = v.map(|v| models[v as usize].clone()).unwrap_or_default();
-                assert!(
-                    got == want,
-                    "crash after op {upto} ({policy:?}): contents differ from version {v:?}"
-                );
-                assert_eq!(
-                    db.state_root(),
-                    if v.is_some() { digest(&want) } else { [0; 32] }
-                );
+                assert!(got == want, "crash after op {upto} ({policy:?}): contents differ from version {v:?}");
+                assert_eq!(db.state_root(), if v.is_some() { digest(&want) } else { [0; 32] });
                 let report = db.verify(&mut |_, _| {}).unwrap();
-                assert!(
-                    report.ok(),
-                    "crash after op {upto} ({policy:?}): verify: {:?}",
-                    report.problems
-                );
+                assert!(report.ok(), "crash after op {upto} ({policy:?}): verify: {:?}", report.problems);
                 // The database keeps working after the crash.
                 if seed == 0 {
                     let mut m = want.clone();

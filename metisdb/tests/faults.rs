@@ -28,10 +28,7 @@ fn setup(dir: &std::path::Path) -> Vec<Model> {
 fn every_failing_operation_is_reported_and_loses_nothing() {
     let mut injections = 0;
     let cases: &[(Op, &[FaultKind])] = &[
-        (
-            Op::Write,
-            &[FaultKind::Eio, FaultKind::NoSpace, FaultKind::ShortWrite],
-        ),
+        (Op::Write, &[FaultKind::Eio, FaultKind::NoSpace, FaultKind::ShortWrite]),
         (Op::Sync, &[FaultKind::Eio]),
         (Op::SetLen, &[FaultKind::NoSpace, FaultKind::Eio]),
     ];
@@ -43,12 +40,7 @@ fn every_failing_operation_is_reported_and_loses_nothing() {
                     let mut models = setup(dir.path());
                     let holder: Arc<Mutex<Option<Arc<FaultStorage>>>> = Arc::default();
                     let h2 = holder.clone();
-                    let fault = Fault {
-                        op,
-                        nth,
-                        persistent,
-                        kind,
-                    };
+                    let fault = Fault { op, nth, persistent, kind };
                     let opts = Options {
                         wrap_storage: Some(Arc::new(move |inner| {
                             let f = Arc::new(FaultStorage::new(inner, vec![fault])?);
@@ -65,42 +57,26 @@ fn every_failing_operation_is_reported_and_loses_nothing() {
                     let res = random_commit(&db, &mut m, &mut Rng(nth * 31 + 7), 2500, 100_000);
                     let what = format!("{op:?} #{nth} {kind:?} persistent={persistent}");
                     if fs.injected() == 0 {
-                        assert!(
-                            res.is_ok(),
-                            "{what}: no fault injected but commit failed: {res:?}"
-                        );
+                        assert!(res.is_ok(), "{what}: no fault injected but commit failed: {res:?}");
                         break;
                     }
                     injections += 1;
-                    let err = res.expect_err(&format!(
-                        "{what}: commit acknowledged despite a failed operation"
-                    ));
+                    let err = res.expect_err(&format!("{what}: commit acknowledged despite a failed operation"));
                     assert!(matches!(err, Error::Io { .. }), "{what}: {err}");
                     assert!(
                         matches!(db.begin_write(), Err(Error::Poisoned { .. })),
                         "{what}: handle still accepts writes after an I/O failure"
                     );
-                    assert!(
-                        read_all(&db).unwrap() == pre,
-                        "{what}: committed data unreadable after the failure"
-                    );
+                    assert!(read_all(&db).unwrap() == pre, "{what}: committed data unreadable after the failure");
                     // What a crash right now would leave on disk.
-                    let img = crash_image(
-                        fs.initial(),
-                        &fs.log(),
-                        CrashPolicy::DropUnsynced,
-                        &mut || 0,
-                    );
+                    let img = crash_image(fs.initial(), &fs.log(), CrashPolicy::DropUnsynced, &mut || 0);
                     drop(db);
                     models.push(m);
                     let check = |path: &std::path::Path, label: &str| {
                         let db = Db::open(path, Options::default())
                             .unwrap_or_else(|e| panic!("{what} ({label}): reopen: {e}"));
                         let v = db.latest_version().unwrap() as usize;
-                        assert!(
-                            v == 2 || v == 3,
-                            "{what} ({label}): reopened at version {v}"
-                        );
+                        assert!(v == 2 || v == 3, "{what} ({label}): reopened at version {v}");
                         let got = read_all(&db).unwrap();
                         if got != models[v] {
                             let missing: Vec<_> = models[v]
@@ -129,10 +105,7 @@ fn every_failing_operation_is_reported_and_loses_nothing() {
         }
     }
     eprintln!("fault injections checked: {injections}");
-    assert!(
-        injections >= 20,
-        "the sweep injected only {injections} faults"
-    );
+    assert!(injections >= 20, "the sweep injected only {injections} faults");
 }
 
 struct Shared(Arc<FaultStorage>);

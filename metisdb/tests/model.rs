@@ -52,11 +52,8 @@ fn value(len: usize, b: u8) -> Vec<u8> {
 /// unversioned ones (CODE) as of the newest version.
 fn visible(history: &[Model], v: usize) -> Model {
     let latest = history.last().unwrap();
-    let mut m: Model = history[v]
-        .iter()
-        .filter(|((t, _), _)| table(*t).versioned())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut m: Model =
+        history[v].iter().filter(|((t, _), _)| table(*t).versioned()).map(|(k, v)| (k.clone(), v.clone())).collect();
     for (k, val) in latest {
         if !table(k.0).versioned() {
             m.insert(k.clone(), val.clone());
@@ -75,36 +72,23 @@ fn check_version(db: &Db, history: &[Model], v: usize) {
         while let Some((k, val)) = r.next().unwrap() {
             got.push((k.to_vec(), val.to_vec()));
         }
-        let exp: Vec<_> = want
-            .iter()
-            .filter(|((tt, _), _)| *tt == t)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect();
+        let exp: Vec<_> =
+            want.iter().filter(|((tt, _), _)| *tt == t).map(|((_, k), v)| (k.clone(), v.clone())).collect();
         assert_eq!(got.len(), exp.len(), "version {v} table {t}: entry count");
         assert_eq!(got, exp, "version {v} table {t}: contents");
         // Point reads, including absent keys.
         for ((_, k), val) in want.iter().filter(|((tt, _), _)| *tt == t) {
-            assert_eq!(
-                snap.get(table(t), k).unwrap(),
-                Some(&val[..]),
-                "version {v} table {t} key {k:?}"
-            );
+            assert_eq!(snap.get(table(t), k).unwrap(), Some(&val[..]), "version {v} table {t} key {k:?}");
         }
         for probe in [vec![200u8], vec![0u8; 32], vec![]] {
-            assert_eq!(
-                snap.get(table(t), &probe).unwrap().map(|x| x.to_vec()),
-                want.get(&(t, probe.clone())).cloned()
-            );
+            assert_eq!(snap.get(table(t), &probe).unwrap().map(|x| x.to_vec()), want.get(&(t, probe.clone())).cloned());
         }
     }
 }
 
 fn run(ops: Vec<Op>, retention: u32) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        retention: Some(retention),
-        ..Options::default()
-    };
+    let opts = Options { retention: Some(retention), ..Options::default() };
     let mut db = Db::open(dir.path(), opts.clone()).unwrap();
     let mut history: Vec<Model> = Vec::new(); // model per committed version
     let mut pending: Model = Model::new();
@@ -145,21 +129,14 @@ fn run(ops: Vec<Op>, retention: u32) {
                 history.push(pending.clone());
                 txn_ops.clear();
                 let report = db.verify(&mut |_, _| {}).unwrap();
-                assert!(
-                    report.ok(),
-                    "verify after commit {v}: {:?}",
-                    report.problems
-                );
+                assert!(report.ok(), "verify after commit {v}: {:?}", report.problems);
                 let oldest = history.len().saturating_sub(retention as usize);
                 assert_eq!(db.oldest_version() as usize, oldest);
                 for v in oldest..history.len() {
                     check_version(&db, &history, v);
                 }
                 if oldest > 0 {
-                    assert!(
-                        db.snapshot(Some(oldest as u64 - 1)).is_err(),
-                        "pruned version still readable"
-                    );
+                    assert!(db.snapshot(Some(oldest as u64 - 1)).is_err(), "pruned version still readable");
                 }
             }
             Op::Reopen => {
@@ -185,10 +162,7 @@ fn apply(txn: &mut metisdb::WriteTxn<'_>, op: &Op) {
 }
 
 fn cases() -> u32 {
-    std::env::var("METIS_PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24)
+    std::env::var("METIS_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(24)
 }
 
 proptest! {
@@ -218,12 +192,7 @@ fn large_random_workload_with_deep_trees() {
             if round >= 8 && r % 3 != 0 {
                 ops.push(Op::Delete((r >> 20) as u8 % 2, k));
             } else {
-                ops.push(Op::Put(
-                    (r >> 20) as u8 % 2,
-                    k,
-                    (r >> 32) as usize % 200,
-                    r as u8,
-                ));
+                ops.push(Op::Put((r >> 20) as u8 % 2, k, (r >> 32) as usize % 200, r as u8));
             }
         }
         ops.push(Op::Commit);

@@ -73,12 +73,9 @@ pub fn set_child(page: &mut [u8], i: usize, id: u64) {
 pub fn separator(page: &[u8], i: usize) -> Result<&[u8], Malformed> {
     let n = count(page);
     let off = get_u16(page, offsets_at(n) + 2 * i) as usize;
-    let klen = page
-        .get(off..off + 2)
-        .map(|b| get_u16(b, 0) as usize)
-        .ok_or(Malformed("branch cell offset out of page"))?;
-    page.get(off + CELL_HEADER_LEN..off + CELL_HEADER_LEN + klen)
-        .ok_or(Malformed("branch separator out of page"))
+    let klen =
+        page.get(off..off + 2).map(|b| get_u16(b, 0) as usize).ok_or(Malformed("branch cell offset out of page"))?;
+    page.get(off + CELL_HEADER_LEN..off + CELL_HEADER_LEN + klen).ok_or(Malformed("branch separator out of page"))
 }
 
 /// Index of the child whose range holds `key`.
@@ -125,24 +122,13 @@ impl BranchBuf {
             seps.push(separator(page, i)?.to_vec());
         }
         let children = (0..=n).map(|i| child(page, i)).collect();
-        Ok(BranchBuf {
-            level: level(page),
-            seps,
-            children,
-        })
+        Ok(BranchBuf { level: level(page), seps, children })
     }
 
     /// Bytes the encoded page needs.
     pub fn encoded_size(&self) -> usize {
         let n = self.seps.len();
-        HEADER_LEN
-            + 8 * (n + 1)
-            + 10 * n
-            + self
-                .seps
-                .iter()
-                .map(|s| CELL_HEADER_LEN + s.len())
-                .sum::<usize>()
+        HEADER_LEN + 8 * (n + 1) + 10 * n + self.seps.iter().map(|s| CELL_HEADER_LEN + s.len()).sum::<usize>()
     }
 
     /// Encodes into a page buffer (the caller made sure it fits).
@@ -189,15 +175,8 @@ mod tests {
         let mut p = vec![0u8; 4096];
         b.encode(&mut p, 3);
         assert_eq!(BranchBuf::decode(&p).unwrap(), b);
-        let cases: [(&[u8], usize); 7] = [
-            (b"a", 0),
-            (b"b", 1),
-            (b"c", 1),
-            (b"d", 1),
-            (b"d\0", 2),
-            (b"dz", 3),
-            (b"zz", 3),
-        ];
+        let cases: [(&[u8], usize); 7] =
+            [(b"a", 0), (b"b", 1), (b"c", 1), (b"d", 1), (b"d\0", 2), (b"dz", 3), (b"zz", 3)];
         for (k, want) in cases {
             assert_eq!(search(&p, k).unwrap(), want, "{k:?}");
         }
@@ -205,12 +184,7 @@ mod tests {
 
     #[test]
     fn shortest_separator_splits() {
-        for (l, r) in [
-            (&b"abc"[..], &b"abd"[..]),
-            (b"a", b"ab"),
-            (b"abc", b"b"),
-            (b"", b"\0"),
-        ] {
+        for (l, r) in [(&b"abc"[..], &b"abd"[..]), (b"a", b"ab"), (b"abc", b"b"), (b"", b"\0")] {
             let s = shortest_separator(l, r);
             assert!(l < &s[..] && &s[..] <= r, "{l:?} {r:?} {s:?}");
         }

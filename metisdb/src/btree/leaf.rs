@@ -12,9 +12,7 @@
 //! prefixes almost never tie, so a search reads ~4 cache lines of a page.
 
 use super::Malformed;
-use crate::page::{
-    self, get_u16, get_u32, get_u64, key_prefix, put_u16, put_u32, put_u64, HEADER_LEN,
-};
+use crate::page::{self, get_u16, get_u32, get_u64, key_prefix, put_u16, put_u32, put_u64, HEADER_LEN};
 use std::cmp::Ordering;
 
 const SLOT_LEN: usize = 10;
@@ -93,28 +91,17 @@ pub fn check(page: &[u8]) -> Result<(), Malformed> {
 fn cell(page: &[u8], i: usize) -> Result<(&[u8], ValueRef<'_>), Malformed> {
     let n = count(page);
     let off = offset_at(page, n, i);
-    let hdr = page
-        .get(off..off + CELL_HEADER_LEN)
-        .ok_or(Malformed("leaf cell offset out of page"))?;
+    let hdr = page.get(off..off + CELL_HEADER_LEN).ok_or(Malformed("leaf cell offset out of page"))?;
     let klen = get_u16(hdr, 0) as usize;
     let vraw = get_u32(hdr, 2);
     let kstart = off + CELL_HEADER_LEN;
-    let key = page
-        .get(kstart..kstart + klen)
-        .ok_or(Malformed("leaf key out of page"))?;
+    let key = page.get(kstart..kstart + klen).ok_or(Malformed("leaf key out of page"))?;
     let vstart = kstart + klen;
     let value = if vraw & OVERFLOW_BIT != 0 {
-        let b = page
-            .get(vstart..vstart + 8)
-            .ok_or(Malformed("leaf run reference out of page"))?;
-        ValueRef::Run {
-            page: get_u64(b, 0),
-            len: vraw & !OVERFLOW_BIT,
-        }
+        let b = page.get(vstart..vstart + 8).ok_or(Malformed("leaf run reference out of page"))?;
+        ValueRef::Run { page: get_u64(b, 0), len: vraw & !OVERFLOW_BIT }
     } else {
-        let v = page
-            .get(vstart..vstart + vraw as usize)
-            .ok_or(Malformed("leaf value out of page"))?;
+        let v = page.get(vstart..vstart + vraw as usize).ok_or(Malformed("leaf value out of page"))?;
         ValueRef::Inline(v)
     };
     Ok((key, value))
@@ -179,11 +166,7 @@ fn cell_len_at(page: &[u8], i: usize) -> usize {
     let off = offset_at(page, n, i);
     let klen = get_u16(page, off) as usize;
     let vraw = get_u32(page, off + 2);
-    let vlen = if vraw & OVERFLOW_BIT != 0 {
-        8
-    } else {
-        vraw as usize
-    };
+    let vlen = if vraw & OVERFLOW_BIT != 0 { 8 } else { vraw as usize };
     CELL_HEADER_LEN + klen + vlen
 }
 
@@ -278,11 +261,7 @@ pub fn remove(page: &mut [u8], i: usize) {
 }
 
 /// Builds a leaf holding `entries` (sorted, fitting).
-pub fn build<'a>(
-    page: &mut [u8],
-    version: u64,
-    entries: impl Iterator<Item = (&'a [u8], ValueRef<'a>)>,
-) {
+pub fn build<'a>(page: &mut [u8], version: u64, entries: impl Iterator<Item = (&'a [u8], ValueRef<'a>)>) {
     init(page, version);
     for (k, v) in entries {
         let n = count(page);
@@ -302,9 +281,7 @@ mod tests {
         let mut model = std::collections::BTreeMap::new();
         let mut x: u64 = 7;
         for _ in 0..2000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let key = (x >> 40).to_be_bytes()[3..].to_vec();
             let val = vec![(x >> 8) as u8; (x % 40) as usize];
             match search(&p, &key).unwrap() {

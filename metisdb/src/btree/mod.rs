@@ -47,10 +47,7 @@ pub(crate) fn node<'a, S: PageSource + ?Sized>(src: &'a S, id: u64, level: u8) -
 }
 
 /// Resolves a leaf value to its bytes.
-pub(crate) fn value_bytes<'a, S: PageSource + ?Sized>(
-    src: &'a S,
-    v: ValueRef<'a>,
-) -> Result<&'a [u8]> {
+pub(crate) fn value_bytes<'a, S: PageSource + ?Sized>(src: &'a S, v: ValueRef<'a>) -> Result<&'a [u8]> {
     match v {
         ValueRef::Inline(b) => Ok(b),
         ValueRef::Run { page, len } => {
@@ -82,11 +79,7 @@ impl TreeRoot {
 }
 
 /// Point lookup.
-pub fn get<'a, S: PageSource + ?Sized>(
-    src: &'a S,
-    root: &TreeRoot,
-    key: &[u8],
-) -> Result<Option<&'a [u8]>> {
+pub fn get<'a, S: PageSource + ?Sized>(src: &'a S, root: &TreeRoot, key: &[u8]) -> Result<Option<&'a [u8]>> {
     if root.is_empty() {
         return Ok(None);
     }
@@ -124,12 +117,7 @@ pub struct Cursor<'a, S: PageSource + ?Sized> {
 impl<'a, S: PageSource + ?Sized> Cursor<'a, S> {
     /// A cursor positioned at the first key `>= start`.
     pub fn seek(src: &'a S, root: TreeRoot, start: &[u8]) -> Result<Self> {
-        let mut c = Cursor {
-            src,
-            stack: Vec::with_capacity(root.level as usize + 1),
-            root,
-            done: root.is_empty(),
-        };
+        let mut c = Cursor { src, stack: Vec::with_capacity(root.level as usize + 1), root, done: root.is_empty() };
         if c.done {
             return Ok(c);
         }
@@ -177,10 +165,7 @@ impl<'a, S: PageSource + ?Sized> Cursor<'a, S> {
             if level == 0 {
                 return Ok(true);
             }
-            let (id, i) = *self
-                .stack
-                .last()
-                .expect("stack is non-empty while descending");
+            let (id, i) = *self.stack.last().expect("stack is non-empty while descending");
             let p = node(self.src, id, level)?;
             self.stack.push((branch::child(p, i), 0));
         }

@@ -38,13 +38,7 @@ pub struct Dirty {
 impl Dirty {
     /// An empty set of changes for the transaction writing `version`.
     pub fn new(page_size: usize, version: u64) -> Dirty {
-        Dirty {
-            page_size,
-            version,
-            pages: Vec::new(),
-            runs: Vec::new(),
-            freed: Vec::new(),
-        }
+        Dirty { page_size, version, pages: Vec::new(), runs: Vec::new(), freed: Vec::new() }
     }
 
     /// Version the transaction writes.
@@ -59,40 +53,29 @@ impl Dirty {
 
     /// Number of live dirty pages and runs.
     pub fn live_counts(&self) -> (usize, usize) {
-        (
-            self.pages.iter().flatten().count(),
-            self.runs.iter().flatten().count(),
-        )
+        (self.pages.iter().flatten().count(), self.runs.iter().flatten().count())
     }
 
     /// A dirty page by temporary id.
     pub fn page(&self, id: u64) -> Option<&[u8]> {
         debug_assert!(is_temp(id) && id & RUN_BIT == 0);
-        self.pages
-            .get((id & !TEMP_BIT) as usize)
-            .and_then(|p| p.as_deref())
+        self.pages.get((id & !TEMP_BIT) as usize).and_then(|p| p.as_deref())
     }
 
     /// A dirty run's payload by temporary id.
     pub fn run(&self, id: u64) -> Option<&[u8]> {
         debug_assert!(is_temp(id) && id & RUN_BIT != 0);
-        self.runs
-            .get((id & !(TEMP_BIT | RUN_BIT)) as usize)
-            .and_then(|r| r.as_ref())
-            .map(|(_, b)| &b[..])
+        self.runs.get((id & !(TEMP_BIT | RUN_BIT)) as usize).and_then(|r| r.as_ref()).map(|(_, b)| &b[..])
     }
 
     fn page_mut(&mut self, id: u64) -> &mut [u8] {
         // Invariant: temp ids handed out by this struct index live pages until dropped,
         // and dropped ids are never referenced again.
-        self.pages[(id & !TEMP_BIT) as usize]
-            .as_deref_mut()
-            .expect("live dirty page")
+        self.pages[(id & !TEMP_BIT) as usize].as_deref_mut().expect("live dirty page")
     }
 
     fn new_page(&mut self) -> u64 {
-        self.pages
-            .push(Some(vec![0u8; self.page_size].into_boxed_slice()));
+        self.pages.push(Some(vec![0u8; self.page_size].into_boxed_slice()));
         TEMP_BIT | (self.pages.len() as u64 - 1)
     }
 
@@ -109,6 +92,12 @@ impl Dirty {
         } else {
             self.freed.push(id);
         }
+    }
+
+    /// Frees a committed run of `pages` pages starting at `first`.
+    pub fn free_committed_run(&mut self, first: u64, pages: u64) {
+        debug_assert!(!is_temp(first));
+        self.freed.extend(first..first + pages);
     }
 
     /// Forgets a value run of `len` bytes.
@@ -136,20 +125,14 @@ impl<S: PageSource + ?Sized> PageSource for TxnPages<'_, S> {
             if id & RUN_BIT != 0 {
                 return Err(self.corrupt(id, "run id used as a page"));
             }
-            return self
-                .dirty
-                .page(id)
-                .ok_or_else(|| self.corrupt(id, "dangling dirty page id"));
+            return self.dirty.page(id).ok_or_else(|| self.corrupt(id, "dangling dirty page id"));
         }
         self.base.page(id)
     }
 
     fn run_payload(&self, id: u64) -> Result<&[u8]> {
         if is_temp(id) {
-            return self
-                .dirty
-                .run(id)
-                .ok_or_else(|| self.corrupt(id, "dangling dirty run id"));
+            return self.dirty.run(id).ok_or_else(|| self.corrupt(id, "dangling dirty run id"));
         }
         self.base.run_payload(id)
     }
@@ -224,19 +207,13 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     /// Reads a node of this tree, dirty or committed.
     fn read(&self, id: u64, level: u8) -> Result<&[u8]> {
         if is_temp(id) {
-            return self
-                .dirty
-                .page(id)
-                .ok_or_else(|| self.base.corrupt(id, "dangling dirty page id"));
+            return self.dirty.page(id).ok_or_else(|| self.base.corrupt(id, "dangling dirty page id"));
         }
         node(self.base, id, level)
     }
 
     fn view(&self) -> TxnPages<'_, S> {
-        TxnPages {
-            base: self.base,
-            dirty: self.dirty,
-        }
+        TxnPages { base: self.base, dirty: self.dirty }
     }
 
     /// Returns a dirty copy of node `id` (copying it if it is committed).
@@ -257,9 +234,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     fn capture(&self, v: ValueRef<'_>, want: bool) -> (Option<OldValue>, Option<(u64, u32)>) {
         match v {
             ValueRef::Inline(b) => (want.then(|| OldValue::Inline(b.to_vec())), None),
-            ValueRef::Run { page, len } => {
-                (want.then_some(OldValue::Run(page, len)), Some((page, len)))
-            }
+            ValueRef::Run { page, len } => (want.then_some(OldValue::Run(page, len)), Some((page, len))),
         }
     }
 
@@ -267,20 +242,12 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         Ok(match old {
             None => None,
             Some(OldValue::Inline(v)) => Some(v),
-            Some(OldValue::Run(page, len)) => {
-                Some(value_bytes(&self.view(), ValueRef::Run { page, len })?.to_vec())
-            }
+            Some(OldValue::Run(page, len)) => Some(value_bytes(&self.view(), ValueRef::Run { page, len })?.to_vec()),
         })
     }
 
     /// Inserts or replaces `key`.
-    pub fn insert(
-        &mut self,
-        root: &mut TreeRoot,
-        key: &[u8],
-        value: NewValue<'_>,
-        want_old: bool,
-    ) -> Result<Previous> {
+    pub fn insert(&mut self, root: &mut TreeRoot, key: &[u8], value: NewValue<'_>, want_old: bool) -> Result<Previous> {
         let mut prev = Previous::default();
         if root.is_empty() {
             let id = self.dirty.new_page();
@@ -289,11 +256,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             leaf::init(buf, version);
             let ok = leaf::insert(buf, 0, key, value.as_ref());
             debug_assert!(ok, "one entry always fits an empty leaf");
-            *root = TreeRoot {
-                page: id,
-                level: 0,
-                entries: 1,
-            };
+            *root = TreeRoot { page: id, level: 0, entries: 1 };
             return Ok(prev);
         }
         if root.level as usize >= MAX_DEPTH {
@@ -301,16 +264,8 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         }
         let mut old = None;
         let mut run_to_free = None;
-        let res = self.insert_rec(
-            root.page,
-            root.level,
-            key,
-            value,
-            want_old,
-            &mut prev,
-            &mut old,
-            &mut run_to_free,
-        )?;
+        let res =
+            self.insert_rec(root.page, root.level, key, value, want_old, &mut prev, &mut old, &mut run_to_free)?;
         prev.value = self.resolve(old)?;
         if let Some((page, len)) = run_to_free {
             self.dirty.free_run(page, len);
@@ -320,11 +275,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             Ins::Split { left, sep, right } => {
                 let id = self.dirty.new_page();
                 let version = self.dirty.version;
-                let b = BranchBuf {
-                    level: root.level + 1,
-                    seps: vec![sep],
-                    children: vec![left, right],
-                };
+                let b = BranchBuf { level: root.level + 1, seps: vec![sep], children: vec![left, right] };
                 b.encode(self.dirty.page_mut(id), version);
                 root.page = id;
                 root.level += 1;
@@ -350,8 +301,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     ) -> Result<Ins> {
         if level == 0 {
             let id = self.make_dirty(id, 0)?;
-            let found = leaf::search(self.dirty.page(id).expect("dirty"), key)
-                .map_err(|m| self.corrupt(id, m))?;
+            let found = leaf::search(self.dirty.page(id).expect("dirty"), key).map_err(|m| self.corrupt(id, m))?;
             let pos = match found {
                 Ok(i) => {
                     let page = self.dirty.page(id).expect("dirty");
@@ -373,16 +323,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         let p = self.read(id, level)?;
         let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
         let child = branch::child(p, i);
-        match self.insert_rec(
-            child,
-            level - 1,
-            key,
-            value,
-            want_old,
-            prev,
-            old,
-            run_to_free,
-        )? {
+        match self.insert_rec(child, level - 1, key, value, want_old, prev, old, run_to_free)? {
             Ins::Same(c) if c == child => Ok(Ins::Same(id)),
             Ins::Same(c) => {
                 let id = self.make_dirty(id, level)?;
@@ -391,8 +332,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             }
             Ins::Split { left, sep, right } => {
                 let id = self.make_dirty(id, level)?;
-                let mut b = BranchBuf::decode(self.dirty.page(id).expect("dirty"))
-                    .map_err(|m| self.corrupt(id, m))?;
+                let mut b = BranchBuf::decode(self.dirty.page(id).expect("dirty")).map_err(|m| self.corrupt(id, m))?;
                 b.children[i] = left;
                 b.seps.insert(i, sep);
                 b.children.insert(i + 1, right);
@@ -418,25 +358,14 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             m += 1;
         }
         let m = m.max(1).min(b.seps.len() - 1);
-        let left = BranchBuf {
-            level: b.level,
-            seps: b.seps[..m].to_vec(),
-            children: b.children[..=m].to_vec(),
-        };
-        let right = BranchBuf {
-            level: b.level,
-            seps: b.seps[m + 1..].to_vec(),
-            children: b.children[m + 1..].to_vec(),
-        };
+        let left = BranchBuf { level: b.level, seps: b.seps[..m].to_vec(), children: b.children[..=m].to_vec() };
+        let right =
+            BranchBuf { level: b.level, seps: b.seps[m + 1..].to_vec(), children: b.children[m + 1..].to_vec() };
         debug_assert!(left.encoded_size() <= ps && right.encoded_size() <= ps);
         left.encode(self.dirty.page_mut(id), version);
         let rid = self.dirty.new_page();
         right.encode(self.dirty.page_mut(rid), version);
-        Ins::Split {
-            left: id,
-            sep: b.seps[m].clone(),
-            right: rid,
-        }
+        Ins::Split { left: id, sep: b.seps[m].clone(), right: rid }
     }
 
     fn split_leaf(&mut self, id: u64, pos: usize, key: &[u8], value: NewValue<'_>) -> Ins {
@@ -454,10 +383,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         let m = if pos == n {
             n
         } else {
-            let sizes: Vec<usize> = entries
-                .iter()
-                .map(|(k, v)| leaf::entry_size(k.len(), v))
-                .collect();
+            let sizes: Vec<usize> = entries.iter().map(|(k, v)| leaf::entry_size(k.len(), v)).collect();
             let total: usize = sizes.iter().sum();
             let mut acc = 0;
             let mut m = 0;
@@ -468,22 +394,10 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             m.max(1)
         };
         let sep = branch::shortest_separator(entries[m - 1].0, entries[m].0);
-        leaf::build(
-            self.dirty.page_mut(id),
-            version,
-            entries[..m].iter().copied(),
-        );
+        leaf::build(self.dirty.page_mut(id), version, entries[..m].iter().copied());
         let rid = self.dirty.new_page();
-        leaf::build(
-            self.dirty.page_mut(rid),
-            version,
-            entries[m..].iter().copied(),
-        );
-        Ins::Split {
-            left: id,
-            sep,
-            right: rid,
-        }
+        leaf::build(self.dirty.page_mut(rid), version, entries[m..].iter().copied());
+        Ins::Split { left: id, sep, right: rid }
     }
 
     /// Deletes `key`; returns whether it existed (and its value when asked).
@@ -497,14 +411,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         }
         let mut old = None;
         let mut run_to_free = None;
-        let res = self.delete_rec(
-            root.page,
-            root.level,
-            key,
-            want_old,
-            &mut old,
-            &mut run_to_free,
-        )?;
+        let res = self.delete_rec(root.page, root.level, key, want_old, &mut old, &mut run_to_free)?;
         prev.value = self.resolve(old)?;
         if let Some((page, len)) = run_to_free {
             self.dirty.free_run(page, len);
@@ -570,8 +477,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             return Ok(Del::Missing);
         }
         let id = self.make_dirty(id, level)?;
-        let mut b = BranchBuf::decode(self.dirty.page(id).expect("dirty"))
-            .map_err(|m| self.corrupt(id, m))?;
+        let mut b = BranchBuf::decode(self.dirty.page(id).expect("dirty")).map_err(|m| self.corrupt(id, m))?;
         match res {
             Del::Missing => unreachable!("handled above"),
             Del::Emptied => {
@@ -594,10 +500,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         }
         let ps = self.dirty.page_size;
         let version = self.dirty.version;
-        debug_assert!(
-            b.encoded_size() <= ps,
-            "removing entries never grows a branch past a page"
-        );
+        debug_assert!(b.encoded_size() <= ps, "removing entries never grows a branch past a page");
         b.encode(self.dirty.page_mut(id), version);
         Ok(Del::Changed(id))
     }
@@ -608,9 +511,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         if level == 0 {
             leaf::used_space(p) < quarter
         } else {
-            BranchBuf::decode(p)
-                .map(|b| b.encoded_size() - HEADER_LEN < quarter)
-                .unwrap_or(false)
+            BranchBuf::decode(p).map(|b| b.encoded_size() - HEADER_LEN < quarter).unwrap_or(false)
         }
     }
 
@@ -647,11 +548,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             seps.extend(rb.seps);
             let mut children = lb.children;
             children.extend(rb.children);
-            let m = BranchBuf {
-                level: child_level,
-                seps,
-                children,
-            };
+            let m = BranchBuf { level: child_level, seps, children };
             if m.encoded_size() > ps {
                 return Ok(());
             }

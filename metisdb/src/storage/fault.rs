@@ -87,12 +87,7 @@ impl FaultStorage {
         Ok(FaultStorage {
             inner,
             initial,
-            state: Mutex::new(State {
-                counts: [0; 3],
-                log: Vec::new(),
-                faults,
-                injected: 0,
-            }),
+            state: Mutex::new(State { counts: [0; 3], log: Vec::new(), faults, injected: 0 }),
         })
     }
 
@@ -117,11 +112,7 @@ impl FaultStorage {
         let idx = op as usize;
         s.counts[idx] += 1;
         let n = s.counts[idx];
-        let hit = s
-            .faults
-            .iter()
-            .find(|f| f.op == op && (n == f.nth || (f.persistent && n > f.nth)))
-            .map(|f| f.kind);
+        let hit = s.faults.iter().find(|f| f.op == op && (n == f.nth || (f.persistent && n > f.nth))).map(|f| f.kind);
         if hit.is_some() {
             s.injected += 1;
         }
@@ -161,10 +152,7 @@ impl Storage for FaultStorage {
                     self.log_op(Logged::Write(op.offset, op.data.to_vec()));
                 }
                 Some(FaultKind::ShortWrite) => {
-                    let half = WriteOp {
-                        offset: op.offset,
-                        data: &op.data[..op.data.len() / 2],
-                    };
+                    let half = WriteOp { offset: op.offset, data: &op.data[..op.data.len() / 2] };
                     self.inner.write_all(&[half])?;
                     self.log_op(Logged::Write(half.offset, half.data.to_vec()));
                     return Err(error(FaultKind::Eio));
@@ -269,12 +257,7 @@ fn replay(initial: &[u8], log: &[Logged]) -> Replay {
 
 /// Builds the file a crash right after `log[..upto]` could leave behind.
 /// `rand` supplies randomness (any deterministic generator).
-pub fn crash_image(
-    initial: &[u8],
-    log: &[Logged],
-    policy: CrashPolicy,
-    rand: &mut dyn FnMut() -> u64,
-) -> Vec<u8> {
+pub fn crash_image(initial: &[u8], log: &[Logged], policy: CrashPolicy, rand: &mut dyn FnMut() -> u64) -> Vec<u8> {
     let r = replay(initial, log);
     let mut img = r.durable;
     let mut len = r.durable_len;

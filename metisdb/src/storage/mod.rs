@@ -85,9 +85,6 @@ pub fn open_backend(backend: Backend, file: File, path: &Path) -> io::Result<Box
 }
 
 pub(crate) fn sync_dir_of(path: &Path) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     File::open(dir)?.sync_all()
 }

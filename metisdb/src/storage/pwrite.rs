@@ -15,10 +15,7 @@ pub struct PwriteStorage {
 impl PwriteStorage {
     /// Wraps an open, writable data file.
     pub fn new(file: File, path: &Path) -> PwriteStorage {
-        PwriteStorage {
-            file,
-            path: path.to_path_buf(),
-        }
+        PwriteStorage { file, path: path.to_path_buf() }
     }
 }
 

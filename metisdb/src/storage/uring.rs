@@ -28,32 +28,18 @@ impl UringStorage {
         let ring = IoUring::new(RING_ENTRIES)?;
         // Probe: a no-op round trip proves the ring works here (seccomp or
         // io_uring_disabled can let setup succeed and submissions fail).
-        let mut s = UringStorage {
-            file,
-            path: path.to_path_buf(),
-            ring: Mutex::new(ring),
-        };
+        let mut s = UringStorage { file, path: path.to_path_buf(), ring: Mutex::new(ring) };
         s.nop()?;
         Ok(s)
     }
 
     fn nop(&mut self) -> io::Result<()> {
-        let ring = self
-            .ring
-            .get_mut()
-            .map_err(|_| io::Error::other("ring lock poisoned"))?;
+        let ring = self.ring.get_mut().map_err(|_| io::Error::other("ring lock poisoned"))?;
         let e = opcode::Nop::new().build().user_data(0);
         // SAFETY: a Nop entry references no memory.
-        unsafe {
-            ring.submission()
-                .push(&e)
-                .map_err(|_| io::Error::other("submission queue full"))?
-        };
+        unsafe { ring.submission().push(&e).map_err(|_| io::Error::other("submission queue full"))? };
         ring.submit_and_wait(1)?;
-        let cqe = ring
-            .completion()
-            .next()
-            .ok_or_else(|| io::Error::other("no completion"))?;
+        let cqe = ring.completion().next().ok_or_else(|| io::Error::other("no completion"))?;
         if cqe.result() < 0 {
             return Err(io::Error::from_raw_os_error(-cqe.result()));
         }
@@ -61,10 +47,7 @@ impl UringStorage {
     }
 
     fn fsync(&self, datasync: bool) -> io::Result<()> {
-        let mut ring = self
-            .ring
-            .lock()
-            .map_err(|_| io::Error::other("ring lock poisoned"))?;
+        let mut ring = self.ring.lock().map_err(|_| io::Error::other("ring lock poisoned"))?;
         let mut e = opcode::Fsync::new(types::Fd(self.file.as_raw_fd()));
         if datasync {
             e = e.flags(types::FsyncFlags::DATASYNC);
@@ -72,16 +55,9 @@ impl UringStorage {
         let e = e.build().user_data(0);
         // SAFETY: an fsync entry references only the file descriptor, which
         // `self.file` keeps open for the duration of the call.
-        unsafe {
-            ring.submission()
-                .push(&e)
-                .map_err(|_| io::Error::other("submission queue full"))?
-        };
+        unsafe { ring.submission().push(&e).map_err(|_| io::Error::other("submission queue full"))? };
         ring.submit_and_wait(1)?;
-        let cqe = ring
-            .completion()
-            .next()
-            .ok_or_else(|| io::Error::other("no completion"))?;
+        let cqe = ring.completion().next().ok_or_else(|| io::Error::other("no completion"))?;
         if cqe.result() < 0 {
             return Err(io::Error::from_raw_os_error(-cqe.result()));
         }
@@ -120,26 +96,17 @@ impl Storage for UringStorage {
                 todo.push((op.offset + (i * MAX_WRITE) as u64, chunk));
             }
         }
-        let mut ring = self
-            .ring
-            .lock()
-            .map_err(|_| io::Error::other("ring lock poisoned"))?;
+        let mut ring = self.ring.lock().map_err(|_| io::Error::other("ring lock poisoned"))?;
         let fd = types::Fd(self.file.as_raw_fd());
         while !todo.is_empty() {
             let batch = todo.len().min(RING_ENTRIES as usize);
             for (i, (off, data)) in todo[..batch].iter().enumerate() {
-                let e = opcode::Write::new(fd, data.as_ptr(), data.len() as u32)
-                    .offset(*off)
-                    .build()
-                    .user_data(i as u64);
+                let e =
+                    opcode::Write::new(fd, data.as_ptr(), data.len() as u32).offset(*off).build().user_data(i as u64);
                 // SAFETY: the buffer `data` borrows from `ops`, which outlives
                 // this call, and we wait for every submitted entry to complete
                 // before returning or reusing `todo`.
-                unsafe {
-                    ring.submission()
-                        .push(&e)
-                        .map_err(|_| io::Error::other("submission queue full"))?
-                };
+                unsafe { ring.submission().push(&e).map_err(|_| io::Error::other("submission queue full"))? };
             }
             let mut waited = 0;
             let mut results = vec![0i32; batch];
@@ -152,9 +119,7 @@ impl Storage for UringStorage {
                         // complete before this function may return.
                         failures += 1;
                         if failures > 10_000 {
-                            eprintln!(
-                                "metisdb: io_uring cannot reap in-flight writes ({e}); aborting"
-                            );
+                            eprintln!("metisdb: io_uring cannot reap in-flight writes ({e}); aborting");
                             std::process::abort();
                         }
                         first_err.get_or_insert(e);
@@ -176,10 +141,7 @@ impl Storage for UringStorage {
                 }
                 let n = *r as usize;
                 if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "write returned 0 bytes",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes"));
                 }
                 if n < data.len() {
                     rest.push((off + n as u64, &data[n..]));

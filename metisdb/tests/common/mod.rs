@@ -28,13 +28,7 @@ impl Rng {
 /// Applies a random batch to `db` and `model` and commits it. Values are
 /// sometimes large (runs of several pages). Returns the committed version.
 /// `model` holds the batch's result even when the commit fails.
-pub fn random_commit(
-    db: &Db,
-    model: &mut Model,
-    rng: &mut Rng,
-    ops: usize,
-    keys: u64,
-) -> metisdb::Result<u64> {
+pub fn random_commit(db: &Db, model: &mut Model, rng: &mut Rng, ops: usize, keys: u64) -> metisdb::Result<u64> {
     let mut txn = db.begin_write()?;
     let mut next = model.clone();
     for _ in 0..ops {
@@ -44,11 +38,7 @@ pub fn random_commit(
             txn.delete(TABLES[t as usize], &k)?;
             next.remove(&(t, k));
         } else {
-            let len = if rng.below(20) == 0 {
-                2000 + rng.below(9000) as usize
-            } else {
-                rng.below(120) as usize
-            };
+            let len = if rng.below(20) == 0 { 2000 + rng.below(9000) as usize } else { rng.below(120) as usize };
             let b = rng.next() as u8;
             let v: Vec<u8> = (0..len).map(|i| b.wrapping_add(i as u8)).collect();
             txn.put(TABLES[t as usize], &k, &v)?;
@@ -57,10 +47,7 @@ pub fn random_commit(
     }
     let root = digest(&next);
     *model = next;
-    txn.commit(CommitInfo {
-        state_root: root,
-        extra: vec![],
-    })
+    txn.commit(CommitInfo { state_root: root, extra: vec![] })
 }
 
 /// A digest of a model, stored as the "state root" so that a reopened
@@ -69,10 +56,8 @@ pub fn digest(m: &Model) -> [u8; 32] {
     let mut h = [0u8; 32];
     let mut acc = 0xcbf2_9ce4_8422_2325u64;
     for ((t, k), v) in m {
-        for b in std::iter::once(*t)
-            .chain(k.iter().copied())
-            .chain((v.len() as u32).to_le_bytes())
-            .chain(v.iter().copied())
+        for b in
+            std::iter::once(*t).chain(k.iter().copied()).chain((v.len() as u32).to_le_bytes()).chain(v.iter().copied())
         {
             acc ^= b as u64;
             acc = acc.wrapping_mul(0x100_0000_01b3);
