@@ -23,11 +23,7 @@ pub fn call(
     gas_cap: u64,
 ) -> Result<ExecutionResult<HaltReason>, ExecutorError> {
     let number = block.number();
-    tx.gas_limit = if tx.gas_limit == 0 {
-        gas_cap
-    } else {
-        tx.gas_limit.min(gas_cap)
-    };
+    tx.gas_limit = if tx.gas_limit == 0 { gas_cap } else { tx.gas_limit.min(gas_cap) };
     let mut env = block.env.clone();
     env.cfg.disable_nonce_check = true;
     env.cfg.disable_fee_charge = true;
@@ -37,19 +33,15 @@ pub fn call(
     let mv = MvMemory::new(parent, 1, env.state_clear());
     let codes = CodeCache::default();
     match execute_tx(&env, &mv, &codes, 0, &tx, false) {
-        Ok(execution) => execution
-            .result
-            .map_err(|invalid| ExecutorError::InvalidTransaction {
-                block: number,
-                index: 0,
-                reason: invalid.to_string(),
-            }),
-        Err(ExecFailure::Blocked(_)) => unreachable_blocked(number),
-        Err(ExecFailure::Failed { reason, .. }) => Err(ExecutorError::TransactionFailed {
+        Ok(execution) => execution.result.map_err(|invalid| ExecutorError::InvalidTransaction {
             block: number,
             index: 0,
-            reason,
+            reason: invalid.to_string(),
         }),
+        Err(ExecFailure::Blocked(_)) => unreachable_blocked(number),
+        Err(ExecFailure::Failed { reason, .. }) => {
+            Err(ExecutorError::TransactionFailed { block: number, index: 0, reason })
+        }
     }
 }
 

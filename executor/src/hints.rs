@@ -87,10 +87,7 @@ impl DependencyHints {
         if !self.touchers.contains_key(&address) {
             return;
         }
-        self.hot
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(address);
+        self.hot.write().unwrap_or_else(|e| e.into_inner()).insert(address);
         self.any_hot.store(true, Ordering::Relaxed);
     }
 }

@@ -24,8 +24,7 @@ pub mod synthetic;
 mod trie_root;
 
 pub use block::{
-    build_block, execute_block, BlockInput, BlockOutput, BuiltBlock, ExecStats, ExecutionMode,
-    Withdrawal,
+    build_block, execute_block, BlockInput, BlockOutput, BuiltBlock, ExecStats, ExecutionMode, Withdrawal,
 };
 pub use call::{call, DEFAULT_CALL_GAS_CAP};
 pub use error::ExecutorError;

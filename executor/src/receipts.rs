@@ -22,19 +22,13 @@ impl Receipt {
     /// legacy receipts.
     pub fn encoded_2718(&self) -> Vec<u8> {
         let status: u8 = self.success.into();
-        let payload_length = status.length()
-            + self.cumulative_gas_used.length()
-            + self.logs_bloom.length()
-            + self.logs.length();
+        let payload_length =
+            status.length() + self.cumulative_gas_used.length() + self.logs_bloom.length() + self.logs.length();
         let mut out = Vec::with_capacity(payload_length + 8);
         if self.tx_type != 0 {
             out.push(self.tx_type);
         }
-        Header {
-            list: true,
-            payload_length,
-        }
-        .encode(&mut out);
+        Header { list: true, payload_length }.encode(&mut out);
         status.encode(&mut out);
         self.cumulative_gas_used.encode(&mut out);
         self.logs_bloom.encode(&mut out);

@@ -53,10 +53,7 @@ pub struct BlockFixture {
 }
 
 fn fixture_error(path: &Path, reason: impl Into<String>) -> ExecutorError {
-    ExecutorError::Fixture {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
+    ExecutorError::Fixture { path: path.to_path_buf(), reason: reason.into() }
 }
 
 fn read_json(path: &Path) -> Result<Value, ExecutorError> {
@@ -75,15 +72,13 @@ impl<'a> Fields<'a> {
     fn opt<T: FromStr>(&self, key: &str) -> Result<Option<T>, ExecutorError> {
         match self.value.get(key).and_then(Value::as_str) {
             None => Ok(None),
-            Some(s) => s
-                .parse::<T>()
-                .map(Some)
-                .map_err(|_| fixture_error(self.path, format!("malformed field {key}: {s}"))),
+            Some(s) => {
+                s.parse::<T>().map(Some).map_err(|_| fixture_error(self.path, format!("malformed field {key}: {s}")))
+            }
         }
     }
     fn get<T: FromStr>(&self, key: &str) -> Result<T, ExecutorError> {
-        self.opt(key)?
-            .ok_or_else(|| fixture_error(self.path, format!("missing field {key}")))
+        self.opt(key)?.ok_or_else(|| fixture_error(self.path, format!("missing field {key}")))
     }
     fn u64(&self, key: &str) -> Result<u64, ExecutorError> {
         Ok(self.get::<U256>(key)?.saturating_to())
@@ -112,15 +107,10 @@ fn parse_tx(path: &Path, value: &Value) -> Result<TxEnv, ExecutorError> {
                         .get("storageKeys")
                         .and_then(Value::as_array)
                         .map(|keys| {
-                            keys.iter()
-                                .filter_map(|k| k.as_str().and_then(|s| s.parse::<B256>().ok()))
-                                .collect()
+                            keys.iter().filter_map(|k| k.as_str().and_then(|s| s.parse::<B256>().ok())).collect()
                         })
                         .unwrap_or_default();
-                    Ok(AccessListItem {
-                        address: fi.get("address")?,
-                        storage_keys: keys,
-                    })
+                    Ok(AccessListItem { address: fi.get("address")?, storage_keys: keys })
                 })
                 .collect::<Result<_, ExecutorError>>()?,
         ),
@@ -128,12 +118,7 @@ fn parse_tx(path: &Path, value: &Value) -> Result<TxEnv, ExecutorError> {
     let blob_hashes = value
         .get("blobVersionedHashes")
         .and_then(Value::as_array)
-        .map(|hashes| {
-            hashes
-                .iter()
-                .filter_map(|h| h.as_str().and_then(|s| s.parse().ok()))
-                .collect()
-        })
+        .map(|hashes| hashes.iter().filter_map(|h| h.as_str().and_then(|s| s.parse().ok())).collect())
         .unwrap_or_default();
     let gas_price: u128 = match f.opt::<U256>("maxFeePerGas")? {
         Some(max_fee) => max_fee.saturating_to(),
@@ -144,9 +129,7 @@ fn parse_tx(path: &Path, value: &Value) -> Result<TxEnv, ExecutorError> {
         caller: f.get::<Address>("from")?,
         gas_limit: f.u64("gas")?,
         gas_price,
-        gas_priority_fee: f
-            .opt::<U256>("maxPriorityFeePerGas")?
-            .map(|v| v.saturating_to()),
+        gas_priority_fee: f.opt::<U256>("maxPriorityFeePerGas")?.map(|v| v.saturating_to()),
         kind: match f.opt::<Address>("to")? {
             Some(to) => TxKind::Call(to),
             None => TxKind::Create,
@@ -157,9 +140,7 @@ fn parse_tx(path: &Path, value: &Value) -> Result<TxEnv, ExecutorError> {
         chain_id,
         access_list,
         blob_hashes,
-        max_fee_per_blob_gas: f
-            .opt::<U256>("maxFeePerBlobGas")?
-            .map_or(0, |v| v.saturating_to()),
+        max_fee_per_blob_gas: f.opt::<U256>("maxFeePerBlobGas")?.map_or(0, |v| v.saturating_to()),
         ..TxEnv::default()
     })
 }
@@ -169,49 +150,28 @@ fn load_state(dir: &Path) -> Result<InMemoryState, ExecutorError> {
     let codes_path = dir.join("bytecodes.json");
     let codes = read_json(&codes_path)?;
     for (hash, entry) in codes.as_object().into_iter().flatten() {
-        let f = Fields {
-            path: &codes_path,
-            value: entry,
-        };
-        let hash: B256 = hash
-            .parse()
-            .map_err(|_| fixture_error(&codes_path, format!("bad hash {hash}")))?;
+        let f = Fields { path: &codes_path, value: entry };
+        let hash: B256 = hash.parse().map_err(|_| fixture_error(&codes_path, format!("bad hash {hash}")))?;
         state.codes.insert(hash, f.get::<Bytes>("bytecode")?);
     }
     let pre_path = dir.join("pre_state.json");
     let pre = read_json(&pre_path)?;
     for (address, account) in pre.as_object().into_iter().flatten() {
-        let address: Address = address
-            .parse()
-            .map_err(|_| fixture_error(&pre_path, format!("bad address {address}")))?;
-        let basic = Fields {
-            path: &pre_path,
-            value: account.get("basic").unwrap_or(&Value::Null),
-        };
+        let address: Address =
+            address.parse().map_err(|_| fixture_error(&pre_path, format!("bad address {address}")))?;
+        let basic = Fields { path: &pre_path, value: account.get("basic").unwrap_or(&Value::Null) };
         let nonce = match account.get("basic").and_then(|b| b.get("nonce")) {
             Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
             _ => basic.opt_u64("nonce")?.unwrap_or(0),
         };
-        let f = Fields {
-            path: &pre_path,
-            value: account,
-        };
-        let code_hash = f
-            .opt::<B256>("code_hash")?
-            .unwrap_or(crate::mv_memory::EMPTY_CODE_HASH);
+        let f = Fields { path: &pre_path, value: account };
+        let code_hash = f.opt::<B256>("code_hash")?.unwrap_or(crate::mv_memory::EMPTY_CODE_HASH);
         if let Some(code) = f.opt::<Bytes>("code")? {
             state.codes.insert(code_hash, code);
         }
         let mut storage = std::collections::BTreeMap::new();
-        for (slot, value) in account
-            .get("storage")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            let slot: U256 = slot
-                .parse()
-                .map_err(|_| fixture_error(&pre_path, format!("bad slot {slot}")))?;
+        for (slot, value) in account.get("storage").and_then(Value::as_object).into_iter().flatten() {
+            let slot: U256 = slot.parse().map_err(|_| fixture_error(&pre_path, format!("bad slot {slot}")))?;
             let value: U256 = value
                 .as_str()
                 .and_then(|v| v.parse().ok())
@@ -220,23 +180,15 @@ fn load_state(dir: &Path) -> Result<InMemoryState, ExecutorError> {
                 storage.insert(slot, value);
             }
         }
-        let basic = crate::mv_memory::AccountBasic {
-            nonce,
-            balance: basic.get("balance")?,
-            code_hash,
-        };
-        state.accounts.insert(
-            address,
-            crate::mv_memory::InMemoryAccount { basic, storage },
-        );
+        let basic = crate::mv_memory::AccountBasic { nonce, balance: basic.get("balance")?, code_hash };
+        state.accounts.insert(address, crate::mv_memory::InMemoryAccount { basic, storage });
     }
     let hashes_path = dir.join("block_hashes.json");
     if hashes_path.exists() {
         let hashes = read_json(&hashes_path)?;
         for (number, hash) in hashes.as_object().into_iter().flatten() {
-            let number: u64 = number
-                .parse()
-                .map_err(|_| fixture_error(&hashes_path, format!("bad number {number}")))?;
+            let number: u64 =
+                number.parse().map_err(|_| fixture_error(&hashes_path, format!("bad number {number}")))?;
             let hash: B256 = hash
                 .as_str()
                 .and_then(|h| h.parse().ok())
@@ -251,10 +203,7 @@ fn load_state(dir: &Path) -> Result<InMemoryState, ExecutorError> {
 pub fn load_block_dir(dir: &Path) -> Result<BlockFixture, ExecutorError> {
     let block_path = dir.join("block.json");
     let block = read_json(&block_path)?;
-    let f = Fields {
-        path: &block_path,
-        value: &block,
-    };
+    let f = Fields { path: &block_path, value: &block };
     let number = f.u64("number")?;
     let timestamp = f.u64("timestamp")?;
     let spec = mainnet_spec(number, timestamp);
@@ -268,11 +217,7 @@ pub fn load_block_dir(dir: &Path) -> Result<BlockFixture, ExecutorError> {
         gas_limit: f.u64("gasLimit")?,
         basefee: f.opt_u64("baseFeePerGas")?.unwrap_or(0),
         difficulty: f.get("difficulty")?,
-        prevrandao: if spec.is_enabled_in(SpecId::MERGE) {
-            f.opt("mixHash")?
-        } else {
-            None
-        },
+        prevrandao: if spec.is_enabled_in(SpecId::MERGE) { f.opt("mixHash")? } else { None },
         ..BlockEnv::default()
     };
     if let Some(excess) = f.opt_u64("excessBlobGas")? {
@@ -291,23 +236,14 @@ pub fn load_block_dir(dir: &Path) -> Result<BlockFixture, ExecutorError> {
         .into_iter()
         .flatten()
         .map(|w| {
-            let fw = Fields {
-                path: &block_path,
-                value: w,
-            };
-            Ok(Withdrawal {
-                address: fw.get("address")?,
-                amount_gwei: fw.u64("amount")?,
-            })
+            let fw = Fields { path: &block_path, value: w };
+            Ok(Withdrawal { address: fw.get("address")?, amount_gwei: fw.u64("amount")? })
         })
         .collect::<Result<Vec<_>, ExecutorError>>()?;
     Ok(BlockFixture {
         number,
         input: BlockInput {
-            env: EvmEnv {
-                cfg,
-                block: block_env,
-            },
+            env: EvmEnv { cfg, block: block_env },
             parent_beacon_block_root: f.opt("parentBeaconBlockRoot")?,
             parent_hash: f.opt("parentHash")?,
             withdrawals,
@@ -320,27 +256,16 @@ pub fn load_block_dir(dir: &Path) -> Result<BlockFixture, ExecutorError> {
     })
 }
 
-fn check_header(
-    fixture: &BlockFixture,
-    output: &BlockOutput,
-    label: &str,
-    mismatches: &mut Vec<String>,
-) {
+fn check_header(fixture: &BlockFixture, output: &BlockOutput, label: &str, mismatches: &mut Vec<String>) {
     if output.gas_used != fixture.expected_gas_used {
-        mismatches.push(format!(
-            "{label}: gas used {} != header {}",
-            output.gas_used, fixture.expected_gas_used
-        ));
+        mismatches.push(format!("{label}: gas used {} != header {}", output.gas_used, fixture.expected_gas_used));
     }
     if output.logs_bloom != fixture.expected_logs_bloom {
         mismatches.push(format!("{label}: logs bloom differs from the header"));
     }
     if let Some(root) = output.receipts_root {
         if root != fixture.expected_receipts_root {
-            mismatches.push(format!(
-                "{label}: receipts root {root} != header {}",
-                fixture.expected_receipts_root
-            ));
+            mismatches.push(format!("{label}: receipts root {root} != header {}", fixture.expected_receipts_root));
         }
     }
 }
@@ -350,10 +275,7 @@ pub fn diff_writes(seq: &[(StateKey, StateValue)], par: &[(StateKey, StateValue)
     let seq: std::collections::BTreeMap<_, _> = seq.iter().cloned().collect();
     let par: std::collections::BTreeMap<_, _> = par.iter().cloned().collect();
     let mut diffs = Vec::new();
-    for key in seq
-        .keys()
-        .chain(par.keys().filter(|k| !seq.contains_key(k)))
-    {
+    for key in seq.keys().chain(par.keys().filter(|k| !seq.contains_key(k))) {
         let (a, b) = (seq.get(key), par.get(key));
         if a != b {
             diffs.push(format!("{key:?}: sequential {a:?}, parallel {b:?}"));
@@ -373,10 +295,8 @@ pub fn run_fixture(fixture: &BlockFixture, mode: ReplayMode, workers: usize) -> 
     let mut mismatches = Vec::new();
     let mut outputs = Vec::new();
     let (mut seq_ms, mut par_ms) = (None, None);
-    let runs: &[(ExecutionMode, &str)] = &[
-        (ExecutionMode::Sequential, "sequential"),
-        (ExecutionMode::Parallel { workers }, "parallel"),
-    ];
+    let runs: &[(ExecutionMode, &str)] =
+        &[(ExecutionMode::Sequential, "sequential"), (ExecutionMode::Parallel { workers }, "parallel")];
     for (exec_mode, label) in runs {
         let wanted = match exec_mode {
             ExecutionMode::Sequential => mode != ReplayMode::Par,
@@ -420,11 +340,7 @@ pub fn run_block_dir(dir: &Path, mode: ReplayMode, workers: usize) -> BlockRepor
     match load_block_dir(dir) {
         Ok(fixture) => run_fixture(&fixture, mode, workers),
         Err(e) => BlockReport {
-            number: dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
+            number: dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()).unwrap_or(0),
             txs: 0,
             seq_ms: None,
             par_ms: None,

@@ -55,9 +55,7 @@ impl Scheduler {
             decrease_count: AtomicUsize::new(0),
             num_active_tasks: AtomicUsize::new(0),
             done: AtomicBool::new(num_txs == 0),
-            status: (0..num_txs)
-                .map(|_| Mutex::new((0, Status::ReadyToExecute)))
-                .collect(),
+            status: (0..num_txs).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
             dependents: (0..num_txs).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
@@ -83,11 +81,7 @@ impl Scheduler {
 
     fn check_done(&self) {
         let observed = self.decrease_count.load(Ordering::SeqCst);
-        if self
-            .execution_idx
-            .load(Ordering::SeqCst)
-            .min(self.validation_idx.load(Ordering::SeqCst))
-            >= self.num_txs
+        if self.execution_idx.load(Ordering::SeqCst).min(self.validation_idx.load(Ordering::SeqCst)) >= self.num_txs
             && self.num_active_tasks.load(Ordering::SeqCst) == 0
             && observed == self.decrease_count.load(Ordering::SeqCst)
         {
@@ -100,10 +94,7 @@ impl Scheduler {
             let mut status = lock!(self.status[tx]);
             if status.1 == Status::ReadyToExecute {
                 status.1 = Status::Executing;
-                return Some(Version {
-                    tx,
-                    incarnation: status.0,
-                });
+                return Some(Version { tx, incarnation: status.0 });
             }
         }
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
@@ -130,10 +121,7 @@ impl Scheduler {
         if tx < self.num_txs {
             let status = *lock!(self.status[tx]);
             if status.1 == Status::Executed {
-                return Some(Version {
-                    tx,
-                    incarnation: status.0,
-                });
+                return Some(Version { tx, incarnation: status.0 });
             }
         }
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
@@ -156,10 +144,7 @@ impl Scheduler {
     /// `tx` (executing) must wait for `blocking` to finish executing. Returns
     /// false if `blocking` already finished: the caller re-executes at once.
     pub fn add_dependency(&self, tx: TxIndex, blocking: TxIndex) -> bool {
-        debug_assert!(
-            blocking < tx,
-            "tx {tx} cannot wait on a later tx {blocking}"
-        );
+        debug_assert!(blocking < tx, "tx {tx} cannot wait on a later tx {blocking}");
         let mut dependents = lock!(self.dependents[blocking]);
         if lock!(self.status[blocking]).1 == Status::Executed {
             return false;
@@ -288,10 +273,7 @@ mod tests {
         assert_eq!(poll(&s), Some(Task::Execute(v(0, 0))));
         assert_eq!(poll(&s), Some(Task::Execute(v(1, 0))));
         // The validation index already passed tx 0: its validation is handed back.
-        assert_eq!(
-            s.finish_execution(v(0, 0), false),
-            Some(Task::Validate(v(0, 0)))
-        );
+        assert_eq!(s.finish_execution(v(0, 0), false), Some(Task::Validate(v(0, 0))));
         assert!(s.try_validation_abort(v(0, 0)));
         // Only the first abort of an incarnation wins.
         assert!(!s.try_validation_abort(v(0, 0)));
@@ -313,10 +295,7 @@ mod tests {
         assert!(s.add_dependency(1, 0));
         assert!(!s.done());
         // Finishing tx 0 resumes tx 1 with its next incarnation.
-        assert_eq!(
-            s.finish_execution(v(0, 0), false),
-            Some(Task::Validate(v(0, 0)))
-        );
+        assert_eq!(s.finish_execution(v(0, 0), false), Some(Task::Validate(v(0, 0))));
         s.finish_validation(0, false);
         let seen = drain(&s);
         assert!(seen.contains(&Task::Execute(v(1, 1))));

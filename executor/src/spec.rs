@@ -30,10 +30,7 @@ pub fn mainnet_spec(number: u64, timestamp: u64) -> SpecId {
             return *spec;
         }
     }
-    BY_NUMBER
-        .iter()
-        .find(|(n, _)| number >= *n)
-        .map_or(SpecId::FRONTIER, |(_, s)| *s)
+    BY_NUMBER.iter().find(|(n, _)| number >= *n).map_or(SpecId::FRONTIER, |(_, s)| *s)
 }
 
 #[cfg(test)]

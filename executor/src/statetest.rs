@@ -28,13 +28,7 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} :: {} [{}]",
-            self.path.display(),
-            self.test,
-            self.fork
-        )?;
+        write!(f, "{} :: {} [{}]", self.path.display(), self.test, self.fork)?;
         if let Some((d, g, v)) = self.indexes {
             write!(f, " d={d} g={g} v={v}")?;
         }
@@ -55,12 +49,8 @@ pub struct Summary {
 /// plain cache) and malformed values that revm's test types cannot load.
 /// Their cases count as skipped.
 fn skipped_file(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    path.to_string_lossy()
-        .contains("paris/eip7610_create_collision")
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    path.to_string_lossy().contains("paris/eip7610_create_collision")
         || matches!(
             name,
             "RevertInCreateInInit_Paris.json"
@@ -83,10 +73,7 @@ fn skipped_file(path: &Path) -> bool {
 /// first version, revm only has Petersburg), `ByzantiumToConstantinopleAt5`
 /// (a transition to it) and names revm does not know.
 fn unsupported_fork(spec: &SpecName) -> bool {
-    matches!(
-        spec,
-        SpecName::Constantinople | SpecName::ByzantiumToConstantinopleAt5 | SpecName::Unknown
-    )
+    matches!(spec, SpecName::Constantinople | SpecName::ByzantiumToConstantinopleAt5 | SpecName::Unknown)
 }
 
 fn collect_json_files(path: &Path, out: &mut Vec<PathBuf>) {
@@ -105,10 +92,7 @@ fn collect_json_files(path: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn pre_state(unit: &TestUnit) -> InMemoryState {
-    let mut state = InMemoryState {
-        missing_block_hash: MissingBlockHash::KeccakOfNumber,
-        ..InMemoryState::default()
-    };
+    let mut state = InMemoryState { missing_block_hash: MissingBlockHash::KeccakOfNumber, ..InMemoryState::default() };
     for (address, account) in &unit.pre {
         state.insert_account(
             *address,
@@ -154,20 +138,10 @@ fn run_file(path: &Path, filter: Option<&str>) -> (Summary, Vec<Failure>) {
                 continue;
             }
             let mut cfg = CfgEnv::default();
-            cfg.chain_id = unit
-                .env
-                .current_chain_id
-                .unwrap_or(U256::ONE)
-                .try_into()
-                .unwrap_or(1);
+            cfg.chain_id = unit.env.current_chain_id.unwrap_or(U256::ONE).try_into().unwrap_or(1);
             cfg.set_spec_and_mainnet_gas_params(spec_name.to_spec_id());
             cfg.set_max_blobs_per_tx(
-                if cfg.spec.is_enabled_in(SpecId::PRAGUE) && !cfg.spec.is_enabled_in(SpecId::OSAKA)
-                {
-                    9
-                } else {
-                    6
-                },
+                if cfg.spec.is_enabled_in(SpecId::PRAGUE) && !cfg.spec.is_enabled_in(SpecId::OSAKA) { 9 } else { 6 },
             );
             let block = unit.block_env(&mut cfg);
             let env = EvmEnv { cfg, block };
@@ -204,12 +178,8 @@ fn run_case(
         Err(_) if test.expect_exception.is_some() => return Ok(()),
         Err(e) => return Err(format!("cannot build the transaction: {e}")),
     };
-    let input = BlockInput {
-        env: env.clone(),
-        parent_beacon_block_root: None,
-        parent_hash: None,
-        withdrawals: Vec::new(),
-    };
+    let input =
+        BlockInput { env: env.clone(), parent_beacon_block_root: None, parent_hash: None, withdrawals: Vec::new() };
     let outcome = execute_block(pre, &input, &[tx], ExecutionMode::Parallel { workers: 1 });
     let output = match (outcome, &test.expect_exception) {
         (Err(_), Some(_)) => return Ok(()),
@@ -217,11 +187,7 @@ fn run_case(
         (Ok(_), Some(expected)) => return Err(format!("expected exception {expected}, got none")),
         (Ok(output), None) => output,
     };
-    let logs: Vec<_> = output
-        .receipts
-        .iter()
-        .flat_map(|r| r.logs.iter().cloned())
-        .collect();
+    let logs: Vec<_> = output.receipts.iter().flat_map(|r| r.logs.iter().cloned()).collect();
     let logs_root = logs_hash(&logs);
     if logs_root != test.logs {
         return Err(format!("logs hash {logs_root}, expected {}", test.logs));
@@ -237,19 +203,13 @@ fn run_case(
 
 /// Runs every state-test JSON file under `paths` (files or directories),
 /// on all available cores, calling `report` for each failure.
-pub fn run_paths(
-    paths: &[PathBuf],
-    filter: Option<&str>,
-    mut report: impl FnMut(&Failure),
-) -> Summary {
+pub fn run_paths(paths: &[PathBuf], filter: Option<&str>, mut report: impl FnMut(&Failure)) -> Summary {
     let mut files = Vec::new();
     for path in paths {
         collect_json_files(path, &mut files);
     }
     let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
     let (sender, receiver) = mpsc::channel();
     let mut total = Summary::default();
     std::thread::scope(|scope| {
@@ -259,23 +219,16 @@ pub fn run_paths(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
-                let result =
-                    std::panic::catch_unwind(|| run_file(path, filter)).unwrap_or_else(|_| {
-                        let failure = Failure {
-                            path: path.clone(),
-                            test: String::new(),
-                            fork: String::new(),
-                            indexes: None,
-                            reason: "runner panicked".into(),
-                        };
-                        (
-                            Summary {
-                                failed: 1,
-                                ..Summary::default()
-                            },
-                            vec![failure],
-                        )
-                    });
+                let result = std::panic::catch_unwind(|| run_file(path, filter)).unwrap_or_else(|_| {
+                    let failure = Failure {
+                        path: path.clone(),
+                        test: String::new(),
+                        fork: String::new(),
+                        indexes: None,
+                        reason: "runner panicked".into(),
+                    };
+                    (Summary { failed: 1, ..Summary::default() }, vec![failure])
+                });
                 if sender.send(result).is_err() {
                     break;
                 }

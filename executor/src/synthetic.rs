@@ -88,11 +88,7 @@ impl Asm {
     /// slot = keccak256(word on stack ‖ mapping index): the Solidity mapping
     /// layout. Consumes the key on the stack, leaves the slot.
     fn mapping_slot(&mut self, index: u8) -> &mut Self {
-        self.push1(0)
-            .ops(&[op::MSTORE])
-            .push1(index)
-            .push1(0x20)
-            .ops(&[op::MSTORE]);
+        self.push1(0).ops(&[op::MSTORE]).push1(index).push1(0x20).ops(&[op::MSTORE]);
         self.push1(0x40).push1(0).ops(&[op::SHA3])
     }
 }
@@ -115,18 +111,9 @@ pub fn erc20_code() -> Bytes {
     a.push_label(fail).ops(&[op::JUMPI]);
     a.ops(&[op::DUP3, op::SWAP1, op::SUB, op::SWAP1, op::SSTORE]); // amount
     a.push1(0x04).ops(&[op::CALLDATALOAD]).mapping_slot(0); // to_slot amount
-    a.ops(&[
-        op::DUP1,
-        op::SLOAD,
-        op::DUP3,
-        op::ADD,
-        op::SWAP1,
-        op::SSTORE,
-    ]); // amount
+    a.ops(&[op::DUP1, op::SLOAD, op::DUP3, op::ADD, op::SWAP1, op::SSTORE]); // amount
     a.push1(0).ops(&[op::MSTORE]);
-    a.push1(0x04)
-        .ops(&[op::CALLDATALOAD, op::CALLER])
-        .push32(transfer_topic());
+    a.push1(0x04).ops(&[op::CALLDATALOAD, op::CALLER]).push32(transfer_topic());
     a.push1(0x20).push1(0).ops(&[op::LOG3, op::STOP]);
     a.place(fail).push1(0).ops(&[op::DUP1, op::REVERT]);
     a.finish()
@@ -143,52 +130,23 @@ pub fn swap_pool_code(rounds: u8) -> Bytes {
     // Overhead loop: counter on the stack.
     a.push1(rounds);
     a.place(loop_start);
-    a.ops(&[op::DUP1, op::ISZERO])
-        .push_label(loop_end)
-        .ops(&[op::JUMPI]);
-    a.ops(&[op::DUP1])
-        .push1(0)
-        .ops(&[op::MSTORE])
-        .push1(0x20)
-        .push1(0)
-        .ops(&[op::SHA3, op::POP]);
+    a.ops(&[op::DUP1, op::ISZERO]).push_label(loop_end).ops(&[op::JUMPI]);
+    a.ops(&[op::DUP1]).push1(0).ops(&[op::MSTORE]).push1(0x20).push1(0).ops(&[op::SHA3, op::POP]);
     a.push1(1).ops(&[op::SWAP1, op::SUB]).push_label(loop_start);
     a.push1(1).ops(&[op::SWAP1]).ops(&[op::JUMPI]); // jump back always
     a.place(loop_end).ops(&[op::POP]);
     // in = amountIn * 997
-    a.push1(0x04)
-        .ops(&[op::CALLDATALOAD])
-        .push2_997()
-        .ops(&[op::MUL]); // in
-                          // out = in * r1 / (r0 * 1000 + in)
+    a.push1(0x04).ops(&[op::CALLDATALOAD]).push2_997().ops(&[op::MUL]); // in
+                                                                        // out = in * r1 / (r0 * 1000 + in)
     a.ops(&[op::DUP1]).push1(1).ops(&[op::SLOAD, op::MUL]); // in*r1 in
-    a.ops(&[op::DUP2])
-        .push2_1000()
-        .push1(0)
-        .ops(&[op::SLOAD, op::MUL, op::ADD]); // den num in
+    a.ops(&[op::DUP2]).push2_1000().push1(0).ops(&[op::SLOAD, op::MUL, op::ADD]); // den num in
     a.ops(&[op::SWAP1, op::DIV]); // out in
                                   // r0 += amountIn; r1 -= out
-    a.push1(0x04)
-        .ops(&[op::CALLDATALOAD])
-        .push1(0)
-        .ops(&[op::SLOAD, op::ADD])
-        .push1(0)
-        .ops(&[op::SSTORE]);
-    a.ops(&[op::DUP1])
-        .push1(1)
-        .ops(&[op::SLOAD, op::SUB])
-        .push1(1)
-        .ops(&[op::SSTORE]); // out in
-                             // balance[caller] += out
+    a.push1(0x04).ops(&[op::CALLDATALOAD]).push1(0).ops(&[op::SLOAD, op::ADD]).push1(0).ops(&[op::SSTORE]);
+    a.ops(&[op::DUP1]).push1(1).ops(&[op::SLOAD, op::SUB]).push1(1).ops(&[op::SSTORE]); // out in
+                                                                                        // balance[caller] += out
     a.ops(&[op::CALLER]).mapping_slot(2); // slot out in
-    a.ops(&[
-        op::DUP1,
-        op::SLOAD,
-        op::DUP3,
-        op::ADD,
-        op::SWAP1,
-        op::SSTORE,
-    ]);
+    a.ops(&[op::DUP1, op::SLOAD, op::DUP3, op::ADD, op::SWAP1, op::SSTORE]);
     a.ops(&[op::POP, op::POP, op::STOP]);
     a.finish()
 }
@@ -291,13 +249,7 @@ pub fn synthetic_block(workload: Workload, spec: &SyntheticSpec) -> SyntheticBlo
     let mut token_storage = Vec::new();
     for i in 0..senders {
         state.insert_account(address(1, i), 0, rich, Bytes::new(), []);
-        let slot = keccak256(
-            [
-                B256::left_padding_from(address(1, i).as_slice()).0,
-                B256::ZERO.0,
-            ]
-            .concat(),
-        );
+        let slot = keccak256([B256::left_padding_from(address(1, i).as_slice()).0, B256::ZERO.0].concat());
         token_storage.push((U256::from_be_bytes(slot.0), token_supply));
     }
     state.insert_account(TOKEN, 1, U256::ZERO, erc20_code(), token_storage);
@@ -320,9 +272,7 @@ pub fn synthetic_block(workload: Workload, spec: &SyntheticSpec) -> SyntheticBlo
         let sender = rng.below(senders);
         let hot = rng.chance(spec.hot_ratio);
         let kind = match workload {
-            Workload::Mixed => {
-                [Workload::RawTransfers, Workload::Erc20, Workload::Swaps][rng.below(3)]
-            }
+            Workload::Mixed => [Workload::RawTransfers, Workload::Erc20, Workload::Swaps][rng.below(3)],
             other => other,
         };
         let mut tx = TxEnv {
@@ -337,21 +287,13 @@ pub fn synthetic_block(workload: Workload, spec: &SyntheticSpec) -> SyntheticBlo
         nonces[sender] += 1;
         match kind {
             Workload::RawTransfers | Workload::Mixed => {
-                let to = if hot {
-                    address(3, 0)
-                } else {
-                    address(3, i + 1)
-                };
+                let to = if hot { address(3, 0) } else { address(3, i + 1) };
                 tx.kind = TxKind::Call(to);
                 tx.value = U256::from(1_000 + rng.below(1_000));
                 tx.gas_limit = 21_000;
             }
             Workload::Erc20 => {
-                let to = if hot {
-                    address(3, 0)
-                } else {
-                    address(3, i + 1)
-                };
+                let to = if hot { address(3, 0) } else { address(3, i + 1) };
                 tx.kind = TxKind::Call(TOKEN);
                 tx.data = selector_call(&[
                     B256::left_padding_from(to.as_slice()),
@@ -362,8 +304,7 @@ pub fn synthetic_block(workload: Workload, spec: &SyntheticSpec) -> SyntheticBlo
             Workload::Swaps => {
                 let pool = if hot { 0 } else { rng.below(pools) };
                 tx.kind = TxKind::Call(address(2, pool));
-                tx.data =
-                    selector_call(&[B256::from(U256::from(1_000_000 + rng.below(1_000_000)))]);
+                tx.data = selector_call(&[B256::from(U256::from(1_000_000 + rng.below(1_000_000)))]);
                 tx.gas_limit = 200_000;
             }
         }

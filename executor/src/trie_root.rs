@@ -33,11 +33,7 @@ fn hex_prefix(nibbles: &[u8], leaf: bool) -> Vec<u8> {
 fn rlp_list(items: &[Vec<u8>]) -> Vec<u8> {
     let payload_length = items.iter().map(Vec::len).sum();
     let mut out = Vec::with_capacity(payload_length + 4);
-    Header {
-        list: true,
-        payload_length,
-    }
-    .encode(&mut out);
+    Header { list: true, payload_length }.encode(&mut out);
     for item in items {
         out.put_slice(item);
     }
@@ -63,24 +59,14 @@ fn child_reference(node: Vec<u8>) -> Vec<u8> {
 fn encode_node(entries: &[(Vec<u8>, Vec<u8>)], depth: usize) -> Vec<u8> {
     debug_assert!(!entries.is_empty());
     if let [(path, value)] = entries {
-        return rlp_list(&[
-            rlp_bytes(&hex_prefix(&path[depth..], true)),
-            rlp_bytes(value),
-        ]);
+        return rlp_list(&[rlp_bytes(&hex_prefix(&path[depth..], true)), rlp_bytes(value)]);
     }
     // Sorted: the common prefix of all is that of the first and last.
     let (first, last) = (&entries[0].0, &entries[entries.len() - 1].0);
-    let common = first[depth..]
-        .iter()
-        .zip(&last[depth..])
-        .take_while(|(a, b)| a == b)
-        .count();
+    let common = first[depth..].iter().zip(&last[depth..]).take_while(|(a, b)| a == b).count();
     if common > 0 {
         let child = encode_node(entries, depth + common);
-        return rlp_list(&[
-            rlp_bytes(&hex_prefix(&first[depth..depth + common], false)),
-            child_reference(child),
-        ]);
+        return rlp_list(&[rlp_bytes(&hex_prefix(&first[depth..depth + common], false)), child_reference(child)]);
     }
     let mut items = Vec::with_capacity(17);
     let mut rest = entries;
@@ -93,11 +79,7 @@ fn encode_node(entries: &[(Vec<u8>, Vec<u8>)], depth: usize) -> Vec<u8> {
         let n = rest.iter().take_while(|(p, _)| p[depth] == nibble).count();
         let (group, tail) = rest.split_at(n);
         rest = tail;
-        items.push(if group.is_empty() {
-            rlp_bytes(&[])
-        } else {
-            child_reference(encode_node(group, depth + 1))
-        });
+        items.push(if group.is_empty() { rlp_bytes(&[]) } else { child_reference(encode_node(group, depth + 1)) });
     }
     items.push(rlp_bytes(&value));
     rlp_list(&items)
@@ -105,18 +87,12 @@ fn encode_node(entries: &[(Vec<u8>, Vec<u8>)], depth: usize) -> Vec<u8> {
 
 /// Root of the trie mapping each key to its value. Keys must be distinct.
 pub fn trie_root(entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> B256 {
-    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = entries
-        .into_iter()
-        .map(|(k, v)| (to_nibbles(&k), v))
-        .collect();
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = entries.into_iter().map(|(k, v)| (to_nibbles(&k), v)).collect();
     if entries.is_empty() {
         return EMPTY_ROOT;
     }
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    debug_assert!(
-        entries.windows(2).all(|w| w[0].0 != w[1].0),
-        "duplicate trie key"
-    );
+    debug_assert!(entries.windows(2).all(|w| w[0].0 != w[1].0), "duplicate trie key");
     keccak256(encode_node(&entries, 0))
 }
 

@@ -9,56 +9,26 @@ use proptest::prelude::*;
 
 fn check(workload: Workload, spec: SyntheticSpec, repeats: usize) -> Result<(), TestCaseError> {
     let block = synthetic_block(workload, &spec);
-    let reference = execute_block(
-        &block.state,
-        &block.input,
-        &block.txs,
-        ExecutionMode::Sequential,
-    )
-    .map_err(|e| TestCaseError::fail(format!("sequential failed: {e}")))?;
+    let reference = execute_block(&block.state, &block.input, &block.txs, ExecutionMode::Sequential)
+        .map_err(|e| TestCaseError::fail(format!("sequential failed: {e}")))?;
     prop_assert_eq!(reference.receipts.len(), block.txs.len());
     // Transactions actually ran: the reverts of a broken contract would show.
-    prop_assert!(
-        reference.receipts.iter().all(|r| r.success),
-        "a synthetic transaction failed"
-    );
+    prop_assert!(reference.receipts.iter().all(|r| r.success), "a synthetic transaction failed");
     for workers in 1..=8 {
         for _ in 0..repeats {
-            let parallel = execute_block(
-                &block.state,
-                &block.input,
-                &block.txs,
-                ExecutionMode::Parallel { workers },
-            )
-            .map_err(|e| {
-                TestCaseError::fail(format!("parallel ({workers} workers) failed: {e}"))
-            })?;
-            prop_assert_eq!(
-                &parallel.receipts,
-                &reference.receipts,
-                "receipts, {} workers",
-                workers
-            );
+            let parallel = execute_block(&block.state, &block.input, &block.txs, ExecutionMode::Parallel { workers })
+                .map_err(|e| TestCaseError::fail(format!("parallel ({workers} workers) failed: {e}")))?;
+            prop_assert_eq!(&parallel.receipts, &reference.receipts, "receipts, {} workers", workers);
             prop_assert_eq!(parallel.gas_used, reference.gas_used);
             prop_assert_eq!(parallel.receipts_root, reference.receipts_root);
-            prop_assert_eq!(
-                &parallel.final_writes,
-                &reference.final_writes,
-                "post-state, {} workers",
-                workers
-            );
+            prop_assert_eq!(&parallel.final_writes, &reference.final_writes, "post-state, {} workers", workers);
         }
     }
     Ok(())
 }
 
 fn workload() -> impl Strategy<Value = Workload> {
-    prop_oneof![
-        Just(Workload::RawTransfers),
-        Just(Workload::Erc20),
-        Just(Workload::Swaps),
-        Just(Workload::Mixed),
-    ]
+    prop_oneof![Just(Workload::RawTransfers), Just(Workload::Erc20), Just(Workload::Swaps), Just(Workload::Mixed),]
 }
 
 proptest! {
@@ -82,13 +52,7 @@ proptest! {
 #[test]
 fn contended_blocks_repeatedly() {
     for seed in 0..4 {
-        let spec = SyntheticSpec {
-            txs: 200,
-            senders: 5,
-            hot_ratio: 0.7,
-            pools: 2,
-            seed,
-        };
+        let spec = SyntheticSpec { txs: 200, senders: 5, hot_ratio: 0.7, pools: 2, seed };
         check(Workload::Mixed, spec, 5).unwrap();
     }
 }

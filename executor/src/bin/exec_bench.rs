@@ -13,10 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn main() {
@@ -54,15 +51,9 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (T, f64) {
 }
 
 fn synthetic(args: &[String], workers: usize) {
-    let gas: u64 = flag(args, "--gas")
-        .and_then(|g| g.parse().ok())
-        .unwrap_or(1_000_000_000);
-    let hot_ratio: f64 = flag(args, "--hot-ratio")
-        .and_then(|h| h.parse().ok())
-        .unwrap_or(0.0);
-    let pools: usize = flag(args, "--pools")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8);
+    let gas: u64 = flag(args, "--gas").and_then(|g| g.parse().ok()).unwrap_or(1_000_000_000);
+    let hot_ratio: f64 = flag(args, "--hot-ratio").and_then(|h| h.parse().ok()).unwrap_or(0.0);
+    let pools: usize = flag(args, "--pools").and_then(|p| p.parse().ok()).unwrap_or(8);
     println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio})");
     for (name, workload, gas_per_tx) in [
         ("raw", Workload::RawTransfers, 21_000u64),
@@ -70,30 +61,12 @@ fn synthetic(args: &[String], workers: usize) {
         ("uniswap", Workload::Swaps, 100_000),
     ] {
         let txs = (gas / gas_per_tx) as usize;
-        let spec = SyntheticSpec {
-            txs,
-            senders: txs,
-            hot_ratio,
-            pools,
-            seed: 1,
-        };
+        let spec = SyntheticSpec { txs, senders: txs, hot_ratio, pools, seed: 1 };
         let block = synthetic_block(workload, &spec);
-        let (seq, seq_ms) = best_of(3, || {
-            execute_block(
-                &block.state,
-                &block.input,
-                &block.txs,
-                ExecutionMode::Sequential,
-            )
-        });
-        let (par, par_ms) = best_of(3, || {
-            execute_block(
-                &block.state,
-                &block.input,
-                &block.txs,
-                ExecutionMode::Parallel { workers },
-            )
-        });
+        let (seq, seq_ms) =
+            best_of(3, || execute_block(&block.state, &block.input, &block.txs, ExecutionMode::Sequential));
+        let (par, par_ms) =
+            best_of(3, || execute_block(&block.state, &block.input, &block.txs, ExecutionMode::Parallel { workers }));
         let (seq, par) = match (seq, par) {
             (Ok(seq), Ok(par)) => (seq, par),
             (Err(e), _) | (_, Err(e)) => {
@@ -101,10 +74,7 @@ fn synthetic(args: &[String], workers: usize) {
                 std::process::exit(1);
             }
         };
-        assert_eq!(
-            seq.final_writes, par.final_writes,
-            "{name}: parallel post-state differs"
-        );
+        assert_eq!(seq.final_writes, par.final_writes, "{name}: parallel post-state differs");
         let mgas = seq.gas_used as f64 / 1e6;
         println!(
             "{name:<9} {txs:>8} {mgas:>5.0} {seq_ms:>8.1} {par_ms:>8.1} {:>7.2}x {:>11.0} {:>11.0}   aborts {} waits {}",
@@ -122,34 +92,19 @@ fn mainnet(dir: PathBuf, workers: usize) {
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     dirs.retain(|d| d.join("block.json").exists());
-    dirs.sort_by_key(|d| {
-        d.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u64>().ok())
-    });
+    dirs.sort_by_key(|d| d.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()));
     let mut speedups = Vec::new();
     println!("block       txs   seq ms   par ms  speedup  ok  (workers {workers}, best of 3)");
     for d in dirs {
         // Warm-up run (first use of the KZG setup and code caches), then best of 3.
         let _ = run_block_dir(&d, ReplayMode::Both, workers);
-        let reports: Vec<_> = (0..3)
-            .map(|_| run_block_dir(&d, ReplayMode::Both, workers))
-            .collect();
-        let seq = reports
-            .iter()
-            .filter_map(|r| r.seq_ms)
-            .fold(f64::MAX, f64::min);
-        let par = reports
-            .iter()
-            .filter_map(|r| r.par_ms)
-            .fold(f64::MAX, f64::min);
+        let reports: Vec<_> = (0..3).map(|_| run_block_dir(&d, ReplayMode::Both, workers)).collect();
+        let seq = reports.iter().filter_map(|r| r.seq_ms).fold(f64::MAX, f64::min);
+        let par = reports.iter().filter_map(|r| r.par_ms).fold(f64::MAX, f64::min);
         let r = &reports[0];
         let speedup = seq / par;
         speedups.push(speedup);
-        println!(
-            "{:<10} {:>4} {seq:>8.2} {par:>8.2} {speedup:>7.2}x  {}",
-            r.number, r.txs, r.ok
-        );
+        println!("{:<10} {:>4} {seq:>8.2} {par:>8.2} {speedup:>7.2}x  {}", r.number, r.txs, r.ok);
     }
     let n = speedups.len().max(1) as f64;
     let mean = speedups.iter().sum::<f64>() / n;

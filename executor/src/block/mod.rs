@@ -163,35 +163,17 @@ fn run_block(
     check_blob_gas(input, txs, &included)?;
 
     let withdrawals = withdrawal_writes(&input.withdrawals);
-    mv.record(
-        Version {
-            tx: txs.len(),
-            incarnation: 0,
-        },
-        withdrawals,
-    );
-    let final_writes = mv
-        .final_writes()
-        .map_err(|source| ExecutorError::State { block, source })?;
+    mv.record(Version { tx: txs.len(), incarnation: 0 }, withdrawals);
+    let final_writes = mv.final_writes().map_err(|source| ExecutorError::State { block, source })?;
 
     let gas_used = receipts.last().map_or(0, |r| r.cumulative_gas_used);
     let mut bloom = Bloom::ZERO;
     for receipt in &receipts {
         bloom.accrue_bloom(&receipt.logs_bloom);
     }
-    let receipts_root = env
-        .spec()
-        .is_enabled_in(SpecId::BYZANTIUM)
-        .then(|| receipts_root(&receipts));
+    let receipts_root = env.spec().is_enabled_in(SpecId::BYZANTIUM).then(|| receipts_root(&receipts));
     Ok(BuiltBlock {
-        output: BlockOutput {
-            receipts,
-            gas_used,
-            logs_bloom: bloom,
-            receipts_root,
-            final_writes,
-            stats,
-        },
+        output: BlockOutput { receipts, gas_used, logs_bloom: bloom, receipts_root, final_writes, stats },
         included,
         rejected,
     })
@@ -207,20 +189,11 @@ fn pre_block_writes(
     let block = input.number();
     let spec = input.env.spec();
     let mut calls: Vec<(Address, Bytes)> = Vec::new();
-    if let (true, Some(root)) = (
-        spec.is_enabled_in(SpecId::CANCUN),
-        input.parent_beacon_block_root,
-    ) {
-        calls.push((
-            BEACON_ROOTS_ADDRESS,
-            Bytes::copy_from_slice(root.as_slice()),
-        ));
+    if let (true, Some(root)) = (spec.is_enabled_in(SpecId::CANCUN), input.parent_beacon_block_root) {
+        calls.push((BEACON_ROOTS_ADDRESS, Bytes::copy_from_slice(root.as_slice())));
     }
     if let (true, Some(hash)) = (spec.is_enabled_in(SpecId::PRAGUE), input.parent_hash) {
-        calls.push((
-            HISTORY_STORAGE_ADDRESS,
-            Bytes::copy_from_slice(hash.as_slice()),
-        ));
+        calls.push((HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(hash.as_slice())));
     }
     let mut writes = Vec::new();
     for (contract, data) in calls {
@@ -235,14 +208,8 @@ fn pre_block_writes(
         }
         // Both system calls write disjoint contracts, so running them on the
         // parent state one after the other equals running them in sequence.
-        let call_writes =
-            execute_system_call(&input.env, mv, codes, contract, data).map_err(|reason| {
-                ExecutorError::SystemCall {
-                    block,
-                    contract,
-                    reason,
-                }
-            })?;
+        let call_writes = execute_system_call(&input.env, mv, codes, contract, data)
+            .map_err(|reason| ExecutorError::SystemCall { block, contract, reason })?;
         writes.extend(call_writes.into_iter().filter_map(|(key, op)| match op {
             WriteOp::Set(value) => Some((key, value)),
             WriteOp::AddBalance(_) => None,
@@ -254,12 +221,9 @@ fn pre_block_writes(
 fn withdrawal_writes(withdrawals: &[Withdrawal]) -> Vec<(StateKey, WriteOp)> {
     let mut sums: HashMap<Address, U256> = HashMap::default();
     for w in withdrawals.iter().filter(|w| w.amount_gwei > 0) {
-        *sums.entry(w.address).or_default() +=
-            U256::from(w.amount_gwei) * U256::from(1_000_000_000u64);
+        *sums.entry(w.address).or_default() += U256::from(w.amount_gwei) * U256::from(1_000_000_000u64);
     }
-    sums.into_iter()
-        .map(|(address, amount)| (StateKey::Account(address), WriteOp::AddBalance(amount)))
-        .collect()
+    sums.into_iter().map(|(address, amount)| (StateKey::Account(address), WriteOp::AddBalance(amount))).collect()
 }
 
 type Assembled = (Vec<Receipt>, Vec<TxIndex>, Vec<(TxIndex, String)>);
@@ -284,19 +248,9 @@ fn assemble_receipts(
                 continue;
             }
             TxOutcome::Invalid(invalid) => {
-                return Err(ExecutorError::InvalidTransaction {
-                    block,
-                    index,
-                    reason: invalid.to_string(),
-                })
+                return Err(ExecutorError::InvalidTransaction { block, index, reason: invalid.to_string() })
             }
-            TxOutcome::Failed(reason) => {
-                return Err(ExecutorError::TransactionFailed {
-                    block,
-                    index,
-                    reason,
-                })
-            }
+            TxOutcome::Failed(reason) => return Err(ExecutorError::TransactionFailed { block, index, reason }),
         };
         let tx = &txs[index];
         // The gas pool check of go-ethereum: each transaction's limit must fit
@@ -330,32 +284,17 @@ fn assemble_receipts(
 }
 
 /// EIP-4844: the blobs of the block's transactions fit the block's blob gas.
-fn check_blob_gas(
-    input: &BlockInput,
-    txs: &[TxEnv],
-    included: &[TxIndex],
-) -> Result<(), ExecutorError> {
+fn check_blob_gas(input: &BlockInput, txs: &[TxEnv], included: &[TxIndex]) -> Result<(), ExecutorError> {
     let spec = input.env.spec();
     if !spec.is_enabled_in(SpecId::CANCUN) {
         return Ok(());
     }
-    let max_blobs: u64 = if spec.is_enabled_in(SpecId::PRAGUE) {
-        9
-    } else {
-        6
-    };
-    let blobs: u64 = included
-        .iter()
-        .map(|&i| txs[i].blob_hashes.len() as u64)
-        .sum();
+    let max_blobs: u64 = if spec.is_enabled_in(SpecId::PRAGUE) { 9 } else { 6 };
+    let blobs: u64 = included.iter().map(|&i| txs[i].blob_hashes.len() as u64).sum();
     if blobs > max_blobs {
         return Err(ExecutorError::InvalidBlock {
             block: input.number(),
-            reason: format!(
-                "{} blob gas used, above the maximum {}",
-                blobs * GAS_PER_BLOB,
-                max_blobs * GAS_PER_BLOB
-            ),
+            reason: format!("{} blob gas used, above the maximum {}", blobs * GAS_PER_BLOB, max_blobs * GAS_PER_BLOB),
         });
     }
     Ok(())

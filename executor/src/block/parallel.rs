@@ -81,17 +81,13 @@ impl ParallelRun<'_, '_> {
         }
         loop {
             self.executions.fetch_add(1, Ordering::Relaxed);
-            let run = catch_unwind(AssertUnwindSafe(|| {
-                execute_tx(self.env, self.mv, self.codes, tx, &self.txs[tx], true)
-            }));
+            let run =
+                catch_unwind(AssertUnwindSafe(|| execute_tx(self.env, self.mv, self.codes, tx, &self.txs[tx], true)));
             let (outcome, writes, reads) = match run {
                 Err(payload) => {
                     let mut slot = lock!(self.panic);
                     if slot.is_none() {
-                        *slot = Some(WorkerPanic {
-                            tx,
-                            message: panic_message(payload),
-                        });
+                        *slot = Some(WorkerPanic { tx, message: panic_message(payload) });
                     }
                     self.scheduler.halt();
                     return None;
@@ -103,9 +99,7 @@ impl ParallelRun<'_, '_> {
                     }
                     continue; // The blocking transaction just finished.
                 }
-                Ok(Err(ExecFailure::Failed { reason, reads })) => {
-                    (TxOutcome::Failed(reason), Vec::new(), reads)
-                }
+                Ok(Err(ExecFailure::Failed { reason, reads })) => (TxOutcome::Failed(reason), Vec::new(), reads),
                 Ok(Ok(execution)) => {
                     let outcome = match execution.result {
                         Ok(result) => TxOutcome::Executed(result),
@@ -115,10 +109,7 @@ impl ParallelRun<'_, '_> {
                 }
             };
             let wrote_new_location = self.mv.record(version, writes);
-            *lock!(self.slots[tx]) = TxSlot {
-                outcome: Some(outcome),
-                reads,
-            };
+            *lock!(self.slots[tx]) = TxSlot { outcome: Some(outcome), reads };
             return self.scheduler.finish_execution(version, wrote_new_location);
         }
     }
@@ -126,9 +117,7 @@ impl ParallelRun<'_, '_> {
     fn validate(&self, version: Version) -> Option<Task> {
         let failed_key = {
             let slot = lock!(self.slots[version.tx]);
-            self.mv
-                .validate_reads(version.tx, &slot.reads)
-                .map(|read| read.key)
+            self.mv.validate_reads(version.tx, &slot.reads).map(|read| read.key)
         };
         let aborted = failed_key.is_some() && self.scheduler.try_validation_abort(version);
         if aborted {
@@ -158,14 +147,7 @@ pub fn run_parallel(
         txs,
         scheduler: Scheduler::new(txs.len()),
         hints: DependencyHints::new(txs),
-        slots: (0..txs.len())
-            .map(|_| {
-                Mutex::new(TxSlot {
-                    outcome: None,
-                    reads: Vec::new(),
-                })
-            })
-            .collect(),
+        slots: (0..txs.len()).map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new() })).collect(),
         panic: Mutex::new(None),
         executions: AtomicUsize::new(0),
         validation_aborts: AtomicUsize::new(0),
@@ -193,12 +175,7 @@ pub fn run_parallel(
         // validated; a missing outcome means an invariant broke.
         match slot.outcome {
             Some(outcome) => outcomes.push(outcome),
-            None => {
-                return Err(WorkerPanic {
-                    tx,
-                    message: "transaction left without outcome".into(),
-                })
-            }
+            None => return Err(WorkerPanic { tx, message: "transaction left without outcome".into() }),
         }
     }
     Ok((outcomes, stats))

@@ -23,28 +23,18 @@ pub fn run_sequential(
                 Err(invalid) => (TxOutcome::Invalid(invalid), Vec::new()),
             },
             // Every lower transaction has its final writes in place.
-            Err(ExecFailure::Blocked(blocking)) => (
-                TxOutcome::Failed(format!("sequential read blocked by transaction {blocking}")),
-                Vec::new(),
-            ),
+            Err(ExecFailure::Blocked(blocking)) => {
+                (TxOutcome::Failed(format!("sequential read blocked by transaction {blocking}")), Vec::new())
+            }
             Err(ExecFailure::Failed { reason, .. }) => (TxOutcome::Failed(reason), Vec::new()),
         };
-        mv.record(
-            Version {
-                tx: index,
-                incarnation: 0,
-            },
-            writes,
-        );
+        mv.record(Version { tx: index, incarnation: 0 }, writes);
         let stop = !matches!(outcome, TxOutcome::Executed(_)) && stop_at_invalid;
         outcomes.push(outcome);
         if stop {
             break;
         }
     }
-    let stats = ExecStats {
-        executions: outcomes.len(),
-        ..ExecStats::default()
-    };
+    let stats = ExecStats { executions: outcomes.len(), ..ExecStats::default() };
     (outcomes, stats)
 }

@@ -17,24 +17,15 @@ impl CodeCache {
         code_hash: B256,
         load: impl FnOnce() -> Result<alloy_primitives::Bytes, E>,
     ) -> Result<Bytecode, E> {
-        if let Some(code) = self
-            .codes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&code_hash)
-        {
+        if let Some(code) = self.codes.read().unwrap_or_else(|e| e.into_inner()).get(&code_hash) {
             return Ok(code.clone());
         }
         let bytes = load()?;
         // EIP-7702 delegation designators are decoded as such; anything else
         // (including a malformed designator, as revm's own state loader does)
         // is legacy code.
-        let code = Bytecode::new_raw_checked(bytes.clone())
-            .unwrap_or_else(|_| Bytecode::new_legacy(bytes));
-        self.codes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(code_hash, code.clone());
+        let code = Bytecode::new_raw_checked(bytes.clone()).unwrap_or_else(|_| Bytecode::new_legacy(bytes));
+        self.codes.write().unwrap_or_else(|e| e.into_inner()).insert(code_hash, code.clone());
         Ok(code)
     }
 }

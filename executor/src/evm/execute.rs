@@ -46,11 +46,7 @@ impl<'a, 'p> Handler for LazyRewardHandler<'a, 'p> {
     type Error = EVMError<DbError, InvalidTransaction>;
     type HaltReason = HaltReason;
 
-    fn reward_beneficiary(
-        &self,
-        evm: &mut Self::Evm,
-        exec_result: &mut FrameResult,
-    ) -> Result<(), Self::Error> {
+    fn reward_beneficiary(&self, evm: &mut Self::Evm, exec_result: &mut FrameResult) -> Result<(), Self::Error> {
         // Same amount as revm's `post_execution::reward_beneficiary`.
         let ctx = evm.ctx();
         if ctx.cfg().is_fee_charge_disabled() {
@@ -65,8 +61,7 @@ impl<'a, 'p> Handler for LazyRewardHandler<'a, 'p> {
         };
         let gas = exec_result.gas();
         let used = gas.used().saturating_sub(gas.reservoir());
-        self.reward
-            .set(U256::from(coinbase_gas_price) * U256::from(used));
+        self.reward.set(U256::from(coinbase_gas_price) * U256::from(used));
         Ok(())
     }
 }
@@ -95,11 +90,7 @@ pub enum ExecFailure {
 }
 
 fn build_evm<'a, 'p>(env: &EvmEnv, db: TxDb<'a, 'p>) -> TxEvm<'a, 'p> {
-    Context::mainnet()
-        .with_db(db)
-        .with_block(env.block.clone())
-        .with_cfg(env.cfg.clone())
-        .build_mainnet()
+    Context::mainnet().with_db(db).with_block(env.block.clone()).with_cfg(env.cfg.clone()).build_mainnet()
 }
 
 /// Executes `tx` as transaction `index` of the block.
@@ -113,32 +104,18 @@ pub fn execute_tx(
 ) -> Result<TxExecution, ExecFailure> {
     let mut evm = build_evm(env, TxDb::new(mv, codes, index, record_reads));
     evm.ctx.set_tx(tx.clone());
-    let mut handler = LazyRewardHandler {
-        reward: Cell::new(U256::ZERO),
-        _evm: Default::default(),
-    };
+    let mut handler = LazyRewardHandler { reward: Cell::new(U256::ZERO), _evm: Default::default() };
     let outcome = handler.run(&mut evm);
     let state = evm.finalize();
     let reads = std::mem::take(&mut evm.ctx.journaled_state.database.reads);
     match outcome {
         Ok(result) => {
             let writes = collect_writes(&state, env.block.beneficiary, handler.reward.get());
-            Ok(TxExecution {
-                result: Ok(result),
-                writes,
-                reads,
-            })
+            Ok(TxExecution { result: Ok(result), writes, reads })
         }
-        Err(EVMError::Transaction(invalid)) => Ok(TxExecution {
-            result: Err(invalid),
-            writes: Vec::new(),
-            reads,
-        }),
+        Err(EVMError::Transaction(invalid)) => Ok(TxExecution { result: Err(invalid), writes: Vec::new(), reads }),
         Err(EVMError::Database(DbError::Blocked(blocking))) => Err(ExecFailure::Blocked(blocking)),
-        Err(other) => Err(ExecFailure::Failed {
-            reason: other.to_string(),
-            reads,
-        }),
+        Err(other) => Err(ExecFailure::Failed { reason: other.to_string(), reads }),
     }
 }
 

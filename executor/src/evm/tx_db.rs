@@ -40,19 +40,8 @@ pub struct TxDb<'a, 'p> {
 }
 
 impl<'a, 'p> TxDb<'a, 'p> {
-    pub fn new(
-        mv: &'a MvMemory<'p>,
-        codes: &'a CodeCache,
-        tx: TxIndex,
-        record_reads: bool,
-    ) -> Self {
-        Self {
-            mv,
-            codes,
-            tx,
-            record_reads,
-            reads: Vec::new(),
-        }
+    pub fn new(mv: &'a MvMemory<'p>, codes: &'a CodeCache, tx: TxIndex, record_reads: bool) -> Self {
+        Self { mv, codes, tx, record_reads, reads: Vec::new() }
     }
 
     fn load_code(&self, code_hash: B256) -> Result<Bytecode, DbError> {
@@ -73,19 +62,13 @@ impl Database for TxDb<'_, '_> {
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, DbError> {
         let (account, origin) = self.mv.read_account(&address, self.tx)?;
         if self.record_reads {
-            self.reads.push(ReadRecord {
-                key: StateKey::Account(address),
-                origin,
-            });
+            self.reads.push(ReadRecord { key: StateKey::Account(address), origin });
         }
         let Some(account) = account else {
             return Ok(None);
         };
-        let code = if account.code_hash == KECCAK_EMPTY {
-            Bytecode::default()
-        } else {
-            self.load_code(account.code_hash)?
-        };
+        let code =
+            if account.code_hash == KECCAK_EMPTY { Bytecode::default() } else { self.load_code(account.code_hash)? };
         Ok(Some(AccountInfo {
             balance: account.balance,
             nonce: account.nonce,
@@ -105,10 +88,7 @@ impl Database for TxDb<'_, '_> {
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
         let (value, origin) = self.mv.read_storage(&address, &index, self.tx)?;
         if self.record_reads {
-            self.reads.push(ReadRecord {
-                key: StateKey::Storage(address, index),
-                origin,
-            });
+            self.reads.push(ReadRecord { key: StateKey::Storage(address, index), origin });
         }
         Ok(value)
     }

@@ -7,22 +7,12 @@ use revm::primitives::KECCAK_EMPTY;
 use revm::state::{Account, EvmState};
 
 fn basic_of(account: &Account) -> AccountBasic {
-    AccountBasic {
-        nonce: account.info.nonce,
-        balance: account.info.balance,
-        code_hash: account.info.code_hash,
-    }
+    AccountBasic { nonce: account.info.nonce, balance: account.info.balance, code_hash: account.info.code_hash }
 }
 
 fn destroy(address: Address, writes: &mut Vec<(StateKey, WriteOp)>) {
-    writes.push((
-        StateKey::Account(address),
-        WriteOp::Set(StateValue::Account(None)),
-    ));
-    writes.push((
-        StateKey::StorageWipe(address),
-        WriteOp::Set(StateValue::StorageWipe),
-    ));
+    writes.push((StateKey::Account(address), WriteOp::Set(StateValue::Account(None))));
+    writes.push((StateKey::StorageWipe(address), WriteOp::Set(StateValue::StorageWipe)));
 }
 
 /// Writes of one touched account, following the commit rules of revm's
@@ -55,45 +45,28 @@ fn account_writes(address: Address, account: &Account, writes: &mut Vec<(StateKe
         || basic.code_hash != original.code_hash;
     if created {
         // A created account starts with empty storage whatever was there.
-        writes.push((
-            StateKey::StorageWipe(address),
-            WriteOp::Set(StateValue::StorageWipe),
-        ));
+        writes.push((StateKey::StorageWipe(address), WriteOp::Set(StateValue::StorageWipe)));
     }
     if info_changed {
-        writes.push((
-            StateKey::Account(address),
-            WriteOp::Set(StateValue::Account(Some(basic))),
-        ));
+        writes.push((StateKey::Account(address), WriteOp::Set(StateValue::Account(Some(basic)))));
     }
     if basic.code_hash != KECCAK_EMPTY && (created || basic.code_hash != original.code_hash) {
         if let Some(code) = &account.info.code {
-            writes.push((
-                StateKey::Code(basic.code_hash),
-                WriteOp::Set(StateValue::Code(code.original_bytes())),
-            ));
+            writes.push((StateKey::Code(basic.code_hash), WriteOp::Set(StateValue::Code(code.original_bytes()))));
         }
     }
     for (slot, value) in account.storage.iter() {
         // A created account keeps even slots set back to zero-original out;
         // only changed slots differ from what the block saw before.
         if value.is_changed() {
-            writes.push((
-                StateKey::Storage(address, *slot),
-                WriteOp::Set(StateValue::Storage(value.present_value())),
-            ));
+            writes.push((StateKey::Storage(address, *slot), WriteOp::Set(StateValue::Storage(value.present_value()))));
         }
     }
 }
 
 /// The beneficiary's write when the transaction itself touched it: revm adds
 /// the fee before committing, so the fee goes into the full value.
-fn beneficiary_writes(
-    address: Address,
-    account: &Account,
-    reward: U256,
-    writes: &mut Vec<(StateKey, WriteOp)>,
-) {
+fn beneficiary_writes(address: Address, account: &Account, reward: U256, writes: &mut Vec<(StateKey, WriteOp)>) {
     if account.is_selfdestructed() {
         // The fee lands on an account that is deleted at the end of the
         // transaction: it is burnt, as in revm and go-ethereum.
@@ -109,11 +82,7 @@ fn beneficiary_writes(
 
 /// All writes of one transaction. `reward` is the fee revm would have paid
 /// the beneficiary.
-pub fn collect_writes(
-    state: &EvmState,
-    beneficiary: Address,
-    reward: U256,
-) -> Vec<(StateKey, WriteOp)> {
+pub fn collect_writes(state: &EvmState, beneficiary: Address, reward: U256) -> Vec<(StateKey, WriteOp)> {
     let mut writes = Vec::with_capacity(state.len() * 2);
     let mut beneficiary_done = false;
     for (address, account) in state.iter() {

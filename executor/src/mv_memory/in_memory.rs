@@ -43,32 +43,20 @@ impl InMemoryState {
         code: Bytes,
         storage: impl IntoIterator<Item = (U256, U256)>,
     ) {
-        let code_hash = if code.is_empty() {
-            EMPTY_CODE_HASH
-        } else {
-            keccak256(&code)
-        };
+        let code_hash = if code.is_empty() { EMPTY_CODE_HASH } else { keccak256(&code) };
         if !code.is_empty() {
             self.codes.insert(code_hash, code);
         }
         let storage = storage.into_iter().filter(|(_, v)| !v.is_zero()).collect();
-        let basic = AccountBasic {
-            nonce,
-            balance,
-            code_hash,
-        };
-        self.accounts
-            .insert(address, InMemoryAccount { basic, storage });
+        let basic = AccountBasic { nonce, balance, code_hash };
+        self.accounts.insert(address, InMemoryAccount { basic, storage });
     }
 
     /// Folds the final writes of a block into this state. `writes` must be in
     /// key order (as `MvMemory::final_writes` returns them) so that storage
     /// wipes come before the slot writes of the same block.
     pub fn apply(&mut self, writes: &[(StateKey, StateValue)]) {
-        debug_assert!(
-            writes.windows(2).all(|w| w[0].0 < w[1].0),
-            "writes not in key order"
-        );
+        debug_assert!(writes.windows(2).all(|w| w[0].0 < w[1].0), "writes not in key order");
         for (key, value) in writes {
             match (key, value) {
                 (StateKey::Account(address), StateValue::Account(None)) => {
@@ -109,11 +97,7 @@ impl StateView for InMemoryState {
     }
 
     fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
-        Ok(self
-            .accounts
-            .get(address)
-            .and_then(|a| a.storage.get(slot).copied())
-            .unwrap_or_default())
+        Ok(self.accounts.get(address).and_then(|a| a.storage.get(slot).copied()).unwrap_or_default())
     }
 
     fn code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError> {
@@ -127,9 +111,7 @@ impl StateView for InMemoryState {
         match (self.block_hashes.get(&number), self.missing_block_hash) {
             (Some(hash), _) => Ok(Some(*hash)),
             (None, MissingBlockHash::Missing) => Ok(None),
-            (None, MissingBlockHash::KeccakOfNumber) => {
-                Ok(Some(keccak256(number.to_string().as_bytes())))
-            }
+            (None, MissingBlockHash::KeccakOfNumber) => Ok(Some(keccak256(number.to_string().as_bytes()))),
         }
     }
 }

@@ -3,8 +3,7 @@
 
 use super::state_view::{StateError, StateView};
 use super::types::{
-    AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version,
-    WriteOp,
+    AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
 };
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -64,10 +63,9 @@ impl Walk {
     fn origin(&self) -> Option<ReadOrigin> {
         match self {
             Walk::Blocked(_) => None,
-            Walk::Found { base, additions } if additions.is_empty() => Some(
-                base.as_ref()
-                    .map_or(ReadOrigin::Parent, |(v, _)| ReadOrigin::Version(*v)),
-            ),
+            Walk::Found { base, additions } if additions.is_empty() => {
+                Some(base.as_ref().map_or(ReadOrigin::Parent, |(v, _)| ReadOrigin::Version(*v)))
+            }
             Walk::Found { base, additions } => Some(ReadOrigin::Additions {
                 base: base.as_ref().map(|(v, _)| *v),
                 additions: additions.iter().map(|(v, _)| *v).collect(),
@@ -101,9 +99,7 @@ impl<'p> MvMemory<'p> {
         Self {
             parent,
             pre_block: HashMap::default(),
-            shards: (0..SHARD_COUNT)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
+            shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::default())).collect(),
             hasher: Default::default(),
             last_writes: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
             has_wipes: AtomicBool::new(false),
@@ -121,10 +117,7 @@ impl<'p> MvMemory<'p> {
 
     /// Installs the writes of the pre-block system calls. Must run before any
     /// transaction reads.
-    pub fn set_pre_block_writes(
-        &mut self,
-        writes: impl IntoIterator<Item = (StateKey, StateValue)>,
-    ) {
+    pub fn set_pre_block_writes(&mut self, writes: impl IntoIterator<Item = (StateKey, StateValue)>) {
         for (key, value) in writes {
             if matches!(key, StateKey::StorageWipe(_)) {
                 *self.has_wipes.get_mut() = true;
@@ -145,32 +138,20 @@ impl<'p> MvMemory<'p> {
         // operations; the map itself is consistent.
         let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
         let Some(versions) = shard.get(key) else {
-            return Walk::Found {
-                base: None,
-                additions: Vec::new(),
-            };
+            return Walk::Found { base: None, additions: Vec::new() };
         };
         let mut additions = Vec::new();
         for (&idx, entry) in versions.range(..tx).rev() {
-            let version = Version {
-                tx: idx,
-                incarnation: entry.incarnation,
-            };
+            let version = Version { tx: idx, incarnation: entry.incarnation };
             match &entry.data {
                 EntryData::Estimate => return Walk::Blocked(idx),
                 EntryData::Write(value) => {
-                    return Walk::Found {
-                        base: Some((version, value.clone())),
-                        additions,
-                    };
+                    return Walk::Found { base: Some((version, value.clone())), additions };
                 }
                 EntryData::AddBalance(amount) => additions.push((version, *amount)),
             }
         }
-        Walk::Found {
-            base: None,
-            additions,
-        }
+        Walk::Found { base: None, additions }
     }
 
     fn parent_account(&self, address: &Address) -> Result<Option<AccountBasic>, StateError> {
@@ -183,12 +164,7 @@ impl<'p> MvMemory<'p> {
     fn parent_storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
         match self.pre_block.get(&StateKey::Storage(*address, *slot)) {
             Some(StateValue::Storage(v)) => Ok(*v),
-            _ if self
-                .pre_block
-                .contains_key(&StateKey::StorageWipe(*address)) =>
-            {
-                Ok(U256::ZERO)
-            }
+            _ if self.pre_block.contains_key(&StateKey::StorageWipe(*address)) => Ok(U256::ZERO),
             _ => self.parent.storage(address, slot),
         }
     }
@@ -203,11 +179,7 @@ impl<'p> MvMemory<'p> {
         for (_, amount) in additions_newest_first.iter().rev() {
             let mut a = account.unwrap_or_default();
             a.balance = a.balance.saturating_add(*amount);
-            account = if self.state_clear && a.is_empty() {
-                None
-            } else {
-                Some(a)
-            };
+            account = if self.state_clear && a.is_empty() { None } else { Some(a) };
         }
         account
     }
@@ -222,9 +194,7 @@ impl<'p> MvMemory<'p> {
         let walk = self.walk(&key, tx);
         let origin = walk.origin();
         let Walk::Found { base, additions } = walk else {
-            let Walk::Blocked(blocking) = walk else {
-                unreachable!("walk is either variant")
-            };
+            let Walk::Blocked(blocking) = walk else { unreachable!("walk is either variant") };
             return Err(ReadError::Blocked(blocking));
         };
         let base_value = match base {
@@ -250,19 +220,13 @@ impl<'p> MvMemory<'p> {
         let slot_walk = self.walk(&StateKey::Storage(*address, *slot), tx);
         let slot_write = match slot_walk {
             Walk::Blocked(b) => return Err(ReadError::Blocked(b)),
-            Walk::Found {
-                base: Some((v, StateValue::Storage(value))),
-                ..
-            } => Some((v, value)),
+            Walk::Found { base: Some((v, StateValue::Storage(value))), .. } => Some((v, value)),
             Walk::Found { .. } => None,
         };
         if self.has_wipes.load(Ordering::Acquire) {
             match self.walk(&StateKey::StorageWipe(*address), tx) {
                 Walk::Blocked(b) => return Err(ReadError::Blocked(b)),
-                Walk::Found {
-                    base: Some((wipe, _)),
-                    ..
-                } if slot_write.is_none_or(|(v, _)| v.tx < wipe.tx) => {
+                Walk::Found { base: Some((wipe, _)), .. } if slot_write.is_none_or(|(v, _)| v.tx < wipe.tx) => {
                     return Ok((Some((wipe, U256::ZERO)), ReadOrigin::Version(wipe)));
                 }
                 Walk::Found { .. } => {}
@@ -273,12 +237,7 @@ impl<'p> MvMemory<'p> {
     }
 
     /// The storage slot as transaction `tx` must see it.
-    pub fn read_storage(
-        &self,
-        address: &Address,
-        slot: &U256,
-        tx: TxIndex,
-    ) -> Result<(U256, ReadOrigin), ReadError> {
+    pub fn read_storage(&self, address: &Address, slot: &U256, tx: TxIndex) -> Result<(U256, ReadOrigin), ReadError> {
         let (write, origin) = self.storage_walk(address, slot, tx)?;
         let value = match write {
             Some((_, value)) => value,
@@ -333,17 +292,11 @@ impl<'p> MvMemory<'p> {
 
     /// Block-STM validation: every read of `tx` would still see the same
     /// version. Returns the first read that changed, if any.
-    pub fn validate_reads<'r>(
-        &self,
-        tx: TxIndex,
-        reads: &'r [ReadRecord],
-    ) -> Option<&'r ReadRecord> {
-        reads
-            .iter()
-            .find(|read| match self.current_origin(&read.key, tx) {
-                Ok(origin) => origin != read.origin,
-                Err(_blocked) => true,
-            })
+    pub fn validate_reads<'r>(&self, tx: TxIndex, reads: &'r [ReadRecord]) -> Option<&'r ReadRecord> {
+        reads.iter().find(|read| match self.current_origin(&read.key, tx) {
+            Ok(origin) => origin != read.origin,
+            Err(_blocked) => true,
+        })
     }
 
     /// Replaces the writes of the previous incarnation of `version.tx` with
@@ -352,10 +305,7 @@ impl<'p> MvMemory<'p> {
     pub fn record(&self, version: Version, writes: Vec<(StateKey, WriteOp)>) -> bool {
         let mut keys: Vec<StateKey> = writes.iter().map(|(k, _)| *k).collect();
         keys.sort_unstable();
-        debug_assert!(
-            keys.windows(2).all(|w| w[0] != w[1]),
-            "duplicate key in write set"
-        );
+        debug_assert!(keys.windows(2).all(|w| w[0] != w[1]), "duplicate key in write set");
         for (key, op) in writes {
             if matches!(key, StateKey::StorageWipe(_)) {
                 self.has_wipes.store(true, Ordering::Release);
@@ -367,16 +317,11 @@ impl<'p> MvMemory<'p> {
                     EntryData::AddBalance(amount)
                 }
             };
-            let entry = Entry {
-                incarnation: version.incarnation,
-                data,
-            };
+            let entry = Entry { incarnation: version.incarnation, data };
             let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
             shard.entry(key).or_default().insert(version.tx, entry);
         }
-        let mut last = self.last_writes[version.tx]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last_writes[version.tx].lock().unwrap_or_else(|e| e.into_inner());
         for stale in last.iter().filter(|k| keys.binary_search(k).is_err()) {
             let mut shard = self.shard(stale).write().unwrap_or_else(|e| e.into_inner());
             if let Some(versions) = shard.get_mut(stale) {
@@ -391,9 +336,7 @@ impl<'p> MvMemory<'p> {
     /// Marks every write of the aborted transaction as an ESTIMATE, so that
     /// readers wait for its next incarnation instead of reading stale values.
     pub fn convert_writes_to_estimates(&self, tx: TxIndex) {
-        let last = self.last_writes[tx]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let last = self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner());
         for key in last.iter() {
             let mut shard = self.shard(key).write().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = shard.get_mut(key).and_then(|v| v.get_mut(&tx)) {
@@ -404,10 +347,7 @@ impl<'p> MvMemory<'p> {
 
     /// The keys written by the latest incarnation of `tx`, sorted.
     pub fn written_keys(&self, tx: TxIndex) -> Vec<StateKey> {
-        self.last_writes[tx]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The last write of every key once the block is done, in key order, with
@@ -416,11 +356,7 @@ impl<'p> MvMemory<'p> {
     /// writes. Calling it while transactions still run is a logic error.
     pub fn final_writes(&self) -> Result<Vec<(StateKey, StateValue)>, StateError> {
         let end = self.slots();
-        let mut out: BTreeMap<StateKey, StateValue> = self
-            .pre_block
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
+        let mut out: BTreeMap<StateKey, StateValue> = self.pre_block.iter().map(|(k, v)| (*k, v.clone())).collect();
         let mut keys: Vec<StateKey> = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
@@ -451,11 +387,7 @@ impl<'p> MvMemory<'p> {
                     }
                 }
                 StateKey::StorageWipe(_) | StateKey::Code(_) => {
-                    if let Walk::Found {
-                        base: Some((_, value)),
-                        ..
-                    } = self.walk(&key, end)
-                    {
+                    if let Walk::Found { base: Some((_, value)), .. } = self.walk(&key, end) {
                         out.insert(key, value);
                     }
                 }
@@ -501,13 +433,7 @@ mod tests {
 
     fn parent() -> InMemoryState {
         let mut state = InMemoryState::default();
-        state.insert_account(
-            addr(1),
-            0,
-            U256::from(100),
-            Bytes::new(),
-            [(U256::from(7), U256::from(70))],
-        );
+        state.insert_account(addr(1), 0, U256::from(100), Bytes::new(), [(U256::from(7), U256::from(70))]);
         state
     }
 
@@ -520,31 +446,13 @@ mod tests {
         let state = parent();
         let mv = MvMemory::new(&state, 4, true);
         let key = StateKey::Storage(addr(1), U256::from(7));
-        mv.record(
-            Version {
-                tx: 1,
-                incarnation: 0,
-            },
-            vec![(key, set_slot(11))],
-        );
-        mv.record(
-            Version {
-                tx: 3,
-                incarnation: 0,
-            },
-            vec![(key, set_slot(33))],
-        );
+        mv.record(Version { tx: 1, incarnation: 0 }, vec![(key, set_slot(11))]);
+        mv.record(Version { tx: 3, incarnation: 0 }, vec![(key, set_slot(33))]);
         let read = |tx| mv.read_storage(&addr(1), &U256::from(7), tx).unwrap();
         assert_eq!(read(0), (U256::from(70), ReadOrigin::Parent));
         assert_eq!(read(1), (U256::from(70), ReadOrigin::Parent));
         assert_eq!(read(2).0, U256::from(11));
-        assert_eq!(
-            read(3).1,
-            ReadOrigin::Version(Version {
-                tx: 1,
-                incarnation: 0
-            })
-        );
+        assert_eq!(read(3).1, ReadOrigin::Version(Version { tx: 1, incarnation: 0 }));
         assert_eq!(read(4).0, U256::from(33));
     }
 
@@ -553,30 +461,12 @@ mod tests {
         let state = parent();
         let mv = MvMemory::new(&state, 3, true);
         let key = StateKey::Storage(addr(1), U256::from(7));
-        mv.record(
-            Version {
-                tx: 0,
-                incarnation: 0,
-            },
-            vec![(key, set_slot(1))],
-        );
+        mv.record(Version { tx: 0, incarnation: 0 }, vec![(key, set_slot(1))]);
         mv.convert_writes_to_estimates(0);
-        assert_eq!(
-            mv.read_storage(&addr(1), &U256::from(7), 2),
-            Err(ReadError::Blocked(0))
-        );
+        assert_eq!(mv.read_storage(&addr(1), &U256::from(7), 2), Err(ReadError::Blocked(0)));
         // The next incarnation writes again: readers see it.
-        mv.record(
-            Version {
-                tx: 0,
-                incarnation: 1,
-            },
-            vec![(key, set_slot(2))],
-        );
-        assert_eq!(
-            mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0,
-            U256::from(2)
-        );
+        mv.record(Version { tx: 0, incarnation: 1 }, vec![(key, set_slot(2))]);
+        assert_eq!(mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0, U256::from(2));
     }
 
     #[test]
@@ -587,24 +477,12 @@ mod tests {
         let (_, origin) = mv.read_storage(&addr(1), &U256::from(7), 2).unwrap();
         let reads = vec![ReadRecord { key, origin }];
         assert!(mv.validate_reads(2, &reads).is_none());
-        assert!(mv.record(
-            Version {
-                tx: 1,
-                incarnation: 0
-            },
-            vec![(key, set_slot(5))]
-        ));
+        assert!(mv.record(Version { tx: 1, incarnation: 0 }, vec![(key, set_slot(5))]));
         assert_eq!(mv.validate_reads(2, &reads), Some(&reads[0]));
         // A read of incarnation 0 fails once incarnation 1 rewrote the key.
         let (_, origin) = mv.read_storage(&addr(1), &U256::from(7), 2).unwrap();
         let reads = vec![ReadRecord { key, origin }];
-        assert!(!mv.record(
-            Version {
-                tx: 1,
-                incarnation: 1
-            },
-            vec![(key, set_slot(5))]
-        ));
+        assert!(!mv.record(Version { tx: 1, incarnation: 1 }, vec![(key, set_slot(5))]));
         assert!(mv.validate_reads(2, &reads).is_some());
     }
 
@@ -614,28 +492,10 @@ mod tests {
         let mv = MvMemory::new(&state, 2, true);
         let a = StateKey::Storage(addr(1), U256::from(1));
         let b = StateKey::Storage(addr(1), U256::from(2));
-        mv.record(
-            Version {
-                tx: 0,
-                incarnation: 0,
-            },
-            vec![(a, set_slot(1)), (b, set_slot(2))],
-        );
-        mv.record(
-            Version {
-                tx: 0,
-                incarnation: 1,
-            },
-            vec![(a, set_slot(3))],
-        );
-        assert_eq!(
-            mv.read_storage(&addr(1), &U256::from(2), 1).unwrap().1,
-            ReadOrigin::Parent
-        );
-        assert_eq!(
-            mv.final_writes().unwrap(),
-            vec![(a, StateValue::Storage(U256::from(3)))]
-        );
+        mv.record(Version { tx: 0, incarnation: 0 }, vec![(a, set_slot(1)), (b, set_slot(2))]);
+        mv.record(Version { tx: 0, incarnation: 1 }, vec![(a, set_slot(3))]);
+        assert_eq!(mv.read_storage(&addr(1), &U256::from(2), 1).unwrap().1, ReadOrigin::Parent);
+        assert_eq!(mv.final_writes().unwrap(), vec![(a, StateValue::Storage(U256::from(3)))]);
     }
 
     #[test]
@@ -643,47 +503,20 @@ mod tests {
         let state = parent();
         let mv = MvMemory::new(&state, 4, true);
         let key = StateKey::Account(addr(1));
-        mv.record(
-            Version {
-                tx: 0,
-                incarnation: 0,
-            },
-            vec![(key, WriteOp::AddBalance(U256::from(5)))],
-        );
-        mv.record(
-            Version {
-                tx: 2,
-                incarnation: 0,
-            },
-            vec![(key, WriteOp::AddBalance(U256::from(7)))],
-        );
+        mv.record(Version { tx: 0, incarnation: 0 }, vec![(key, WriteOp::AddBalance(U256::from(5)))]);
+        mv.record(Version { tx: 2, incarnation: 0 }, vec![(key, WriteOp::AddBalance(U256::from(7)))]);
         let (account, origin) = mv.read_account(&addr(1), 3).unwrap();
         assert_eq!(account.unwrap().balance, U256::from(112));
         assert_eq!(
             origin,
             ReadOrigin::Additions {
                 base: None,
-                additions: vec![
-                    Version {
-                        tx: 2,
-                        incarnation: 0
-                    },
-                    Version {
-                        tx: 0,
-                        incarnation: 0
-                    }
-                ],
+                additions: vec![Version { tx: 2, incarnation: 0 }, Version { tx: 0, incarnation: 0 }],
             }
         );
         // A new addition below the reader invalidates its read.
         let reads = vec![ReadRecord { key, origin }];
-        mv.record(
-            Version {
-                tx: 1,
-                incarnation: 0,
-            },
-            vec![(key, WriteOp::AddBalance(U256::ZERO))],
-        );
+        mv.record(Version { tx: 1, incarnation: 0 }, vec![(key, WriteOp::AddBalance(U256::ZERO))]);
         assert!(mv.validate_reads(3, &reads).is_some());
     }
 
@@ -693,10 +526,7 @@ mod tests {
         for (state_clear, expected) in [(true, None), (false, Some(AccountBasic::default()))] {
             let mv = MvMemory::new(&state, 1, state_clear);
             mv.record(
-                Version {
-                    tx: 0,
-                    incarnation: 0,
-                },
+                Version { tx: 0, incarnation: 0 },
                 vec![(StateKey::Account(addr(9)), WriteOp::AddBalance(U256::ZERO))],
             );
             assert_eq!(mv.read_account(&addr(9), 1).unwrap().0, expected);
@@ -708,31 +538,13 @@ mod tests {
         let state = parent();
         let mv = MvMemory::new(&state, 3, true);
         let slot = StateKey::Storage(addr(1), U256::from(7));
+        mv.record(Version { tx: 0, incarnation: 0 }, vec![(slot, set_slot(9))]);
         mv.record(
-            Version {
-                tx: 0,
-                incarnation: 0,
-            },
-            vec![(slot, set_slot(9))],
+            Version { tx: 1, incarnation: 0 },
+            vec![(StateKey::StorageWipe(addr(1)), WriteOp::Set(StateValue::StorageWipe))],
         );
-        mv.record(
-            Version {
-                tx: 1,
-                incarnation: 0,
-            },
-            vec![(
-                StateKey::StorageWipe(addr(1)),
-                WriteOp::Set(StateValue::StorageWipe),
-            )],
-        );
-        assert_eq!(
-            mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0,
-            U256::ZERO
-        );
+        assert_eq!(mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0, U256::ZERO);
         let writes = mv.final_writes().unwrap();
-        assert_eq!(
-            writes,
-            vec![(StateKey::StorageWipe(addr(1)), StateValue::StorageWipe)]
-        );
+        assert_eq!(writes, vec![(StateKey::StorageWipe(addr(1)), StateValue::StorageWipe)]);
     }
 }

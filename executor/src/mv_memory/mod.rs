@@ -11,6 +11,5 @@ pub use in_memory::{InMemoryAccount, InMemoryState, MissingBlockHash};
 pub use memory::{MvMemory, ReadError};
 pub use state_view::{StateError, StateView};
 pub use types::{
-    AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version,
-    WriteOp, EMPTY_CODE_HASH,
+    AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp, EMPTY_CODE_HASH,
 };

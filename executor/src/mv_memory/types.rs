@@ -30,11 +30,7 @@ pub struct AccountBasic {
 
 impl Default for AccountBasic {
     fn default() -> Self {
-        Self {
-            nonce: 0,
-            balance: U256::ZERO,
-            code_hash: EMPTY_CODE_HASH,
-        }
+        Self { nonce: 0, balance: U256::ZERO, code_hash: EMPTY_CODE_HASH }
     }
 }
 
@@ -104,10 +100,7 @@ pub enum ReadOrigin {
     Version(Version),
     /// A chain of balance additions, newest first, ending on a full write or on
     /// the parent state (`base` is `None`).
-    Additions {
-        base: Option<Version>,
-        additions: Vec<Version>,
-    },
+    Additions { base: Option<Version>, additions: Vec<Version> },
 }
 
 /// A read made by a transaction and what it saw.
