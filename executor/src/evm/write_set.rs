@@ -98,7 +98,7 @@ pub fn collect_writes(state: &EvmState, beneficiary: Address, reward: U256) -> V
     }
     // Two contracts created with the same code write the same content-addressed
     // code key; every other key belongs to exactly one account.
-    writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    writes.sort_unstable_by_key(|a| a.0);
     writes.dedup_by(|a, b| a.0 == b.0);
     writes
 }

@@ -8,7 +8,7 @@ use super::types::{
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
@@ -127,9 +127,7 @@ impl<'p> MvMemory<'p> {
     }
 
     fn shard(&self, key: &StateKey) -> &RwLock<HashMap<StateKey, Versions>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARD_COUNT]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARD_COUNT]
     }
 
     /// Walks the versions of `key` written by transactions below `tx`.
