@@ -96,6 +96,25 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A record decoded to nonsense (its page passed its checksum: a bug or a foreign writer).
+    #[error("bad {table} record at key {key}: {reason}")]
+    BadRecord {
+        /// Table name.
+        table: &'static str,
+        /// The key, hex.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// The state trie computation failed.
+    #[error("state trie: {0}")]
+    Trie(#[from] metis_trie::TrieError),
+
+    /// The state is inconsistent with the Ethereum model (caller error).
+    #[error("invalid state: {0}")]
+    InvalidState(String),
+
     /// A configuration value is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),

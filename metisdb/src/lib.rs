@@ -25,6 +25,7 @@ mod mmap;
 pub mod page;
 pub mod readers;
 mod snapshot;
+pub mod state;
 mod stats;
 pub mod storage;
 pub mod tables;

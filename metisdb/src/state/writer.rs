@@ -1,0 +1,295 @@
+//! Writing state and computing the state root at commit.
+//!
+//! The writer records which leaves changed: accounts by keccak(address),
+//! slots per account. At commit it first recomputes the storage root of
+//! every account whose storage changed (accounts in parallel), stores the
+//! new roots in the account records, then updates the account trie (its 16
+//! top-level subtries in parallel). Both walks rehash only the changed
+//! paths, reusing the stored branch records of untouched subtrees, and
+//! write back just the records that changed.
+
+use super::account::{AccountInfo, StoredAccount};
+use super::read::StateRead;
+use super::trie_io::{trie_key, AccountLeaves, StorageLeaves, TrieBranches};
+use super::{hash_slot, keccak256, storage_key, Address, B256, U256};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::tables;
+use crate::txn::{CommitInfo, WriteTxn};
+use metis_trie::{
+    combine_subtries, prefixes_at_depth, update_root, update_subtrie, PrefixSet, RootUpdate, EMPTY_ROOT_HASH,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Below this many changed accounts the account trie is updated on one thread.
+const PARALLEL_ACCOUNT_THRESHOLD: usize = 256;
+
+/// What the last root computation did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RootStats {
+    /// Storage tries recomputed.
+    pub storage_tries: usize,
+    /// Changed account leaves.
+    pub accounts: usize,
+    /// Branch records written.
+    pub records_written: usize,
+    /// Branch records deleted.
+    pub records_removed: usize,
+    /// Nanoseconds in storage tries.
+    pub storage_ns: u64,
+    /// Nanoseconds in the account trie.
+    pub account_ns: u64,
+}
+
+/// A write transaction that speaks Ethereum state and maintains the state root.
+pub struct StateWriter<'db> {
+    txn: WriteTxn<'db>,
+    accounts: BTreeSet<B256>,
+    storage: BTreeMap<B256, BTreeSet<B256>>,
+    threads: usize,
+    preimages: bool,
+    last: RootStats,
+}
+
+impl Db {
+    /// Starts a state transaction for the next version.
+    pub fn begin_state(&self) -> Result<StateWriter<'_>> {
+        Ok(StateWriter {
+            txn: self.begin_write()?,
+            accounts: BTreeSet::new(),
+            storage: BTreeMap::new(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            preimages: true,
+            last: RootStats::default(),
+        })
+    }
+}
+
+/// Runs `f` over `items` on up to `threads` threads; results in item order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || items.len() <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(items.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                out.lock().expect("result lock").push((i, r));
+            });
+        }
+    });
+    let mut out = out.into_inner().expect("result lock");
+    out.sort_unstable_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+impl<'db> StateWriter<'db> {
+    /// The underlying transaction (reads see this writer's changes).
+    pub fn txn(&self) -> &WriteTxn<'db> {
+        &self.txn
+    }
+
+    /// Mutable access for non-state tables (blocks, receipts, metadata).
+    pub fn txn_mut(&mut self) -> &mut WriteTxn<'db> {
+        &mut self.txn
+    }
+
+    /// Threads used for hashing (default: available cores).
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
+    }
+
+    /// Whether to record keccak preimages of addresses and slots (default on).
+    pub fn set_record_preimages(&mut self, on: bool) {
+        self.preimages = on;
+    }
+
+    /// Figures of the last root computation.
+    pub fn last_root_stats(&self) -> &RootStats {
+        &self.last
+    }
+
+    fn preimage(&mut self, hash: &B256, preimage: &[u8]) -> Result<()> {
+        if self.preimages && self.txn.get(tables::PREIMAGES, hash.as_slice())?.is_none() {
+            self.txn.put(tables::PREIMAGES, hash.as_slice(), preimage)?;
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, deletes together with its storage) the account at `address`.
+    pub fn set_account(&mut self, address: &Address, info: Option<AccountInfo>) -> Result<()> {
+        let h = keccak256(address);
+        self.preimage(&h, address.as_slice())?;
+        self.set_account_by_hash(&h, info)
+    }
+
+    /// [`Self::set_account`] by keccak(address).
+    pub fn set_account_by_hash(&mut self, address_hash: &B256, info: Option<AccountInfo>) -> Result<()> {
+        self.accounts.insert(*address_hash);
+        match info {
+            None => {
+                self.wipe_storage_by_hash(address_hash)?;
+                self.txn.delete(tables::ACCOUNTS, address_hash.as_slice())?;
+            }
+            Some(info) => {
+                let storage_root = self.txn.account_by_hash(address_hash)?.map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
+                self.txn.put(
+                    tables::ACCOUNTS,
+                    address_hash.as_slice(),
+                    &StoredAccount { info, storage_root }.encode(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a storage slot (zero deletes it).
+    pub fn set_storage(&mut self, address: &Address, slot: &U256, value: &U256) -> Result<()> {
+        let (ah, sh) = (keccak256(address), hash_slot(slot));
+        self.preimage(&ah, address.as_slice())?;
+        self.preimage(&sh, &slot.to_be_bytes::<32>())?;
+        self.set_storage_by_hash(&ah, &sh, value)
+    }
+
+    /// [`Self::set_storage`] by hashed keys.
+    pub fn set_storage_by_hash(&mut self, address_hash: &B256, slot_hash: &B256, value: &U256) -> Result<()> {
+        let k = storage_key(address_hash, slot_hash);
+        if value.is_zero() {
+            self.txn.delete(tables::STORAGE, &k)?;
+        } else {
+            let b = value.to_be_bytes::<32>();
+            let skip = b.iter().take_while(|&&x| x == 0).count();
+            self.txn.put(tables::STORAGE, &k, &b[skip..])?;
+        }
+        self.storage.entry(*address_hash).or_default().insert(*slot_hash);
+        Ok(())
+    }
+
+    /// Deletes every slot of an account (self-destruct, re-creation), in
+    /// bounded batches: a large storage is never held in memory at once.
+    pub fn wipe_storage(&mut self, address: &Address) -> Result<()> {
+        self.wipe_storage_by_hash(&keccak256(address))
+    }
+
+    /// [`Self::wipe_storage`] by keccak(address).
+    pub fn wipe_storage_by_hash(&mut self, address_hash: &B256) -> Result<()> {
+        let (lo, hi) = prefix_range(address_hash.as_slice());
+        let n = self.txn.delete_range(tables::STORAGE, &lo, &hi)?;
+        self.txn.delete_range(tables::STORAGE_TRIE, &lo, &hi)?;
+        // With every record gone the storage trie is rebuilt from the slots
+        // written after the wipe; slots changed before it no longer matter.
+        let set = self.storage.entry(*address_hash).or_default();
+        set.clear();
+        if n > 0 {
+            self.accounts.insert(*address_hash);
+        }
+        Ok(())
+    }
+
+    /// Stores bytecode under its hash (content-addressed: written once).
+    pub fn set_code(&mut self, code_hash: &B256, code: &[u8]) -> Result<()> {
+        if self.txn.get(tables::CODE, code_hash.as_slice())?.is_none() {
+            self.txn.put(tables::CODE, code_hash.as_slice(), code)?;
+        }
+        Ok(())
+    }
+
+    /// Brings the trie tables in line with the changes so far and returns the state root.
+    pub fn compute_root(&mut self) -> Result<B256> {
+        let mut stats = RootStats::default();
+        let t0 = Instant::now();
+        // 1. Storage tries.
+        let storage = std::mem::take(&mut self.storage);
+        let mut jobs: Vec<(B256, PrefixSet)> = Vec::with_capacity(storage.len());
+        for (ah, slots) in storage {
+            if self.txn.account_by_hash(&ah)?.is_none() {
+                // A deleted account: its storage must be gone too.
+                let (lo, _) = prefix_range(ah.as_slice());
+                let mut it = self.txn.range(tables::STORAGE, &lo)?;
+                if it.next()?.is_some_and(|(k, _)| k.starts_with(ah.as_slice())) {
+                    return Err(Error::InvalidState(format!(
+                        "storage written for account 0x{ah:x}, which does not exist"
+                    )));
+                }
+                continue;
+            }
+            jobs.push((ah, PrefixSet::from_keys(slots)));
+        }
+        stats.storage_tries = jobs.len();
+        let txn = &self.txn;
+        let results = parallel_map(&jobs, self.threads, |(ah, set)| -> Result<RootUpdate> {
+            Ok(update_root(set, &mut StorageLeaves::new(txn, *ah), &mut TrieBranches::storage(txn, ah))?)
+        });
+        for ((ah, _), res) in jobs.iter().zip(results) {
+            let u = res?;
+            self.apply(tables::STORAGE_TRIE, ah.as_slice(), &u, &mut stats)?;
+            let mut acct = self.txn.account_by_hash(ah)?.expect("checked above");
+            if acct.storage_root != u.root {
+                acct.storage_root = u.root;
+                self.txn.put(tables::ACCOUNTS, ah.as_slice(), &acct.encode())?;
+            }
+            self.accounts.insert(*ah);
+        }
+        stats.storage_ns = t0.elapsed().as_nanos() as u64;
+        // 2. The account trie.
+        let t1 = Instant::now();
+        let changed = PrefixSet::from_keys(std::mem::take(&mut self.accounts));
+        stats.accounts = changed.len();
+        let txn = &self.txn;
+        let update = if changed.len() < PARALLEL_ACCOUNT_THRESHOLD || self.threads <= 1 {
+            update_root(&changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))?
+        } else {
+            let prefixes = prefixes_at_depth(1);
+            let parts = parallel_map(&prefixes, self.threads, |p| {
+                update_subtrie(p, &changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))
+            });
+            let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+            combine_subtries(parts, &mut TrieBranches::accounts(txn))?
+        };
+        self.apply(tables::ACCOUNT_TRIE, &[], &update, &mut stats)?;
+        stats.account_ns = t1.elapsed().as_nanos() as u64;
+        self.last = stats;
+        Ok(update.root)
+    }
+
+    fn apply(&mut self, table: tables::Table, prefix: &[u8], u: &RootUpdate, stats: &mut RootStats) -> Result<()> {
+        for path in &u.removals {
+            self.txn.delete(table, &trie_key(prefix, path))?;
+        }
+        for (path, rec) in &u.upserts {
+            self.txn.put(table, &trie_key(prefix, path), &rec.encode())?;
+        }
+        stats.records_written += u.upserts.len();
+        stats.records_removed += u.removals.len();
+        Ok(())
+    }
+
+    /// Computes the state root and commits the next version. Returns (version, root).
+    pub fn commit(mut self, extra: Vec<u8>) -> Result<(u64, B256)> {
+        let root = self.compute_root()?;
+        let v = self.txn.commit(CommitInfo { state_root: root.0, extra })?;
+        Ok((v, root))
+    }
+}
+
+/// `[prefix, prefix + 1)` as table key bounds.
+fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let lo = prefix.to_vec();
+    let mut hi = prefix.to_vec();
+    while let Some(last) = hi.last_mut() {
+        if *last == 0xff {
+            hi.pop();
+        } else {
+            *last += 1;
+            return (lo, hi);
+        }
+    }
+    (lo, vec![0xff; 513])
+}
