@@ -35,6 +35,20 @@ pub enum DbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the EIP-1186 proof of an account and storage slots (as eth_getProof serves it).
+    Prove {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The account.
+        #[arg(long)]
+        address: String,
+        /// Storage slots (repeatable).
+        #[arg(long = "slot")]
+        slots: Vec<String>,
+        /// Version (block) to prove at; default the latest.
+        #[arg(long)]
+        version: Option<u64>,
+    },
     /// Build or extend a deterministic synthetic state.
     Synth(crate::synth::SynthArgs),
 }
@@ -50,21 +64,9 @@ pub struct DataDir {
 /// Opens an existing database (never creates one).
 pub fn open_existing(dir: &std::path::Path, durability: Durability) -> Result<Db> {
     if !dir.join(metisdb::DATA_FILE).exists() {
-        return Err(format!(
-            "no database in {} (missing {})",
-            dir.display(),
-            metisdb::DATA_FILE
-        )
-        .into());
+        return Err(format!("no database in {} (missing {})", dir.display(), metisdb::DATA_FILE).into());
     }
-    Ok(Db::open(
-        dir,
-        Options {
-            create: false,
-            durability,
-            ..Options::default()
-        },
-    )?)
+    Ok(Db::open(dir, Options { create: false, durability, ..Options::default() })?)
 }
 
 fn hex32(b: &[u8; 32]) -> String {
@@ -103,18 +105,12 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                     })
                 );
             } else {
-                println!(
-                    "version {}",
-                    report.version.map_or("none".into(), |v| v.to_string())
-                );
+                println!("version {}", report.version.map_or("none".into(), |v| v.to_string()));
                 println!("pages_checked {}", report.pages_checked);
                 println!("free_pages {}", report.free_pages);
                 for t in &report.tables {
                     if t.entries > 0 {
-                        println!(
-                            "table {} entries {} pages {} depth {}",
-                            t.name, t.entries, t.pages, t.depth
-                        );
+                        println!("table {} entries {} pages {} depth {}", t.name, t.entries, t.pages, t.depth);
                     }
                 }
                 for p in &report.problems {
@@ -122,18 +118,12 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                 }
                 println!("{}", if report.ok() { "ok" } else { "FAILED" });
             }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         DbCommand::Stats { dir, json } => {
             let db = open_existing(&dir.datadir, Durability::Sync)?;
             let s = db.stats()?;
-            let oldest_reader = s
-                .oldest_reader
-                .map(|r| format!("version {} for {} ms", r.requested, r.age_ms));
+            let oldest_reader = s.oldest_reader.map(|r| format!("version {} for {} ms", r.requested, r.age_ms));
             if json {
                 println!(
                     "{}",
@@ -157,15 +147,9 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                     s.free_pages,
                     s.quarantined_pages
                 );
-                println!(
-                    "free_extents {} largest {}",
-                    s.free_extents, s.largest_free_extent
-                );
+                println!("free_extents {} largest {}", s.free_extents, s.largest_free_extent);
                 match s.latest_version {
-                    Some(v) => println!(
-                        "versions {}..={v} (retention {})",
-                        s.oldest_version, s.retention
-                    ),
+                    Some(v) => println!("versions {}..={v} (retention {})", s.oldest_version, s.retention),
                     None => println!("versions none (retention {})", s.retention),
                 }
                 for t in &s.tables {
@@ -180,6 +164,59 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        DbCommand::Prove { dir, address, slots, version } => {
+            let address = parse_address(&address)?;
+            let slots = slots.iter().map(|s| parse_u256(s)).collect::<Result<Vec<_>>>()?;
+            let db = open_existing(&dir.datadir, Durability::Sync)?;
+            let snap = db.snapshot(version)?;
+            let proof = metisdb::state::account_proof(&snap, &address, &slots)?;
+            let root = alloy_primitives::B256::from(snap.state_root()?);
+            proof.verify(root).map_err(|e| format!("internal error: the generated proof does not verify: {e}"))?;
+            println!("{}", serde_json::to_string_pretty(&proof_json(&proof))?);
+            Ok(ExitCode::SUCCESS)
+        }
         DbCommand::Synth(args) => crate::synth::run(args),
     }
+}
+
+/// Parses a 20-byte address (0x optional).
+pub fn parse_address(s: &str) -> Result<alloy_primitives::Address> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    let b = hex::decode(h).map_err(|_| format!("address {s:?} is not hex"))?;
+    if b.len() != 20 {
+        return Err(format!("address {s:?} is {} bytes, expected 20", b.len()).into());
+    }
+    Ok(alloy_primitives::Address::from_slice(&b))
+}
+
+/// Parses a storage slot: hex (0x, up to 32 bytes) or decimal.
+pub fn parse_u256(s: &str) -> Result<alloy_primitives::U256> {
+    let v = match s.strip_prefix("0x") {
+        Some(h) if h.len() <= 64 && !h.is_empty() => alloy_primitives::U256::from_str_radix(h, 16),
+        Some(_) => return Err(format!("slot {s:?} must be 1 to 32 bytes of hex").into()),
+        None => alloy_primitives::U256::from_str_radix(s, 10),
+    };
+    v.map_err(|_| format!("slot {s:?} is not a number").into())
+}
+
+fn quantity(v: impl std::fmt::LowerHex) -> String {
+    format!("{v:#x}")
+}
+
+/// The eth_getProof JSON of a proof.
+pub fn proof_json(p: &metisdb::state::AccountProof) -> serde_json::Value {
+    let hexes = |v: &[alloy_primitives::Bytes]| v.iter().map(|b| format!("0x{}", hex::encode(b))).collect::<Vec<_>>();
+    serde_json::json!({
+        "address": format!("{:#x}", p.address),
+        "accountProof": hexes(&p.account_proof),
+        "balance": quantity(p.balance),
+        "codeHash": format!("{:#x}", p.code_hash),
+        "nonce": quantity(p.nonce),
+        "storageHash": format!("{:#x}", p.storage_hash),
+        "storageProof": p.storage_proof.iter().map(|s| serde_json::json!({
+            "key": quantity(s.key),
+            "value": quantity(s.value),
+            "proof": hexes(&s.proof),
+        })).collect::<Vec<_>>(),
+    })
 }

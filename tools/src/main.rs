@@ -1,6 +1,7 @@
 //! `metis`: the node and its tools.
 
 mod db_cmd;
+mod init_cmd;
 mod progress;
 mod synth;
 
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a database from a go-ethereum genesis file (version 0).
+    Init(init_cmd::InitArgs),
     /// Inspect, check and exercise a MetisDB database.
     Db {
         #[command(subcommand)]
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Db { command } => db_cmd::run(command),
+        Command::Init(a) => init_cmd::run(a),
     };
     match res {
         Ok(code) => code,

@@ -36,15 +36,7 @@ impl Progress {
             b
         });
         let now = Instant::now();
-        Progress {
-            bar,
-            what,
-            unit,
-            total,
-            done: 0,
-            started: now,
-            last_log: now,
-        }
+        Progress { bar, what, unit, total, done: 0, started: now, last_log: now }
     }
 
     /// Sets the amount done so far.
@@ -65,11 +57,6 @@ impl Progress {
             let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
             eprintln!("{}: {done}{of} {} ({rate:.0}/s{eta})", self.what, self.unit);
         }
-    }
-
-    /// Adds to the amount done.
-    pub fn inc(&mut self, n: u64) {
-        self.set(self.done + n);
     }
 
     /// Ends the report.

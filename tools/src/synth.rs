@@ -1,20 +1,24 @@
-//! `metis db synth`: a deterministic synthetic state for tests and benchmarks.
+//! `metis db synth`: a deterministic synthetic Ethereum state for tests and benchmarks.
 //!
-//! Version 0 holds `accounts` accounts (and four storage slots for every
-//! eighth account). Block `i` applies `changes` operations that depend only
-//! on `(seed, i)`: account updates and inserts (the key space grows with the
-//! block number), storage writes, and deletions. Running the command again
-//! continues from the database's latest version, so an interrupted run ends
-//! in exactly the state of an uninterrupted one.
+//! Version 0 holds `accounts` accounts (every sixteenth with code, every
+//! eighth with four storage slots). Block `i` applies `changes` operations
+//! that depend only on `(seed, i)`: account updates and inserts (the key
+//! space grows with the block number), storage writes and clears, and
+//! account deletions. Running the command again continues from the
+//! database's latest version, so an interrupted run ends in exactly the
+//! state of an uninterrupted one. Every printed root is the Ethereum state
+//! root of that version.
 
 use crate::db_cmd::DataDir;
 use crate::progress::Progress;
+use alloy_primitives::{keccak256, Address, B256, U256};
 use clap::Args;
-use metisdb::tables::{ACCOUNTS, METADATA, STORAGE};
-use metisdb::{CommitInfo, Db, Durability, Options, WriteTxn};
+use metisdb::state::{AccountInfo, StateWriter, KECCAK_EMPTY};
+use metisdb::tables::METADATA;
+use metisdb::{Db, Durability, Options};
 use std::io::Write;
 use std::process::ExitCode;
-use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -35,12 +39,18 @@ pub struct SynthArgs {
     /// Seed of the pseudo-random generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// sync: every commit is durable when printed; async: flushed by the OS.
+    /// sync: every commit is durable when printed; async: flushed in the background.
     #[arg(long, default_value = "sync")]
     durability: Durability,
+    /// Record keccak preimages of addresses and slots (needed to export addresses).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    preimages: bool,
+    /// Hashing threads (default: available cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
-/// splitmix64: small, fast, good enough for synthetic keys.
+/// splitmix64: small, fast, good enough for synthetic state.
 struct Rng(u64);
 
 impl Rng {
@@ -54,136 +64,64 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
+    fn u256(&mut self, bits: u32) -> U256 {
+        let v = U256::from_limbs([self.next(), self.next(), self.next(), self.next()]);
+        v >> (256 - bits as usize)
     }
 }
 
-/// 32-byte hashed key of account `j`.
-fn account_key(seed: u64, j: u64) -> [u8; 32] {
-    let a = xxh3_128_with_seed(&j.to_le_bytes(), seed).to_be_bytes();
-    let b = xxh3_128_with_seed(&j.to_le_bytes(), seed ^ 0x5555).to_be_bytes();
-    let mut k = [0u8; 32];
-    k[..16].copy_from_slice(&a);
-    k[16..].copy_from_slice(&b);
-    k
+fn address(seed: u64, j: u64) -> Address {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&seed.to_le_bytes());
+    b[8..].copy_from_slice(&j.to_le_bytes());
+    Address::from_slice(&keccak256(b)[12..])
 }
 
-fn slot_key(seed: u64, j: u64, s: u64) -> [u8; 64] {
-    let mut k = [0u8; 64];
-    k[..32].copy_from_slice(&account_key(seed, j));
-    k[32..48].copy_from_slice(&xxh3_128_with_seed(&s.to_le_bytes(), seed ^ j).to_be_bytes());
-    k[48..].copy_from_slice(&xxh3_128_with_seed(&s.to_le_bytes(), seed ^ j ^ 0xAAAA).to_be_bytes());
-    k
+fn code_of(j: u64) -> Vec<u8> {
+    let mut r = Rng(j);
+    let len = 64 + (r.next() % 512) as usize;
+    (0..len).map(|_| r.next() as u8).collect()
 }
 
-fn account_value(rng: &mut Rng) -> Vec<u8> {
-    let len = 40 + (rng.next() % 71) as usize;
-    rng.bytes(len)
-}
-
-/// Order-independent content hash of all entries (4 lanes of wrapping sums),
-/// maintained incrementally: the state root of the synthetic state.
-#[derive(Clone, Copy, Default)]
-struct ContentHash([u64; 4]);
-
-impl ContentHash {
-    fn lanes(table: u8, key: &[u8], value: &[u8]) -> [u64; 4] {
-        let mut buf = Vec::with_capacity(1 + key.len() + value.len() + 4);
-        buf.push(table);
-        buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(value);
-        let a = xxh3_128_with_seed(&buf, 1);
-        let b = xxh3_128_with_seed(&buf, 2);
-        [a as u64, (a >> 64) as u64, b as u64, (b >> 64) as u64]
-    }
-    fn add(&mut self, table: u8, key: &[u8], value: &[u8]) {
-        for (x, y) in self.0.iter_mut().zip(Self::lanes(table, key, value)) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    fn sub(&mut self, table: u8, key: &[u8], value: &[u8]) {
-        for (x, y) in self.0.iter_mut().zip(Self::lanes(table, key, value)) {
-            *x = x.wrapping_sub(y);
-        }
-    }
-    fn bytes(&self) -> [u8; 32] {
-        let mut b = [0u8; 32];
-        for (i, l) in self.0.iter().enumerate() {
-            b[i * 8..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
-        }
-        b
-    }
-    fn from_bytes(b: &[u8; 32]) -> ContentHash {
-        let mut l = [0u64; 4];
-        for (i, x) in l.iter_mut().enumerate() {
-            *x = u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        }
-        ContentHash(l)
-    }
-}
-
-/// A write that keeps the content hash in step.
-fn put(
-    txn: &mut WriteTxn<'_>,
-    h: &mut ContentHash,
-    table: metisdb::Table,
-    key: &[u8],
-    value: &[u8],
-) -> Result<()> {
-    if let Some(old) = txn.get(table, key)? {
-        h.sub(table.0, key, old);
-    }
-    txn.put(table, key, value)?;
-    h.add(table.0, key, value);
-    Ok(())
-}
-
-fn delete(
-    txn: &mut WriteTxn<'_>,
-    h: &mut ContentHash,
-    table: metisdb::Table,
-    key: &[u8],
-) -> Result<()> {
-    if let Some(old) = txn.get(table, key)? {
-        h.sub(table.0, key, old);
-        txn.delete(table, key)?;
-    }
-    Ok(())
+fn account(rng: &mut Rng, w: &mut StateWriter<'_>, j: u64) -> Result<AccountInfo> {
+    let code_hash = if j % 16 == 5 {
+        let code = code_of(j);
+        let h = keccak256(&code);
+        w.set_code(&h, &code)?;
+        h
+    } else {
+        KECCAK_EMPTY
+    };
+    Ok(AccountInfo { nonce: rng.next() % 1000, balance: rng.u256(80), code_hash })
 }
 
 const PARAMS_KEY: &[u8] = b"synth/params";
 
-fn emit(version: u64, root: &[u8; 32]) -> Result<()> {
+fn emit(version: u64, root: &B256) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "block {version} root 0x{}", hex::encode(root))?;
+    writeln!(out, "block {version} root {root:#x}")?;
     out.flush()?;
     Ok(())
 }
 
+fn writer<'a>(db: &'a Db, a: &SynthArgs) -> Result<StateWriter<'a>> {
+    let mut w = db.begin_state()?;
+    w.set_record_preimages(a.preimages);
+    if let Some(t) = a.threads {
+        w.set_threads(t);
+    }
+    Ok(w)
+}
+
 /// Runs `metis db synth`.
 pub fn run(a: SynthArgs) -> Result<ExitCode> {
-    let db = Db::open(
-        &a.dir.datadir,
-        Options {
-            durability: a.durability,
-            ..Options::default()
-        },
-    )?;
+    let db = Db::open(&a.dir.datadir, Options { durability: a.durability, ..Options::default() })?;
     let params = format!("accounts={} seed={}", a.accounts, a.seed);
-    let mut root = match db.latest_version() {
+    match db.latest_version() {
         None => create_genesis(&db, &a, &params)?,
         Some(_) => {
             let snap = db.snapshot(None)?;
-            let stored = snap
-                .get(METADATA, PARAMS_KEY)?
-                .map(|b| String::from_utf8_lossy(b).into_owned());
+            let stored = snap.get(METADATA, PARAMS_KEY)?.map(|b| String::from_utf8_lossy(b).into_owned());
             if stored.as_deref() != Some(params.as_str()) {
                 return Err(format!(
                     "{} holds a synthetic state made with {}; this run asks for {params}",
@@ -192,42 +130,31 @@ pub fn run(a: SynthArgs) -> Result<ExitCode> {
                 )
                 .into());
             }
-            ContentHash::from_bytes(&db.state_root())
         }
-    };
+    }
     let from = db.latest_version().expect("version 0 exists") + 1;
     for i in from..=a.blocks {
-        let mut txn = db.begin_write()?;
-        debug_assert_eq!(txn.version(), i);
-        apply_block(&mut txn, &mut root, a.seed, a.accounts, a.changes, i)?;
-        let v = txn.commit(CommitInfo {
-            state_root: root.bytes(),
-            extra: Vec::new(),
-        })?;
-        emit(v, &root.bytes())?;
+        let mut w = writer(&db, &a)?;
+        apply_block(&mut w, a.seed, a.accounts, a.changes, i)?;
+        let (v, root) = w.commit(Vec::new())?;
+        debug_assert_eq!(v, i);
+        emit(v, &root)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn create_genesis(db: &Db, a: &SynthArgs, params: &str) -> Result<ContentHash> {
-    let mut h = ContentHash::default();
-    let mut txn = db.begin_write()?;
+fn create_genesis(db: &Db, a: &SynthArgs, params: &str) -> Result<()> {
+    let mut w = writer(db, a)?;
     let mut p = Progress::new("synth: version 0", "accounts", Some(a.accounts));
-    txn.put(METADATA, PARAMS_KEY, params.as_bytes())?;
+    w.txn_mut().put(METADATA, PARAMS_KEY, params.as_bytes())?;
     for j in 0..a.accounts {
         let mut rng = Rng::new(a.seed, j);
-        let key = account_key(a.seed, j);
-        let value = account_value(&mut rng);
-        put(&mut txn, &mut h, ACCOUNTS, &key, &value)?;
+        let addr = address(a.seed, j);
+        let info = account(&mut rng, &mut w, j)?;
+        w.set_account(&addr, Some(info))?;
         if j % 8 == 0 {
-            for s in 0..4 {
-                put(
-                    &mut txn,
-                    &mut h,
-                    STORAGE,
-                    &slot_key(a.seed, j, s),
-                    &rng.bytes(32),
-                )?;
+            for s in 0..4u64 {
+                w.set_storage(&addr, &U256::from(s), &rng.u256(128).max(U256::from(1)))?;
             }
         }
         if j % 10_000 == 0 {
@@ -235,37 +162,30 @@ fn create_genesis(db: &Db, a: &SynthArgs, params: &str) -> Result<ContentHash> {
         }
     }
     p.finish();
-    let v = txn.commit(CommitInfo {
-        state_root: h.bytes(),
-        extra: Vec::new(),
-    })?;
-    emit(v, &h.bytes())?;
-    Ok(h)
+    let (v, root) = w.commit(Vec::new())?;
+    emit(v, &root)
 }
 
-fn apply_block(
-    txn: &mut WriteTxn<'_>,
-    h: &mut ContentHash,
-    seed: u64,
-    accounts: u64,
-    changes: u64,
-    i: u64,
-) -> Result<()> {
+fn apply_block(w: &mut StateWriter<'_>, seed: u64, accounts: u64, changes: u64, i: u64) -> Result<()> {
     let mut rng = Rng::new(seed ^ 0xB10C, i);
-    // The key space grows by an eighth of the changes per block: some puts insert.
-    let space = accounts + i * changes.div_ceil(8);
+    // The key space grows by an eighth of the changes per block: some updates insert.
+    let space = (accounts + i * changes.div_ceil(8)).max(1);
     for _ in 0..changes {
-        let j = rng.next() % space.max(1);
+        let j = rng.next() % space;
+        let addr = address(seed, j);
         match rng.next() % 10 {
-            0 => delete(txn, h, ACCOUNTS, &account_key(seed, j))?,
+            0 => w.set_account(&addr, None)?,
             1 => {
-                let s = rng.next() % 16;
-                let v = rng.bytes(32);
-                put(txn, h, STORAGE, &slot_key(seed, j, s), &v)?;
+                // Storage only on existing accounts (Ethereum has no storage without an account).
+                if w.txn().get(metisdb::tables::ACCOUNTS, keccak256(addr).as_slice())?.is_some() {
+                    let slot = U256::from(rng.next() % 16);
+                    let value = if rng.next() % 4 == 0 { U256::ZERO } else { rng.u256(128) };
+                    w.set_storage(&addr, &slot, &value)?;
+                }
             }
             _ => {
-                let v = account_value(&mut rng);
-                put(txn, h, ACCOUNTS, &account_key(seed, j), &v)?;
+                let info = account(&mut rng, w, j)?;
+                w.set_account(&addr, Some(info))?;
             }
         }
     }

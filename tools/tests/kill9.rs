@@ -34,9 +34,7 @@ fn synth(dir: &Path, blocks: u64) -> Command {
 fn parse(line: &str) -> Option<(u64, String)> {
     let mut w = line.split_whitespace();
     match (w.next(), w.next(), w.next(), w.next()) {
-        (Some("block"), Some(v), Some("root"), Some(r)) if r.len() == 66 => {
-            Some((v.parse().ok()?, r.to_string()))
-        }
+        (Some("block"), Some(v), Some("root"), Some(r)) if r.len() == 66 => Some((v.parse().ok()?, r.to_string())),
         _ => None,
     }
 }
@@ -51,11 +49,7 @@ impl Reference {
     fn root(&mut self, v: u64) -> String {
         if !self.roots.contains_key(&v) {
             let out = synth(self.dir.path(), v + 200).output().unwrap();
-            assert!(
-                out.status.success(),
-                "reference run failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "reference run failed: {}", String::from_utf8_lossy(&out.stderr));
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 let (bv, r) = parse(line).expect("reference output is well formed");
                 self.roots.insert(bv, r);
@@ -67,15 +61,9 @@ impl Reference {
 
 #[test]
 fn kill9_never_loses_an_acknowledged_version() {
-    let kills: u32 = std::env::var("METIS_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let kills: u32 = std::env::var("METIS_KILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().unwrap();
-    let mut reference = Reference {
-        dir: tempfile::tempdir().unwrap(),
-        roots: BTreeMap::new(),
-    };
+    let mut reference = Reference { dir: tempfile::tempdir().unwrap(), roots: BTreeMap::new() };
     let mut rng: u64 = 0x5EED;
     let mut reopen_ms: Vec<f64> = Vec::new();
     let mut last_acked: Option<u64> = None;
@@ -85,11 +73,7 @@ fn kill9_never_loses_an_acknowledged_version() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let delay = Duration::from_millis(5 + rng % 146);
-        let mut child = synth(dir.path(), 1_000_000)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = synth(dir.path(), 1_000_000).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let printed: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
         let out = child.stdout.take().unwrap();
         let p2 = printed.clone();
@@ -127,10 +111,7 @@ fn kill9_never_loses_an_acknowledged_version() {
         };
         reopen_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let v = db.latest_version();
-        assert!(
-            v >= last_acked,
-            "kill {k}: reopened at {v:?}, but {last_acked:?} was acknowledged"
-        );
+        assert!(v >= last_acked, "kill {k}: reopened at {v:?}, but {last_acked:?} was acknowledged");
         if let Some(v) = v {
             assert_eq!(
                 format!("0x{}", hex::encode(db.state_root())),
@@ -147,8 +128,5 @@ fn kill9_never_loses_an_acknowledged_version() {
         "kills: {kills} ({kills_during_open} before the first commit printed), last version {last_acked:?}, reopen p50 {:.2} ms p99 {p99:.2} ms",
         reopen_ms[reopen_ms.len() / 2]
     );
-    assert!(
-        last_acked.is_some_and(|v| v > 10),
-        "the child should make progress between kills"
-    );
+    assert!(last_acked.is_some_and(|v| v > 10), "the child should make progress between kills");
 }
