@@ -97,8 +97,12 @@ impl std::fmt::Debug for Options {
 
 /// The newest committed state, as readers see it.
 pub(crate) struct Committed {
-    /// Versions committed so far (latest version + 1; 0 when empty).
-    pub count: u64,
+    /// Commit sequence number of this state: 1 at open, +1 per commit.
+    /// Reader pins and the page-reuse gate use it (version labels may jump
+    /// or restart at an import; the sequence never does).
+    pub seq: u64,
+    /// Latest version (`None` before the first commit).
+    pub version: Option<u64>,
     /// Oldest retained version.
     pub oldest: u64,
     pub tables: [TreeRoot; MAX_TABLES],
@@ -109,7 +113,7 @@ pub(crate) struct Committed {
 
 impl Committed {
     pub fn latest(&self) -> Option<u64> {
-        self.count.checked_sub(1)
+        self.version
     }
 }
 
@@ -118,8 +122,10 @@ pub(crate) struct WriterState {
     pub alloc: Allocator,
     pub sequence: u64,
     pub next_slot: usize,
-    /// Versions durable on disk (count, like `Committed::count`).
-    pub durable_count: u64,
+    /// Sequence number of the newest state whose meta is durable.
+    pub durable_seq: u64,
+    /// Version of that state.
+    pub durable_version: Option<u64>,
     pub file_len: u64,
     /// The file grew since the last full sync.
     pub grew: bool,
@@ -137,8 +143,8 @@ pub(crate) struct Inner {
     pub salt: u64,
     pub first_page: u64,
     pub committed: ArcSwap<Committed>,
-    /// Mirrors `committed.count` for the reader pin protocol.
-    pub latest: AtomicU64,
+    /// Mirrors `committed.seq` for the reader pin protocol.
+    pub latest_seq: AtomicU64,
     pub readers: Readers,
     pub writer: Mutex<WriterState>,
     pub options: Options,
@@ -294,9 +300,9 @@ impl Db {
             .map_err(|e| Error::io("mmap", &path, e))?;
         let first_page = meta::first_data_page(page_size);
         let free = load_free_list(&map, &m, &path)?;
-        let count = m.version.map_or(0, |v| v + 1);
         let committed = Committed {
-            count,
+            seq: 1,
+            version: m.version,
             oldest: m.oldest_version,
             tables: m.tables,
             page_count: m.page_count,
@@ -309,7 +315,8 @@ impl Db {
             alloc: Allocator::new(m.page_count, free),
             sequence: m.sequence,
             next_slot: 1 - slot,
-            durable_count: count,
+            durable_seq: 1,
+            durable_version: m.version,
             file_len,
             grew: false,
             blob,
@@ -325,7 +332,7 @@ impl Db {
                 salt: m.salt,
                 first_page,
                 committed: ArcSwap::from_pointee(committed),
-                latest: AtomicU64::new(count),
+                latest_seq: AtomicU64::new(1),
                 readers: Readers::default(),
                 writer: Mutex::new(writer),
                 options,

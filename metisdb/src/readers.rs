@@ -82,7 +82,7 @@ impl Readers {
         self.slots[slot].pinned.store(FREE, Ordering::SeqCst);
     }
 
-    /// Lowest pinned version, if any reader is live.
+    /// Lowest pinned commit sequence number, if any reader is live.
     pub fn min_pinned(&self) -> Option<u64> {
         std::sync::atomic::fence(Ordering::SeqCst);
         self.slots.iter().map(|s| s.pinned.load(Ordering::SeqCst)).filter(|&p| p != FREE).min()

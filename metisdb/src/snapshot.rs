@@ -40,13 +40,13 @@ impl Snapshot {
     pub(crate) fn open(inner: &Arc<Inner>, version: Option<u64>) -> Result<Snapshot> {
         let (slot, pinned) = inner
             .readers
-            .pin(|| inner.latest.load(Ordering::SeqCst))
+            .pin(|| inner.latest_seq.load(Ordering::SeqCst))
             .ok_or_else(|| Error::Limit(format!("{} snapshots are open", crate::readers::MAX_READERS)))?;
-        // `committed` is published before `latest`, so it holds the pinned
+        // `committed` is published before `latest_seq`, so it holds the pinned
         // state or a newer one. A newer one is just as safe: the pin is older,
         // and pages of newer states are freed only by even newer commits.
         let state = inner.committed.load_full();
-        debug_assert!(state.count >= pinned);
+        debug_assert!(state.seq >= pinned);
         let mut snap = Snapshot { inner: inner.clone(), state, version: None, slot, change_sets: Vec::new() };
         let latest = snap.state.latest();
         let v = match (version, latest) {

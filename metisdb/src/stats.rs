@@ -76,7 +76,7 @@ impl Db {
             free_extents: free_extents as u64,
             largest_free_extent: largest,
             latest_version: c.latest(),
-            durable_version: w.durable_count.checked_sub(1),
+            durable_version: w.durable_version,
             oldest_version: c.oldest,
             retention: w.retention,
             tables: tables::ALL

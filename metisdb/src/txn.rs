@@ -57,6 +57,8 @@ pub struct WriteTxn<'db> {
     changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Runs placed and built outside the trees (the change set): (first page, bytes).
     extra_runs: Vec<(u64, Vec<u8>)>,
+    /// Commit as this version and drop every older one (see [`WriteTxn::rebase`]).
+    rebase: Option<u64>,
 }
 
 impl Db {
@@ -67,15 +69,15 @@ impl Db {
         if let Some(cause) = &w.poisoned {
             return Err(Error::Poisoned { cause: cause.clone() });
         }
-        // Reuse gate: pages freed by version f may be reused once every reader
-        // pins a newer state (count > f) and a meta of version >= f is durable.
-        let readers = self.inner.readers.min_pinned().filter(|&c| c > 0).unwrap_or(u64::MAX);
-        if let Some(gate) = w.durable_count.min(readers).checked_sub(1) {
-            w.alloc.release(gate);
-        }
+        // Reuse gate: pages freed by the commit that made state `s` are still
+        // visible in state `s - 1`; they may be reused once every reader pins
+        // state `s` or newer and the meta of a state `>= s` is durable.
+        let readers = self.inner.readers.min_pinned().unwrap_or(u64::MAX);
+        let gate = w.durable_seq.min(readers);
+        w.alloc.release(gate);
         let base = Snapshot::open(&self.inner, None)?;
         let tables = base.state.tables;
-        let version = base.state.count;
+        let version = base.state.latest().map_or(0, |v| v + 1);
         Ok(WriteTxn {
             db: self,
             w,
@@ -84,6 +86,7 @@ impl Db {
             tables,
             changes: BTreeMap::new(),
             extra_runs: Vec::new(),
+            rebase: None,
         })
     }
 
@@ -94,7 +97,7 @@ impl Db {
             return Err(Error::Poisoned { cause: cause.clone() });
         }
         let c = self.inner.committed.load_full();
-        if w.durable_count == c.count {
+        if w.durable_seq == c.seq {
             return Ok(());
         }
         let res = durable_point(&self.inner, &mut w, &c);
@@ -122,6 +125,28 @@ impl<'db> WriteTxn<'db> {
         self.dirty.version()
     }
 
+    /// Chooses the version number of the first commit of an empty database
+    /// (default 0). Must be called before any change.
+    pub fn set_first_version(&mut self, version: u64) -> Result<()> {
+        if self.base.state.latest().is_some() {
+            return Err(Error::InvalidOption("the first version is fixed once a version exists".into()));
+        }
+        if !self.dirty.pages.is_empty() || !self.dirty.runs.is_empty() {
+            return Err(Error::InvalidOption("set the first version before any change".into()));
+        }
+        self.dirty.set_version(version);
+        Ok(())
+    }
+
+    /// Makes this commit version `version` and drops every older version:
+    /// no history is recorded and older snapshots can no longer be opened
+    /// (open ones keep working). Used by imports, whose intermediate commits
+    /// are not versions anyone should read.
+    pub fn rebase(&mut self, version: u64) {
+        self.rebase = Some(version);
+        self.changes.clear();
+    }
+
     /// The parent version (the newest committed one), as a snapshot.
     pub fn parent(&self) -> &Snapshot {
         &self.base
@@ -135,7 +160,7 @@ impl<'db> WriteTxn<'db> {
     /// Old values are recorded for versioned tables, except in the first
     /// version: there is no older version to read them.
     fn tracks_history(&self, table: Table) -> bool {
-        table.versioned() && self.base.state.count > 0
+        table.versioned() && self.base.state.latest().is_some() && self.rebase.is_none()
     }
 
     fn writer(&mut self) -> TreeWriter<'_, Snapshot> {
@@ -229,8 +254,11 @@ impl<'db> WriteTxn<'db> {
     /// Commits: the changes become version `self.version()`. Returns that version.
     pub fn commit(mut self, info: CommitInfo) -> Result<u64> {
         let t0 = Instant::now();
-        let version = self.version();
+        let version = self.rebase.unwrap_or(self.version());
         let ps = self.dirty.page_size();
+        if self.rebase.is_some() {
+            self.drop_versions(None)?;
+        }
         // 1. The change set and the version record.
         let changes = std::mem::take(&mut self.changes);
         let n_changes = changes.len() as u64;
@@ -255,7 +283,7 @@ impl<'db> WriteTxn<'db> {
             extra: info.extra,
         };
         self.put_raw(tables::VERSIONS, &history::version_key(version), &rec.encode())?;
-        let oldest = self.prune(version)?;
+        let oldest = if self.rebase.is_some() { version } else { self.prune(version)? };
         // 2-4. Placement, I/O, publication.
         let inner = self.db.inner.clone();
         let res = self.finish(&inner, version, oldest, info.state_root, t0);
@@ -267,23 +295,47 @@ impl<'db> WriteTxn<'db> {
     /// Drops versions older than the retention window (their records and
     /// change sets); returns the new oldest version.
     fn prune(&mut self, version: u64) -> Result<u64> {
-        let oldest = self.base.state.oldest;
+        // The first version of a database is its oldest.
+        let oldest = if self.base.state.latest().is_none() { version } else { self.base.state.oldest };
         let keep = self.w.retention as u64;
         let new_oldest = (version + 1).saturating_sub(keep).max(oldest);
-        let ps = self.dirty.page_size();
-        for w in oldest..new_oldest {
-            let key = history::version_key(w);
-            let rec = match self.get(tables::VERSIONS, &key)? {
-                Some(b) => VersionRecord::decode(b)
-                    .ok_or_else(|| self.corrupt(self.tables[tables::VERSIONS.index()].page, "short version record"))?,
-                None => continue,
-            };
-            if rec.changes_page != 0 {
-                self.dirty.free_committed_run(rec.changes_page, page::pages_for_run(rec.changes_len as usize, ps));
-            }
-            self.delete_raw(tables::VERSIONS, &key)?;
+        if new_oldest > oldest {
+            self.drop_versions(Some(new_oldest))?;
         }
         Ok(new_oldest)
+    }
+
+    /// Deletes the records and frees the change sets of the versions below
+    /// `below` (all versions when `None`).
+    fn drop_versions(&mut self, below: Option<u64>) -> Result<()> {
+        let ps = self.dirty.page_size();
+        let end = below.map(history::version_key);
+        loop {
+            let mut batch: Vec<(Vec<u8>, VersionRecord)> = Vec::new();
+            {
+                let mut c = self.range(tables::VERSIONS, &[])?;
+                while batch.len() < 1024 {
+                    match c.next()? {
+                        Some((k, v)) if end.is_none_or(|e| k < &e[..]) => {
+                            let rec = VersionRecord::decode(v).ok_or_else(|| {
+                                self.corrupt(self.tables[tables::VERSIONS.index()].page, "short version record")
+                            })?;
+                            batch.push((k.to_vec(), rec));
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for (k, rec) in batch {
+                if rec.changes_page != 0 {
+                    self.dirty.free_committed_run(rec.changes_page, page::pages_for_run(rec.changes_len as usize, ps));
+                }
+                self.delete_raw(tables::VERSIONS, &k)?;
+            }
+        }
     }
 
     fn finish(
@@ -350,7 +402,8 @@ impl<'db> WriteTxn<'db> {
         for (id, b) in run_bufs.iter().chain(&self.extra_runs) {
             writes.push((*id, b));
         }
-        w.alloc.quarantine(version, std::mem::take(&mut self.dirty.freed));
+        let seq = self.base.state.seq + 1;
+        w.alloc.quarantine(seq, std::mem::take(&mut self.dirty.freed));
         let page_count = w.alloc.page_count();
         let t_prep = t0.elapsed();
         // Write the pages.
@@ -369,8 +422,15 @@ impl<'db> WriteTxn<'db> {
         for (id, b) in &writes {
             map.set_verified(*id, (b.len() / ps) as u64);
         }
-        let committed =
-            Committed { count: version + 1, oldest, tables: self.tables, page_count, state_root, map: map.clone() };
+        let committed = Committed {
+            seq,
+            version: Some(version),
+            oldest,
+            tables: self.tables,
+            page_count,
+            state_root,
+            map: map.clone(),
+        };
         if inner.options.durability == Durability::Sync || w.last_durable.elapsed() >= inner.options.flush_interval {
             durable_point(inner, w, &committed)?;
         }
@@ -383,7 +443,7 @@ impl<'db> WriteTxn<'db> {
             unreachable!("free-list runs are placed inside the reservation");
         }
         inner.committed.store(Arc::new(committed));
-        inner.latest.store(version + 1, Ordering::SeqCst);
+        inner.latest_seq.store(seq, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -459,7 +519,7 @@ pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -
     let latest = c.latest().expect("a durable point follows a commit");
     // The previous free-list run is referenced only by the previous meta.
     if let Some((first, n)) = w.blob.take() {
-        w.alloc.quarantine(latest, (first..first + n).collect());
+        w.alloc.quarantine(c.seq, (first..first + n).collect());
     }
     // Place the new run, then encode the free space that remains. Taking
     // pages out of the free set can split at most one extent, hence the slack.
@@ -501,7 +561,8 @@ pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -
         .map_err(|e| Error::io("write meta", &inner.path, e))?;
     inner.storage.sync_data().map_err(|e| Error::io("fdatasync meta", &inner.path, e))?;
     w.next_slot = 1 - slot;
-    w.durable_count = c.count;
+    w.durable_seq = c.seq;
+    w.durable_version = c.version;
     w.blob = Some((first, n));
     w.last_durable = Instant::now();
     let mt = &inner.metrics;
@@ -539,7 +600,7 @@ impl Drop for Inner {
         // Async durability: make the last commits durable on close.
         if let Ok(mut w) = self.writer.lock() {
             let c = self.committed.load_full();
-            if w.poisoned.is_none() && w.durable_count < c.count {
+            if w.poisoned.is_none() && w.durable_seq < c.seq {
                 let _ = durable_point(self, &mut w, &c);
             }
         }

@@ -46,6 +46,12 @@ impl Dirty {
         self.version
     }
 
+    /// Changes the version the transaction writes (before any change).
+    pub(crate) fn set_version(&mut self, version: u64) {
+        debug_assert!(self.pages.is_empty() && self.runs.is_empty());
+        self.version = version;
+    }
+
     /// Page size.
     pub fn page_size(&self) -> usize {
         self.page_size
