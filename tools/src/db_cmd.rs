@@ -1,6 +1,6 @@
 //! `metis db ...`: info, verify, stats, synth.
 
-use crate::progress::Progress;
+use metis_tools::progress::Progress;
 use clap::{Args, Subcommand};
 use metisdb::{Db, Durability, Options};
 use std::path::PathBuf;

@@ -2,7 +2,6 @@
 
 mod db_cmd;
 mod init_cmd;
-mod progress;
 mod synth;
 
 use clap::{Parser, Subcommand};

@@ -10,7 +10,7 @@
 //! root of that version.
 
 use crate::db_cmd::DataDir;
-use crate::progress::Progress;
+use metis_tools::progress::Progress;
 use alloy_primitives::{keccak256, Address, B256, U256};
 use clap::Args;
 use metisdb::state::{AccountInfo, StateWriter, KECCAK_EMPTY};
