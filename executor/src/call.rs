@@ -4,7 +4,7 @@
 use crate::block::BlockInput;
 use crate::error::ExecutorError;
 use crate::evm::{execute_tx, CodeCache, ExecFailure};
-use crate::mv_memory::{MvMemory, StateView};
+use metisdb::pending::{MvMemory, StateView};
 use revm::context::TxEnv;
 use revm::context_interface::result::{ExecutionResult, HaltReason};
 

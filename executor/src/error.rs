@@ -1,7 +1,7 @@
 //! The executor's single error type; every variant names the block and, where
 //! there is one, the transaction.
 
-use crate::mv_memory::StateError;
+use metisdb::pending::StateError;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]

@@ -11,10 +11,10 @@
 //!
 //! Hints only delay executions, so they never change results.
 
-use crate::mv_memory::{StateKey, TxIndex};
 use crate::scheduler::Scheduler;
 use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{Address, TxKind};
+use metisdb::pending::{StateKey, TxIndex};
 use revm::context::TxEnv;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;

@@ -10,9 +10,9 @@
 use crate::block::{execute_block, BlockInput, BlockOutput, ExecutionMode, Withdrawal};
 use crate::error::ExecutorError;
 use crate::evm::EvmEnv;
-use crate::mv_memory::{InMemoryState, StateKey, StateValue};
 use crate::spec::mainnet_spec;
 use alloy_primitives::{Address, Bloom, Bytes, TxKind, B256, U256};
+use metisdb::pending::{InMemoryState, StateKey, StateValue};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::transaction::{AccessList, AccessListItem};
 use revm::primitives::hardfork::SpecId;
@@ -152,7 +152,18 @@ fn load_state(dir: &Path) -> Result<InMemoryState, ExecutorError> {
     for (hash, entry) in codes.as_object().into_iter().flatten() {
         let f = Fields { path: &codes_path, value: entry };
         let hash: B256 = hash.parse().map_err(|_| fixture_error(&codes_path, format!("bad hash {hash}")))?;
-        state.codes.insert(hash, f.get::<Bytes>("bytecode")?);
+        // Stored in revm's analysed form: padded past `original_len`.
+        let mut code = f.get::<Bytes>("bytecode")?;
+        if let Some(len) = entry.get("original_len").and_then(Value::as_u64) {
+            if len as usize > code.len() {
+                return Err(fixture_error(&codes_path, format!("code {hash} shorter than its original_len {len}")));
+            }
+            code.truncate(len as usize);
+        }
+        if alloy_primitives::keccak256(&code) != hash {
+            return Err(fixture_error(&codes_path, format!("code {hash} does not hash to its key")));
+        }
+        state.codes.insert(hash, code);
     }
     let pre_path = dir.join("pre_state.json");
     let pre = read_json(&pre_path)?;
@@ -165,7 +176,7 @@ fn load_state(dir: &Path) -> Result<InMemoryState, ExecutorError> {
             _ => basic.opt_u64("nonce")?.unwrap_or(0),
         };
         let f = Fields { path: &pre_path, value: account };
-        let code_hash = f.opt::<B256>("code_hash")?.unwrap_or(crate::mv_memory::EMPTY_CODE_HASH);
+        let code_hash = f.opt::<B256>("code_hash")?.unwrap_or(metisdb::pending::EMPTY_CODE_HASH);
         if let Some(code) = f.opt::<Bytes>("code")? {
             state.codes.insert(code_hash, code);
         }
@@ -180,8 +191,8 @@ fn load_state(dir: &Path) -> Result<InMemoryState, ExecutorError> {
                 storage.insert(slot, value);
             }
         }
-        let basic = crate::mv_memory::AccountBasic { nonce, balance: basic.get("balance")?, code_hash };
-        state.accounts.insert(address, crate::mv_memory::InMemoryAccount { basic, storage });
+        let basic = metisdb::pending::AccountBasic { nonce, balance: basic.get("balance")?, code_hash };
+        state.accounts.insert(address, metisdb::pending::InMemoryAccount { basic, storage });
     }
     let hashes_path = dir.join("block_hashes.json");
     if hashes_path.exists() {

@@ -3,7 +3,7 @@
 //! shared indices; aborted transactions are re-incarnated and the indices are
 //! lowered so that everything above them is validated again.
 
-use crate::mv_memory::{Incarnation, TxIndex, Version};
+use metisdb::pending::{Incarnation, TxIndex, Version};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 

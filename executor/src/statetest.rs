@@ -5,8 +5,8 @@
 
 use crate::block::{execute_block, BlockInput, ExecutionMode};
 use crate::evm::EvmEnv;
-use crate::mv_memory::{InMemoryState, MissingBlockHash};
 use crate::receipts::logs_hash;
+use metisdb::pending::{InMemoryState, MissingBlockHash};
 use revm::context::CfgEnv;
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::U256;

@@ -5,8 +5,8 @@
 
 use crate::block::BlockInput;
 use crate::evm::EvmEnv;
-use crate::mv_memory::InMemoryState;
 use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
+use metisdb::pending::InMemoryState;
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::primitives::hardfork::SpecId;
 

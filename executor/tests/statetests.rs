@@ -9,7 +9,7 @@ use std::time::Instant;
 fn run(path: std::path::PathBuf) -> Summary {
     let start = Instant::now();
     let mut failures = Vec::new();
-    let summary = run_paths(&[path.clone()], None, |f| failures.push(f.to_string()));
+    let summary = run_paths(std::slice::from_ref(&path), None, |f| failures.push(f.to_string()));
     for f in failures.iter().take(50) {
         eprintln!("FAIL {f}");
     }

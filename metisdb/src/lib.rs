@@ -23,6 +23,7 @@ pub mod meta;
 pub mod metrics;
 mod mmap;
 pub mod page;
+pub mod pending;
 pub mod readers;
 mod snapshot;
 pub mod state;

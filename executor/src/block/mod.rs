@@ -9,10 +9,10 @@ pub use outcome::ExecStats;
 
 use crate::error::ExecutorError;
 use crate::evm::{execute_system_call, CodeCache, EvmEnv};
-use crate::mv_memory::{MvMemory, StateKey, StateValue, StateView, TxIndex, Version, WriteOp};
 use crate::receipts::{logs_bloom, receipts_root, Receipt};
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{address, Address, Bloom, Bytes, B256, U256};
+use metisdb::pending::{MvMemory, StateKey, StateValue, StateView, TxIndex, Version, WriteOp};
 use outcome::TxOutcome;
 use revm::context::TxEnv;
 use revm::primitives::hardfork::SpecId;
@@ -202,7 +202,7 @@ fn pre_block_writes(
             .parent()
             .account(&contract)
             .map_err(state_error)?
-            .is_some_and(|a| a.code_hash != crate::mv_memory::EMPTY_CODE_HASH);
+            .is_some_and(|a| a.code_hash != metisdb::pending::EMPTY_CODE_HASH);
         if !has_code {
             continue;
         }

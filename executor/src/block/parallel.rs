@@ -4,8 +4,8 @@
 use super::outcome::{ExecStats, TxOutcome};
 use crate::evm::{execute_tx, CodeCache, EvmEnv, ExecFailure};
 use crate::hints::DependencyHints;
-use crate::mv_memory::{MvMemory, ReadRecord, TxIndex, Version};
 use crate::scheduler::{Scheduler, Task};
+use metisdb::pending::{MvMemory, ReadRecord, TxIndex, Version};
 use revm::context::TxEnv;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};

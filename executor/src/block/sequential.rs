@@ -3,7 +3,7 @@
 
 use super::outcome::{ExecStats, TxOutcome};
 use crate::evm::{execute_tx, CodeCache, EvmEnv, ExecFailure};
-use crate::mv_memory::{MvMemory, Version};
+use metisdb::pending::{MvMemory, Version};
 use revm::context::TxEnv;
 
 /// Executes every transaction in order. With `stop_at_invalid`, returns the

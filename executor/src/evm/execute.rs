@@ -5,8 +5,8 @@
 use super::code_cache::CodeCache;
 use super::tx_db::{DbError, TxDb};
 use super::write_set::collect_writes;
-use crate::mv_memory::{MvMemory, ReadRecord, StateKey, TxIndex, WriteOp};
 use alloy_primitives::{Address, Bytes, U256};
+use metisdb::pending::{MvMemory, ReadRecord, StateKey, TxIndex, WriteOp};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::context_interface::{Block, Cfg, ContextSetters, ContextTr, Transaction};

@@ -2,8 +2,8 @@
 //! multi-version memory and is recorded for validation.
 
 use super::code_cache::CodeCache;
-use crate::mv_memory::{MvMemory, ReadError, ReadRecord, StateError, StateKey, TxIndex};
 use alloy_primitives::{Address, B256, U256};
+use metisdb::pending::{MvMemory, ReadError, ReadRecord, StateError, StateKey, TxIndex};
 use revm::bytecode::Bytecode;
 use revm::database_interface::{DBErrorMarker, Database};
 use revm::primitives::KECCAK_EMPTY;

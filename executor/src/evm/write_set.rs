@@ -1,8 +1,8 @@
 //! Turns revm's per-transaction state diff into multi-version writes, with the
 //! beneficiary fee as a lazy balance addition.
 
-use crate::mv_memory::{AccountBasic, StateKey, StateValue, WriteOp};
 use alloy_primitives::{Address, U256};
+use metisdb::pending::{AccountBasic, StateKey, StateValue, WriteOp};
 use revm::primitives::KECCAK_EMPTY;
 use revm::state::{Account, EvmState};
 

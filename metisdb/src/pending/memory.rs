@@ -1,10 +1,10 @@
 //! The multi-version memory of Block-STM: for every location, the writes of
 //! each transaction's latest incarnation, ordered by transaction index.
 
-use super::state_view::{StateError, StateView};
 use super::types::{
     AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
 };
+use super::view::{StateError, StateView};
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use std::collections::BTreeMap;
@@ -107,10 +107,12 @@ impl<'p> MvMemory<'p> {
         }
     }
 
+    /// The parent state.
     pub fn parent(&self) -> &'p dyn StateView {
         self.parent
     }
 
+    /// Number of transaction indices.
     pub fn slots(&self) -> usize {
         self.last_writes.len()
     }
@@ -265,6 +267,7 @@ impl<'p> MvMemory<'p> {
         }
     }
 
+    /// Hash of an earlier block, from the parent.
     pub fn block_hash(&self, number: u64) -> Result<Option<B256>, StateError> {
         self.parent.block_hash(number)
     }
@@ -423,7 +426,7 @@ impl<'p> MvMemory<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mv_memory::InMemoryState;
+    use crate::pending::InMemoryState;
 
     fn addr(n: u8) -> Address {
         Address::new([n; 20])

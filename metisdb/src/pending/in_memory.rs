@@ -1,13 +1,15 @@
 //! A BTreeMap-backed state: the parent of test blocks, state tests and replays.
 
-use super::state_view::{StateError, StateView};
 use super::types::{AccountBasic, StateKey, StateValue, EMPTY_CODE_HASH};
+use super::view::{StateError, StateView};
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use metis_trie::{storage_leaf_value, Nibbles, RootBuilder, TrieAccount};
 use std::collections::BTreeMap;
 
 /// One account with its storage.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InMemoryAccount {
+    /// Nonce, balance, code hash.
     pub basic: AccountBasic,
     /// Only non-zero slots are kept.
     pub storage: BTreeMap<U256, U256>,
@@ -27,9 +29,13 @@ pub enum MissingBlockHash {
 /// A complete world state in ordered maps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InMemoryState {
+    /// Accounts by address.
     pub accounts: BTreeMap<Address, InMemoryAccount>,
+    /// Bytecode by code hash.
     pub codes: BTreeMap<B256, Bytes>,
+    /// Block hashes by number (BLOCKHASH).
     pub block_hashes: BTreeMap<u64, B256>,
+    /// What `block_hash` answers for numbers missing from `block_hashes`.
     pub missing_block_hash: MissingBlockHash,
 }
 
@@ -88,6 +94,51 @@ impl InMemoryState {
                 }
             }
         }
+    }
+}
+
+/// Root of a trie of 32-byte hashed keys; `leaves` in any order.
+fn secure_root(mut leaves: Vec<(B256, Vec<u8>)>) -> B256 {
+    leaves.sort_unstable_by_key(|(key, _)| *key);
+    let mut builder = RootBuilder::new();
+    for (key, value) in &leaves {
+        // Keys are distinct hashes in increasing order and values are
+        // non-empty RLP, the two conditions under which the builder errs.
+        builder.add_leaf(Nibbles::from_b256(key), value).expect("sorted distinct keys, non-empty values");
+    }
+    builder.finish().expect("a trie of leaves only").root
+}
+
+impl InMemoryAccount {
+    /// Root of the account's storage trie.
+    pub fn storage_root(&self) -> B256 {
+        secure_root(
+            self.storage
+                .iter()
+                .filter_map(|(slot, value)| storage_leaf_value(value).map(|v| (keccak256(slot.to_be_bytes::<32>()), v)))
+                .collect(),
+        )
+    }
+}
+
+impl InMemoryState {
+    /// The state root as go-ethereum computes it (secure trie: keys hashed
+    /// with keccak256), the same root a MetisDB version of this state carries.
+    pub fn state_root(&self) -> B256 {
+        secure_root(
+            self.accounts
+                .iter()
+                .map(|(address, account)| {
+                    let leaf = TrieAccount {
+                        nonce: account.basic.nonce,
+                        balance: account.basic.balance,
+                        storage_root: account.storage_root(),
+                        code_hash: account.basic.code_hash,
+                    };
+                    (keccak256(address), leaf.encode_to_vec())
+                })
+                .collect(),
+        )
     }
 }
 

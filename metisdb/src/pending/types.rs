@@ -1,5 +1,4 @@
-//! Keys and values of the multi-version memory. Free of revm types so that the
-//! memory can become the pending layer of the storage engine unchanged.
+//! Keys and values of the pending layer (Block-STM's multi-version memory).
 
 use alloy_primitives::{Address, Bytes, B256, U256};
 
@@ -12,7 +11,9 @@ pub type Incarnation = u32;
 /// The write of one incarnation of one transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Version {
+    /// The transaction.
     pub tx: TxIndex,
+    /// Its incarnation.
     pub incarnation: Incarnation,
 }
 
@@ -23,8 +24,11 @@ pub const EMPTY_CODE_HASH: B256 =
 /// The part of an account that lives outside its storage trie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccountBasic {
+    /// Nonce.
     pub nonce: u64,
+    /// Balance in wei.
     pub balance: U256,
+    /// keccak256 of the code ([`EMPTY_CODE_HASH`] for none).
     pub code_hash: B256,
 }
 
@@ -74,9 +78,11 @@ impl StateKey {
 pub enum StateValue {
     /// `None`: the account does not exist (destroyed or never created).
     Account(Option<AccountBasic>),
+    /// Every slot of the account cleared.
     StorageWipe,
     /// A zero value deletes the slot.
     Storage(U256),
+    /// Bytecode.
     Code(Bytes),
 }
 
@@ -100,12 +106,19 @@ pub enum ReadOrigin {
     Version(Version),
     /// A chain of balance additions, newest first, ending on a full write or on
     /// the parent state (`base` is `None`).
-    Additions { base: Option<Version>, additions: Vec<Version> },
+    Additions {
+        /// The full write below the additions (`None`: the parent state).
+        base: Option<Version>,
+        /// The additions, newest first.
+        additions: Vec<Version>,
+    },
 }
 
 /// A read made by a transaction and what it saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadRecord {
+    /// The location read.
     pub key: StateKey,
+    /// Where its value came from.
     pub origin: ReadOrigin,
 }

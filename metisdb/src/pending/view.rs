@@ -7,7 +7,9 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("state read failed ({what}): {reason}")]
 pub struct StateError {
+    /// What was being read (an account, a slot, a code hash, a block hash).
     pub what: String,
+    /// Why it failed.
     pub reason: String,
 }
 
@@ -17,6 +19,23 @@ pub trait StateView: Sync {
     fn account(&self, address: &Address) -> Result<Option<AccountBasic>, StateError>;
     /// Zero for a missing slot.
     fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError>;
+    /// Bytecode by hash; `None` if unknown.
     fn code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError>;
+    /// Hash of an earlier block (BLOCKHASH); `None` if unknown.
     fn block_hash(&self, number: u64) -> Result<Option<B256>, StateError>;
+}
+
+impl<T: StateView + ?Sized> StateView for &T {
+    fn account(&self, address: &Address) -> Result<Option<AccountBasic>, StateError> {
+        (**self).account(address)
+    }
+    fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        (**self).storage(address, slot)
+    }
+    fn code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError> {
+        (**self).code(code_hash)
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, StateError> {
+        (**self).block_hash(number)
+    }
 }
