@@ -107,6 +107,48 @@ impl Allocator {
         out
     }
 
+    /// Takes `n` pages from the longest free runs first (then the end of the
+    /// file), returned in ascending order: few, long sequential writes.
+    pub fn alloc_contiguous(&mut self, n: usize) -> Vec<u64> {
+        if n == 0 {
+            return Vec::new();
+        }
+        // Runs of consecutive free pages: (length, start index in `free`).
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for i in 1..=self.free.len() {
+            if i == self.free.len() || self.free[i - 1] + 1 != self.free[i] {
+                runs.push((i - start, start));
+                start = i;
+            }
+        }
+        runs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut taken = vec![false; self.free.len()];
+        let mut out = Vec::with_capacity(n);
+        for (len, s) in runs {
+            // Runs shorter than this are not worth it: holes are left to cold pages.
+            if out.len() == n || len < 16 {
+                break;
+            }
+            let k = len.min(n - out.len());
+            for t in &mut taken[s..s + k] {
+                *t = true;
+            }
+            out.extend_from_slice(&self.free[s..s + k]);
+        }
+        let mut i = 0;
+        self.free.retain(|_| {
+            i += 1;
+            !taken[i - 1]
+        });
+        while out.len() < n {
+            out.push(self.page_count);
+            self.page_count += 1;
+        }
+        out.sort_unstable();
+        out
+    }
+
     /// Takes `n` consecutive pages; returns the first.
     pub fn alloc_run(&mut self, n: u64) -> u64 {
         debug_assert!(n > 0);

@@ -163,8 +163,10 @@ impl<'db> WriteTxn<'db> {
         table.versioned() && self.base.state.latest().is_some() && self.rebase.is_none()
     }
 
-    fn writer(&mut self) -> TreeWriter<'_, Snapshot> {
-        TreeWriter { base: &self.base, dirty: &mut self.dirty }
+    fn writer(&mut self, table: Table) -> TreeWriter<'_, Snapshot> {
+        // Trie records and version records change with nearly every commit.
+        let hot_leaves = matches!(table, tables::ACCOUNT_TRIE | tables::STORAGE_TRIE | tables::VERSIONS);
+        TreeWriter { base: &self.base, dirty: &mut self.dirty, hot_leaves }
     }
 
     fn put_raw(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
@@ -180,7 +182,7 @@ impl<'db> WriteTxn<'db> {
         let mut root = self.tables[table.index()];
         let ck = self.tracks_history(table).then(|| change_map_key(table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
-        let prev = self.writer().insert(&mut root, key, nv, want_old)?;
+        let prev = self.writer(table).insert(&mut root, key, nv, want_old)?;
         self.tables[table.index()] = root;
         if want_old {
             self.changes.insert(ck.expect("versioned"), prev.value);
@@ -192,7 +194,7 @@ impl<'db> WriteTxn<'db> {
         let mut root = self.tables[table.index()];
         let ck = self.tracks_history(table).then(|| change_map_key(table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
-        let prev = self.writer().delete(&mut root, key, want_old)?;
+        let prev = self.writer(table).delete(&mut root, key, want_old)?;
         self.tables[table.index()] = root;
         if want_old && prev.existed {
             self.changes.insert(ck.expect("versioned"), prev.value);
@@ -350,11 +352,15 @@ impl<'db> WriteTxn<'db> {
         let salt = inner.salt;
         let w = &mut *self.w;
         // Placement: pages first (lowest free numbers), then runs (contiguous).
+        // Hot pages go to the longest free runs, so that they are written
+        // sequentially and free up together; the rest fill holes.
         let live: Vec<usize> = (0..self.dirty.pages.len()).filter(|&i| self.dirty.pages[i].is_some()).collect();
-        let ids = w.alloc.alloc(live.len());
+        let (hot, cold): (Vec<usize>, Vec<usize>) = live.iter().partition(|&&i| self.dirty.hot[i]);
+        let hot_ids = w.alloc.alloc_contiguous(hot.len());
+        let cold_ids = w.alloc.alloc(cold.len());
         let mut page_map = vec![0u64; self.dirty.pages.len()];
-        for (i, &idx) in live.iter().enumerate() {
-            page_map[idx] = ids[i];
+        for (&idx, id) in hot.iter().zip(hot_ids).chain(cold.iter().zip(cold_ids)) {
+            page_map[idx] = id;
         }
         let mut run_map = vec![0u64; self.dirty.runs.len()];
         for (idx, r) in self.dirty.runs.iter().enumerate() {

@@ -29,6 +29,9 @@ pub struct Dirty {
     version: u64,
     /// Dirty pages by temporary index; `None` once dropped again.
     pub(crate) pages: Vec<Option<Box<[u8]>>>,
+    /// Per dirty page: likely rewritten by the next commit too (branch
+    /// pages, trie records); placed together so they free together.
+    pub(crate) hot: Vec<bool>,
     /// Dirty runs (payload only) by temporary index.
     pub(crate) runs: Vec<Option<(page::RunKind, Box<[u8]>)>>,
     /// Committed pages this transaction no longer references.
@@ -38,7 +41,7 @@ pub struct Dirty {
 impl Dirty {
     /// An empty set of changes for the transaction writing `version`.
     pub fn new(page_size: usize, version: u64) -> Dirty {
-        Dirty { page_size, version, pages: Vec::new(), runs: Vec::new(), freed: Vec::new() }
+        Dirty { page_size, version, pages: Vec::new(), hot: Vec::new(), runs: Vec::new(), freed: Vec::new() }
     }
 
     /// Version the transaction writes.
@@ -80,8 +83,9 @@ impl Dirty {
         self.pages[(id & !TEMP_BIT) as usize].as_deref_mut().expect("live dirty page")
     }
 
-    fn new_page(&mut self) -> u64 {
+    fn new_page(&mut self, hot: bool) -> u64 {
         self.pages.push(Some(vec![0u8; self.page_size].into_boxed_slice()));
+        self.hot.push(hot);
         TEMP_BIT | (self.pages.len() as u64 - 1)
     }
 
@@ -186,6 +190,8 @@ pub struct TreeWriter<'a, S: PageSource + ?Sized> {
     pub base: &'a S,
     /// The transaction's pages.
     pub dirty: &'a mut Dirty,
+    /// Whether this tree's leaves are rewritten often (branch pages always are).
+    pub hot_leaves: bool,
 }
 
 enum Ins {
@@ -228,7 +234,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             return Ok(id);
         }
         let src = node(self.base, id, level)?;
-        let new = self.dirty.new_page();
+        let new = self.dirty.new_page(level > 0 || self.hot_leaves);
         let version = self.dirty.version;
         let buf = self.dirty.page_mut(new);
         buf.copy_from_slice(src);
@@ -256,7 +262,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     pub fn insert(&mut self, root: &mut TreeRoot, key: &[u8], value: NewValue<'_>, want_old: bool) -> Result<Previous> {
         let mut prev = Previous::default();
         if root.is_empty() {
-            let id = self.dirty.new_page();
+            let id = self.dirty.new_page(self.hot_leaves);
             let version = self.dirty.version;
             let buf = self.dirty.page_mut(id);
             leaf::init(buf, version);
@@ -279,7 +285,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         match res {
             Ins::Same(id) => root.page = id,
             Ins::Split { left, sep, right } => {
-                let id = self.dirty.new_page();
+                let id = self.dirty.new_page(true);
                 let version = self.dirty.version;
                 let b = BranchBuf { level: root.level + 1, seps: vec![sep], children: vec![left, right] };
                 b.encode(self.dirty.page_mut(id), version);
@@ -369,7 +375,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             BranchBuf { level: b.level, seps: b.seps[m + 1..].to_vec(), children: b.children[m + 1..].to_vec() };
         debug_assert!(left.encoded_size() <= ps && right.encoded_size() <= ps);
         left.encode(self.dirty.page_mut(id), version);
-        let rid = self.dirty.new_page();
+        let rid = self.dirty.new_page(true);
         right.encode(self.dirty.page_mut(rid), version);
         Ins::Split { left: id, sep: b.seps[m].clone(), right: rid }
     }
@@ -401,7 +407,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         };
         let sep = branch::shortest_separator(entries[m - 1].0, entries[m].0);
         leaf::build(self.dirty.page_mut(id), version, entries[..m].iter().copied());
-        let rid = self.dirty.new_page();
+        let rid = self.dirty.new_page(self.hot_leaves);
         leaf::build(self.dirty.page_mut(rid), version, entries[m..].iter().copied());
         Ins::Split { left: id, sep, right: rid }
     }
