@@ -180,7 +180,7 @@ fn load_state(dir: &Path) -> Result<InMemoryState, ExecutorError> {
         if let Some(code) = f.opt::<Bytes>("code")? {
             state.codes.insert(code_hash, code);
         }
-        let mut storage = std::collections::BTreeMap::new();
+        let mut storage = alloy_primitives::map::HashMap::default();
         for (slot, value) in account.get("storage").and_then(Value::as_object).into_iter().flatten() {
             let slot: U256 = slot.parse().map_err(|_| fixture_error(&pre_path, format!("bad slot {slot}")))?;
             let value: U256 = value

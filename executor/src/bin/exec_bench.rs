@@ -12,6 +12,24 @@ use metis_executor::{execute_block, ExecutionMode};
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn allocator() -> &'static str {
+    if cfg!(feature = "jemalloc") {
+        "jemalloc"
+    } else if cfg!(feature = "mimalloc") {
+        "mimalloc"
+    } else {
+        "system"
+    }
+}
+
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
@@ -54,35 +72,48 @@ fn synthetic(args: &[String], workers: usize) {
     let gas: u64 = flag(args, "--gas").and_then(|g| g.parse().ok()).unwrap_or(1_000_000_000);
     let hot_ratio: f64 = flag(args, "--hot-ratio").and_then(|h| h.parse().ok()).unwrap_or(0.0);
     let pools: usize = flag(args, "--pools").and_then(|p| p.parse().ok()).unwrap_or(8);
-    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio})");
+    let only = flag(args, "--only");
+    let runs: usize = flag(args, "--runs").and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
+    let mode = flag(args, "--mode").unwrap_or_else(|| "both".into());
+    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {})", allocator());
     for (name, workload, gas_per_tx) in [
         ("raw", Workload::RawTransfers, 21_000u64),
         ("erc20", Workload::Erc20, 51_000),
         ("uniswap", Workload::Swaps, 100_000),
     ] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let txs = (gas / gas_per_tx) as usize;
         let spec = SyntheticSpec { txs, senders: txs, hot_ratio, pools, seed: 1 };
         let block = synthetic_block(workload, &spec);
-        let (seq, seq_ms) =
-            best_of(3, || execute_block(&block.state, &block.input, &block.txs, ExecutionMode::Sequential));
-        let (par, par_ms) =
-            best_of(3, || execute_block(&block.state, &block.input, &block.txs, ExecutionMode::Parallel { workers }));
-        let (seq, par) = match (seq, par) {
-            (Ok(seq), Ok(par)) => (seq, par),
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("{name}: {e}");
-                std::process::exit(1);
+        let run = |mode: ExecutionMode| {
+            let (out, ms) = best_of(runs, || execute_block(&block.state, &block.input, &block.txs, mode));
+            match out {
+                Ok(out) => (out, ms),
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    std::process::exit(1);
+                }
             }
         };
-        assert_eq!(seq.final_writes, par.final_writes, "{name}: parallel post-state differs");
-        let mgas = seq.gas_used as f64 / 1e6;
+        let seq = (mode != "par").then(|| run(ExecutionMode::Sequential));
+        let par = (mode != "seq").then(|| run(ExecutionMode::Parallel { workers }));
+        if let (Some((seq, _)), Some((par, _))) = (&seq, &par) {
+            assert_eq!(seq.final_writes, par.final_writes, "{name}: parallel post-state differs");
+        }
+        let Some(gas_used) = seq.as_ref().or(par.as_ref()).map(|(out, _)| out.gas_used) else { continue };
+        let mgas = gas_used as f64 / 1e6;
+        let seq_ms = seq.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
+        let par_ms = par.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
+        let stats = par.as_ref().map(|(out, _)| out.stats).unwrap_or_default();
         println!(
             "{name:<9} {txs:>8} {mgas:>5.0} {seq_ms:>8.1} {par_ms:>8.1} {:>7.2}x {:>11.0} {:>11.0}   aborts {} waits {}",
             seq_ms / par_ms,
             mgas / seq_ms * 1e3,
             mgas / par_ms * 1e3,
-            par.stats.validation_aborts,
-            par.stats.dependency_waits,
+            stats.validation_aborts,
+            stats.dependency_waits,
         );
     }
 }

@@ -9,7 +9,7 @@ pub use outcome::ExecStats;
 
 use crate::error::ExecutorError;
 use crate::evm::{execute_system_call, CodeCache, EvmEnv};
-use crate::receipts::{logs_bloom, receipts_root, Receipt};
+use crate::receipts::{logs_bloom, receipts_root_with_threads, Receipt};
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{address, Address, Bloom, Bytes, B256, U256};
 use metisdb::pending::{MvMemory, StateKey, StateValue, StateView, TxIndex, Version, WriteOp};
@@ -171,7 +171,13 @@ fn run_block(
     for receipt in &receipts {
         bloom.accrue_bloom(&receipt.logs_bloom);
     }
-    let receipts_root = env.spec().is_enabled_in(SpecId::BYZANTIUM).then(|| receipts_root(&receipts));
+    // The sequential reference stays on one thread throughout.
+    let threads = match mode {
+        ExecutionMode::Sequential => 1,
+        ExecutionMode::Parallel { workers } => workers,
+    };
+    let receipts_root =
+        env.spec().is_enabled_in(SpecId::BYZANTIUM).then(|| receipts_root_with_threads(&receipts, threads));
     Ok(BuiltBlock {
         output: BlockOutput { receipts, gas_used, logs_bloom: bloom, receipts_root, final_writes, stats },
         included,

@@ -2,7 +2,7 @@
 //! validates transactions against the multi-version memory.
 
 use super::outcome::{ExecStats, TxOutcome};
-use crate::evm::{execute_tx, CodeCache, EvmEnv, ExecFailure};
+use crate::evm::{CodeCache, EvmEnv, ExecFailure, TxExecutor};
 use crate::hints::DependencyHints;
 use crate::scheduler::{Scheduler, Task};
 use metisdb::pending::{MvMemory, ReadRecord, TxIndex, Version};
@@ -54,10 +54,11 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 impl ParallelRun<'_, '_> {
     fn worker(&self) {
+        let mut executor = TxExecutor::new(self.env, self.mv, self.codes, true);
         let mut task: Option<Task> = None;
         loop {
             task = match task.take() {
-                Some(Task::Execute(version)) => self.execute(version),
+                Some(Task::Execute(version)) => self.execute(&mut executor, version),
                 Some(Task::Validate(version)) => self.validate(version),
                 None if self.scheduler.done() => break,
                 None => {
@@ -71,7 +72,7 @@ impl ParallelRun<'_, '_> {
         }
     }
 
-    fn execute(&self, version: Version) -> Option<Task> {
+    fn execute(&self, executor: &mut TxExecutor<'_, '_>, version: Version) -> Option<Task> {
         let tx = version.tx;
         if let Some(blocking) = self.hints.dependency(tx, &self.scheduler) {
             if self.scheduler.add_dependency(tx, blocking) {
@@ -81,8 +82,7 @@ impl ParallelRun<'_, '_> {
         }
         loop {
             self.executions.fetch_add(1, Ordering::Relaxed);
-            let run =
-                catch_unwind(AssertUnwindSafe(|| execute_tx(self.env, self.mv, self.codes, tx, &self.txs[tx], true)));
+            let run = catch_unwind(AssertUnwindSafe(|| executor.execute(tx, &self.txs[tx])));
             let (outcome, writes, reads) = match run {
                 Err(payload) => {
                     let mut slot = lock!(self.panic);

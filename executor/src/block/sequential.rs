@@ -2,7 +2,7 @@
 //! multi-version memory, no validation needed.
 
 use super::outcome::{ExecStats, TxOutcome};
-use crate::evm::{execute_tx, CodeCache, EvmEnv, ExecFailure};
+use crate::evm::{CodeCache, EvmEnv, ExecFailure, TxExecutor};
 use metisdb::pending::{MvMemory, Version};
 use revm::context::TxEnv;
 
@@ -16,8 +16,9 @@ pub fn run_sequential(
     stop_at_invalid: bool,
 ) -> (Vec<TxOutcome>, ExecStats) {
     let mut outcomes = Vec::with_capacity(txs.len());
+    let mut executor = TxExecutor::new(env, mv, codes, false);
     for (index, tx) in txs.iter().enumerate() {
-        let (outcome, writes) = match execute_tx(env, mv, codes, index, tx, false) {
+        let (outcome, writes) = match executor.execute(index, tx) {
             Ok(execution) => match execution.result {
                 Ok(result) => (TxOutcome::Executed(result), execution.writes),
                 Err(invalid) => (TxOutcome::Invalid(invalid), Vec::new()),

@@ -93,7 +93,51 @@ fn build_evm<'a, 'p>(env: &EvmEnv, db: TxDb<'a, 'p>) -> TxEvm<'a, 'p> {
     Context::mainnet().with_db(db).with_block(env.block.clone()).with_cfg(env.cfg.clone()).build_mainnet()
 }
 
-/// Executes `tx` as transaction `index` of the block.
+/// Executes transactions of one block, one after the other, on one revm
+/// instance: the instruction table, precompiles, journal, frame stack and
+/// memory buffer are built once per worker, not once per execution.
+pub struct TxExecutor<'a, 'p> {
+    evm: TxEvm<'a, 'p>,
+    handler: LazyRewardHandler<'a, 'p>,
+    beneficiary: Address,
+}
+
+impl<'a, 'p> TxExecutor<'a, 'p> {
+    /// `record_reads`: keep the read set for validation (Block-STM); the
+    /// sequential path reads only final values and skips it.
+    pub fn new(env: &EvmEnv, mv: &'a MvMemory<'p>, codes: &'a CodeCache, record_reads: bool) -> Self {
+        Self {
+            evm: build_evm(env, TxDb::new(mv, codes, 0, record_reads)),
+            handler: LazyRewardHandler { reward: Cell::new(U256::ZERO), _evm: Default::default() },
+            beneficiary: env.block.beneficiary,
+        }
+    }
+
+    /// Executes `tx` as transaction `index` of the block.
+    pub fn execute(&mut self, index: TxIndex, tx: &TxEnv) -> Result<TxExecution, ExecFailure> {
+        let db = &mut self.evm.ctx.journaled_state.database;
+        db.tx = index;
+        db.reads.clear();
+        self.evm.ctx.set_tx(tx.clone());
+        self.handler.reward.set(U256::ZERO);
+        let outcome = self.handler.run(&mut self.evm);
+        // Leaves the journal empty for the next transaction.
+        let state = self.evm.finalize();
+        let reads = std::mem::take(&mut self.evm.ctx.journaled_state.database.reads);
+        match outcome {
+            Ok(result) => {
+                let writes = collect_writes(&state, self.beneficiary, self.handler.reward.get());
+                Ok(TxExecution { result: Ok(result), writes, reads })
+            }
+            Err(EVMError::Transaction(invalid)) => Ok(TxExecution { result: Err(invalid), writes: Vec::new(), reads }),
+            Err(EVMError::Database(DbError::Blocked(blocking))) => Err(ExecFailure::Blocked(blocking)),
+            Err(other) => Err(ExecFailure::Failed { reason: other.to_string(), reads }),
+        }
+    }
+}
+
+/// Executes `tx` as transaction `index` of the block on a fresh revm
+/// instance (single calls; blocks use [`TxExecutor`]).
 pub fn execute_tx(
     env: &EvmEnv,
     mv: &MvMemory<'_>,
@@ -102,21 +146,7 @@ pub fn execute_tx(
     tx: &TxEnv,
     record_reads: bool,
 ) -> Result<TxExecution, ExecFailure> {
-    let mut evm = build_evm(env, TxDb::new(mv, codes, index, record_reads));
-    evm.ctx.set_tx(tx.clone());
-    let mut handler = LazyRewardHandler { reward: Cell::new(U256::ZERO), _evm: Default::default() };
-    let outcome = handler.run(&mut evm);
-    let state = evm.finalize();
-    let reads = std::mem::take(&mut evm.ctx.journaled_state.database.reads);
-    match outcome {
-        Ok(result) => {
-            let writes = collect_writes(&state, env.block.beneficiary, handler.reward.get());
-            Ok(TxExecution { result: Ok(result), writes, reads })
-        }
-        Err(EVMError::Transaction(invalid)) => Ok(TxExecution { result: Err(invalid), writes: Vec::new(), reads }),
-        Err(EVMError::Database(DbError::Blocked(blocking))) => Err(ExecFailure::Blocked(blocking)),
-        Err(other) => Err(ExecFailure::Failed { reason: other.to_string(), reads }),
-    }
+    TxExecutor::new(env, mv, codes, record_reads).execute(index, tx)
 }
 
 /// Runs a system call (EIP-4788, EIP-2935) before the block's transactions and

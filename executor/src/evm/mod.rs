@@ -7,5 +7,5 @@ mod tx_db;
 mod write_set;
 
 pub use code_cache::CodeCache;
-pub use execute::{execute_system_call, execute_tx, EvmEnv, ExecFailure, TxExecution};
+pub use execute::{execute_system_call, execute_tx, EvmEnv, ExecFailure, TxExecution, TxExecutor};
 pub use tx_db::DbError;

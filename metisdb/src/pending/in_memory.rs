@@ -1,7 +1,9 @@
-//! A BTreeMap-backed state: the parent of test blocks, state tests and replays.
+//! A hash-map-backed state: the parent of test blocks, state tests, replays
+//! and benchmarks.
 
 use super::types::{AccountBasic, StateKey, StateValue, EMPTY_CODE_HASH};
 use super::view::{StateError, StateView};
+use alloy_primitives::map::HashMap;
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use metis_trie::{storage_leaf_value, Nibbles, RootBuilder, TrieAccount};
 use std::collections::BTreeMap;
@@ -12,7 +14,7 @@ pub struct InMemoryAccount {
     /// Nonce, balance, code hash.
     pub basic: AccountBasic,
     /// Only non-zero slots are kept.
-    pub storage: BTreeMap<U256, U256>,
+    pub storage: HashMap<U256, U256>,
 }
 
 /// How `block_hash` answers for numbers it has no entry for.
@@ -30,9 +32,9 @@ pub enum MissingBlockHash {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InMemoryState {
     /// Accounts by address.
-    pub accounts: BTreeMap<Address, InMemoryAccount>,
+    pub accounts: HashMap<Address, InMemoryAccount>,
     /// Bytecode by code hash.
-    pub codes: BTreeMap<B256, Bytes>,
+    pub codes: HashMap<B256, Bytes>,
     /// Block hashes by number (BLOCKHASH).
     pub block_hashes: BTreeMap<u64, B256>,
     /// What `block_hash` answers for numbers missing from `block_hashes`.

@@ -1,19 +1,23 @@
 //! The multi-version memory of Block-STM: for every location, the writes of
 //! each transaction's latest incarnation, ordered by transaction index.
+//!
+//! Layout: 256 shards, each a `RwLock`ed hash map from key to a small vector
+//! of entries sorted by transaction index (most keys have one or two
+//! writers, so a vector beats a tree: one allocation, binary search, no
+//! node chasing). The key's hash picks the shard and is reused inside it.
 
 use super::types::{
     AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
 };
 use super::view::{StateError, StateView};
-use alloy_primitives::map::HashMap;
+use alloy_primitives::map::{DefaultHashBuilder, HashMap};
 use alloy_primitives::{Address, Bytes, B256, U256};
-use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
 /// Shards keep workers that touch different keys off each other's locks.
-const SHARD_COUNT: usize = 64;
+const SHARD_COUNT: usize = 256;
 
 /// Why a read could not produce a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +46,19 @@ enum EntryData {
 
 #[derive(Clone, Debug)]
 struct Entry {
+    tx: TxIndex,
     incarnation: Incarnation,
     data: EntryData,
 }
 
-type Versions = BTreeMap<TxIndex, Entry>;
+impl Entry {
+    fn version(&self) -> Version {
+        Version { tx: self.tx, incarnation: self.incarnation }
+    }
+}
+
+/// The entries of one key, sorted by transaction index, one per transaction.
+type Versions = Vec<Entry>;
 
 /// The result of walking down the versions of one key below a reader.
 enum Walk {
@@ -60,6 +72,8 @@ enum Walk {
 }
 
 impl Walk {
+    const NOTHING: Walk = Walk::Found { base: None, additions: Vec::new() };
+
     fn origin(&self) -> Option<ReadOrigin> {
         match self {
             Walk::Blocked(_) => None,
@@ -74,14 +88,41 @@ impl Walk {
     }
 }
 
+/// Walks `versions` down from the highest transaction below `tx`.
+fn walk_versions(versions: &[Entry], tx: TxIndex) -> Walk {
+    let below = versions.partition_point(|e| e.tx < tx);
+    let mut additions = Vec::new();
+    for entry in versions[..below].iter().rev() {
+        match &entry.data {
+            EntryData::Estimate => return Walk::Blocked(entry.tx),
+            EntryData::Write(value) => {
+                return Walk::Found { base: Some((entry.version(), value.clone())), additions };
+            }
+            EntryData::AddBalance(amount) => additions.push((entry.version(), *amount)),
+        }
+    }
+    Walk::Found { base: None, additions }
+}
+
+/// The newest full write of a key once the block is done (estimates and
+/// balance additions are not full writes).
+fn last_write(versions: &[Entry]) -> Option<(TxIndex, &StateValue)> {
+    versions.iter().rev().find_map(|e| match &e.data {
+        EntryData::Write(value) => Some((e.tx, value)),
+        _ => None,
+    })
+}
+
+type Shard = RwLock<HashMap<StateKey, Versions>>;
+
 /// Multi-version memory over a parent snapshot.
 pub struct MvMemory<'p> {
     parent: &'p dyn StateView,
     /// Writes made before the first transaction (system calls): immutable while
     /// transactions run, read like the parent.
     pre_block: HashMap<StateKey, StateValue>,
-    shards: Box<[RwLock<HashMap<StateKey, Versions>>]>,
-    hasher: alloy_primitives::map::DefaultHashBuilder,
+    shards: Box<[Shard]>,
+    hasher: DefaultHashBuilder,
     /// Keys written by the latest incarnation of each transaction, sorted.
     last_writes: Box<[Mutex<Vec<StateKey>>]>,
     /// Set once any storage wipe was written: until then slot reads skip the
@@ -92,6 +133,24 @@ pub struct MvMemory<'p> {
     state_clear: bool,
 }
 
+// A poisoned lock only means a worker panicked between two plain map
+// operations; the data itself is consistent.
+macro_rules! read {
+    ($l:expr) => {
+        $l.read().unwrap_or_else(|e| e.into_inner())
+    };
+}
+macro_rules! write {
+    ($l:expr) => {
+        $l.write().unwrap_or_else(|e| e.into_inner())
+    };
+}
+macro_rules! lock {
+    ($l:expr) => {
+        $l.lock().unwrap_or_else(|e| e.into_inner())
+    };
+}
+
 impl<'p> MvMemory<'p> {
     /// `slots`: number of transaction indices (transactions plus any
     /// post-block pseudo-transaction). `state_clear`: EIP-161 is active.
@@ -100,7 +159,7 @@ impl<'p> MvMemory<'p> {
             parent,
             pre_block: HashMap::default(),
             shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::default())).collect(),
-            hasher: Default::default(),
+            hasher: DefaultHashBuilder::default(),
             last_writes: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
             has_wipes: AtomicBool::new(false),
             state_clear,
@@ -128,33 +187,22 @@ impl<'p> MvMemory<'p> {
         }
     }
 
-    fn shard(&self, key: &StateKey) -> &RwLock<HashMap<StateKey, Versions>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARD_COUNT]
+    fn shard(&self, key: &StateKey) -> &Shard {
+        // The high bits: the map inside the shard uses the low ones.
+        &self.shards[(self.hasher.hash_one(key) >> 56) as usize % SHARD_COUNT]
     }
 
     /// Walks the versions of `key` written by transactions below `tx`.
     fn walk(&self, key: &StateKey, tx: TxIndex) -> Walk {
-        // A poisoned shard only means a worker panicked between two plain map
-        // operations; the map itself is consistent.
-        let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
-        let Some(versions) = shard.get(key) else {
-            return Walk::Found { base: None, additions: Vec::new() };
-        };
-        let mut additions = Vec::new();
-        for (&idx, entry) in versions.range(..tx).rev() {
-            let version = Version { tx: idx, incarnation: entry.incarnation };
-            match &entry.data {
-                EntryData::Estimate => return Walk::Blocked(idx),
-                EntryData::Write(value) => {
-                    return Walk::Found { base: Some((version, value.clone())), additions };
-                }
-                EntryData::AddBalance(amount) => additions.push((version, *amount)),
-            }
+        match read!(self.shard(key)).get(key) {
+            Some(versions) => walk_versions(versions, tx),
+            None => Walk::NOTHING,
         }
-        Walk::Found { base: None, additions }
     }
-
     fn parent_account(&self, address: &Address) -> Result<Option<AccountBasic>, StateError> {
+        if self.pre_block.is_empty() {
+            return self.parent.account(address);
+        }
         match self.pre_block.get(&StateKey::Account(*address)) {
             Some(StateValue::Account(account)) => Ok(*account),
             _ => self.parent.account(address),
@@ -162,6 +210,9 @@ impl<'p> MvMemory<'p> {
     }
 
     fn parent_storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        if self.pre_block.is_empty() {
+            return self.parent.storage(address, slot);
+        }
         match self.pre_block.get(&StateKey::Storage(*address, *slot)) {
             Some(StateValue::Storage(v)) => Ok(*v),
             _ if self.pre_block.contains_key(&StateKey::StorageWipe(*address)) => Ok(U256::ZERO),
@@ -252,16 +303,16 @@ impl<'p> MvMemory<'p> {
     pub fn read_code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError> {
         let key = StateKey::Code(*code_hash);
         {
-            let shard = self.shard(&key).read().unwrap_or_else(|e| e.into_inner());
+            let shard = read!(self.shard(&key));
             if let Some(versions) = shard.get(&key) {
-                for entry in versions.values() {
+                for entry in versions.iter() {
                     if let EntryData::Write(StateValue::Code(code)) = &entry.data {
                         return Ok(Some(code.clone()));
                     }
                 }
             }
         }
-        match self.pre_block.get(&key) {
+        match self.pre_block.get(&key).filter(|_| !self.pre_block.is_empty()) {
             Some(StateValue::Code(code)) => Ok(Some(code.clone())),
             _ => self.parent.code(code_hash),
         }
@@ -301,12 +352,15 @@ impl<'p> MvMemory<'p> {
     }
 
     /// Replaces the writes of the previous incarnation of `version.tx` with
-    /// `writes`. Returns true if it wrote a location the previous incarnation
-    /// did not (then higher transactions must be validated again).
-    pub fn record(&self, version: Version, writes: Vec<(StateKey, WriteOp)>) -> bool {
-        let mut keys: Vec<StateKey> = writes.iter().map(|(k, _)| *k).collect();
-        keys.sort_unstable();
-        debug_assert!(keys.windows(2).all(|w| w[0] != w[1]), "duplicate key in write set");
+    /// `writes` (one per key). Returns true if it wrote a location the
+    /// previous incarnation did not (then higher transactions must be
+    /// validated again).
+    pub fn record(&self, version: Version, mut writes: Vec<(StateKey, WriteOp)>) -> bool {
+        if !writes.is_sorted_by(|a, b| a.0 < b.0) {
+            writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
+        debug_assert!(writes.windows(2).all(|w| w[0].0 != w[1].0), "duplicate key in write set");
+        let mut keys: Vec<StateKey> = Vec::with_capacity(writes.len());
         for (key, op) in writes {
             if matches!(key, StateKey::StorageWipe(_)) {
                 self.has_wipes.store(true, Ordering::Release);
@@ -318,18 +372,45 @@ impl<'p> MvMemory<'p> {
                     EntryData::AddBalance(amount)
                 }
             };
-            let entry = Entry { incarnation: version.incarnation, data };
-            let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
-            shard.entry(key).or_default().insert(version.tx, entry);
+            let entry = Entry { tx: version.tx, incarnation: version.incarnation, data };
+            {
+                let mut shard = write!(self.shard(&key));
+                let versions = shard.entry(key).or_default();
+                let at = versions.partition_point(|e| e.tx < version.tx);
+                match versions.get_mut(at) {
+                    Some(existing) if existing.tx == version.tx => *existing = entry,
+                    _ => versions.insert(at, entry),
+                }
+            }
+            keys.push(key);
         }
-        let mut last = self.last_writes[version.tx].lock().unwrap_or_else(|e| e.into_inner());
-        for stale in last.iter().filter(|k| keys.binary_search(k).is_err()) {
-            let mut shard = self.shard(stale).write().unwrap_or_else(|e| e.into_inner());
-            if let Some(versions) = shard.get_mut(stale) {
-                versions.remove(&version.tx);
+        let mut last = lock!(self.last_writes[version.tx]);
+        let mut wrote_new_location = false;
+        if last.is_empty() {
+            wrote_new_location = !keys.is_empty();
+        } else {
+            // Both sorted: one merge pass finds stale and new keys.
+            let (mut i, mut j) = (0, 0);
+            while i < last.len() || j < keys.len() {
+                match (last.get(i), keys.get(j)) {
+                    (Some(old), Some(new)) if old == new => {
+                        i += 1;
+                        j += 1;
+                    }
+                    (Some(old), new) if new.is_none_or(|new| old < new) => {
+                        let mut shard = write!(self.shard(old));
+                        if let Some(versions) = shard.get_mut(old) {
+                            versions.retain(|e| e.tx != version.tx);
+                        }
+                        i += 1;
+                    }
+                    _ => {
+                        wrote_new_location = true;
+                        j += 1;
+                    }
+                }
             }
         }
-        let wrote_new_location = keys.iter().any(|k| last.binary_search(k).is_err());
         *last = keys;
         wrote_new_location
     }
@@ -337,18 +418,20 @@ impl<'p> MvMemory<'p> {
     /// Marks every write of the aborted transaction as an ESTIMATE, so that
     /// readers wait for its next incarnation instead of reading stale values.
     pub fn convert_writes_to_estimates(&self, tx: TxIndex) {
-        let last = self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner());
+        let last = lock!(self.last_writes[tx]);
         for key in last.iter() {
-            let mut shard = self.shard(key).write().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = shard.get_mut(key).and_then(|v| v.get_mut(&tx)) {
-                entry.data = EntryData::Estimate;
+            let mut shard = write!(self.shard(key));
+            if let Some(versions) = shard.get_mut(key) {
+                if let Ok(at) = versions.binary_search_by_key(&tx, |e| e.tx) {
+                    versions[at].data = EntryData::Estimate;
+                }
             }
         }
     }
 
     /// The keys written by the latest incarnation of `tx`, sorted.
     pub fn written_keys(&self, tx: TxIndex) -> Vec<StateKey> {
-        self.last_writes[tx].lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock!(self.last_writes[tx]).clone()
     }
 
     /// The last write of every key once the block is done, in key order, with
@@ -357,69 +440,75 @@ impl<'p> MvMemory<'p> {
     /// writes. Calling it while transactions still run is a logic error.
     pub fn final_writes(&self) -> Result<Vec<(StateKey, StateValue)>, StateError> {
         let end = self.slots();
-        let mut out: BTreeMap<StateKey, StateValue> = self.pre_block.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let mut keys: Vec<StateKey> = Vec::new();
+        let leftover = |key: &StateKey, tx: TxIndex| StateError {
+            what: format!("final write of {key:?}"),
+            reason: format!("transaction {tx} left an estimate"),
+        };
+        // The last wipe of every wiped account, by transaction.
+        let mut wipes: HashMap<Address, TxIndex> = HashMap::default();
+        if self.has_wipes.load(Ordering::Acquire) {
+            for shard in self.shards.iter() {
+                for (key, versions) in read!(shard).iter() {
+                    if let (StateKey::StorageWipe(address), Some((tx, _))) = (key, last_write(versions)) {
+                        wipes.insert(*address, tx);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(StateKey, StateValue)> = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
-            keys.extend(shard.iter().filter(|(_, v)| !v.is_empty()).map(|(k, _)| *k));
-        }
-        for key in keys {
-            match key {
-                StateKey::Account(address) => {
-                    let (value, _) = self.read_account(&address, end).map_err(|e| match e {
-                        ReadError::State(e) => e,
-                        ReadError::Blocked(tx) => StateError {
-                            what: format!("final write of {key:?}"),
-                            reason: format!("transaction {tx} left an estimate"),
-                        },
-                    })?;
-                    out.insert(key, StateValue::Account(value));
+            let shard = read!(shard);
+            out.reserve(shard.len());
+            for (key, versions) in shard.iter() {
+                if versions.is_empty() {
+                    continue;
                 }
-                StateKey::Storage(address, slot) => {
-                    match self.storage_walk(&address, &slot, end) {
-                        Ok((Some((_, value)), ReadOrigin::Version(v))) if matches!(self.walk(&key, end), Walk::Found { base: Some((s, _)), .. } if s == v) =>
-                        {
-                            out.insert(key, StateValue::Storage(value));
-                        }
-                        // The slot write was cleared by a later wipe.
-                        _ => {
-                            out.remove(&key);
-                        }
+                if let Some(e) = versions.iter().find(|e| matches!(e.data, EntryData::Estimate)) {
+                    return Err(leftover(key, e.tx));
+                }
+                let value = match key {
+                    StateKey::Account(address) => {
+                        let Walk::Found { base, additions } = walk_versions(versions, end) else {
+                            unreachable!("no estimates left")
+                        };
+                        let base_value = match base {
+                            Some((_, StateValue::Account(account))) => account,
+                            Some(_) => None,
+                            None => self.parent_account(address)?,
+                        };
+                        Some(StateValue::Account(self.add_balances(base_value, &additions)))
                     }
-                }
-                StateKey::StorageWipe(_) | StateKey::Code(_) => {
-                    if let Walk::Found { base: Some((_, value)), .. } = self.walk(&key, end) {
-                        out.insert(key, value);
-                    }
-                }
-            }
-        }
-        // Pre-block slot writes that a transaction's wipe cleared.
-        let wiped: Vec<Address> = out
-            .keys()
-            .filter_map(|k| match k {
-                StateKey::StorageWipe(a) => Some(*a),
-                _ => None,
-            })
-            .collect();
-        for address in wiped {
-            let pre_block_slots: Vec<StateKey> = self
-                .pre_block
-                .keys()
-                .filter(|k| matches!(k, StateKey::Storage(a, _) if *a == address))
-                .copied()
-                .collect();
-            for key in pre_block_slots {
-                let written_in_block = {
-                    let shard = self.shard(&key).read().unwrap_or_else(|e| e.into_inner());
-                    shard.get(&key).is_some_and(|v| !v.is_empty())
+                    StateKey::Storage(address, _) => match last_write(versions) {
+                        // A wipe after the slot's last write clears it (a
+                        // creation wipes and writes slots in one transaction).
+                        Some((tx, _)) if wipes.get(address).is_some_and(|w| *w > tx) => None,
+                        other => other.map(|(_, v)| v.clone()),
+                    },
+                    StateKey::StorageWipe(_) | StateKey::Code(_) => last_write(versions).map(|(_, v)| v.clone()),
                 };
-                if !written_in_block {
-                    out.remove(&key);
+                if let Some(value) = value {
+                    out.push((*key, value));
                 }
             }
         }
-        Ok(out.into_iter().collect())
+        // Pre-block writes not overwritten in the block, minus slots that a
+        // wipe in the block cleared.
+        if !self.pre_block.is_empty() {
+            for (key, value) in self.pre_block.iter() {
+                let in_block = read!(self.shard(key)).get(key).is_some_and(|v| !v.is_empty());
+                if in_block {
+                    continue;
+                }
+                if let StateKey::Storage(address, _) = key {
+                    if wipes.contains_key(address) {
+                        continue;
+                    }
+                }
+                out.push((*key, value.clone()));
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 }
 
