@@ -2,6 +2,7 @@
 
 mod db_cmd;
 mod init_cmd;
+mod node_cmd;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node: `metis node --dev` starts the single-node dev chain with JSON-RPC.
+    Node(node_cmd::NodeArgs),
     /// Create a database from a go-ethereum genesis file (version 0).
     Init(init_cmd::InitArgs),
     /// Inspect, check and exercise a MetisDB database.
@@ -28,6 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
+        Command::Node(a) => node_cmd::run(a),
         Command::Db { command } => db_cmd::run(command),
         Command::Init(a) => init_cmd::run(a),
     };

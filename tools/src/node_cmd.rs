@@ -1,0 +1,142 @@
+//! `metis node --dev`: the dev node.
+
+use clap::Args;
+use metis_node::{Node, NodeConfig};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Arguments of `metis node`.
+#[derive(Args)]
+pub struct NodeArgs {
+    /// Run the single-node dev chain (chain id 1337, funded test accounts). Required.
+    #[arg(long)]
+    dev: bool,
+    /// Data directory (created if missing; a restart continues the chain in it).
+    #[arg(long, default_value = "./data")]
+    datadir: PathBuf,
+    /// Time between blocks, e.g. 1s, 250ms (at least 50ms).
+    #[arg(long = "block-time", default_value = "1s", value_parser = parse_duration)]
+    block_time: Duration,
+    /// JSON-RPC listen address.
+    #[arg(long = "http.addr", default_value = "127.0.0.1")]
+    http_addr: IpAddr,
+    /// JSON-RPC port (0: any free port, printed at start).
+    #[arg(long = "http.port", default_value_t = 8545)]
+    http_port: u16,
+    /// Serve WebSocket (eth_subscribe) on the JSON-RPC port as well.
+    #[arg(long)]
+    ws: bool,
+    /// Prometheus metrics endpoint, e.g. 127.0.0.1:9001.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Versions of historical state to keep (default: the database's, 256).
+    #[arg(long = "state.retention")]
+    retention: Option<u32>,
+    /// Block-STM worker threads (1: sequential execution; default: all cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Block gas limit.
+    #[arg(long = "gas-limit")]
+    gas_limit: Option<u64>,
+}
+
+/// Parses `1s`, `250ms`, `2.5s`, `1m`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num.trim().parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 1s or 250ms"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("invalid duration unit {unit:?}: use ms, s or m")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs the node until SIGINT or SIGTERM.
+pub fn run(args: NodeArgs) -> Result<ExitCode> {
+    if !args.dev {
+        return Err("only the dev chain is available: run `metis node --dev`".into());
+    }
+    let mut config = NodeConfig::dev();
+    config.datadir = args.datadir;
+    config.block_time = args.block_time;
+    config.http_addr = SocketAddr::new(args.http_addr, args.http_port);
+    config.ws = args.ws;
+    config.metrics_addr = args.metrics;
+    config.retention = args.retention;
+    if let Some(w) = args.workers {
+        config.workers = w.max(1);
+    }
+    if let Some(g) = args.gas_limit {
+        config.chain.gas_limit = g;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let node = Node::start(config.clone()).await?;
+        print_banner(&node, &config)?;
+        wait_for_signal().await?;
+        println!("shutting down");
+        node.stop().await;
+        println!("stopped cleanly");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_banner(node: &Node, config: &NodeConfig) -> Result<()> {
+    let head = node.core.chain.head();
+    let accounts = metis_node::dev::dev_accounts(metis_node::dev::DEV_ACCOUNTS)?;
+    println!("metis dev node");
+    println!("chain id      {}", config.chain.chain_id);
+    println!("fork          {:?}", config.chain.spec);
+    println!("datadir       {}", config.datadir.display());
+    println!("head          block {} {:#x}", head.number, head.hash);
+    println!("block time    {:?}", config.block_time);
+    println!();
+    println!("Accounts (mnemonic \"{}\", m/44'/60'/0'/0/i), 10000 ETH each at genesis", metis_node::dev::DEV_MNEMONIC);
+    for (i, a) in accounts.iter().enumerate() {
+        println!("({i}) {:#x}  private key {:#x}", a.address, a.key);
+    }
+    println!();
+    let scheme = if config.ws { "http and ws" } else { "http" };
+    println!("JSON-RPC ({scheme}) listening on {}", node.rpc_addr);
+    if let Some(m) = node.metrics_addr {
+        println!("metrics on http://{m}/metrics");
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("50ms").unwrap(), Duration::from_millis(50));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("1h").is_err());
+    }
+}
