@@ -21,7 +21,8 @@ pub mod statetest;
 pub mod synthetic;
 
 pub use block::{
-    build_block, execute_block, BlockInput, BlockOutput, BuiltBlock, ExecStats, ExecutionMode, Withdrawal,
+    build_block, choose_workers, execute_block, BlockInput, BlockOutput, BuiltBlock, ExecStats, ExecutionMode,
+    Withdrawal,
 };
 pub use call::{call, DEFAULT_CALL_GAS_CAP};
 pub use error::ExecutorError;

@@ -59,9 +59,10 @@ const PARALLEL_RECEIPTS: usize = 1024;
 /// bloom, so its leaf node spans three keccak blocks, while the branches
 /// above cost a fraction of that.
 pub fn receipts_root_with_threads(receipts: &[Receipt], threads: usize) -> B256 {
-    if threads <= 1 || receipts.len() < PARALLEL_RECEIPTS {
+    if receipts.len() < 2 {
         return ordered_trie_root(receipts.iter().map(Receipt::encoded_2718));
     }
+    let threads = if receipts.len() < PARALLEL_RECEIPTS { 1 } else { threads.max(1) };
     let order = trie_order(receipts.len());
     // Where each leaf hangs: below the branch at the longest prefix it shares
     // with a neighbour in key order (no key is a prefix of another).
@@ -82,19 +83,23 @@ pub fn receipts_root_with_threads(receipts: &[Receipt], threads: usize) -> B256 
     };
     let chunk = order.len().div_ceil(threads);
     let mut refs: Vec<NodeRef> = Vec::with_capacity(order.len());
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = (1..threads)
-            .map(|t| {
-                let range = (t * chunk).min(order.len())..((t + 1) * chunk).min(order.len());
-                scope.spawn(move || range.map(hash_leaf).collect::<Vec<_>>())
-            })
-            .collect();
-        refs.extend((0..chunk.min(order.len())).map(hash_leaf));
-        for part in parts {
-            // A leaf hash cannot panic short of running out of memory.
-            refs.extend(part.join().expect("leaf hashing thread"));
-        }
-    });
+    if threads == 1 {
+        refs.extend((0..order.len()).map(hash_leaf));
+    } else {
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = (1..threads)
+                .map(|t| {
+                    let range = (t * chunk).min(order.len())..((t + 1) * chunk).min(order.len());
+                    scope.spawn(move || range.map(hash_leaf).collect::<Vec<_>>())
+                })
+                .collect();
+            refs.extend((0..chunk.min(order.len())).map(hash_leaf));
+            for part in parts {
+                // A leaf hash cannot panic short of running out of memory.
+                refs.extend(part.join().expect("leaf hashing thread"));
+            }
+        });
+    }
     let mut builder = RootBuilder::new();
     for (i, node_ref) in refs.into_iter().enumerate() {
         let key = &order[i].1;
@@ -183,7 +188,7 @@ mod tests {
             .collect::<Vec<_>>();
         Receipt {
             tx_type: (i % 3) as u8,
-            success: i % 5 != 0,
+            success: !i.is_multiple_of(5),
             gas_used: 21_000,
             cumulative_gas_used: 21_000 * (i as u64 + 1),
             logs_bloom: logs_bloom(&logs),
@@ -193,10 +198,10 @@ mod tests {
 
     #[test]
     fn parallel_receipts_root_equals_sequential() {
-        for n in [1024, 1025, 1500, 4099, 70_000] {
+        for n in [2, 3, 17, 200, 1024, 1025, 1500, 4099, 70_000] {
             let receipts: Vec<Receipt> = (0..n).map(receipt).collect();
             let sequential = receipts_root(&receipts);
-            for threads in [2, 3, 8] {
+            for threads in [1, 2, 3, 8] {
                 assert_eq!(
                     receipts_root_with_threads(&receipts, threads),
                     sequential,

@@ -301,17 +301,23 @@ fn timed(fixture: &BlockFixture, mode: ExecutionMode) -> (Result<BlockOutput, Ex
     (output, start.elapsed().as_secs_f64() * 1e3)
 }
 
-/// Executes a loaded fixture and checks it.
+/// Executes a loaded fixture and checks it; the parallel run is Block-STM
+/// with `workers` workers.
 pub fn run_fixture(fixture: &BlockFixture, mode: ReplayMode, workers: usize) -> BlockReport {
+    run_fixture_in(fixture, mode, ExecutionMode::Parallel { workers })
+}
+
+/// [`run_fixture`] with the parallel run in `parallel` mode (e.g.
+/// [`ExecutionMode::Auto`], which may fall back to sequential).
+pub fn run_fixture_in(fixture: &BlockFixture, mode: ReplayMode, parallel: ExecutionMode) -> BlockReport {
     let mut mismatches = Vec::new();
     let mut outputs = Vec::new();
     let (mut seq_ms, mut par_ms) = (None, None);
-    let runs: &[(ExecutionMode, &str)] =
-        &[(ExecutionMode::Sequential, "sequential"), (ExecutionMode::Parallel { workers }, "parallel")];
+    let runs: &[(ExecutionMode, &str)] = &[(ExecutionMode::Sequential, "sequential"), (parallel, "parallel")];
     for (exec_mode, label) in runs {
         let wanted = match exec_mode {
             ExecutionMode::Sequential => mode != ReplayMode::Par,
-            ExecutionMode::Parallel { .. } => mode != ReplayMode::Seq,
+            _ => mode != ReplayMode::Seq,
         };
         if !wanted {
             continue;
@@ -319,7 +325,7 @@ pub fn run_fixture(fixture: &BlockFixture, mode: ReplayMode, workers: usize) -> 
         let (output, ms) = timed(fixture, *exec_mode);
         match exec_mode {
             ExecutionMode::Sequential => seq_ms = Some(ms),
-            ExecutionMode::Parallel { .. } => par_ms = Some(ms),
+            _ => par_ms = Some(ms),
         }
         match output {
             Ok(output) => {

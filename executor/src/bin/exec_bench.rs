@@ -5,8 +5,15 @@
 //! exec_bench synthetic [--gas 1000000000] [--hot-ratio 0.0] [--workers N] [--pools 8]
 //! exec_bench mainnet <dir with block directories> [--workers N]
 //! ```
+//!
+//! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
+//! and `--runs N` (best of N, default 3). Uniswap swaps go to independent
+//! pairs unless `--pools` is given.
+//!
+//! ```text
+//! ```
 
-use metis_executor::replay::{run_block_dir, ReplayMode};
+use metis_executor::replay::load_block_dir;
 use metis_executor::synthetic::{synthetic_block, SyntheticSpec, Workload};
 use metis_executor::{execute_block, ExecutionMode};
 use std::path::PathBuf;
@@ -71,7 +78,7 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (T, f64) {
 fn synthetic(args: &[String], workers: usize) {
     let gas: u64 = flag(args, "--gas").and_then(|g| g.parse().ok()).unwrap_or(1_000_000_000);
     let hot_ratio: f64 = flag(args, "--hot-ratio").and_then(|h| h.parse().ok()).unwrap_or(0.0);
-    let pools: usize = flag(args, "--pools").and_then(|p| p.parse().ok()).unwrap_or(8);
+    let pools: Option<usize> = flag(args, "--pools").and_then(|p| p.parse().ok());
     let only = flag(args, "--only");
     let runs: usize = flag(args, "--runs").and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
     let mode = flag(args, "--mode").unwrap_or_else(|| "both".into());
@@ -79,12 +86,14 @@ fn synthetic(args: &[String], workers: usize) {
     for (name, workload, gas_per_tx) in [
         ("raw", Workload::RawTransfers, 21_000u64),
         ("erc20", Workload::Erc20, 51_000),
-        ("uniswap", Workload::Swaps, 100_000),
+        ("uniswap", Workload::Swaps, 97_000),
     ] {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
         let txs = (gas / gas_per_tx) as usize;
+        // Independent pairs by default (as in pevm's gigagas swaps).
+        let pools = pools.unwrap_or(if workload == Workload::Swaps { txs } else { 8 });
         let spec = SyntheticSpec { txs, senders: txs, hot_ratio, pools, seed: 1 };
         let block = synthetic_block(workload, &spec);
         let run = |mode: ExecutionMode| {
@@ -107,6 +116,12 @@ fn synthetic(args: &[String], workers: usize) {
         let seq_ms = seq.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let par_ms = par.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let stats = par.as_ref().map(|(out, _)| out.stats).unwrap_or_default();
+        if let Some((out, _)) = seq.as_ref().or(par.as_ref()) {
+            let (_, root1) = best_of(runs, || metis_executor::receipts::receipts_root_with_threads(&out.receipts, 1));
+            let (_, root2) =
+                best_of(runs, || metis_executor::receipts::receipts_root_with_threads(&out.receipts, workers));
+            eprintln!("{name}: receipts root {root1:.1} ms on 1 thread, {root2:.1} ms on {workers}");
+        }
         println!(
             "{name:<9} {txs:>8} {mgas:>5.0} {seq_ms:>8.1} {par_ms:>8.1} {:>7.2}x {:>11.0} {:>11.0}   aborts {} waits {}",
             seq_ms / par_ms,
@@ -124,21 +139,51 @@ fn mainnet(dir: PathBuf, workers: usize) {
         .unwrap_or_default();
     dirs.retain(|d| d.join("block.json").exists());
     dirs.sort_by_key(|d| d.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()));
-    let mut speedups = Vec::new();
-    println!("block       txs   seq ms   par ms  speedup  ok  (workers {workers}, best of 3)");
+    let (mut auto_speedups, mut stm_speedups) = (Vec::new(), Vec::new());
+    println!(
+        "block       txs   seq ms   stm ms   auto ms  stm x   auto x  workers  ok  (workers {workers}, best of 5, allocator {})",
+        allocator()
+    );
     for d in dirs {
-        // Warm-up run (first use of the KZG setup and code caches), then best of 3.
-        let _ = run_block_dir(&d, ReplayMode::Both, workers);
-        let reports: Vec<_> = (0..3).map(|_| run_block_dir(&d, ReplayMode::Both, workers)).collect();
-        let seq = reports.iter().filter_map(|r| r.seq_ms).fold(f64::MAX, f64::min);
-        let par = reports.iter().filter_map(|r| r.par_ms).fold(f64::MAX, f64::min);
-        let r = &reports[0];
-        let speedup = seq / par;
-        speedups.push(speedup);
-        println!("{:<10} {:>4} {seq:>8.2} {par:>8.2} {speedup:>7.2}x  {}", r.number, r.txs, r.ok);
+        let fixture = match load_block_dir(&d) {
+            Ok(f) => f,
+            Err(e) => {
+                println!("{}: {e}", d.display());
+                continue;
+            }
+        };
+        let time = |mode: ExecutionMode| {
+            // Warm-up (first use of the KZG setup, page faults), then best of 5.
+            let _ = execute_block(&fixture.state, &fixture.input, &fixture.txs, mode);
+            best_of(5, || execute_block(&fixture.state, &fixture.input, &fixture.txs, mode))
+        };
+        let (seq, seq_ms) = time(ExecutionMode::Sequential);
+        let (stm, stm_ms) = time(ExecutionMode::Parallel { workers });
+        let (auto, auto_ms) = time(ExecutionMode::Auto { workers });
+        let ok = match (&seq, &stm, &auto) {
+            (Ok(s), Ok(p), Ok(a)) => {
+                s.receipts == p.receipts
+                    && s.final_writes == p.final_writes
+                    && s.receipts == a.receipts
+                    && s.final_writes == a.final_writes
+            }
+            _ => false,
+        };
+        let used = auto.as_ref().map_or(0, |a| a.stats.workers);
+        auto_speedups.push(seq_ms / auto_ms);
+        stm_speedups.push(seq_ms / stm_ms);
+        println!(
+            "{:<10} {:>4} {seq_ms:>8.2} {stm_ms:>8.2} {auto_ms:>9.2} {:>5.2}x {:>6.2}x {used:>8}  {ok}",
+            fixture.number,
+            fixture.txs.len(),
+            seq_ms / stm_ms,
+            seq_ms / auto_ms,
+        );
     }
-    let n = speedups.len().max(1) as f64;
-    let mean = speedups.iter().sum::<f64>() / n;
-    let worst = speedups.iter().copied().fold(f64::MAX, f64::min);
-    println!("mean speedup {mean:.2}x, worst {worst:.2}x");
+    for (name, speedups) in [("auto", &auto_speedups), ("block-stm", &stm_speedups)] {
+        let n = speedups.len().max(1) as f64;
+        let mean = speedups.iter().sum::<f64>() / n;
+        let worst = speedups.iter().copied().fold(f64::MAX, f64::min);
+        println!("{name}: mean speedup {mean:.2}x, worst {worst:.2}x");
+    }
 }

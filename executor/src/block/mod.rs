@@ -9,7 +9,7 @@ pub use outcome::ExecStats;
 
 use crate::error::ExecutorError;
 use crate::evm::{execute_system_call, CodeCache, EvmEnv};
-use crate::receipts::{logs_bloom, receipts_root_with_threads, Receipt};
+use crate::receipts::{receipts_root_with_threads, Receipt};
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{address, Address, Bloom, Bytes, B256, U256};
 use metisdb::pending::{MvMemory, StateKey, StateValue, StateView, TxIndex, Version, WriteOp};
@@ -54,16 +54,48 @@ impl BlockInput {
 pub enum ExecutionMode {
     /// One after the other: the reference.
     Sequential,
-    /// Block-STM with this many worker threads (the caller's thread included).
+    /// Block-STM with this many worker threads (the caller's thread
+    /// included), whatever the block.
     Parallel { workers: usize },
+    /// Block-STM with up to this many workers, or sequential for blocks too
+    /// small or too serial to win (see [`choose_workers`]). What a node uses.
+    Auto { workers: usize },
 }
 
 impl ExecutionMode {
-    /// Block-STM on every available core.
+    /// [`ExecutionMode::Auto`] on every available core.
     pub fn parallel() -> Self {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        ExecutionMode::Parallel { workers }
+        ExecutionMode::Auto { workers }
     }
+}
+
+/// Below this much gas (sum of the transactions' limits) a block runs
+/// sequentially in [`ExecutionMode::Auto`]: starting workers and keeping
+/// read sets costs more than a second core gives back.
+pub const MIN_PARALLEL_GAS: u64 = 4_000_000;
+/// Below this many transactions a block runs sequentially in
+/// [`ExecutionMode::Auto`].
+pub const MIN_PARALLEL_TXS: usize = 16;
+
+/// The workers [`ExecutionMode::Auto`] uses for `txs` (1: sequential).
+/// Sequential when the block is small ([`MIN_PARALLEL_TXS`],
+/// [`MIN_PARALLEL_GAS`]) or when same-sender chains cover most of it (each
+/// transaction of a chain must wait for the previous one, so the block is
+/// serial by construction).
+pub fn choose_workers(txs: &[TxEnv], workers: usize) -> usize {
+    if workers <= 1 || txs.len() < MIN_PARALLEL_TXS {
+        return 1;
+    }
+    let gas: u64 = txs.iter().map(|tx| tx.gas_limit).fold(0, u64::saturating_add);
+    if gas < MIN_PARALLEL_GAS {
+        return 1;
+    }
+    let senders: alloy_primitives::map::HashSet<Address> = txs.iter().map(|tx| tx.caller).collect();
+    if senders.len() * 2 <= txs.len() {
+        return 1;
+    }
+    workers
 }
 
 /// The result of a block.
@@ -141,12 +173,20 @@ fn run_block(
     let env = &input.env;
     // One slot per transaction plus one for the post-block withdrawals.
     let mut mv = MvMemory::new(parent, txs.len() + 1, env.state_clear());
+    mv.set_lazy_account(env.block.beneficiary);
     let codes = CodeCache::default();
     let pre_block = pre_block_writes(input, &mv, &codes)?;
     mv.set_pre_block_writes(pre_block);
 
-    let (outcomes, stats) = match mode {
-        ExecutionMode::Sequential => {
+    let mode = match mode {
+        ExecutionMode::Auto { workers } => match choose_workers(txs, workers) {
+            1 => ExecutionMode::Sequential,
+            workers => ExecutionMode::Parallel { workers },
+        },
+        other => other,
+    };
+    let (outcomes, mut stats) = match mode {
+        ExecutionMode::Sequential | ExecutionMode::Auto { .. } => {
             sequential::run_sequential(env, &mv, &codes, txs, policy == InvalidPolicy::FailBlock)
         }
         ExecutionMode::Parallel { workers } => {
@@ -159,6 +199,9 @@ fn run_block(
             })?
         }
     };
+    if !matches!(mode, ExecutionMode::Parallel { .. }) {
+        stats.workers = 1;
+    }
     let (receipts, included, rejected) = assemble_receipts(input, txs, outcomes, policy)?;
     check_blob_gas(input, txs, &included)?;
 
@@ -173,7 +216,7 @@ fn run_block(
     }
     // The sequential reference stays on one thread throughout.
     let threads = match mode {
-        ExecutionMode::Sequential => 1,
+        ExecutionMode::Sequential | ExecutionMode::Auto { .. } => 1,
         ExecutionMode::Parallel { workers } => workers,
     };
     let receipts_root =
@@ -247,8 +290,8 @@ fn assemble_receipts(
     let mut rejected = Vec::new();
     let mut cumulative = 0u64;
     for (index, outcome) in outcomes.into_iter().enumerate() {
-        let result = match outcome {
-            TxOutcome::Executed(result) => result,
+        let (result, bloom) = match outcome {
+            TxOutcome::Executed(result, bloom) => (result, bloom),
             TxOutcome::Invalid(invalid) if policy == InvalidPolicy::Skip => {
                 rejected.push((index, invalid.to_string()));
                 continue;
@@ -281,7 +324,7 @@ fn assemble_receipts(
             success,
             gas_used,
             cumulative_gas_used: cumulative,
-            logs_bloom: logs_bloom(&logs),
+            logs_bloom: bloom,
             logs,
         });
         included.push(index);

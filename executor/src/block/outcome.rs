@@ -1,10 +1,15 @@
 //! What the execution of one transaction left for receipt assembly.
 
+use alloy_primitives::Bloom;
 use revm::context_interface::result::{ExecutionResult, HaltReason, InvalidTransaction};
 
+// One per transaction, stored in place: boxing the common variant would add an
+// allocation per transaction to save memory on the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TxOutcome {
-    Executed(ExecutionResult<HaltReason>),
+    /// Executed, with the bloom of its logs.
+    Executed(ExecutionResult<HaltReason>, Bloom),
     /// revm rejected the transaction against the state it read; it wrote
     /// nothing.
     Invalid(InvalidTransaction),
@@ -21,4 +26,7 @@ pub struct ExecStats {
     pub validation_aborts: usize,
     /// Executions suspended on an ESTIMATE or a dependency hint.
     pub dependency_waits: usize,
+    /// Workers the block ran on (1: sequential, including the fallback of
+    /// [`crate::ExecutionMode::Auto`]).
+    pub workers: usize,
 }

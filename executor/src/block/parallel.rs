@@ -56,6 +56,7 @@ impl ParallelRun<'_, '_> {
     fn worker(&self) {
         let mut executor = TxExecutor::new(self.env, self.mv, self.codes, true);
         let mut task: Option<Task> = None;
+        let mut idle: u32 = 0;
         loop {
             task = match task.take() {
                 Some(Task::Execute(version)) => self.execute(&mut executor, version),
@@ -63,8 +64,19 @@ impl ParallelRun<'_, '_> {
                 None if self.scheduler.done() => break,
                 None => {
                     let next = self.scheduler.next_task();
-                    if next.is_none() {
-                        std::hint::spin_loop();
+                    if next.is_some() {
+                        idle = 0;
+                    } else {
+                        // Nothing to claim: another worker holds the remaining
+                        // work. Spin briefly, then give the core away (on a
+                        // machine with fewer free cores than workers, spinning
+                        // would slow the worker that is busy).
+                        idle += 1;
+                        if idle < 64 {
+                            std::hint::spin_loop();
+                        } else {
+                            std::thread::yield_now();
+                        }
                     }
                     next
                 }
@@ -102,7 +114,7 @@ impl ParallelRun<'_, '_> {
                 Ok(Err(ExecFailure::Failed { reason, reads })) => (TxOutcome::Failed(reason), Vec::new(), reads),
                 Ok(Ok(execution)) => {
                     let outcome = match execution.result {
-                        Ok(result) => TxOutcome::Executed(result),
+                        Ok(result) => TxOutcome::Executed(result, execution.bloom),
                         Err(invalid) => TxOutcome::Invalid(invalid),
                     };
                     (outcome, execution.writes, execution.reads)
@@ -167,6 +179,7 @@ pub fn run_parallel(
         executions: run.executions.into_inner(),
         validation_aborts: run.validation_aborts.into_inner(),
         dependency_waits: run.dependency_waits.into_inner(),
+        workers,
     };
     let mut outcomes = Vec::with_capacity(txs.len());
     for (tx, slot) in run.slots.into_iter().enumerate() {

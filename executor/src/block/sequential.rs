@@ -20,7 +20,7 @@ pub fn run_sequential(
     for (index, tx) in txs.iter().enumerate() {
         let (outcome, writes) = match executor.execute(index, tx) {
             Ok(execution) => match execution.result {
-                Ok(result) => (TxOutcome::Executed(result), execution.writes),
+                Ok(result) => (TxOutcome::Executed(result, execution.bloom), execution.writes),
                 Err(invalid) => (TxOutcome::Invalid(invalid), Vec::new()),
             },
             // Every lower transaction has its final writes in place.
@@ -30,7 +30,7 @@ pub fn run_sequential(
             Err(ExecFailure::Failed { reason, .. }) => (TxOutcome::Failed(reason), Vec::new()),
         };
         mv.record(Version { tx: index, incarnation: 0 }, writes);
-        let stop = !matches!(outcome, TxOutcome::Executed(_)) && stop_at_invalid;
+        let stop = !matches!(outcome, TxOutcome::Executed(..)) && stop_at_invalid;
         outcomes.push(outcome);
         if stop {
             break;

@@ -115,6 +115,22 @@ fn last_write(versions: &[Entry]) -> Option<(TxIndex, &StateValue)> {
 
 type Shard = RwLock<HashMap<StateKey, Versions>>;
 
+/// A transaction's balance addition to the lazy account.
+#[derive(Clone, Copy, Debug, Default)]
+enum LazyAddition {
+    #[default]
+    None,
+    Add(Incarnation, U256),
+    /// The incarnation that added was aborted.
+    Estimate,
+}
+
+#[derive(Debug, Default)]
+struct TxWrites {
+    keys: Vec<StateKey>,
+    lazy: LazyAddition,
+}
+
 /// Multi-version memory over a parent snapshot.
 pub struct MvMemory<'p> {
     parent: &'p dyn StateView,
@@ -123,8 +139,13 @@ pub struct MvMemory<'p> {
     pre_block: HashMap<StateKey, StateValue>,
     shards: Box<[Shard]>,
     hasher: DefaultHashBuilder,
-    /// Keys written by the latest incarnation of each transaction, sorted.
-    last_writes: Box<[Mutex<Vec<StateKey>>]>,
+    /// Per transaction: the keys its latest incarnation wrote (sorted) and
+    /// its balance addition to the lazy account.
+    last_writes: Box<[Mutex<TxWrites>]>,
+    /// The account whose balance additions (the beneficiary's fees) live in
+    /// `last_writes` instead of the shards: every transaction adds to it, so
+    /// one shared version vector would serialize the workers on its lock.
+    lazy: Option<Address>,
     /// Set once any storage wipe was written: until then slot reads skip the
     /// wipe lookup. Validation re-resolves with the flag set, so a read made
     /// before a wipe appeared is still caught.
@@ -160,7 +181,8 @@ impl<'p> MvMemory<'p> {
             pre_block: HashMap::default(),
             shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::default())).collect(),
             hasher: DefaultHashBuilder::default(),
-            last_writes: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
+            last_writes: (0..slots).map(|_| Mutex::new(TxWrites::default())).collect(),
+            lazy: None,
             has_wipes: AtomicBool::new(false),
             state_clear,
         }
@@ -174,6 +196,49 @@ impl<'p> MvMemory<'p> {
     /// Number of transaction indices.
     pub fn slots(&self) -> usize {
         self.last_writes.len()
+    }
+
+    /// Keeps the balance additions to `address` (the block's beneficiary) per
+    /// transaction instead of in the shared maps. Must run before any
+    /// transaction records.
+    pub fn set_lazy_account(&mut self, address: Address) {
+        self.lazy = Some(address);
+    }
+
+    fn is_lazy(&self, key: &StateKey) -> bool {
+        matches!((key, &self.lazy), (StateKey::Account(a), Some(lazy)) if a == lazy)
+    }
+
+    /// The walk of the lazy account: full writes in its shard, additions
+    /// per transaction, merged from `tx - 1` down.
+    fn walk_lazy(&self, key: &StateKey, tx: TxIndex) -> Walk {
+        // Copied out: the per-transaction locks below are never taken while
+        // a shard lock is held (`record` takes them in the other order).
+        let versions: Vec<Entry> = {
+            let shard = read!(self.shard(key));
+            shard.get(key).map_or_else(Vec::new, |v| v[..v.partition_point(|e| e.tx < tx)].to_vec())
+        };
+        let mut next = versions.len();
+        let mut additions = Vec::new();
+        for idx in (0..tx.min(self.slots())).rev() {
+            if next > 0 && versions[next - 1].tx == idx {
+                next -= 1;
+                let entry = &versions[next];
+                match &entry.data {
+                    EntryData::Estimate => return Walk::Blocked(idx),
+                    EntryData::Write(value) => {
+                        return Walk::Found { base: Some((entry.version(), value.clone())), additions };
+                    }
+                    EntryData::AddBalance(amount) => additions.push((entry.version(), *amount)),
+                }
+            }
+            match lock!(self.last_writes[idx]).lazy {
+                LazyAddition::None => {}
+                LazyAddition::Add(incarnation, amount) => additions.push((Version { tx: idx, incarnation }, amount)),
+                LazyAddition::Estimate => return Walk::Blocked(idx),
+            }
+        }
+        Walk::Found { base: None, additions }
     }
 
     /// Installs the writes of the pre-block system calls. Must run before any
@@ -194,6 +259,9 @@ impl<'p> MvMemory<'p> {
 
     /// Walks the versions of `key` written by transactions below `tx`.
     fn walk(&self, key: &StateKey, tx: TxIndex) -> Walk {
+        if self.is_lazy(key) {
+            return self.walk_lazy(key, tx);
+        }
         match read!(self.shard(key)).get(key) {
             Some(versions) => walk_versions(versions, tx),
             None => Walk::NOTHING,
@@ -357,15 +425,26 @@ impl<'p> MvMemory<'p> {
     /// validated again).
     pub fn record(&self, version: Version, mut writes: Vec<(StateKey, WriteOp)>) -> bool {
         if !writes.is_sorted_by(|a, b| a.0 < b.0) {
-            writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            writes.sort_unstable_by_key(|a| a.0);
         }
         debug_assert!(writes.windows(2).all(|w| w[0].0 != w[1].0), "duplicate key in write set");
         let mut keys: Vec<StateKey> = Vec::with_capacity(writes.len());
+        let mut lazy = LazyAddition::None;
         for (key, op) in writes {
+            keys.push(key);
             if matches!(key, StateKey::StorageWipe(_)) {
                 self.has_wipes.store(true, Ordering::Release);
             }
             let data = match op {
+                WriteOp::AddBalance(amount) if self.is_lazy(&key) => {
+                    lazy = LazyAddition::Add(version.incarnation, amount);
+                    // A previous incarnation's full write must not hide it.
+                    let mut shard = write!(self.shard(&key));
+                    if let Some(versions) = shard.get_mut(&key) {
+                        versions.retain(|e| e.tx != version.tx);
+                    }
+                    continue;
+                }
                 WriteOp::Set(value) => EntryData::Write(value),
                 WriteOp::AddBalance(amount) => {
                     debug_assert!(matches!(key, StateKey::Account(_)));
@@ -373,26 +452,24 @@ impl<'p> MvMemory<'p> {
                 }
             };
             let entry = Entry { tx: version.tx, incarnation: version.incarnation, data };
-            {
-                let mut shard = write!(self.shard(&key));
-                let versions = shard.entry(key).or_default();
-                let at = versions.partition_point(|e| e.tx < version.tx);
-                match versions.get_mut(at) {
-                    Some(existing) if existing.tx == version.tx => *existing = entry,
-                    _ => versions.insert(at, entry),
-                }
+            let mut shard = write!(self.shard(&key));
+            let versions = shard.entry(key).or_default();
+            let at = versions.partition_point(|e| e.tx < version.tx);
+            match versions.get_mut(at) {
+                Some(existing) if existing.tx == version.tx => *existing = entry,
+                _ => versions.insert(at, entry),
             }
-            keys.push(key);
         }
         let mut last = lock!(self.last_writes[version.tx]);
+        last.lazy = lazy;
         let mut wrote_new_location = false;
-        if last.is_empty() {
+        if last.keys.is_empty() {
             wrote_new_location = !keys.is_empty();
         } else {
             // Both sorted: one merge pass finds stale and new keys.
             let (mut i, mut j) = (0, 0);
-            while i < last.len() || j < keys.len() {
-                match (last.get(i), keys.get(j)) {
+            while i < last.keys.len() || j < keys.len() {
+                match (last.keys.get(i), keys.get(j)) {
                     (Some(old), Some(new)) if old == new => {
                         i += 1;
                         j += 1;
@@ -411,15 +488,18 @@ impl<'p> MvMemory<'p> {
                 }
             }
         }
-        *last = keys;
+        last.keys = keys;
         wrote_new_location
     }
 
     /// Marks every write of the aborted transaction as an ESTIMATE, so that
     /// readers wait for its next incarnation instead of reading stale values.
     pub fn convert_writes_to_estimates(&self, tx: TxIndex) {
-        let last = lock!(self.last_writes[tx]);
-        for key in last.iter() {
+        let mut last = lock!(self.last_writes[tx]);
+        if let LazyAddition::Add(..) = last.lazy {
+            last.lazy = LazyAddition::Estimate;
+        }
+        for key in last.keys.iter() {
             let mut shard = write!(self.shard(key));
             if let Some(versions) = shard.get_mut(key) {
                 if let Ok(at) = versions.binary_search_by_key(&tx, |e| e.tx) {
@@ -431,7 +511,7 @@ impl<'p> MvMemory<'p> {
 
     /// The keys written by the latest incarnation of `tx`, sorted.
     pub fn written_keys(&self, tx: TxIndex) -> Vec<StateKey> {
-        lock!(self.last_writes[tx]).clone()
+        lock!(self.last_writes[tx]).keys.clone()
     }
 
     /// The last write of every key once the block is done, in key order, with
@@ -460,7 +540,7 @@ impl<'p> MvMemory<'p> {
             let shard = read!(shard);
             out.reserve(shard.len());
             for (key, versions) in shard.iter() {
-                if versions.is_empty() {
+                if versions.is_empty() || self.is_lazy(key) {
                     continue;
                 }
                 if let Some(e) = versions.iter().find(|e| matches!(e.data, EntryData::Estimate)) {
@@ -491,11 +571,27 @@ impl<'p> MvMemory<'p> {
                 }
             }
         }
+        if let Some(address) = self.lazy {
+            let key = StateKey::Account(address);
+            match self.walk_lazy(&key, end) {
+                Walk::Blocked(tx) => return Err(leftover(&key, tx)),
+                Walk::Found { base: None, additions } if additions.is_empty() => {}
+                Walk::Found { base, additions } => {
+                    let base_value = match base {
+                        Some((_, StateValue::Account(account))) => account,
+                        Some(_) => None,
+                        None => self.parent_account(&address)?,
+                    };
+                    out.push((key, StateValue::Account(self.add_balances(base_value, &additions))));
+                }
+            }
+        }
         // Pre-block writes not overwritten in the block, minus slots that a
         // wipe in the block cleared.
         if !self.pre_block.is_empty() {
             for (key, value) in self.pre_block.iter() {
-                let in_block = read!(self.shard(key)).get(key).is_some_and(|v| !v.is_empty());
+                let in_block = read!(self.shard(key)).get(key).is_some_and(|v| !v.is_empty())
+                    || (self.is_lazy(key) && out.iter().any(|(k, _)| k == key));
                 if in_block {
                     continue;
                 }
@@ -507,7 +603,7 @@ impl<'p> MvMemory<'p> {
                 out.push((*key, value.clone()));
             }
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.sort_unstable_by_key(|a| a.0);
         Ok(out)
     }
 }
@@ -636,5 +732,45 @@ mod tests {
         assert_eq!(mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0, U256::ZERO);
         let writes = mv.final_writes().unwrap();
         assert_eq!(writes, vec![(StateKey::StorageWipe(addr(1)), StateValue::StorageWipe)]);
+    }
+
+    #[test]
+    fn lazy_account_additions_match_shared_ones() {
+        let state = parent();
+        let key = StateKey::Account(addr(1));
+        let add = |v: u64| WriteOp::AddBalance(U256::from(v));
+        let full = |balance: u64| {
+            WriteOp::Set(StateValue::Account(Some(AccountBasic { balance: U256::from(balance), ..Default::default() })))
+        };
+        let mut results = Vec::new();
+        for lazy in [false, true] {
+            let mut mv = MvMemory::new(&state, 6, true);
+            if lazy {
+                mv.set_lazy_account(addr(1));
+            }
+            mv.record(Version { tx: 0, incarnation: 0 }, vec![(key, add(5))]);
+            mv.record(Version { tx: 1, incarnation: 0 }, vec![(key, full(1000))]);
+            mv.record(Version { tx: 2, incarnation: 0 }, vec![(key, add(7))]);
+            mv.record(Version { tx: 4, incarnation: 0 }, vec![(key, add(1))]);
+            let (account, origin) = mv.read_account(&addr(1), 5).unwrap();
+            assert_eq!(account.unwrap().balance, U256::from(1008));
+            let base = Some(Version { tx: 1, incarnation: 0 });
+            let additions = vec![Version { tx: 4, incarnation: 0 }, Version { tx: 2, incarnation: 0 }];
+            assert_eq!(origin, ReadOrigin::Additions { base, additions });
+            assert_eq!(mv.read_account(&addr(1), 1).unwrap().0.unwrap().balance, U256::from(105));
+            // An aborted addition blocks readers above it until rewritten.
+            mv.convert_writes_to_estimates(2);
+            assert_eq!(mv.read_account(&addr(1), 5), Err(ReadError::Blocked(2)));
+            let reads = vec![ReadRecord { key, origin }];
+            // The next incarnation touches the account fully instead.
+            mv.record(Version { tx: 2, incarnation: 1 }, vec![(key, full(50))]);
+            assert!(mv.validate_reads(5, &reads).is_some());
+            assert_eq!(mv.read_account(&addr(1), 5).unwrap().0.unwrap().balance, U256::from(51));
+            // And the one after that adds again: the full write is gone.
+            mv.record(Version { tx: 2, incarnation: 2 }, vec![(key, add(3))]);
+            assert_eq!(mv.read_account(&addr(1), 5).unwrap().0.unwrap().balance, U256::from(1004));
+            results.push(mv.final_writes().unwrap());
+        }
+        assert_eq!(results[0], results[1]);
     }
 }
