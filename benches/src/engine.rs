@@ -107,13 +107,8 @@ pub trait Engine: Sync {
     /// Point-reads `keys` in order from one read view; every `sample`-th
     /// read (0 = none) appends its latency in clock ticks to `lat`; `lens`,
     /// when given, receives each value's length (`u32::MAX` if missing).
-    fn read(
-        &self,
-        keys: &[[u8; 32]],
-        sample: usize,
-        lat: &mut Vec<u64>,
-        lens: Option<&mut Vec<u32>>,
-    ) -> Res<ReadTally>;
+    fn read(&self, keys: &[[u8; 32]], sample: usize, lat: &mut Vec<u64>, lens: Option<&mut Vec<u32>>)
+        -> Res<ReadTally>;
     /// Disk usage now.
     fn space(&self) -> Res<Space>;
     /// Engine figures: `{"counters": {..}}` (diffed between the start and
@@ -210,11 +205,7 @@ impl Metis {
                 ..metisdb::Options::default()
             },
         )?;
-        Ok(Metis {
-            db,
-            dir: dir.to_path_buf(),
-            retention: opts.retention,
-        })
+        Ok(Metis { db, dir: dir.to_path_buf(), retention: opts.retention })
     }
 
     /// The handle (for tests).
@@ -238,10 +229,7 @@ impl Engine for Metis {
         }
         let t1 = Instant::now();
         txn.commit(metisdb::CommitInfo::default())?;
-        Ok(WriteTiming {
-            puts_ns: (t1 - t0).as_nanos() as u64,
-            commit_ns: t1.elapsed().as_nanos() as u64,
-        })
+        Ok(WriteTiming { puts_ns: (t1 - t0).as_nanos() as u64, commit_ns: t1.elapsed().as_nanos() as u64 })
     }
 
     fn read(
@@ -252,27 +240,15 @@ impl Engine for Metis {
         lens: Option<&mut Vec<u32>>,
     ) -> Res<ReadTally> {
         let snap = self.db.snapshot(None)?;
-        read_loop(keys, sample, lat, lens, |k| {
-            Ok(snap.get(METIS_TABLE, k)?.map(|v| v.len()))
-        })
+        read_loop(keys, sample, lat, lens, |k| Ok(snap.get(METIS_TABLE, k)?.map(|v| v.len())))
     }
 
     fn space(&self) -> Res<Space> {
         let st = self.db.stats()?;
         let (_, alloc) = dir_bytes(&self.dir, |_| true);
         let ps = st.page_size as u64;
-        let entries = |name: &str| {
-            st.tables
-                .iter()
-                .find(|t| t.name == name)
-                .map_or(0, |t| t.entries)
-        };
-        let depth = |name: &str| {
-            st.tables
-                .iter()
-                .find(|t| t.name == name)
-                .map_or(0, |t| t.depth)
-        };
+        let entries = |name: &str| st.tables.iter().find(|t| t.name == name).map_or(0, |t| t.entries);
+        let depth = |name: &str| st.tables.iter().find(|t| t.name == name).map_or(0, |t| t.depth);
         Ok(Space {
             file_bytes: st.file_len,
             alloc_bytes: alloc,
@@ -289,7 +265,6 @@ impl Engine for Metis {
                 "oldest_version": st.oldest_version,
                 "accounts_entries": entries("accounts"),
                 "accounts_depth": depth("accounts"),
-                "changes_entries": entries("changes"),
                 "versions_entries": entries("versions"),
                 "backend": st.backend,
             }),

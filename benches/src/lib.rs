@@ -17,8 +17,5 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Sort position of an engine name (MetisDB, libmdbx, redb, RocksDB).
 pub fn engine_order(name: &str) -> usize {
-    engine::Kind::ALL
-        .iter()
-        .position(|k| k.name() == name)
-        .unwrap_or(usize::MAX)
+    engine::Kind::ALL.iter().position(|k| k.name() == name).unwrap_or(usize::MAX)
 }

@@ -42,9 +42,7 @@ impl Clock {
         }
         let c1 = ticks();
         let ns = t0.elapsed().as_nanos() as f64;
-        Clock {
-            ns_per_tick: ns / (c1 - c0).max(1) as f64,
-        }
+        Clock { ns_per_tick: ns / (c1 - c0).max(1) as f64 }
     }
     /// `t` ticks in nanoseconds.
     pub fn ns(&self, t: u64) -> f64 {
@@ -95,10 +93,7 @@ impl Summary {
 
 fn proc_status_kb(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+    s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
 }
 
 /// Resident memory of this process, in MiB.
@@ -115,11 +110,12 @@ pub struct Rss {
 /// Reads VmHWM, RssAnon and RssFile.
 pub fn rss() -> Rss {
     let mib = |f| proc_status_kb(f).unwrap_or(0) as f64 / 1024.0;
-    Rss {
-        peak_mib: mib("VmHWM:"),
-        anon_mib: mib("RssAnon:"),
-        file_mib: mib("RssFile:"),
-    }
+    Rss { peak_mib: mib("VmHWM:"), anon_mib: mib("RssAnon:"), file_mib: mib("RssFile:") }
+}
+
+/// The 1-minute load average of the machine (other work competing for the CPUs).
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Resets VmHWM to the current RSS (Linux `clear_refs` 5); false if refused.
@@ -163,10 +159,8 @@ pub fn disk_reads(name: &str) -> Option<DiskReads> {
     let s = std::fs::read_to_string("/proc/diskstats").ok()?;
     s.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() > 6 && f[2] == name).then(|| DiskReads {
-            ios: f[3].parse().unwrap_or(0),
-            sectors: f[5].parse().unwrap_or(0),
-        })
+        (f.len() > 6 && f[2] == name)
+            .then(|| DiskReads { ios: f[3].parse().unwrap_or(0), sectors: f[5].parse().unwrap_or(0) })
     })
 }
 

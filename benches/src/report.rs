@@ -16,17 +16,11 @@ struct Col {
 }
 
 fn find<'a>(rs: &[&'a Value], engine: &str, phase: &str) -> Option<&'a Value> {
-    rs.iter()
-        .copied()
-        .filter(|r| r["engine"] == engine && r["phase"] == phase)
-        .last()
+    rs.iter().copied().rfind(|r| r["engine"] == engine && r["phase"] == phase)
 }
 
 fn reads_at<'a>(rs: &[&'a Value], engine: &str, threads: u64) -> Option<&'a Value> {
-    rs.iter()
-        .copied()
-        .filter(|r| r["engine"] == engine && r["phase"] == "reads" && r["threads"] == threads)
-        .last()
+    rs.iter().copied().rfind(|r| r["engine"] == engine && r["phase"] == "reads" && r["threads"] == threads)
 }
 
 fn f(v: Option<&Value>, path: &[&str]) -> Option<f64> {
@@ -39,12 +33,7 @@ fn f(v: Option<&Value>, path: &[&str]) -> Option<f64> {
 
 macro_rules! col {
     ($label:expr, $prec:expr, $ratio:expr, |$rs:ident, $e:ident| $body:expr) => {
-        Col {
-            label: $label,
-            get: |$rs: &[&Value], $e: &str| $body,
-            prec: $prec,
-            ratio: $ratio,
-        }
+        Col { label: $label, get: |$rs: &[&Value], $e: &str| $body, prec: $prec, ratio: $ratio }
     };
 }
 
@@ -77,6 +66,7 @@ fn phases() -> Vec<(&'static str, &'static str, Vec<Col>)> {
                     f(reads_at(rs, e, 2), &["ops_per_s"])? / f(reads_at(rs, e, 1), &["ops_per_s"])?
                 )),
                 col!("peak RSS MiB", 0, None, |rs, e| f(reads_at(rs, e, 2).or(reads_at(rs, e, 1)), &["peak_rss_mib"])),
+                col!("loadavg", 1, None, |rs, e| f(reads_at(rs, e, 2).or(reads_at(rs, e, 1)), &["loadavg_1m"])),
             ],
         ),
         (
@@ -95,10 +85,22 @@ fn phases() -> Vec<(&'static str, &'static str, Vec<Col>)> {
             "bytes per live key (headline: data-file length; alloc: st_blocks of the whole dir)",
             vec![
                 col!("after load", 1, Some(false), |rs, e| f(find(rs, e, "space"), &["after_load", "bytes_per_key"])),
-                col!("after commits", 1, Some(false), |rs, e| f(find(rs, e, "space"), &["after_commits", "bytes_per_key"])),
-                col!("alloc after load", 1, None, |rs, e| f(find(rs, e, "space"), &["after_load", "alloc_bytes_per_key"])),
-                col!("alloc after commits", 1, None, |rs, e| f(find(rs, e, "space"), &["after_commits", "alloc_bytes_per_key"])),
-                col!("used after commits", 1, None, |rs, e| f(find(rs, e, "space"), &["after_commits", "used_bytes_per_key"])),
+                col!("after commits", 1, Some(false), |rs, e| f(
+                    find(rs, e, "space"),
+                    &["after_commits", "bytes_per_key"]
+                )),
+                col!("alloc after load", 1, None, |rs, e| f(
+                    find(rs, e, "space"),
+                    &["after_load", "alloc_bytes_per_key"]
+                )),
+                col!("alloc after commits", 1, None, |rs, e| f(
+                    find(rs, e, "space"),
+                    &["after_commits", "alloc_bytes_per_key"]
+                )),
+                col!("used after commits", 1, None, |rs, e| f(
+                    find(rs, e, "space"),
+                    &["after_commits", "used_bytes_per_key"]
+                )),
             ],
         ),
         (
@@ -109,6 +111,11 @@ fn phases() -> Vec<(&'static str, &'static str, Vec<Col>)> {
                 col!("p50 us", 1, Some(false), |rs, e| f(find(rs, e, "cold"), &["p50_ns"]).map(|x| x / 1e3)),
                 col!("p99 us", 1, Some(false), |rs, e| f(find(rs, e, "cold"), &["p99_ns"]).map(|x| x / 1e3)),
                 col!("4K/lookup (proc)", 2, Some(false), |rs, e| f(find(rs, e, "cold"), &["pages_4k_per_lookup"])),
+                col!("first 10% reads/s", 0, Some(true), |rs, e| f(find(rs, e, "cold"), &["first_reads_per_s"])),
+                col!("first 10% 4K/lookup", 2, Some(false), |rs, e| f(
+                    find(rs, e, "cold"),
+                    &["first_pages_4k_per_lookup"]
+                )),
                 col!("4K/lookup (disk)", 2, None, |rs, e| f(find(rs, e, "cold"), &["disk_pages_4k_per_lookup"])),
                 col!("ios/lookup", 2, None, |rs, e| f(find(rs, e, "cold"), &["disk_read_ios_per_lookup"])),
                 col!("open s", 2, None, |rs, e| f(find(rs, e, "cold"), &["open_secs"])),
@@ -121,7 +128,8 @@ fn phases() -> Vec<(&'static str, &'static str, Vec<Col>)> {
                 col!("commits", 0, None, |rs, e| f(find(rs, e, "churn"), &["commits"])),
                 col!("mean ms", 1, Some(false), |rs, e| f(find(rs, e, "churn"), &["ms_mean"])),
                 col!("p99 ms", 1, None, |rs, e| f(find(rs, e, "churn"), &["ms_p99"])),
-                col!("file MiB", 1, Some(false), |rs, e| f(find(rs, e, "churn"), &["file_bytes"]).map(|x| x / 1048576.0)),
+                col!("file MiB", 1, Some(false), |rs, e| f(find(rs, e, "churn"), &["file_bytes"])
+                    .map(|x| x / 1048576.0)),
                 col!("live MiB", 1, None, |rs, e| f(find(rs, e, "churn"), &["live_data_bytes"]).map(|x| x / 1048576.0)),
                 col!("file/live", 2, None, |rs, e| f(find(rs, e, "churn"), &["file_over_live"])),
                 col!("used/live", 2, None, |rs, e| f(find(rs, e, "churn"), &["used_over_live"])),

@@ -27,14 +27,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase in run order.
-    pub const ALL: [Phase; 6] = [
-        Phase::Load,
-        Phase::Reads,
-        Phase::Commits,
-        Phase::Space,
-        Phase::Cold,
-        Phase::Churn,
-    ];
+    pub const ALL: [Phase; 6] = [Phase::Load, Phase::Reads, Phase::Commits, Phase::Space, Phase::Cold, Phase::Churn];
     /// Name on the command line and in results.
     pub fn name(self) -> &'static str {
         match self {
@@ -120,8 +113,7 @@ impl RunConfig {
 
     /// Data directory of this engine and key count.
     pub fn engine_dir(&self) -> PathBuf {
-        self.dir
-            .join(format!("{}-{}", self.engine.name(), self.keys))
+        self.dir.join(format!("{}-{}", self.engine.name(), self.keys))
     }
 }
 
@@ -201,39 +193,31 @@ fn progress(cfg: &RunConfig, msg: &str) {
 
 /// Runs one engine through the configured phases; `emit` receives each result.
 pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
+    // Every result records the machine's load (other work competing for the CPUs).
+    let mut emit = |mut v: Value| {
+        if let Some(m) = v.as_object_mut() {
+            m.insert("loadavg_1m".into(), measure::loadavg().into());
+        }
+        emit(v)
+    };
     if !cfg.engine.available() {
-        return Err(format!(
-            "engine {} is not built in (enable the `peers` feature)",
-            cfg.engine.name()
-        )
-        .into());
+        return Err(format!("engine {} is not built in (enable the `peers` feature)", cfg.engine.name()).into());
     }
     let dir = cfg.engine_dir();
     let w = Workload { seed: cfg.seed };
     let clock = Clock::calibrate();
     let has = |p: Phase| cfg.phases.contains(&p);
-    let opts = EngineOptions {
-        retention: cfg.retention,
-    };
+    let opts = EngineOptions { retention: cfg.retention };
 
     let mut state = if has(Phase::Load) {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        State {
-            loaded: 0,
-            commits: 0,
-            updates: cfg.updates,
-            inserts: cfg.inserts,
-            seed: cfg.seed,
-        }
+        State { loaded: 0, commits: 0, updates: cfg.updates, inserts: cfg.inserts, seed: cfg.seed }
     } else {
         let s = State::load(&dir).ok_or_else(|| {
-            format!(
-                "{} holds no loaded data: run the load phase first (with the same --keys and --dir)",
-                dir.display()
-            )
+            format!("{} holds no loaded data: run the load phase first (with the same --keys and --dir)", dir.display())
         })?;
         if s.loaded != cfg.keys || s.seed != cfg.seed {
             return Err(format!("{} was loaded with other settings", dir.display()).into());
@@ -241,11 +225,7 @@ pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
         if s.commits > 0 && (s.updates != cfg.updates || s.inserts != cfg.inserts) {
             return Err(format!("{} had commits with another update/insert mix", dir.display()).into());
         }
-        State {
-            updates: cfg.updates,
-            inserts: cfg.inserts,
-            ..s
-        }
+        State { updates: cfg.updates, inserts: cfg.inserts, ..s }
     };
 
     let base = |phase: Phase| {
@@ -315,17 +295,22 @@ pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
         space_after_load = Some(sp.clone());
         let rss = measure::rss();
         let mut m = base(Phase::Load);
-        m.extend(json!({
-            "secs": secs, "keys_per_s": cfg.keys as f64 / secs,
-            "transactions": cs.n, "puts_per_txn": cfg.load_batch,
-            "puts_secs": puts_ns as f64 / 1e9, "commit_secs": commit_sum as f64 / 1e9,
-            "commit_ms_mean": cs.mean / 1e6, "commit_ms_p50": cs.p50 / 1e6,
-            "commit_ms_p99": cs.p99 / 1e6, "commit_ms_max": cs.max / 1e6,
-            "settle_secs": settle_s,
-            "bytes_per_key": sp["bytes_per_key"],
-            "peak_rss_mib": rss.peak_mib, "rss_anon_mib": rss.anon_mib, "rss_file_mib": rss.file_mib,
-            "profile": profile_delta(&p0, &db.profile()),
-        }).as_object().expect("object").clone());
+        m.extend(
+            json!({
+                "secs": secs, "keys_per_s": cfg.keys as f64 / secs,
+                "transactions": cs.n, "puts_per_txn": cfg.load_batch,
+                "puts_secs": puts_ns as f64 / 1e9, "commit_secs": commit_sum as f64 / 1e9,
+                "commit_ms_mean": cs.mean / 1e6, "commit_ms_p50": cs.p50 / 1e6,
+                "commit_ms_p99": cs.p99 / 1e6, "commit_ms_max": cs.max / 1e6,
+                "settle_secs": settle_s,
+                "bytes_per_key": sp["bytes_per_key"],
+                "peak_rss_mib": rss.peak_mib, "rss_anon_mib": rss.anon_mib, "rss_file_mib": rss.file_mib,
+                "profile": profile_delta(&p0, &db.profile()),
+            })
+            .as_object()
+            .expect("object")
+            .clone(),
+        );
         progress(cfg, &format!("load done: {secs:.1}s, {:.0} keys/s", cfg.keys as f64 / secs));
         emit(Value::Object(m));
     }
@@ -344,16 +329,16 @@ pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
                 return Err(format!("warm-up: {bad} keys missing or with a wrong value length").into());
             }
             let mut m = base(Phase::Reads);
-            m.extend(json!({"warmup": true, "secs": ws, "keys": live, "wrong": bad})
-                .as_object().expect("object").clone());
+            m.extend(
+                json!({"warmup": true, "secs": ws, "keys": live, "wrong": bad}).as_object().expect("object").clone(),
+            );
             // Reported as part of the reads phase (threads = 0).
             m.insert("threads".into(), json!(0));
             emit(Value::Object(m));
         }
         for &threads in &cfg.threads {
-            let key_sets: Vec<Vec<[u8; 32]>> = (0..threads)
-                .map(|t| w.read_keys((threads * 100 + t) as u64, live, cfg.reads as usize))
-                .collect();
+            let key_sets: Vec<Vec<[u8; 32]>> =
+                (0..threads).map(|t| w.read_keys((threads * 100 + t) as u64, live, cfg.reads as usize)).collect();
             let p0 = db.profile();
             let engine: &dyn Engine = db.as_ref();
             let sample = cfg.sample_every;
@@ -389,19 +374,26 @@ pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
             let ls = Summary::of(&mut lat_ns);
             let rss = measure::rss();
             let mut m = base(Phase::Reads);
-            m.extend(json!({
-                "threads": threads, "ops": ops, "secs": wall, "ops_per_s": ops as f64 / wall,
-                "per_thread_ops_per_s": per_thread, "missing": missing,
-                "p50_ns": ls.p50, "p99_ns": ls.p99, "mean_ns": ls.mean, "max_ns": ls.max,
-                "samples": ls.n,
-                "peak_rss_mib": rss.peak_mib, "rss_anon_mib": rss.anon_mib, "rss_file_mib": rss.file_mib,
-                "profile": profile_delta(&p0, &db.profile()),
-            }).as_object().expect("object").clone());
+            m.extend(
+                json!({
+                    "threads": threads, "ops": ops, "secs": wall, "ops_per_s": ops as f64 / wall,
+                    "per_thread_ops_per_s": per_thread, "missing": missing,
+                    "p50_ns": ls.p50, "p99_ns": ls.p99, "mean_ns": ls.mean, "max_ns": ls.max,
+                    "samples": ls.n,
+                    "peak_rss_mib": rss.peak_mib, "rss_anon_mib": rss.anon_mib, "rss_file_mib": rss.file_mib,
+                    "profile": profile_delta(&p0, &db.profile()),
+                })
+                .as_object()
+                .expect("object")
+                .clone(),
+            );
             progress(
                 cfg,
                 &format!(
                     "reads, {threads} thread(s): {:.0} ops/s, p50 {:.0} ns, p99 {:.0} ns",
-                    ops as f64 / wall, ls.p50, ls.p99
+                    ops as f64 / wall,
+                    ls.p50,
+                    ls.p99
                 ),
             );
             if missing > 0 {
@@ -423,12 +415,17 @@ pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
     if has(Phase::Space) {
         let now = space_json(&db.space()?, state.live());
         let mut m = base(Phase::Space);
-        m.extend(json!({
-            "after_load": space_after_load,
-            "after_commits": space_after_commits,
-            "now": now,
-            "commits_done": state.commits,
-        }).as_object().expect("object").clone());
+        m.extend(
+            json!({
+                "after_load": space_after_load,
+                "after_commits": space_after_commits,
+                "now": now,
+                "commits_done": state.commits,
+            })
+            .as_object()
+            .expect("object")
+            .clone(),
+        );
         emit(Value::Object(m));
     }
 
@@ -450,9 +447,20 @@ pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
         let d1 = dev.as_deref().and_then(measure::disk_reads);
         let keys = w.read_keys(7_000_001, state.live(), cfg.cold_reads as usize);
         let mut lat = Vec::with_capacity(keys.len());
+        // The first tenth runs on a truly cold cache; later reads find more
+        // and more of the upper levels cached.
+        let first = (keys.len() / 10).max(1).min(keys.len());
         let t0 = Instant::now();
-        let r = db.read(&keys, 1, &mut lat, None)?;
+        let r1 = db.read(&keys[..first], 1, &mut lat, None)?;
+        let first_secs = t0.elapsed().as_secs_f64();
+        let io_first = measure::proc_read_bytes();
+        let r2 = db.read(&keys[first..], 1, &mut lat, None)?;
         let secs = t0.elapsed().as_secs_f64();
+        let r = crate::engine::ReadTally {
+            found: r1.found + r2.found,
+            missing: r1.missing + r2.missing,
+            bytes: r1.bytes + r2.bytes,
+        };
         let io2 = measure::proc_read_bytes();
         let d2 = dev.as_deref().and_then(measure::disk_reads);
         let n = keys.len().max(1) as f64;
@@ -464,25 +472,34 @@ pub fn run(cfg: &RunConfig, emit: &mut dyn FnMut(Value)) -> Res<()> {
             _ => None,
         };
         let mut m = base(Phase::Cold);
-        m.extend(json!({
-            "cache_dropped": dropped.is_ok(),
-            "drop_error": dropped.err(),
-            "reads": keys.len(), "missing": r.missing, "secs": secs,
-            "reads_per_s": keys.len() as f64 / secs,
-            "p50_ns": ls.p50, "p99_ns": ls.p99, "mean_ns": ls.mean,
-            "open_secs": open_s,
-            "open_read_bytes": match (io0, io1) { (Some(a), Some(b)) => Some(b - a), _ => None },
-            "pages_4k_per_lookup": per(io1, io2),
-            "device": dev,
-            "disk_read_ios_per_lookup": match (d1, d2) {
-                (Some(a), Some(b)) => Some((b.ios - a.ios) as f64 / n), _ => None },
-            "disk_pages_4k_per_lookup": match (d1, d2) {
-                (Some(a), Some(b)) => Some((b.sectors - a.sectors) as f64 * 512.0 / 4096.0 / n),
-                _ => None },
-            "disk_open_read_bytes": match (d0, d1) {
-                (Some(a), Some(b)) => Some((b.sectors - a.sectors) * 512), _ => None },
-            "peak_rss_mib": rss.peak_mib, "rss_anon_mib": rss.anon_mib, "rss_file_mib": rss.file_mib,
-        }).as_object().expect("object").clone());
+        m.extend(
+            json!({
+                "cache_dropped": dropped.is_ok(),
+                "drop_error": dropped.err(),
+                "reads": keys.len(), "missing": r.missing, "secs": secs,
+                "reads_per_s": keys.len() as f64 / secs,
+                "p50_ns": ls.p50, "p99_ns": ls.p99, "mean_ns": ls.mean,
+                "first_reads": first,
+                "first_reads_per_s": first as f64 / first_secs,
+                "first_pages_4k_per_lookup": match (io1, io_first) {
+                    (Some(a), Some(b)) => Some((b - a) as f64 / 4096.0 / first as f64), _ => None },
+                "open_secs": open_s,
+                "open_read_bytes": match (io0, io1) { (Some(a), Some(b)) => Some(b - a), _ => None },
+                "pages_4k_per_lookup": per(io1, io2),
+                "device": dev,
+                "disk_read_ios_per_lookup": match (d1, d2) {
+                    (Some(a), Some(b)) => Some((b.ios - a.ios) as f64 / n), _ => None },
+                "disk_pages_4k_per_lookup": match (d1, d2) {
+                    (Some(a), Some(b)) => Some((b.sectors - a.sectors) as f64 * 512.0 / 4096.0 / n),
+                    _ => None },
+                "disk_open_read_bytes": match (d0, d1) {
+                    (Some(a), Some(b)) => Some((b.sectors - a.sectors) * 512), _ => None },
+                "peak_rss_mib": rss.peak_mib, "rss_anon_mib": rss.anon_mib, "rss_file_mib": rss.file_mib,
+            })
+            .as_object()
+            .expect("object")
+            .clone(),
+        );
         progress(
             cfg,
             &format!(
@@ -545,10 +562,7 @@ fn warmup(db: &dyn Engine, w: &Workload, live: u64, lens: &[u8]) -> Res<u64> {
                         let keys: Vec<[u8; 32]> = (start..end).map(|i| w.key(i)).collect();
                         got.clear();
                         db.read(&keys, 0, &mut lat, Some(&mut got))?;
-                        let wrong = (start..end)
-                            .zip(&got)
-                            .filter(|(i, &g)| g != lens[*i as usize] as u32)
-                            .count();
+                        let wrong = (start..end).zip(&got).filter(|(i, &g)| g != lens[*i as usize] as u32).count();
                         bad.fetch_add(wrong as u64, std::sync::atomic::Ordering::Relaxed);
                     }
                 })
@@ -592,7 +606,12 @@ fn commits(
             let secs = t0.elapsed().as_secs_f64() - gen_s;
             progress(
                 cfg,
-                &format!("{} {}/{count} commits, {secs:.1}s, {:.1} ms/commit", phase.name(), i + 1, secs * 1000.0 / (i + 1) as f64),
+                &format!(
+                    "{} {}/{count} commits, {secs:.1}s, {:.1} ms/commit",
+                    phase.name(),
+                    i + 1,
+                    secs * 1000.0 / (i + 1) as f64
+                ),
             );
         }
     }

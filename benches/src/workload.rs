@@ -155,13 +155,7 @@ impl Batch {
 
 /// Current value length of every live key of a data dir, replayed from its
 /// history (load of `loaded` keys, then `commits` commits).
-pub fn replay_lens(
-    w: &Workload,
-    loaded: u64,
-    commits: u64,
-    updates: u64,
-    inserts: u64,
-) -> Vec<u8> {
+pub fn replay_lens(w: &Workload, loaded: u64, commits: u64, updates: u64, inserts: u64) -> Vec<u8> {
     let mut lens: Vec<u8> = (0..loaded).map(|i| w.value_len(i, 0) as u8).collect();
     let mut live = loaded;
     for c in 1..=commits {

@@ -19,9 +19,7 @@ fn parse_count(s: &str) -> Result<u64, String> {
         Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
         _ => (&t[..], 1),
     };
-    num.parse::<f64>()
-        .map(|x| (x * mul as f64).round() as u64)
-        .map_err(|e| format!("{s:?}: {e}"))
+    num.parse::<f64>().map(|x| (x * mul as f64).round() as u64).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn parse_list<T: std::str::FromStr<Err = String>>(s: &str) -> Result<Vec<T>, String> {

@@ -5,9 +5,7 @@ use crate::engine::{read_loop, Engine, Kind, ReadTally, Space, WriteTiming};
 use crate::measure::dir_bytes;
 use crate::workload::Batch;
 use crate::Res;
-use libmdbx::{
-    Database, DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, SyncMode, WriteFlags,
-};
+use libmdbx::{Database, DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, SyncMode, WriteFlags};
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -38,10 +36,7 @@ impl Mdbx {
                 ..DatabaseOptions::default()
             },
         )?;
-        Ok(Mdbx {
-            db,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Mdbx { db, dir: dir.to_path_buf() })
     }
 }
 
@@ -61,10 +56,7 @@ impl Engine for Mdbx {
         }
         let t1 = Instant::now();
         txn.commit()?;
-        Ok(WriteTiming {
-            puts_ns: (t1 - t0).as_nanos() as u64,
-            commit_ns: t1.elapsed().as_nanos() as u64,
-        })
+        Ok(WriteTiming { puts_ns: (t1 - t0).as_nanos() as u64, commit_ns: t1.elapsed().as_nanos() as u64 })
     }
 
     fn read(
@@ -76,9 +68,7 @@ impl Engine for Mdbx {
     ) -> Res<ReadTally> {
         let txn = self.db.begin_ro_txn()?;
         let table = txn.open_table(None)?;
-        read_loop(keys, sample, lat, lens, |k| {
-            Ok(txn.get::<Cow<'_, [u8]>>(&table, k)?.map(|v| v.len()))
-        })
+        read_loop(keys, sample, lat, lens, |k| Ok(txn.get::<Cow<'_, [u8]>>(&table, k)?.map(|v| v.len())))
     }
 
     fn space(&self) -> Res<Space> {

@@ -23,10 +23,7 @@ impl Redb {
     /// Opens (creates) the database file `data.redb` in `dir`.
     pub fn open(dir: &Path) -> Res<Redb> {
         let db = Database::builder().create(dir.join(FILE))?;
-        Ok(Redb {
-            db,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Redb { db, dir: dir.to_path_buf() })
     }
 }
 
@@ -47,10 +44,7 @@ impl Engine for Redb {
         }
         let t1 = Instant::now();
         txn.commit()?;
-        Ok(WriteTiming {
-            puts_ns: (t1 - t0).as_nanos() as u64,
-            commit_ns: t1.elapsed().as_nanos() as u64,
-        })
+        Ok(WriteTiming { puts_ns: (t1 - t0).as_nanos() as u64, commit_ns: t1.elapsed().as_nanos() as u64 })
     }
 
     fn read(
@@ -62,9 +56,7 @@ impl Engine for Redb {
     ) -> Res<ReadTally> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(TABLE)?;
-        read_loop(keys, sample, lat, lens, |k| {
-            Ok(t.get(k)?.map(|g| g.value().len()))
-        })
+        read_loop(keys, sample, lat, lens, |k| Ok(t.get(k)?.map(|g| g.value().len())))
     }
 
     fn space(&self) -> Res<Space> {

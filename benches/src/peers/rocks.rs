@@ -23,18 +23,11 @@ impl Rocks {
         let mut o = Options::default();
         o.create_if_missing(true);
         let db = DB::open(&o, dir)?;
-        Ok(Rocks {
-            db,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Rocks { db, dir: dir.to_path_buf() })
     }
 
     fn prop(&self, name: &str) -> u64 {
-        self.db
-            .property_int_value(name)
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
     }
 }
 
@@ -53,10 +46,7 @@ impl Engine for Rocks {
         wo.set_sync(true);
         let t1 = Instant::now();
         self.db.write_opt(b, &wo)?;
-        Ok(WriteTiming {
-            puts_ns: (t1 - t0).as_nanos() as u64,
-            commit_ns: t1.elapsed().as_nanos() as u64,
-        })
+        Ok(WriteTiming { puts_ns: (t1 - t0).as_nanos() as u64, commit_ns: t1.elapsed().as_nanos() as u64 })
     }
 
     fn read(
@@ -67,9 +57,7 @@ impl Engine for Rocks {
         lens: Option<&mut Vec<u32>>,
     ) -> Res<ReadTally> {
         let ro = ReadOptions::default();
-        read_loop(keys, sample, lat, lens, |k| {
-            Ok(self.db.get_pinned_opt(k, &ro)?.map(|v| v.len()))
-        })
+        read_loop(keys, sample, lat, lens, |k| Ok(self.db.get_pinned_opt(k, &ro)?.map(|v| v.len())))
     }
 
     fn space(&self) -> Res<Space> {
