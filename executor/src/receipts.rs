@@ -2,7 +2,7 @@
 
 use alloy_primitives::{keccak256, Bloom, Log, B256};
 use alloy_rlp::{Encodable, Header};
-use metis_trie::node::encode_leaf;
+use metis_trie::node::{encode_branch, encode_leaf};
 use metis_trie::{ChildKind, Nibbles, NodeRef, RootBuilder};
 
 /// The receipt of one transaction.
@@ -54,72 +54,105 @@ pub fn receipts_root(receipts: &[Receipt]) -> B256 {
 /// Below this many receipts the root is built on the calling thread.
 const PARALLEL_RECEIPTS: usize = 1024;
 
-/// [`receipts_root`], encoding and hashing the leaves on up to `threads`
-/// threads. The leaves are most of the work: a receipt carries a 256-byte
-/// bloom, so its leaf node spans three keccak blocks, while the branches
-/// above cost a fraction of that.
+/// [`receipts_root`], encoding and hashing on up to `threads` threads.
+///
+/// A receipt carries a 256-byte bloom, so its leaf node spans three keccak
+/// blocks: hashing the leaves is most of the work, and the bottom branches
+/// (whose children are all leaves: nearly every branch of an `rlp(index)`
+/// trie) are cheap to hash next to them. Both happen in parallel; the trie
+/// builder then only sees the bottom branches (about one item per sixteen
+/// receipts) and the few leaves hanging elsewhere.
 pub fn receipts_root_with_threads(receipts: &[Receipt], threads: usize) -> B256 {
     if receipts.len() < 2 {
         return ordered_trie_root(receipts.iter().map(Receipt::encoded_2718));
     }
     let threads = if receipts.len() < PARALLEL_RECEIPTS { 1 } else { threads.max(1) };
     let order = trie_order(receipts.len());
-    // Where each leaf hangs: below the branch at the longest prefix it shares
-    // with a neighbour in key order (no key is a prefix of another).
-    let lcp = |a: &Nibbles, b: &Nibbles| a.common_prefix_len(b);
-    let depths: Vec<usize> = (0..order.len())
-        .map(|i| {
-            let key = &order[i].1;
-            let before = if i > 0 { lcp(&order[i - 1].1, key) } else { 0 };
-            let after = order.get(i + 1).map_or(0, |next| lcp(key, &next.1));
-            before.max(after)
-        })
-        .collect();
-    let hash_leaf = |i: usize| {
-        let (index, key) = &order[i];
-        let depth = depths[i];
-        let leaf = encode_leaf(&key.slice(depth + 1, key.len()), &receipts[*index].encoded_2718());
-        NodeRef::from_rlp(&leaf)
-    };
-    let chunk = order.len().div_ceil(threads);
-    let mut refs: Vec<NodeRef> = Vec::with_capacity(order.len());
-    if threads == 1 {
-        refs.extend((0..order.len()).map(hash_leaf));
-    } else {
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = (1..threads)
-                .map(|t| {
-                    let range = (t * chunk).min(order.len())..((t + 1) * chunk).min(order.len());
-                    scope.spawn(move || range.map(hash_leaf).collect::<Vec<_>>())
-                })
-                .collect();
-            refs.extend((0..chunk.min(order.len())).map(hash_leaf));
-            for part in parts {
-                // A leaf hash cannot panic short of running out of memory.
-                refs.extend(part.join().expect("leaf hashing thread"));
-            }
-        });
+    let n = order.len();
+    // lcp[i]: common prefix of keys i and i + 1.
+    let lcp: Vec<usize> = (0..n - 1).map(|i| order[i].1.common_prefix_len(&order[i + 1].1)).collect();
+    let lcp_before = |i: usize| if i > 0 { lcp[i - 1] } else { 0 };
+    let lcp_after = |i: usize| lcp.get(i).copied().unwrap_or(0);
+    // A leaf hangs below the branch at the longest prefix it shares with a
+    // neighbour in key order (no key is a prefix of another).
+    let depth = |i: usize| lcp_before(i).max(lcp_after(i));
+    // Runs of leaves hanging from the same branch; a run is a whole bottom
+    // branch when no key outside it shares the branch's path.
+    let mut groups: Vec<(usize, usize, bool)> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let d = depth(i);
+        let mut j = i + 1;
+        while j < n && depth(j) == d && lcp[j - 1] >= d {
+            j += 1;
+        }
+        let whole = j - i >= 2 && lcp_before(i) < d && (j == n || lcp[j - 1] < d);
+        groups.push((i, j, whole));
+        i = j;
     }
+    let leaf_ref = |i: usize| {
+        let (index, key) = &order[i];
+        let d = depth(i);
+        NodeRef::from_rlp(&encode_leaf(&key.slice(d + 1, key.len()), &receipts[*index].encoded_2718()))
+    };
+    // (path, reference, is a branch) in key order.
+    let hash_groups = |groups: &[(usize, usize, bool)]| {
+        let mut items: Vec<(Nibbles, NodeRef, bool)> = Vec::with_capacity(groups.len());
+        for &(start, end, whole) in groups {
+            let d = depth(start);
+            if whole {
+                let mut children: [Option<NodeRef>; 16] = Default::default();
+                for i in start..end {
+                    // d < key length: the key continues below the branch.
+                    let nibble = order[i].1.get(d).unwrap_or(0) as usize;
+                    children[nibble] = Some(leaf_ref(i));
+                }
+                let branch = NodeRef::from_rlp(&encode_branch(&children, None));
+                items.push((order[start].1.prefix(d), branch, true));
+            } else {
+                items.extend((start..end).map(|i| (order[i].1.prefix(depth(i) + 1), leaf_ref(i), false)));
+            }
+        }
+        items
+    };
+    let items: Vec<(Nibbles, NodeRef, bool)> = if threads == 1 {
+        hash_groups(&groups)
+    } else {
+        let per_thread = groups.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = groups.chunks(per_thread).skip(1).map(|c| scope.spawn(|| hash_groups(c))).collect();
+            let mut items = hash_groups(&groups[..per_thread.min(groups.len())]);
+            for part in parts {
+                // Hashing cannot panic short of running out of memory.
+                items.extend(part.join().expect("receipt hashing thread"));
+            }
+            items
+        })
+    };
     let mut builder = RootBuilder::new();
-    for (i, node_ref) in refs.into_iter().enumerate() {
-        let key = &order[i].1;
-        // Keys are sorted and at least two, so every leaf hangs below a branch.
-        builder.add_slot(key.prefix(depths[i] + 1), node_ref, ChildKind::Leaf).expect("slots in key order");
+    for (path, node_ref, is_branch) in items {
+        // Items are in key order; every leaf slot hangs below a branch
+        // (at least two keys), bottom branches cover whole subtrees.
+        if is_branch {
+            builder.add_branch(path, node_ref, false).expect("branches in key order");
+        } else {
+            builder.add_slot(path, node_ref, ChildKind::Leaf).expect("slots in key order");
+        }
     }
     builder.finish().expect("slots under branches").root
 }
 
-/// Indices with their trie keys `rlp(index)` as nibbles, in key order.
+/// Indices with their trie keys `rlp(index)` as nibbles, in key order:
+/// `rlp(1..=127)` are the single bytes 0x01..=0x7f, `rlp(0)` is 0x80, and
+/// from 128 on the keys are a length byte (0x81, 0x82, ...) then the
+/// big-endian number, so numeric order within each length.
 fn trie_order(n: usize) -> Vec<(usize, Nibbles)> {
-    let mut keyed: Vec<(Vec<u8>, usize)> = (0..n)
-        .map(|i| {
-            let mut key = Vec::with_capacity(9);
-            i.encode(&mut key);
-            (key, i)
-        })
-        .collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(key, i)| (i, Nibbles::unpack(&key))).collect()
+    let key = |i: usize| {
+        let mut key = Vec::with_capacity(9);
+        i.encode(&mut key);
+        (i, Nibbles::unpack(&key))
+    };
+    (1..n.min(128)).chain((n > 0).then_some(0)).chain(128..n).map(key).collect()
 }
 
 /// Root of the trie `rlp(index) -> item` (receipts, transactions).
@@ -198,9 +231,9 @@ mod tests {
 
     #[test]
     fn parallel_receipts_root_equals_sequential() {
-        for n in [2, 3, 17, 200, 1024, 1025, 1500, 4099, 70_000] {
+        for n in [2, 3, 17, 127, 128, 129, 200, 255, 256, 257, 1024, 1025, 1500, 4099, 70_000] {
             let receipts: Vec<Receipt> = (0..n).map(receipt).collect();
-            let sequential = receipts_root(&receipts);
+            let sequential = ordered_trie_root(receipts.iter().map(Receipt::encoded_2718));
             for threads in [1, 2, 3, 8] {
                 assert_eq!(
                     receipts_root_with_threads(&receipts, threads),
