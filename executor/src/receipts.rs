@@ -102,9 +102,9 @@ pub fn receipts_root_with_threads(receipts: &[Receipt], threads: usize) -> B256 
             let d = depth(start);
             if whole {
                 let mut children: [Option<NodeRef>; 16] = Default::default();
-                for i in start..end {
+                for (i, (_, key)) in order.iter().enumerate().take(end).skip(start) {
                     // d < key length: the key continues below the branch.
-                    let nibble = order[i].1.get(d).unwrap_or(0) as usize;
+                    let nibble = key.get(d).unwrap_or(0) as usize;
                     children[nibble] = Some(leaf_ref(i));
                 }
                 let branch = NodeRef::from_rlp(&encode_branch(&children, None));
