@@ -83,3 +83,36 @@ mod tests {
         );
     }
 }
+
+/// Signs an EIP-1559 transaction with `signer` and returns its EIP-2718 bytes
+/// (test and load-generator helper).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_eip1559(
+    signer: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: alloy_primitives::TxKind,
+    value: U256,
+    input: alloy_primitives::Bytes,
+    gas_limit: u64,
+    max_fee_per_gas: u128,
+    max_priority_fee_per_gas: u128,
+) -> alloy_primitives::Bytes {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_signer::SignerSync;
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        to,
+        value,
+        access_list: Default::default(),
+        input,
+    };
+    // Signing a 32-byte hash with a valid key cannot fail.
+    let sig = signer.sign_hash_sync(&tx.signature_hash()).expect("secp256k1 signing");
+    TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into()
+}

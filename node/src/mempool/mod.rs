@@ -334,3 +334,91 @@ fn evict_one(inner: &mut Inner, tip: u128) -> Result<(), PoolError> {
         _ => Err(PoolError::PoolFull),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::{dev_accounts, sign_eip1559};
+    use alloy_primitives::{Bytes, TxKind};
+
+    const GWEI: u128 = 1_000_000_000;
+
+    fn rules() -> Rules {
+        Rules { chain_id: 1337, spec: SpecId::OSAKA, block_gas_limit: 30_000_000 }
+    }
+
+    fn tx(i: usize, nonce: u64, fee: u128, tip: u128) -> SignedTx {
+        let a = &dev_accounts(3).unwrap()[i];
+        let raw = sign_eip1559(
+            &a.signer,
+            1337,
+            nonce,
+            TxKind::Call(Address::ZERO),
+            U256::from(1),
+            Bytes::new(),
+            21_000,
+            fee,
+            tip,
+        );
+        SignedTx::decode(&raw).unwrap()
+    }
+
+    fn rich() -> SenderState {
+        SenderState { nonce: 0, balance: U256::from(10u64).pow(U256::from(20u64)) }
+    }
+
+    #[test]
+    fn nonce_queues_replacement_and_selection() {
+        let pool = Mempool::new(PoolConfig::default());
+        assert_eq!(pool.add(tx(0, 1, 10 * GWEI, GWEI), rich(), &rules()), Ok(Added::Queued));
+        assert_eq!(pool.pending_nonce(&tx(0, 0, GWEI, 0).sender, 0), 0);
+        assert_eq!(pool.add(tx(0, 0, 10 * GWEI, GWEI), rich(), &rules()), Ok(Added::Pending));
+        assert_eq!(pool.pending_nonce(&tx(0, 0, GWEI, 0).sender, 0), 2);
+        assert_eq!(pool.add(tx(0, 0, 10 * GWEI, GWEI), rich(), &rules()), Err(PoolError::AlreadyKnown));
+        assert_eq!(
+            pool.add(tx(0, 0, 10 * GWEI + 1, GWEI + 1), rich(), &rules()),
+            Err(PoolError::ReplacementUnderpriced)
+        );
+        assert_eq!(pool.add(tx(0, 0, 11 * GWEI, GWEI * 11 / 10), rich(), &rules()), Ok(Added::Replaced));
+        assert_eq!(pool.add(tx(1, 0, 10 * GWEI, 3 * GWEI), rich(), &rules()), Ok(Added::Pending));
+        assert_eq!(pool.len(), 3);
+        // The higher tip goes first; a sender's transactions stay in nonce order.
+        let picked: Vec<(Address, u64)> =
+            pool.select(GWEI as u64, 30_000_000, 100).iter().map(|t| (t.sender, t.nonce())).collect();
+        let (a0, a1) = (tx(0, 0, GWEI, 0).sender, tx(1, 0, GWEI, 0).sender);
+        assert_eq!(picked, vec![(a1, 0), (a0, 0), (a0, 1)]);
+        // A fee cap below the base fee waits.
+        assert!(pool.select(20 * GWEI as u64, 30_000_000, 100).is_empty());
+        // The gas budget bounds the block.
+        assert_eq!(pool.select(GWEI as u64, 42_000, 100).len(), 2);
+        pool.on_block(&[a0, a1], &[], |a| Some(if *a == a0 { 2 } else { 1 }));
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn state_checks_use_geth_messages() {
+        let pool = Mempool::new(PoolConfig::default());
+        let poor = SenderState { nonce: 0, balance: U256::from(1) };
+        assert!(pool
+            .add(tx(0, 0, GWEI, 0), poor, &rules())
+            .unwrap_err()
+            .to_string()
+            .starts_with("insufficient funds for gas * price + value"));
+        let moved = SenderState { nonce: 5, ..rich() };
+        assert!(pool.add(tx(0, 0, GWEI, 0), moved, &rules()).unwrap_err().to_string().starts_with("nonce too low"));
+        assert_eq!(pool.add(tx(0, 0, GWEI, 2 * GWEI), rich(), &rules()), Err(PoolError::TipAboveFeeCap));
+        let other_chain = Rules { chain_id: 1, ..rules() };
+        assert!(matches!(pool.add(tx(0, 0, GWEI, 0), rich(), &other_chain), Err(PoolError::InvalidChainId { .. })));
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_cheapest_tail() {
+        let pool = Mempool::new(PoolConfig { max_txs: 2, ..PoolConfig::default() });
+        pool.add(tx(0, 0, 10 * GWEI, GWEI), rich(), &rules()).unwrap();
+        pool.add(tx(1, 0, 10 * GWEI, 2 * GWEI), rich(), &rules()).unwrap();
+        assert_eq!(pool.add(tx(2, 0, 10 * GWEI, GWEI), rich(), &rules()), Err(PoolError::PoolFull));
+        assert_eq!(pool.add(tx(2, 0, 10 * GWEI, 3 * GWEI), rich(), &rules()), Ok(Added::Pending));
+        assert_eq!(pool.len(), 2);
+        assert!(pool.get(&tx(0, 0, 10 * GWEI, GWEI).hash).is_none());
+    }
+}

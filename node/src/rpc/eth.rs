@@ -534,6 +534,10 @@ pub fn estimate_gas(core: &Core, p: &[Value], limits: &RpcLimits) -> RpcResult<V
         }
     };
     let ok = |r: RpcResult<ExecutionResult<HaltReason>>| matches!(r, Ok(ExecutionResult::Success { .. }));
+    // Calls without refunds or gas-dependent paths need exactly what they used.
+    if used < hi && ok(attempt(used)) {
+        return Ok(json!(q(used)));
+    }
     let mut lo = used.saturating_sub(1);
     // Most calls need just what they used plus the 1/64 that CALL withholds.
     let optimistic = (used + 2300) * 64 / 63;
