@@ -3,6 +3,7 @@
 //! shared indices; aborted transactions are re-incarnated and the indices are
 //! lowered so that everything above them is validated again.
 
+use crossbeam::utils::CachePadded;
 use metisdb::pending::{Incarnation, TxIndex, Version};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -24,15 +25,17 @@ pub enum Task {
     Validate(Version),
 }
 
+// Each counter on its own cache line: every worker updates them on every
+// task, and sharing a line would make each update invalidate the others.
 pub struct Scheduler {
     num_txs: usize,
-    execution_idx: AtomicUsize,
-    validation_idx: AtomicUsize,
+    execution_idx: CachePadded<AtomicUsize>,
+    validation_idx: CachePadded<AtomicUsize>,
     /// Bumped whenever an index is lowered, so `check_done` can tell that no
     /// decrease raced with its observation.
-    decrease_count: AtomicUsize,
-    num_active_tasks: AtomicUsize,
-    done: AtomicBool,
+    decrease_count: CachePadded<AtomicUsize>,
+    num_active_tasks: CachePadded<AtomicUsize>,
+    done: CachePadded<AtomicBool>,
     status: Box<[Mutex<(Incarnation, Status)>]>,
     /// Transactions waiting for each transaction to finish executing.
     dependents: Box<[Mutex<Vec<TxIndex>>]>,
@@ -50,11 +53,11 @@ impl Scheduler {
     pub fn new(num_txs: usize) -> Self {
         Self {
             num_txs,
-            execution_idx: AtomicUsize::new(0),
-            validation_idx: AtomicUsize::new(0),
-            decrease_count: AtomicUsize::new(0),
-            num_active_tasks: AtomicUsize::new(0),
-            done: AtomicBool::new(num_txs == 0),
+            execution_idx: CachePadded::new(AtomicUsize::new(0)),
+            validation_idx: CachePadded::new(AtomicUsize::new(0)),
+            decrease_count: CachePadded::new(AtomicUsize::new(0)),
+            num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
+            done: CachePadded::new(AtomicBool::new(num_txs == 0)),
             status: (0..num_txs).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
             dependents: (0..num_txs).map(|_| Mutex::new(Vec::new())).collect(),
         }

@@ -12,6 +12,13 @@ pub struct CodeCache {
 }
 
 impl CodeCache {
+    /// Analysed bytecode. EIP-7702 delegation designators are decoded as
+    /// such; anything else (including a malformed designator, as revm's own
+    /// state loader does) is legacy code.
+    pub fn analyse(bytes: alloy_primitives::Bytes) -> Bytecode {
+        Bytecode::new_raw_checked(bytes.clone()).unwrap_or_else(|_| Bytecode::new_legacy(bytes))
+    }
+
     pub fn get_or_load<E>(
         &self,
         code_hash: B256,
@@ -20,11 +27,7 @@ impl CodeCache {
         if let Some(code) = self.codes.read().unwrap_or_else(|e| e.into_inner()).get(&code_hash) {
             return Ok(code.clone());
         }
-        let bytes = load()?;
-        // EIP-7702 delegation designators are decoded as such; anything else
-        // (including a malformed designator, as revm's own state loader does)
-        // is legacy code.
-        let code = Bytecode::new_raw_checked(bytes.clone()).unwrap_or_else(|_| Bytecode::new_legacy(bytes));
+        let code = Self::analyse(load()?);
         self.codes.write().unwrap_or_else(|e| e.into_inner()).insert(code_hash, code.clone());
         Ok(code)
     }

@@ -2,6 +2,7 @@
 //! multi-version memory and is recorded for validation.
 
 use super::code_cache::CodeCache;
+use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, B256, U256};
 use metisdb::pending::{MvMemory, ReadError, ReadRecord, StateError, StateKey, TxIndex};
 use revm::bytecode::Bytecode;
@@ -33,6 +34,10 @@ impl From<ReadError> for DbError {
 pub struct TxDb<'a, 'p> {
     pub mv: &'a MvMemory<'p>,
     pub codes: &'a CodeCache,
+    /// This worker's own analysed copies: revm clones bytecode on every
+    /// account load, and a reference count shared with other workers would
+    /// bounce between cores.
+    local_codes: HashMap<B256, Bytecode>,
     pub tx: TxIndex,
     /// The sequential path reads only final values and skips the bookkeeping.
     pub record_reads: bool,
@@ -41,18 +46,24 @@ pub struct TxDb<'a, 'p> {
 
 impl<'a, 'p> TxDb<'a, 'p> {
     pub fn new(mv: &'a MvMemory<'p>, codes: &'a CodeCache, tx: TxIndex, record_reads: bool) -> Self {
-        Self { mv, codes, tx, record_reads, reads: Vec::new() }
+        Self { mv, codes, local_codes: HashMap::default(), tx, record_reads, reads: Vec::new() }
     }
 
-    fn load_code(&self, code_hash: B256) -> Result<Bytecode, DbError> {
-        self.codes.get_or_load(code_hash, || {
+    fn load_code(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {
+        if let Some(code) = self.local_codes.get(&code_hash) {
+            return Ok(code.clone());
+        }
+        let shared = self.codes.get_or_load(code_hash, || {
             self.mv.read_code(&code_hash)?.ok_or_else(|| {
                 DbError::State(StateError {
                     what: format!("code {code_hash}"),
                     reason: "missing from the state".into(),
                 })
             })
-        })
+        })?;
+        let code = CodeCache::analyse(shared.original_bytes());
+        self.local_codes.insert(code_hash, code.clone());
+        Ok(code)
     }
 }
 
