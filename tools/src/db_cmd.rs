@@ -1,7 +1,7 @@
-//! `metis db ...`: info, verify, stats, synth.
+//! `metis db ...`: info, get, verify, stats, prove, synth.
 
-use metis_tools::progress::Progress;
 use clap::{Args, Subcommand};
+use metis_tools::progress::Progress;
 use metisdb::{Db, Durability, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,13 +19,17 @@ pub enum DbCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check every reachable page and invariant; exit 0 only when all hold.
+    /// Check every reachable page and invariant, and recompute the state
+    /// root from the leaves; exit 0 only when all hold.
     Verify {
         #[command(flatten)]
         dir: DataDir,
         /// Print JSON instead of lines.
         #[arg(long)]
         json: bool,
+        /// Skip the state-root recomputation (pages and invariants only).
+        #[arg(long)]
+        skip_root: bool,
     },
     /// Keys per table, pages used and free, file size, versions, readers.
     Stats {
@@ -48,6 +52,26 @@ pub enum DbCommand {
         /// Version (block) to prove at; default the latest.
         #[arg(long)]
         version: Option<u64>,
+    },
+    /// Print an account (and storage slots, code) at a version.
+    Get {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The account.
+        #[arg(long)]
+        address: String,
+        /// Storage slots to print (repeatable).
+        #[arg(long = "slot")]
+        slots: Vec<String>,
+        /// Also print the bytecode.
+        #[arg(long)]
+        code: bool,
+        /// Version (block) to read; default the latest.
+        #[arg(long)]
+        version: Option<u64>,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Build or extend a deterministic synthetic state.
     Synth(crate::synth::SynthArgs),
@@ -89,11 +113,50 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        DbCommand::Verify { dir, json } => {
+        DbCommand::Verify { dir, json, skip_root } => {
             let db = open_existing(&dir.datadir, Durability::Sync)?;
             let mut p = Progress::new("verify", "pages", None);
-            let report = db.verify(&mut |done, _| p.set(done))?;
+            let mut report = db.verify(&mut |done, _| p.set(done))?;
             p.finish();
+            let root = if skip_root || !report.ok() || report.version.is_none() {
+                None
+            } else {
+                let snap = db.snapshot(None)?;
+                let mut p = Progress::new(
+                    "verify: state root",
+                    "accounts",
+                    Some(snap.latest_entries(metisdb::tables::ACCOUNTS)),
+                );
+                let c = metis_tools::stream_root::check_state_root(&snap, Some(db.path()), &mut |n| p.set(n));
+                p.finish();
+                match c {
+                    Ok(c) => {
+                        for m in &c.mismatches {
+                            report.problems.push(format!(
+                                "account {:#x}: stored storage root {:#x}, its slots hash to {:#x}",
+                                m.account, m.stored, m.computed
+                            ));
+                        }
+                        if c.mismatch_count > c.mismatches.len() as u64 {
+                            report
+                                .problems
+                                .push(format!("... {} accounts with a wrong storage root in all", c.mismatch_count));
+                        }
+                        if c.stored != c.computed {
+                            report.problems.push(format!(
+                                "state root: stored {:#x}, recomputed from the leaves {:#x}",
+                                c.stored, c.computed
+                            ));
+                        }
+                        Some(c)
+                    }
+                    Err(e) => {
+                        report.problems.push(format!("state root: {e}"));
+                        None
+                    }
+                }
+            };
+            let root_line = root.as_ref().map(|c| format!("{:#x}", c.computed));
             if json {
                 println!(
                     "{}",
@@ -102,10 +165,14 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                         "page_count": report.page_count, "free_pages": report.free_pages,
                         "tables": report.tables.iter().map(|t| serde_json::json!({"name": t.name, "entries": t.entries, "pages": t.pages, "depth": t.depth})).collect::<Vec<_>>(),
                         "problems": report.problems,
+                        "state_root_recomputed": root_line,
                     })
                 );
             } else {
                 println!("version {}", report.version.map_or("none".into(), |v| v.to_string()));
+                if let Some(r) = &root_line {
+                    println!("state_root_recomputed {r}");
+                }
                 println!("pages_checked {}", report.pages_checked);
                 println!("free_pages {}", report.free_pages);
                 for t in &report.tables {
@@ -124,6 +191,9 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
             let db = open_existing(&dir.datadir, Durability::Sync)?;
             let s = db.stats()?;
             let oldest_reader = s.oldest_reader.map(|r| format!("version {} for {} ms", r.requested, r.age_ms));
+            let free_pct = if s.page_count == 0 { 0.0 } else { 100.0 * s.free_pages as f64 / s.page_count as f64 };
+            let fragmentation =
+                if s.free_pages == 0 { 0.0 } else { 1.0 - s.largest_free_extent as f64 / s.free_pages as f64 };
             if json {
                 println!(
                     "{}",
@@ -131,6 +201,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                         "file_bytes": s.file_len, "page_size": s.page_size, "page_count": s.page_count,
                         "used_pages": s.used_pages(), "free_pages": s.free_pages, "quarantined_pages": s.quarantined_pages,
                         "free_extents": s.free_extents, "largest_free_extent": s.largest_free_extent,
+                        "free_bytes": s.free_pages * s.page_size as u64, "free_percent": free_pct, "fragmentation": fragmentation,
                         "latest_version": s.latest_version, "durable_version": s.durable_version,
                         "oldest_version": s.oldest_version, "retention": s.retention,
                         "live_readers": s.live_readers, "oldest_reader": oldest_reader, "backend": s.backend,
@@ -148,6 +219,10 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                     s.quarantined_pages
                 );
                 println!("free_extents {} largest {}", s.free_extents, s.largest_free_extent);
+                println!("free_bytes {} ({:.1}% of the file)", s.free_pages * s.page_size as u64, free_pct);
+                println!(
+                    "fragmentation {fragmentation:.3} (1 - largest free extent / free pages; 0 = one contiguous run)"
+                );
                 match s.latest_version {
                     Some(v) => println!("versions {}..={v} (retention {})", s.oldest_version, s.retention),
                     None => println!("versions none (retention {})", s.retention),
@@ -173,6 +248,64 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
             let root = alloy_primitives::B256::from(snap.state_root()?);
             proof.verify(root).map_err(|e| format!("internal error: the generated proof does not verify: {e}"))?;
             println!("{}", serde_json::to_string_pretty(&proof_json(&proof))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Get { dir, address, slots, code, version, json } => {
+            let address = parse_address(&address)?;
+            let slots = slots.iter().map(|s| parse_u256(s)).collect::<Result<Vec<_>>>()?;
+            let db = open_existing(&dir.datadir, Durability::Sync)?;
+            let snap = db.snapshot(version)?;
+            let v = snap.version().map_or("none".to_string(), |v| v.to_string());
+            use metisdb::state::StateRead;
+            let acct = snap.account(&address)?;
+            let mut vals = Vec::with_capacity(slots.len());
+            for s in &slots {
+                vals.push((*s, snap.storage(&address, s)?));
+            }
+            let bytecode = match (&acct, code) {
+                (Some(a), true) if a.info.code_hash != metisdb::state::KECCAK_EMPTY => {
+                    Some(snap.code(&a.info.code_hash)?.map(|c| format!("0x{}", hex::encode(c))).ok_or_else(|| {
+                        format!("code {:#x} of {address:#x} is missing from the database", a.info.code_hash)
+                    })?)
+                }
+                (_, true) => Some("0x".to_string()),
+                _ => None,
+            };
+            if json {
+                let mut o = serde_json::json!({"version": snap.version(), "address": format!("{address:#x}"), "exists": acct.is_some()});
+                if let Some(a) = &acct {
+                    o["nonce"] = serde_json::json!(a.info.nonce);
+                    o["balance"] = serde_json::json!(a.info.balance.to_string());
+                    o["code_hash"] = serde_json::json!(format!("{:#x}", a.info.code_hash));
+                    o["storage_root"] = serde_json::json!(format!("{:#x}", a.storage_root));
+                }
+                o["storage"] = serde_json::json!(vals
+                    .iter()
+                    .map(|(s, v)| (format!("{s:#x}"), serde_json::json!(format!("{v:#x}"))))
+                    .collect::<serde_json::Map<_, _>>());
+                if let Some(c) = &bytecode {
+                    o["code"] = serde_json::json!(c);
+                }
+                println!("{o}");
+            } else {
+                println!("version {v}");
+                println!("address {address:#x}");
+                match &acct {
+                    None => println!("account none"),
+                    Some(a) => {
+                        println!("nonce {}", a.info.nonce);
+                        println!("balance {}", a.info.balance);
+                        println!("code_hash {:#x}", a.info.code_hash);
+                        println!("storage_root {:#x}", a.storage_root);
+                    }
+                }
+                for (s, val) in &vals {
+                    println!("slot {s:#x} {val:#x}");
+                }
+                if let Some(c) = &bytecode {
+                    println!("code {c}");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         DbCommand::Synth(args) => crate::synth::run(args),

@@ -2,6 +2,8 @@
 
 mod db_cmd;
 mod init_cmd;
+mod snapshot_cmd;
+mod state_cmd;
 mod node_cmd;
 mod synth;
 
@@ -26,6 +28,15 @@ enum Command {
         #[command(subcommand)]
         command: db_cmd::DbCommand,
     },
+    /// Export, import and check state snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot_cmd::SnapshotCommand,
+    },
+    /// Create a database from a JSONL state dump (reth's init-state format).
+    InitState(state_cmd::InitStateArgs),
+    /// Write the state as a JSONL dump (reth's init-state format).
+    ExportState(state_cmd::ExportStateArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +45,9 @@ fn main() -> ExitCode {
         Command::Node(a) => node_cmd::run(a),
         Command::Db { command } => db_cmd::run(command),
         Command::Init(a) => init_cmd::run(a),
+        Command::Snapshot { command } => snapshot_cmd::run(command),
+        Command::InitState(a) => state_cmd::run_init(a),
+        Command::ExportState(a) => state_cmd::run_export(a),
     };
     match res {
         Ok(code) => code,

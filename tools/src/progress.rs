@@ -12,6 +12,9 @@ pub struct Progress {
     unit: &'static str,
     total: Option<u64>,
     done: u64,
+    /// Bytes mode: `done` counts bytes, `items` counts `unit`s.
+    bytes: bool,
+    items: u64,
     started: Instant,
     last_log: Instant,
 }
@@ -36,7 +39,40 @@ impl Progress {
             b
         });
         let now = Instant::now();
-        Progress { bar, what, unit, total, done: 0, started: now, last_log: now }
+        Progress { bar, what, unit, total, done: 0, bytes: false, items: 0, started: now, last_log: now }
+    }
+
+    /// Starts reporting `what` in bytes (rate and ETA over bytes) and in
+    /// `unit`s (count and rate shown alongside).
+    pub fn bytes(what: &'static str, unit: &'static str, total_bytes: Option<u64>) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = match total_bytes {
+                Some(t) => ProgressBar::new(t),
+                None => ProgressBar::new_spinner(),
+            };
+            b.set_draw_target(ProgressDrawTarget::stderr());
+            let tmpl = if total_bytes.is_some() {
+                format!("{what} [{{bar:30}}] {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} ETA {{eta}} {{msg}}")
+            } else {
+                format!("{what} {{spinner}} {{binary_bytes}} {{binary_bytes_per_sec}} {{msg}}")
+            };
+            if let Ok(s) = ProgressStyle::with_template(&tmpl) {
+                b.set_style(s);
+            }
+            b
+        });
+        let now = Instant::now();
+        Progress { bar, what, unit, total: total_bytes, done: 0, bytes: true, items: 0, started: now, last_log: now }
+    }
+
+    /// Bytes mode: sets the bytes and the items done so far.
+    pub fn set_bytes(&mut self, bytes: u64, items: u64) {
+        self.items = items;
+        if let Some(b) = &self.bar {
+            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!("{items} {} ({:.0}/s)", self.unit, items as f64 / secs));
+        }
+        self.set(bytes);
     }
 
     /// Sets the amount done so far.
@@ -54,8 +90,22 @@ impl Progress {
                 }
                 _ => String::new(),
             };
-            let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
-            eprintln!("{}: {done}{of} {} ({rate:.0}/s{eta})", self.what, self.unit);
+            if self.bytes {
+                let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+                let of = self.total.map(|t| format!("/{:.1}", mib(t))).unwrap_or_default();
+                eprintln!(
+                    "{}: {:.1}{of} MiB ({:.1} MiB/s), {} {} ({:.0}/s){eta}",
+                    self.what,
+                    mib(done),
+                    rate / (1u64 << 20) as f64,
+                    self.items,
+                    self.unit,
+                    self.items as f64 / secs
+                );
+            } else {
+                let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
+                eprintln!("{}: {done}{of} {} ({rate:.0}/s{eta})", self.what, self.unit);
+            }
         }
     }
 

@@ -1,0 +1,492 @@
+//! Importing state into a new database through a staging database.
+//!
+//! The state is written into a staging data dir next to the target
+//! (`<parent>/.<name>.import`, same filesystem), in batches bounded by
+//! bytes: each batch is one commit of a [`StateWriter`], which keeps the
+//! trie records and the state root up to date incrementally, so memory is
+//! one batch of dirty pages whatever the state size. Every batch is
+//! committed as the same version label with [`metisdb::WriteTxn::rebase`],
+//! so the staging database never holds history. A snapshot import records
+//! its position in the file (the last completed chunk) in the metadata
+//! table in the same commit as the batch, so `--resume` continues exactly
+//! there after an interruption.
+//!
+//! The last batch computes the root and compares it with the stated one
+//! before committing. Only then is the staging data file renamed into the
+//! target dir (after taking the target's lock), and the directory synced.
+//! Until that rename the target dir is never touched; after a failure it
+//! is exactly as it was.
+
+use crate::error::{DbContext, Error, Result};
+use crate::snapshot::format::{Entry, OrderCheck};
+use crate::snapshot::reader::{Position, SnapshotReader};
+use crate::snapshot::{check_totals, for_each_entry, Totals};
+use alloy_primitives::B256;
+use metisdb::state::{StateWriter, KECCAK_EMPTY};
+use metisdb::tables::{CODE, METADATA, PREIMAGES};
+use metisdb::{Db, Options};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// Metadata key of the import position in a staging database.
+pub const PROGRESS_KEY: &[u8] = b"import/progress";
+/// Metadata key of the header of the snapshot a database was imported from.
+pub const SOURCE_KEY: &[u8] = b"import/source";
+
+/// Import settings.
+#[derive(Clone)]
+pub struct ImportOptions {
+    /// Options of the staging database (tests inject storage faults here).
+    pub db: Options,
+    /// Entry bytes per batch (one commit each).
+    pub batch_bytes: u64,
+    /// Continue an interrupted import from its last completed batch.
+    pub resume: bool,
+    /// Replace a database the target already holds.
+    pub overwrite: bool,
+    /// Hashing threads (default: available cores).
+    pub threads: Option<usize>,
+    /// Stop after this many batches, as if interrupted (tests).
+    pub stop_after_batches: Option<u64>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            db: Options::default(),
+            batch_bytes: 32 << 20,
+            resume: false,
+            overwrite: false,
+            threads: None,
+            stop_after_batches: None,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Clone, Debug)]
+pub struct ImportSummary {
+    /// The version the target now holds.
+    pub version: u64,
+    /// Its state root (equal to the stated one).
+    pub state_root: B256,
+    /// Entries imported.
+    pub totals: Totals,
+    /// Chunk the import resumed at, if it resumed.
+    pub resumed_at_chunk: Option<u64>,
+    /// Batches committed by this run.
+    pub batches: u64,
+}
+
+/// Progress of an import: (input bytes done, input bytes total, entries done).
+pub type ImportProgress<'a> = &'a mut dyn FnMut(u64, u64, u64);
+
+/// The staging data dir of an import into `target`: a hidden sibling.
+pub fn staging_dir(target: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(target).map_err(|e| Error::io("resolve", target, e))?;
+    let name = abs
+        .file_name()
+        .ok_or_else(|| Error::Refused(format!("{} has no directory name to stage next to", target.display())))?;
+    Ok(abs.with_file_name(format!(".{}.import", name.to_string_lossy())))
+}
+
+/// Fails when the target cannot receive an import: it holds a database
+/// (and `overwrite` is off) or a running process holds its lock.
+pub fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+    let data = target.join(metisdb::DATA_FILE);
+    if data.exists() && !overwrite {
+        return Err(Error::Refused(format!(
+            "{} already holds a database ({}); an import only creates new ones (--overwrite replaces it)",
+            target.display(),
+            data.display()
+        )));
+    }
+    let lock = target.join(metisdb::LOCK_FILE);
+    if lock.exists() {
+        let f = OpenOptions::new().read(true).write(true).open(&lock).map_err(|e| Error::io("open", &lock, e))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock() {
+            return Err(Error::Refused(format!(
+                "{} is in use by a running process (lock {})",
+                target.display(),
+                lock.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync dir", dir, e))
+}
+
+/// Moves the staging data file into `target` atomically, under the
+/// target's lock; on failure the target is put back as it was.
+pub fn install(staging: &Path, target: &Path, overwrite: bool) -> Result<()> {
+    let created_dir = !target.exists();
+    let lock_path = target.join(metisdb::LOCK_FILE);
+    let created_lock = !lock_path.exists();
+    let undo = || {
+        if created_dir {
+            let _ = std::fs::remove_dir_all(target);
+        } else if created_lock {
+            let _ = std::fs::remove_file(&lock_path);
+        }
+    };
+    let res = (|| -> Result<()> {
+        std::fs::create_dir_all(target).map_err(|e| Error::io("create dir", target, e))?;
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Refused(format!("{} is in use by a running process", target.display())))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path, e)),
+        }
+        let dest = target.join(metisdb::DATA_FILE);
+        if dest.exists() && !overwrite {
+            return Err(Error::Refused(format!("{} already holds a database", target.display())));
+        }
+        let src = staging.join(metisdb::DATA_FILE);
+        std::fs::rename(&src, &dest).map_err(|e| Error::io("rename into place", &dest, e))?;
+        sync_dir(target)?;
+        drop(lock);
+        Ok(())
+    })();
+    if res.is_err() {
+        undo();
+        return res;
+    }
+    std::fs::remove_dir_all(staging).map_err(|e| Error::io("remove", staging, e))?;
+    if let Some(p) = staging.parent() {
+        let _ = sync_dir(p);
+    }
+    Ok(())
+}
+
+/// Where a snapshot import stands (stored in the staging database).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// [`crate::snapshot::format::Header::id`] of the file.
+    pub header_id: u64,
+    /// Length of the file.
+    pub file_len: u64,
+    /// The next chunk.
+    pub pos: Position,
+    /// Entries imported so far.
+    pub totals: Totals,
+    /// Order state after the last imported entry.
+    pub last_code: Option<B256>,
+    /// Last account imported (slots of the next chunk may continue it).
+    pub last_account: Option<B256>,
+    /// Last slot of that account.
+    pub last_slot: Option<B256>,
+    /// The whole file is imported and the root checked.
+    pub complete: bool,
+}
+
+impl Checkpoint {
+    const MAGIC: &'static [u8; 8] = b"MIMPORT1";
+
+    /// Encodes the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(176);
+        b.extend_from_slice(Self::MAGIC);
+        for v in [
+            self.header_id,
+            self.file_len,
+            self.pos.offset,
+            self.pos.seq,
+            self.pos.raw_bytes,
+            self.totals.accounts,
+            self.totals.slots,
+            self.totals.codes,
+        ] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        let flags = self.last_code.is_some() as u8
+            | (self.last_account.is_some() as u8) << 1
+            | (self.last_slot.is_some() as u8) << 2
+            | (self.complete as u8) << 3;
+        b.push(flags);
+        for h in [self.last_code, self.last_account, self.last_slot] {
+            b.extend_from_slice(h.unwrap_or_default().as_slice());
+        }
+        b
+    }
+
+    /// Decodes a record.
+    pub fn decode(b: &[u8]) -> Option<Checkpoint> {
+        if b.len() != 8 + 64 + 1 + 96 || &b[..8] != Self::MAGIC {
+            return None;
+        }
+        let u = |i: usize| u64::from_le_bytes(b[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
+        let flags = b[72];
+        let h = |i: usize| (flags & (1 << i) != 0).then(|| B256::from_slice(&b[73 + 32 * i..105 + 32 * i]));
+        Some(Checkpoint {
+            header_id: u(0),
+            file_len: u(1),
+            pos: Position { offset: u(2), seq: u(3), raw_bytes: u(4) },
+            totals: Totals { accounts: u(5), slots: u(6), codes: u(7) },
+            last_code: h(0),
+            last_account: h(1),
+            last_slot: h(2),
+            complete: flags & 8 != 0,
+        })
+    }
+}
+
+/// Writes entries in key order into a database, in batches.
+pub(crate) struct Sink<'db> {
+    db: &'db Db,
+    version: u64,
+    threads: Option<usize>,
+    w: Option<StateWriter<'db>>,
+    current: Option<B256>,
+    slot_preimages: HashSet<B256>,
+    /// Entry bytes applied in the open batch.
+    pub pending: u64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+impl<'db> Sink<'db> {
+    pub(crate) fn new(db: &'db Db, version: u64, threads: Option<usize>, current: Option<B256>) -> Self {
+        Sink { db, version, threads, w: None, current, slot_preimages: HashSet::new(), pending: 0, batches: 0 }
+    }
+
+    fn writer(&mut self) -> Result<&mut StateWriter<'db>> {
+        if self.w.is_none() {
+            let mut w = self.db.begin_state().ctx(|| "begin a staging batch".into())?;
+            w.set_record_preimages(false);
+            if let Some(t) = self.threads {
+                w.set_threads(t);
+            }
+            // No history inside the staging database: every batch replaces the version.
+            w.txn_mut().rebase(self.version);
+            self.w = Some(w);
+        }
+        Ok(self.w.as_mut().expect("set above"))
+    }
+
+    /// Writes one entry. Entries must come in snapshot order (checked by the caller).
+    pub(crate) fn apply(&mut self, e: Entry) -> Result<()> {
+        self.writer()?;
+        let w = self.w.as_mut().expect("opened above");
+        let db_err = |what: String| move |source| Error::Db { context: what, source: Box::new(source) };
+        match e {
+            Entry::Code { hash, code } => {
+                w.set_code(&hash, &code).map_err(db_err(format!("write code {hash:#x}")))?;
+                self.pending += 40 + code.len() as u64;
+            }
+            Entry::Account { hash, address, info } => {
+                if info.code_hash != KECCAK_EMPTY
+                    && w.txn().get(CODE, info.code_hash.as_slice()).map_err(db_err("read code".into()))?.is_none()
+                {
+                    return Err(Error::Refused(format!(
+                        "account {hash:#x} has code {:#x}, which the input does not hold",
+                        info.code_hash
+                    )));
+                }
+                w.set_account_by_hash(&hash, Some(info)).map_err(db_err(format!("write account {hash:#x}")))?;
+                if let Some(a) = address {
+                    w.txn_mut()
+                        .put(PREIMAGES, hash.as_slice(), a.as_slice())
+                        .map_err(db_err("write preimage".into()))?;
+                }
+                self.current = Some(hash);
+                self.pending += 96;
+            }
+            Entry::Slot { hash, slot, value } => {
+                let acct = self.current.ok_or_else(|| Error::Refused("a slot precedes every account".into()))?;
+                w.set_storage_by_hash(&acct, &hash, &value)
+                    .map_err(db_err(format!("write slot {hash:#x} of {acct:#x}")))?;
+                if let Some(s) = slot {
+                    if self.slot_preimages.len() > 1 << 16 {
+                        self.slot_preimages.clear();
+                    }
+                    if self.slot_preimages.insert(hash) {
+                        w.txn_mut()
+                            .put(PREIMAGES, hash.as_slice(), &s.to_be_bytes::<32>())
+                            .map_err(db_err("write preimage".into()))?;
+                    }
+                }
+                self.pending += 100;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch with `meta` entries in the metadata table.
+    pub(crate) fn commit(&mut self, meta: &[(&[u8], &[u8])]) -> Result<()> {
+        let w = self.writer()?;
+        for (k, v) in meta {
+            w.txn_mut().put(METADATA, k, v).ctx(|| "write import metadata".into())?;
+        }
+        let w = self.w.take().expect("opened above");
+        w.commit(Vec::new()).ctx(|| format!("commit import batch {}", self.batches + 1))?;
+        self.batches += 1;
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Computes the root of everything written; when it equals `expected`,
+    /// commits the last batch with `meta` and returns the root. On a
+    /// mismatch nothing of the last batch is committed.
+    pub(crate) fn finish(&mut self, expected: B256, what: &str, meta: &[(&[u8], &[u8])]) -> Result<B256> {
+        let w = self.writer()?;
+        let root = w.compute_root().ctx(|| "compute the state root".into())?;
+        if root != expected {
+            self.w = None;
+            return Err(Error::RootMismatch { what: what.into(), expected, computed: root });
+        }
+        self.commit(meta)?;
+        Ok(root)
+    }
+}
+
+fn open_staging(dir: &Path, opts: &ImportOptions) -> Result<Db> {
+    Db::open(dir, Options { create: true, ..opts.db.clone() })
+        .ctx(|| format!("open the staging database {}", dir.display()))
+}
+
+/// Imports the snapshot `file` into the data dir `target` (see the module docs).
+pub fn import_snapshot(
+    target: &Path,
+    file: &Path,
+    opts: &ImportOptions,
+    progress: ImportProgress<'_>,
+) -> Result<ImportSummary> {
+    let mut reader = SnapshotReader::open(file)?;
+    let header = reader.header().clone();
+    check_target(target, opts.overwrite)?;
+    let staging = staging_dir(target)?;
+    let mut resumed_at = None;
+    let mut cp = Checkpoint {
+        header_id: header.id(),
+        file_len: reader.file_len(),
+        pos: reader.position(),
+        ..Default::default()
+    };
+    if staging.exists() {
+        if !opts.resume {
+            return Err(Error::Refused(format!(
+                "an interrupted import is staged in {}; rerun with --resume to continue it, or delete that directory to start over",
+                staging.display()
+            )));
+        }
+        let db = open_staging(&staging, opts)?;
+        let snap = db.snapshot(None).ctx(|| "read the staging database".into())?;
+        let stored = snap.get(METADATA, PROGRESS_KEY).ctx(|| "read the import position".into())?.map(|b| b.to_vec());
+        drop(snap);
+        match stored.as_deref().map(Checkpoint::decode) {
+            None => {} // created but nothing committed yet: start at the first chunk
+            Some(None) => {
+                return Err(Error::Refused(format!("{} holds an unreadable import position", staging.display())))
+            }
+            Some(Some(c)) => {
+                if c.header_id != cp.header_id || c.file_len != cp.file_len {
+                    return Err(Error::Refused(format!(
+                        "the import staged in {} is of another snapshot file (block {} root {:#x} is staged); \
+                         delete that directory to import {}",
+                        staging.display(),
+                        header.block_number,
+                        header.state_root,
+                        file.display()
+                    )));
+                }
+                cp = c;
+                resumed_at = Some(cp.pos.seq);
+            }
+        }
+        drop(db);
+    }
+    if !cp.complete {
+        let db = open_staging(&staging, opts)?;
+        if !cp.pos.offset.eq(&(crate::snapshot::format::HEADER_LEN as u64)) {
+            reader.seek(cp.pos)?;
+        }
+        let mut sink = Sink::new(&db, header.block_number, opts.threads, cp.last_account);
+        let mut order = OrderCheck::resume(cp.last_code, cp.last_account, cp.last_slot);
+        let mut totals = cp.total_copy();
+        let total_bytes = reader.file_len();
+        loop {
+            let chunk = reader.next_chunk()?;
+            let Some(chunk) = chunk else { break };
+            for_each_entry(file, &chunk, &mut order, &mut totals, |e| sink.apply(e))?;
+            progress(reader.position().offset, total_bytes, totals.items());
+            if sink.pending >= opts.batch_bytes {
+                let c = Checkpoint {
+                    pos: reader.position(),
+                    totals,
+                    last_code: order.last_code(),
+                    last_account: order.last_account(),
+                    last_slot: order.last_slot(),
+                    ..cp.clone()
+                };
+                sink.commit(&[(PROGRESS_KEY, &c.encode())])?;
+                if opts.stop_after_batches.is_some_and(|n| sink.batches >= n) {
+                    return Err(Error::Refused(format!(
+                        "stopped after {} batches (chunk {}); the import is staged in {}",
+                        sink.batches,
+                        reader.position().seq,
+                        staging.display()
+                    )));
+                }
+            }
+        }
+        let footer = *reader.footer().expect("next_chunk returns None only after the footer");
+        check_totals(file, &footer, &totals)?;
+        cp = Checkpoint {
+            pos: reader.position(),
+            totals,
+            last_code: order.last_code(),
+            last_account: order.last_account(),
+            last_slot: order.last_slot(),
+            complete: true,
+            ..cp
+        };
+        let what = format!("the header of {}", file.display());
+        let fin =
+            sink.finish(header.state_root, &what, &[(PROGRESS_KEY, &cp.encode()), (SOURCE_KEY, &header.encode())]);
+        let batches = sink.batches;
+        drop(sink);
+        drop(db);
+        if let Err(e) = fin {
+            if matches!(e, Error::RootMismatch { .. }) {
+                // The staged state is wrong as a whole: nothing to resume.
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            return Err(e);
+        }
+        install(&staging, target, opts.overwrite)?;
+        return Ok(ImportSummary {
+            version: header.block_number,
+            state_root: header.state_root,
+            totals: cp.totals,
+            resumed_at_chunk: resumed_at,
+            batches,
+        });
+    }
+    // Everything was imported and checked before; only the switch remained.
+    install(&staging, target, opts.overwrite)?;
+    Ok(ImportSummary {
+        version: header.block_number,
+        state_root: header.state_root,
+        totals: cp.totals,
+        resumed_at_chunk: resumed_at,
+        batches: 0,
+    })
+}
+
+impl Checkpoint {
+    fn total_copy(&self) -> Totals {
+        self.totals
+    }
+}

@@ -1,0 +1,609 @@
+//! The JSONL state dump that reth's `init-state` reads and writes.
+//!
+//! ```text
+//! {"root":"0x<state root>"}
+//! {"nonce":"0x1","balance":"0x2a","code":"0x6000","storage":{"0x<slot, 32 bytes>":"0x<value, 32 bytes>"},"address":"0x<20 bytes>"}
+//! ...
+//! ```
+//! One account per line (reth's `GenesisAccountWithAddress`: alloy's
+//! `GenesisAccount` flattened, plus `address`). Written as reth writes it:
+//! nonce and balance as hex quantities, code as hex bytes (omitted when
+//! empty), storage keys and values as 32-byte hex (omitted when empty).
+//! Read as reth reads it: `balance` required; `nonce` a hex quantity or a
+//! number; storage keys and values hex of at most 32 bytes, left-padded;
+//! other fields ignored. Zero storage values mean "absent".
+//!
+//! Import ([`init_state`]) does not need the lines in any order: a first
+//! pass turns them into records keyed by hashed address (and hashed slot),
+//! sorted in bounded runs on disk; a merge of the runs feeds the same
+//! staged, batched writer as a snapshot import. Memory is one sort run
+//! plus one batch, whatever the file size.
+
+use crate::error::{DbContext, Error, Result};
+use crate::import::{check_target, install, staging_dir, Sink};
+use crate::snapshot::format::{Entry, EntryDecoder};
+use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
+use alloy_primitives::{keccak256, Address, B256, U256};
+use metisdb::state::{AccountInfo, StoredAccount, KECCAK_EMPTY};
+use metisdb::tables::CODE;
+use metisdb::{Db, Options};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Parses a hex string of at most `max` bytes ("0x" optional, odd length allowed).
+fn hex_bytes(s: &str, max: usize) -> std::result::Result<Vec<u8>, String> {
+    let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let padded;
+    let h = if h.len() % 2 == 1 {
+        padded = format!("0{h}");
+        &padded
+    } else {
+        h
+    };
+    let b = hex::decode(h).map_err(|_| format!("{s:?} is not hex"))?;
+    if b.len() > max {
+        return Err(format!("{s:?} is longer than {max} bytes"));
+    }
+    Ok(b)
+}
+
+/// A JSON quantity: hex string, decimal string or number.
+fn quantity(v: &serde_json::Value, what: &str) -> std::result::Result<U256, String> {
+    match v {
+        serde_json::Value::String(s) => {
+            if s.starts_with("0x") || s.starts_with("0X") {
+                Ok(U256::from_be_slice(&hex_bytes(s, 32).map_err(|e| format!("{what}: {e}"))?))
+            } else {
+                U256::from_str_radix(s, 10).map_err(|_| format!("{what}: {s:?} is not a number"))
+            }
+        }
+        serde_json::Value::Number(n) => {
+            n.as_u64().map(U256::from).ok_or_else(|| format!("{what}: {n} is not a non-negative integer"))
+        }
+        other => Err(format!("{what}: expected a quantity, found {other}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct RootLine {
+    root: String,
+}
+
+#[derive(Deserialize)]
+struct AccountLine {
+    address: String,
+    balance: Option<serde_json::Value>,
+    #[serde(default)]
+    nonce: Option<serde_json::Value>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    storage: Option<BTreeMap<String, String>>,
+}
+
+/// An account of a dump line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DumpAccount {
+    /// The address.
+    pub address: Address,
+    /// Nonce.
+    pub nonce: u64,
+    /// Balance.
+    pub balance: U256,
+    /// Bytecode (empty for none).
+    pub code: Vec<u8>,
+    /// Non-zero slots.
+    pub storage: Vec<(U256, U256)>,
+}
+
+/// Parses the first line: the state root.
+pub fn parse_root_line(line: &str) -> std::result::Result<B256, String> {
+    let r: RootLine = serde_json::from_str(line).map_err(|e| format!("expected {{\"root\": \"0x...\"}}: {e}"))?;
+    let b = hex_bytes(&r.root, 32)?;
+    if b.len() != 32 {
+        return Err(format!("root {:?} is not 32 bytes", r.root));
+    }
+    Ok(B256::from_slice(&b))
+}
+
+/// Parses an account line.
+pub fn parse_account_line(line: &str) -> std::result::Result<DumpAccount, String> {
+    let a: AccountLine = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let ab = hex_bytes(&a.address, 20)?;
+    if ab.len() != 20 {
+        return Err(format!("address {:?} is not 20 bytes", a.address));
+    }
+    let balance = quantity(a.balance.as_ref().ok_or("missing field `balance`")?, "balance")?;
+    let nonce = match &a.nonce {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(v) => {
+            let n = quantity(v, "nonce")?;
+            u64::try_from(n).map_err(|_| format!("nonce {n} exceeds 64 bits"))?
+        }
+    };
+    let code = match &a.code {
+        None => Vec::new(),
+        Some(c) => hex_bytes(c, crate::snapshot::format::MAX_CODE)?,
+    };
+    let mut storage = Vec::new();
+    for (k, v) in a.storage.iter().flatten() {
+        let key = U256::from_be_slice(&hex_bytes(k, 32).map_err(|e| format!("storage key: {e}"))?);
+        let value = U256::from_be_slice(&hex_bytes(v, 32).map_err(|e| format!("storage value: {e}"))?);
+        if !value.is_zero() {
+            storage.push((key, value));
+        }
+    }
+    Ok(DumpAccount { address: Address::from_slice(&ab), nonce, balance, code, storage })
+}
+
+/// Writes the root line.
+pub fn write_root_line(out: &mut impl Write, root: &B256) -> std::io::Result<()> {
+    writeln!(out, "{{\"root\":\"{root:#x}\"}}")
+}
+
+fn write_b256(out: &mut impl Write, v: &[u8; 32]) -> std::io::Result<()> {
+    write!(out, "\"0x{}\"", hex::encode(v))
+}
+
+/// Streams state to JSONL lines in reth's field order.
+struct LineWriter<'a, W: Write> {
+    out: W,
+    path: &'a Path,
+    snap: &'a metisdb::Snapshot,
+    open: bool,
+    slots_in_line: u64,
+    address: Option<Address>,
+    missing: Option<String>,
+}
+
+impl<W: Write> LineWriter<'_, W> {
+    fn io(&self, e: std::io::Error) -> Error {
+        Error::io("write", self.path, e)
+    }
+}
+
+impl<W: Write> StateVisitor for LineWriter<'_, W> {
+    fn account(&mut self, hash: &B256, address: Option<&Address>, a: &StoredAccount) -> Result<()> {
+        let Some(address) = address else {
+            self.missing.get_or_insert_with(|| format!("account {hash:#x}"));
+            return Err(Error::Refused(format!(
+                "account {hash:#x} has no recorded address preimage; export-state needs the addresses \
+                 (databases made with preimages off can only be exported as snapshots)"
+            )));
+        };
+        self.address = Some(*address);
+        let r = (|| -> std::io::Result<()> {
+            write!(self.out, "{{\"nonce\":\"{:#x}\",\"balance\":\"{:#x}\"", a.info.nonce, a.info.balance)?;
+            Ok(())
+        })();
+        r.map_err(|e| self.io(e))?;
+        if a.info.code_hash != KECCAK_EMPTY {
+            let code = self
+                .snap
+                .get(CODE, a.info.code_hash.as_slice())
+                .ctx(|| format!("read code {:#x}", a.info.code_hash))?
+                .ok_or_else(|| {
+                    Error::Refused(format!("account {address:#x}: code {:#x} is missing", a.info.code_hash))
+                })?;
+            let r = (|| -> std::io::Result<()> {
+                self.out.write_all(b",\"code\":\"0x")?;
+                self.out.write_all(hex::encode(code).as_bytes())?;
+                self.out.write_all(b"\"")
+            })();
+            r.map_err(|e| self.io(e))?;
+        }
+        self.open = true;
+        self.slots_in_line = 0;
+        Ok(())
+    }
+
+    fn slot(&mut self, hash: &B256, slot: Option<&U256>, value: &U256) -> Result<()> {
+        let Some(slot) = slot else {
+            return Err(Error::Refused(format!(
+                "slot {hash:#x} of account {:#x} has no recorded preimage; export-state needs slot numbers",
+                self.address.unwrap_or_default()
+            )));
+        };
+        let first = self.slots_in_line == 0;
+        let r = (|| -> std::io::Result<()> {
+            self.out.write_all(if first { b",\"storage\":{" } else { b"," })?;
+            write_b256(&mut self.out, &slot.to_be_bytes::<32>())?;
+            self.out.write_all(b":")?;
+            write_b256(&mut self.out, &value.to_be_bytes::<32>())
+        })();
+        r.map_err(|e| self.io(e))?;
+        self.slots_in_line += 1;
+        Ok(())
+    }
+
+    fn end_account(&mut self) -> Result<()> {
+        let address = self.address.take().unwrap_or_default();
+        let close_storage = self.slots_in_line > 0;
+        let r = (|| -> std::io::Result<()> {
+            if close_storage {
+                self.out.write_all(b"}")?;
+            }
+            writeln!(self.out, ",\"address\":\"{address:#x}\"}}")
+        })();
+        r.map_err(|e| self.io(e))?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+/// What an export or import of a dump did.
+#[derive(Clone, Debug, Default)]
+pub struct DumpSummary {
+    /// Version exported or created.
+    pub version: u64,
+    /// State root.
+    pub state_root: B256,
+    /// Accounts.
+    pub accounts: u64,
+    /// Non-zero storage slots.
+    pub slots: u64,
+    /// Distinct bytecodes (import only).
+    pub codes: u64,
+}
+
+/// Writes version `version` (default latest) of `db` as a JSONL dump to `out`.
+pub fn export_state(
+    db: &Db,
+    version: Option<u64>,
+    out: &Path,
+    progress: &mut dyn FnMut(&WalkTotals),
+) -> Result<DumpSummary> {
+    let snap = db.snapshot(version).ctx(|| format!("open version {version:?}"))?;
+    let v = snap.version().ok_or_else(|| Error::Refused(format!("{} holds no version yet", db.path().display())))?;
+    let root = B256::from(snap.state_root().ctx(|| "read the state root".into())?);
+    let name = out.file_name().ok_or_else(|| Error::Refused(format!("{} is not a file name", out.display())))?;
+    let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let res = (|| -> Result<WalkTotals> {
+        write_root_line(&mut w, &root).map_err(|e| Error::io("write", &tmp, e))?;
+        let mut lw = LineWriter {
+            out: &mut w,
+            path: &tmp,
+            snap: &snap,
+            open: false,
+            slots_in_line: 0,
+            address: None,
+            missing: None,
+        };
+        let mut totals = WalkTotals::default();
+        walk_state(
+            &snap,
+            WalkOptions { preimages: true, tick: progress, release: Some(db.path()) },
+            &mut totals,
+            &mut lw,
+        )?;
+        let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        Ok(totals)
+    })();
+    let totals = match res {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, out).map_err(|e| Error::io("rename", out, e))?;
+    crate::rss::release_mapped(db.path());
+    Ok(DumpSummary {
+        version: v,
+        state_root: root,
+        accounts: totals.accounts,
+        slots: totals.slots,
+        codes: totals.codes,
+    })
+}
+
+// ---- external sort ---------------------------------------------------------
+
+/// Sort records: `0x00 ++ code hash` -> code; `0x01 ++ keccak(address)` ->
+/// account; `0x01 ++ keccak(address) ++ keccak(slot)` -> slot. Byte order
+/// of the keys is the order the import needs (codes, then each account
+/// followed by its slots).
+type Record = (Vec<u8>, Vec<u8>);
+
+struct RunWriter {
+    dir: PathBuf,
+    runs: Vec<PathBuf>,
+    buf: Vec<Record>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl RunWriter {
+    fn push(&mut self, k: Vec<u8>, v: Vec<u8>) -> Result<()> {
+        self.bytes += k.len() + v.len() + 48;
+        self.buf.push((k, v));
+        if self.bytes >= self.limit {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.buf.sort_unstable();
+        let path = self.dir.join(format!("run-{:05}", self.runs.len()));
+        let f = File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        for (k, v) in self.buf.drain(..) {
+            let r = (|| -> std::io::Result<()> {
+                w.write_all(&(k.len() as u32).to_le_bytes())?;
+                w.write_all(&(v.len() as u32).to_le_bytes())?;
+                w.write_all(&k)?;
+                w.write_all(&v)
+            })();
+            r.map_err(|e| Error::io("write", &path, e))?;
+        }
+        w.flush().map_err(|e| Error::io("write", &path, e))?;
+        self.runs.push(path);
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+struct RunReader {
+    r: BufReader<File>,
+    path: PathBuf,
+}
+
+impl RunReader {
+    fn next(&mut self) -> Result<Option<Record>> {
+        let mut lens = [0u8; 8];
+        match self.r.read_exact(&mut lens) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(Error::io("read", &self.path, e)),
+        }
+        let kl = u32::from_le_bytes(lens[..4].try_into().expect("4 bytes")) as usize;
+        let vl = u32::from_le_bytes(lens[4..].try_into().expect("4 bytes")) as usize;
+        let mut k = vec![0u8; kl];
+        let mut v = vec![0u8; vl];
+        self.r.read_exact(&mut k).map_err(|e| Error::io("read", &self.path, e))?;
+        self.r.read_exact(&mut v).map_err(|e| Error::io("read", &self.path, e))?;
+        Ok(Some((k, v)))
+    }
+}
+
+/// Settings of [`init_state`].
+#[derive(Clone)]
+pub struct InitStateOptions {
+    /// Options of the staging database.
+    pub db: Options,
+    /// Version the state becomes (default 0).
+    pub version: u64,
+    /// Bytes of records sorted in memory per run.
+    pub sort_bytes: usize,
+    /// Entry bytes per committed batch.
+    pub batch_bytes: u64,
+    /// Hashing threads.
+    pub threads: Option<usize>,
+}
+
+impl Default for InitStateOptions {
+    fn default() -> Self {
+        InitStateOptions {
+            db: Options::default(),
+            version: 0,
+            sort_bytes: 128 << 20,
+            batch_bytes: 32 << 20,
+            threads: None,
+        }
+    }
+}
+
+/// Creates a database in `target` from the JSONL dump `file` (see the module docs).
+/// `progress` gets (input bytes read, input bytes total, accounts).
+pub fn init_state(
+    target: &Path,
+    file: &Path,
+    opts: &InitStateOptions,
+    progress: &mut dyn FnMut(u64, u64, u64),
+) -> Result<DumpSummary> {
+    let f = File::open(file).map_err(|e| Error::io("open", file, e))?;
+    let total = f.metadata().map_err(|e| Error::io("stat", file, e))?.len();
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| Error::io("read", file, e))?;
+    let root = parse_root_line(line.trim()).map_err(|e| Error::bad(file, "line 1", e))?;
+    check_target(target, false)?;
+    let staging = staging_dir(target)?;
+    if staging.exists() {
+        return Err(Error::Refused(format!(
+            "{} holds a staged import; finish it (snapshot import --resume) or delete it first",
+            staging.display()
+        )));
+    }
+    let res = init_staged(&staging, file, root, &mut r, total, opts, progress);
+    match res {
+        Ok(s) => {
+            let _ = std::fs::remove_dir_all(staging.join("sort"));
+            install(&staging, target, false)?;
+            Ok(s)
+        }
+        Err(e) => {
+            // A dump import has no resume: drop the staging dir.
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
+
+fn init_staged(
+    staging: &Path,
+    file: &Path,
+    root: B256,
+    r: &mut BufReader<File>,
+    total: u64,
+    opts: &InitStateOptions,
+    progress: &mut dyn FnMut(u64, u64, u64),
+) -> Result<DumpSummary> {
+    let sort_dir = staging.join("sort");
+    std::fs::create_dir_all(&sort_dir).map_err(|e| Error::io("create dir", &sort_dir, e))?;
+    let mut runs = RunWriter { dir: sort_dir, runs: Vec::new(), buf: Vec::new(), bytes: 0, limit: opts.sort_bytes };
+    let mut line = String::new();
+    let mut lineno = 1u64;
+    let mut read = 0u64;
+    let mut accounts = 0u64;
+    loop {
+        line.clear();
+        let n = r.read_line(&mut line).map_err(|e| Error::io("read", file, e))?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        read += n as u64;
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let a = parse_account_line(t).map_err(|e| Error::bad(file, format!("line {lineno}"), e))?;
+        let ah = keccak256(a.address);
+        let code_hash = if a.code.is_empty() { KECCAK_EMPTY } else { keccak256(&a.code) };
+        if !a.code.is_empty() {
+            let mut k = vec![0u8];
+            k.extend_from_slice(code_hash.as_slice());
+            runs.push(k, a.code)?;
+        }
+        let mut k = vec![1u8];
+        k.extend_from_slice(ah.as_slice());
+        let mut v = Vec::with_capacity(96);
+        crate::snapshot::format::put_account(
+            &mut v,
+            &ah,
+            Some(&a.address),
+            &AccountInfo { nonce: a.nonce, balance: a.balance, code_hash },
+        );
+        // Line number of the account, to name duplicates.
+        v.extend_from_slice(&lineno.to_le_bytes());
+        runs.push(k.clone(), v)?;
+        for (slot, value) in a.storage {
+            let sh = metisdb::state::hash_slot(&slot);
+            let mut sk = k.clone();
+            sk.extend_from_slice(sh.as_slice());
+            let mut sv = Vec::with_capacity(72);
+            crate::snapshot::format::put_slot(&mut sv, &sh, Some(&slot), &value);
+            sv.extend_from_slice(&lineno.to_le_bytes());
+            runs.push(sk, sv)?;
+        }
+        accounts += 1;
+        if accounts.is_multiple_of(4096) {
+            progress(read / 2, total, accounts);
+        }
+    }
+    runs.spill()?;
+    // Merge the runs into the staging database.
+    let mut readers = Vec::with_capacity(runs.runs.len());
+    for p in &runs.runs {
+        let f = File::open(p).map_err(|e| Error::io("open", p, e))?;
+        readers.push(RunReader { r: BufReader::with_capacity(256 << 10, f), path: p.clone() });
+    }
+    // (key, run, value), smallest key first.
+    type Head = std::cmp::Reverse<(Vec<u8>, usize, Vec<u8>)>;
+    let mut heap: BinaryHeap<Head> = BinaryHeap::new();
+    for (i, rd) in readers.iter_mut().enumerate() {
+        if let Some((k, v)) = rd.next()? {
+            heap.push(std::cmp::Reverse((k, i, v)));
+        }
+    }
+    let db = Db::open(staging, Options { create: true, ..opts.db.clone() })
+        .ctx(|| format!("open the staging database {}", staging.display()))?;
+    let mut sink = Sink::new(&db, opts.version, opts.threads, None);
+    let mut last: Option<(Vec<u8>, u64)> = None;
+    let (mut n_accounts, mut n_slots, mut n_codes) = (0u64, 0u64, 0u64);
+    let mut merged = 0u64;
+    while let Some(std::cmp::Reverse((k, i, v))) = heap.pop() {
+        if let Some(next) = readers[i].next()? {
+            heap.push(std::cmp::Reverse((next.0, i, next.1)));
+        }
+        merged += (k.len() + v.len()) as u64;
+        let dup = last.as_ref().is_some_and(|(lk, _)| *lk == k);
+        if k[0] == 0 {
+            // Identical code of several accounts: written once.
+            if !dup {
+                let hash = B256::from_slice(&k[1..33]);
+                n_codes += 1;
+                sink.apply(Entry::Code { hash, code: v })?;
+            }
+            last = Some((k, 0));
+        } else {
+            // Every state record ends with the line number it came from.
+            let (payload, l) = v.split_at(v.len().saturating_sub(8));
+            let line_of =
+                u64::from_le_bytes(l.try_into().map_err(|_| Error::Refused("internal sort record is short".into()))?);
+            if dup {
+                let first = last.as_ref().map_or(0, |(_, l)| *l);
+                let what = if k.len() == 33 { "account" } else { "storage slot" };
+                return Err(Error::bad(
+                    file,
+                    format!("line {line_of}"),
+                    format!("{what} {} appears twice (first at line {first})", hex::encode(&k[1..])),
+                ));
+            }
+            let e = EntryDecoder::new(payload)
+                .next()
+                .map_err(|r| Error::Refused(format!("internal sort record: {r}")))?
+                .ok_or_else(|| Error::Refused("internal sort record is empty".into()))?;
+            match e {
+                Entry::Account { .. } => n_accounts += 1,
+                Entry::Slot { .. } => n_slots += 1,
+                Entry::Code { .. } => {}
+            }
+            sink.apply(e)?;
+            last = Some((k, line_of));
+        }
+        if sink.pending >= opts.batch_bytes {
+            sink.commit(&[])?;
+            progress(total / 2 + (merged.min(total) / 2), total, n_accounts);
+        }
+    }
+    drop(readers);
+    let what = format!("line 1 of {}", file.display());
+    let got = sink.finish(root, &what, &[])?;
+    drop(sink);
+    drop(db);
+    progress(total, total, n_accounts);
+    Ok(DumpSummary { version: opts.version, state_root: got, accounts: n_accounts, slots: n_slots, codes: n_codes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_reth_lines() {
+        assert_eq!(
+            parse_root_line(r#"{"root":"0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"}"#)
+                .unwrap(),
+            metis_trie::EMPTY_ROOT_HASH
+        );
+        let a = parse_account_line(
+            r#"{"balance":"0x10","nonce":"0x2","code":"0x6000","storage":{"0x01":"0x22","0x02":"0x00"},"address":"0x0000000000000000000000000000000000000001","secretKey":"0x01"}"#,
+        )
+        .unwrap();
+        assert_eq!(a.balance, U256::from(16u64));
+        assert_eq!(a.nonce, 2);
+        assert_eq!(a.code, vec![0x60, 0]);
+        assert_eq!(a.storage, vec![(U256::from(1u64), U256::from(0x22u64))]);
+        let b = parse_account_line(
+            r#"{"balance":"1000","nonce":7,"address":"0x00000000000000000000000000000000000000aa"}"#,
+        )
+        .unwrap();
+        assert_eq!((b.balance, b.nonce), (U256::from(1000u64), 7));
+        assert!(
+            parse_account_line(r#"{"nonce":"0x1","address":"0x0000000000000000000000000000000000000001"}"#).is_err()
+        );
+        assert!(parse_account_line(r#"{"balance":"0x1","address":"0x01"}"#).is_err());
+    }
+}

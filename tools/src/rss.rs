@@ -1,0 +1,79 @@
+//! Resident memory: the peak (VmHWM) for reports, and a way to drop the
+//! pages of a database's read mapping from this process's resident set
+//! after a full scan (they stay in the page cache; touching them again
+//! faults them back in from there).
+
+use std::path::Path;
+
+/// Peak resident set size of this process in KiB (VmHWM), if readable.
+pub fn peak_rss_kib() -> Option<u64> {
+    proc_status_kib("VmHWM:")
+}
+
+/// Current resident set size of this process in KiB (VmRSS), if readable.
+pub fn rss_kib() -> Option<u64> {
+    proc_status_kib("VmRSS:")
+}
+
+/// File-backed resident memory of this process in KiB (RssFile), if readable.
+pub fn rss_file_kib() -> Option<u64> {
+    proc_status_kib("RssFile:")
+}
+
+/// Resident file pages above which [`release_if_above`] releases mappings.
+pub const FILE_RSS_LIMIT_KIB: u64 = 128 << 10;
+
+/// Calls [`release_mapped`] on `file` when this process's file-backed
+/// resident memory exceeds `limit_kib`. Returns whether it did.
+pub fn release_if_above(file: &Path, limit_kib: u64) -> bool {
+    match rss_file_kib() {
+        Some(k) if k > limit_kib => {
+            release_mapped(file);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Drops the resident pages of every mapping of `file` in this process.
+///
+/// A sequential scan through a memory map leaves every page it touched in
+/// the resident set, so a full read of a large database would show the
+/// database's size as RSS. The engine maps data files shared and read-only,
+/// so discarding the pages loses nothing: the next access reads them from
+/// the page cache again. Returns the bytes of address space advised.
+pub fn release_mapped(file: &Path) -> u64 {
+    let Ok(target) = std::fs::canonicalize(file) else { return 0 };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return 0 };
+    let mut advised = 0;
+    for line in maps.lines() {
+        // start-end perms offset dev inode path
+        let mut parts = line.splitn(6, ' ');
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else { continue };
+        let path = parts.nth(3).map(str::trim).unwrap_or("");
+        if path != target.as_os_str().to_string_lossy() || !perms.starts_with('r') || !perms.contains('s') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+        if end <= start {
+            continue;
+        }
+        // SAFETY: [start, end) is a shared, read-only file mapping of this
+        // process (from /proc/self/maps). MADV_DONTNEED on such a mapping
+        // only unmaps the pages from the page tables: the mapping stays
+        // valid and its contents are those of the file, re-read from the
+        // page cache on the next access, so slices into it stay correct.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        if rc == 0 {
+            advised += (end - start) as u64;
+        }
+    }
+    advised
+}

@@ -1,0 +1,189 @@
+//! One ordered pass over the state of a snapshot: bytecodes by hash, then
+//! accounts by keccak(address), each with its slots by keccak(slot), with
+//! the preimages (address, slot) when the database recorded them. Three
+//! cursors move forward together (accounts, storage, preimages), so the
+//! pass reads each table once in key order.
+
+use crate::error::{DbContext, Error, Result};
+use alloy_primitives::{Address, B256, U256};
+use metisdb::state::StoredAccount;
+use metisdb::tables::{ACCOUNTS, CODE, PREIMAGES, STORAGE};
+use metisdb::Snapshot;
+use std::collections::HashMap;
+
+/// Receives the state in order.
+pub trait StateVisitor {
+    /// An account; its slots follow.
+    fn account(&mut self, hash: &B256, address: Option<&Address>, account: &StoredAccount) -> Result<()>;
+    /// A slot of the last account.
+    fn slot(&mut self, hash: &B256, slot: Option<&U256>, value: &U256) -> Result<()>;
+    /// The last account's slots are done.
+    fn end_account(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts of one pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkTotals {
+    /// Accounts visited.
+    pub accounts: u64,
+    /// Slots visited.
+    pub slots: u64,
+    /// Bytecodes visited.
+    pub codes: u64,
+    /// Key and value bytes read.
+    pub bytes: u64,
+    /// Accounts without a recorded address preimage.
+    pub missing_address_preimages: u64,
+    /// Slots without a recorded slot preimage.
+    pub missing_slot_preimages: u64,
+}
+
+fn bad(snap: &Snapshot, what: String) -> Error {
+    Error::Refused(format!("the database at version {:?} is inconsistent: {what}", snap.version()))
+}
+
+/// Every bytecode, by hash.
+pub fn walk_codes(
+    snap: &Snapshot,
+    totals: &mut WalkTotals,
+    release: Option<&std::path::Path>,
+    mut f: impl FnMut(&B256, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut it = snap.range(CODE, &[]).ctx(|| "read the code table".into())?;
+    while let Some((k, v)) = it.next().ctx(|| "read the code table".into())? {
+        if k.len() != 32 {
+            return Err(bad(snap, format!("code key 0x{} is not 32 bytes", hex::encode(k))));
+        }
+        totals.codes += 1;
+        totals.bytes += (k.len() + v.len()) as u64;
+        f(&B256::from_slice(k), v)?;
+        if let (Some(file), true) = (release, totals.codes.is_multiple_of(4096)) {
+            crate::rss::release_if_above(file, crate::rss::FILE_RSS_LIMIT_KIB);
+        }
+    }
+    Ok(())
+}
+
+/// Options of [`walk_state`].
+pub struct WalkOptions<'a> {
+    /// Look up address and slot preimages.
+    pub preimages: bool,
+    /// Called every 4096 accounts with the totals so far.
+    pub tick: &'a mut dyn FnMut(&WalkTotals),
+    /// Data file whose mapped pages are dropped from the resident set when
+    /// file-backed memory exceeds [`crate::rss::FILE_RSS_LIMIT_KIB`]
+    /// (checked every 4096 accounts; see [`crate::rss::release_mapped`]).
+    pub release: Option<&'a std::path::Path>,
+}
+
+/// Every account with its slots, in key order.
+pub fn walk_state(
+    snap: &Snapshot,
+    opts: WalkOptions<'_>,
+    totals: &mut WalkTotals,
+    v: &mut dyn StateVisitor,
+) -> Result<()> {
+    let ctx = |t: &str| format!("read the {t} table");
+    let mut accounts = snap.range(ACCOUNTS, &[]).ctx(|| ctx("accounts"))?;
+    let mut storage = snap.range(STORAGE, &[]).ctx(|| ctx("storage"))?;
+    let mut st_head = storage.next().ctx(|| ctx("storage"))?;
+    let mut pre = if opts.preimages { Some(snap.range(PREIMAGES, &[]).ctx(|| ctx("preimages"))?) } else { None };
+    let mut pre_head = match pre.as_mut() {
+        Some(p) => p.next().ctx(|| ctx("preimages"))?,
+        None => None,
+    };
+    // Slots repeat across accounts (slot 0, 1, ...): remember recent preimages.
+    let mut slot_cache: HashMap<B256, Option<U256>> = HashMap::new();
+    while let Some((k, val)) = accounts.next().ctx(|| ctx("accounts"))? {
+        if k.len() != 32 {
+            return Err(bad(snap, format!("account key 0x{} is not 32 bytes", hex::encode(k))));
+        }
+        let hash = B256::from_slice(k);
+        let acct = StoredAccount::decode(val).map_err(|r| bad(snap, format!("account {hash:#x}: {r}")))?;
+        let mut address = None;
+        if let Some(p) = pre.as_mut() {
+            while let Some((pk, pv)) = pre_head {
+                if pk < k {
+                    pre_head = p.next().ctx(|| ctx("preimages"))?;
+                    continue;
+                }
+                if pk == k && pv.len() == 20 {
+                    address = Some(Address::from_slice(pv));
+                }
+                break;
+            }
+            if address.is_none() {
+                totals.missing_address_preimages += 1;
+            }
+        }
+        // Storage keys below this account belong to no account.
+        if let Some((sk, _)) = st_head {
+            if sk.len() != 64 {
+                return Err(bad(snap, format!("storage key 0x{} is not 64 bytes", hex::encode(sk))));
+            }
+            if &sk[..32] < k {
+                return Err(bad(
+                    snap,
+                    format!("storage of account 0x{} without an account record", hex::encode(&sk[..32])),
+                ));
+            }
+        }
+        totals.accounts += 1;
+        totals.bytes += (k.len() + val.len()) as u64;
+        v.account(&hash, address.as_ref(), &acct)?;
+        while let Some((sk, sv)) = st_head {
+            if sk.len() != 64 || &sk[..32] != k {
+                break;
+            }
+            if sv.is_empty() || sv.len() > 32 || sv[0] == 0 {
+                return Err(bad(snap, format!("slot 0x{} holds a malformed value", hex::encode(sk))));
+            }
+            let sh = B256::from_slice(&sk[32..]);
+            let value = U256::from_be_slice(sv);
+            let slot = if opts.preimages {
+                if slot_cache.len() > 1 << 16 {
+                    slot_cache.clear();
+                }
+                let s = match slot_cache.get(&sh) {
+                    Some(s) => *s,
+                    None => {
+                        let s = snap
+                            .get(PREIMAGES, sh.as_slice())
+                            .ctx(|| ctx("preimages"))?
+                            .filter(|b| b.len() == 32)
+                            .map(U256::from_be_slice);
+                        slot_cache.insert(sh, s);
+                        s
+                    }
+                };
+                if s.is_none() {
+                    totals.missing_slot_preimages += 1;
+                }
+                s
+            } else {
+                None
+            };
+            totals.slots += 1;
+            totals.bytes += (sk.len() + sv.len()) as u64;
+            v.slot(&sh, slot.as_ref(), &value)?;
+            st_head = storage.next().ctx(|| ctx("storage"))?;
+        }
+        v.end_account()?;
+        if totals.accounts.is_multiple_of(4096) {
+            (opts.tick)(totals);
+            if let Some(f) = opts.release {
+                crate::rss::release_if_above(f, crate::rss::FILE_RSS_LIMIT_KIB);
+            }
+        }
+    }
+    if let Some((sk, _)) = st_head {
+        return Err(bad(
+            snap,
+            format!("storage of account 0x{} without an account record", hex::encode(&sk[..32.min(sk.len())])),
+        ));
+    }
+    (opts.tick)(totals);
+    Ok(())
+}
