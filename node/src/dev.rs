@@ -62,27 +62,6 @@ pub fn write_genesis_state(w: &mut StateWriter<'_>, config: &ChainConfig, funded
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accounts_match_anvil_and_hardhat() {
-        let accounts = dev_accounts(3).unwrap();
-        let expected = [
-            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-        ];
-        for (a, e) in accounts.iter().zip(expected) {
-            assert_eq!(a.address, e.parse::<Address>().unwrap());
-        }
-        assert_eq!(
-            format!("{:x}", accounts[0].key),
-            "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-        );
-    }
-}
 
 /// Signs an EIP-1559 transaction with `signer` and returns its EIP-2718 bytes
 /// (test and load-generator helper).
@@ -115,4 +94,26 @@ pub fn sign_eip1559(
     // Signing a 32-byte hash with a valid key cannot fail.
     let sig = signer.sign_hash_sync(&tx.signature_hash()).expect("secp256k1 signing");
     TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_match_anvil_and_hardhat() {
+        let accounts = dev_accounts(3).unwrap();
+        let expected = [
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+        ];
+        for (a, e) in accounts.iter().zip(expected) {
+            assert_eq!(a.address, e.parse::<Address>().unwrap());
+        }
+        assert_eq!(
+            format!("{:x}", accounts[0].key),
+            "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+        );
+    }
 }

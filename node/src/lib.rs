@@ -6,6 +6,7 @@ pub mod chain;
 pub mod core;
 pub mod dev;
 pub mod error;
+pub mod loadgen;
 pub mod mempool;
 pub mod metrics;
 mod metrics_http;

@@ -40,6 +40,10 @@ pub struct NodeConfig {
     pub chain: ChainConfig,
     /// Measure the executor speedup every this many blocks with transactions (0: never).
     pub speedup_sample_every: u64,
+    /// When a block's commit reaches stable storage: `Sync` (before the block
+    /// is published) or `Async` (flushed every second and at shutdown; a
+    /// power loss may lose the last second of blocks, never corrupts).
+    pub durability: metisdb::Durability,
 }
 
 impl NodeConfig {
@@ -57,6 +61,7 @@ impl NodeConfig {
             retention: None,
             chain: ChainConfig::dev(),
             speedup_sample_every: 64,
+            durability: metisdb::Durability::Sync,
         }
     }
 }
@@ -85,7 +90,7 @@ impl Node {
                 config.block_time
             )));
         }
-        let options = Options { retention: config.retention, ..Options::default() };
+        let options = Options { retention: config.retention, durability: config.durability, ..Options::default() };
         let core = Arc::new(Core::open(&config.datadir, config.chain.clone(), options, config.pool.clone())?);
         let (rpc, rpc_addr) = rpc::start(
             core.clone(),
@@ -125,6 +130,9 @@ impl Node {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(p) = self.producer.take() {
             let _ = tokio::task::spawn_blocking(move || p.join()).await;
+        }
+        if let Err(e) = self.core.db.flush() {
+            eprintln!("flushing the database at shutdown failed: {e}");
         }
     }
 }

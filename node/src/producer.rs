@@ -61,7 +61,7 @@ pub fn run(core: Arc<Core>, config: ProducerConfig, stop: Arc<AtomicBool>) {
             Ok(p) => {
                 if p.txs > 0 {
                     with_txs += 1;
-                    if config.speedup_sample_every > 0 && with_txs % config.speedup_sample_every == 0 {
+                    if config.speedup_sample_every > 0 && with_txs.is_multiple_of(config.speedup_sample_every) {
                         sample_speedup(&core, p.number, config.workers);
                     }
                 }
@@ -151,6 +151,16 @@ pub fn produce_block(core: &Core, config: &ProducerConfig) -> Result<Produced> {
     }
     let _ = core.heads.send(new_head);
 
+    if log_blocks() && !included.is_empty() {
+        eprintln!(
+            "block {number}: {} txs, {} rejected, select+execute {:.1} ms, root+commit {:.1} ms, total {:.1} ms",
+            included.len(),
+            built.rejected.len(),
+            t_exec.as_secs_f64() * 1e3,
+            t_commit.as_secs_f64() * 1e3,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let m = &core.metrics;
     m.blocks.fetch_add(1, Relaxed);
     m.block_txs.fetch_add(included.len() as u64, Relaxed);
@@ -163,6 +173,12 @@ pub fn produce_block(core: &Core, config: &ProducerConfig) -> Result<Produced> {
     m.commit_ns.fetch_add(t_commit.as_nanos() as u64, Relaxed);
     m.block_ns.fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
     Ok(Produced { number, hash, txs: included.len(), rejected: built.rejected.len(), gas_used: out.gas_used })
+}
+
+/// Whether METIS_LOG_BLOCKS is set: one line of timings per non-empty block on stderr.
+fn log_blocks() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("METIS_LOG_BLOCKS").is_some())
 }
 
 /// Re-executes block `number` sequentially and with Block-STM on its parent

@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run a node: `metis node --dev` starts the single-node dev chain with JSON-RPC.
     Node(node_cmd::NodeArgs),
+    /// Load a running node with signed transfers over JSON-RPC and report inclusion rate and latency.
+    BenchRpc(node_cmd::BenchRpcArgs),
     /// Create a database from a go-ethereum genesis file (version 0).
     Init(init_cmd::InitArgs),
     /// Inspect, check and exercise a MetisDB database.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Node(a) => node_cmd::run(a),
+        Command::BenchRpc(a) => node_cmd::run_bench(a),
         Command::Db { command } => db_cmd::run(command),
         Command::Init(a) => init_cmd::run(a),
         Command::Snapshot { command } => snapshot_cmd::run(command),

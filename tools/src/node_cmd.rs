@@ -42,6 +42,11 @@ pub struct NodeArgs {
     /// Block gas limit.
     #[arg(long = "gas-limit")]
     gas_limit: Option<u64>,
+    /// sync: every block is on stable storage before it is published; async:
+    /// flushed every second and at shutdown (a power loss may lose the last
+    /// second of blocks, never corrupts the database).
+    #[arg(long = "db.durability", default_value = "sync")]
+    durability: metisdb::Durability,
 }
 
 /// Parses `1s`, `250ms`, `2.5s`, `1m`.
@@ -76,6 +81,7 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
     if let Some(w) = args.workers {
         config.workers = w.max(1);
     }
+    config.durability = args.durability;
     if let Some(g) = args.gas_limit {
         config.chain.gas_limit = g;
     }
@@ -139,4 +145,59 @@ mod tests {
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("1h").is_err());
     }
+}
+
+/// Arguments of `metis bench-rpc`.
+#[derive(Args)]
+pub struct BenchRpcArgs {
+    /// JSON-RPC address of a running dev node.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    rpc: SocketAddr,
+    /// transfer (ETH) or erc20 (Token.transfer).
+    #[arg(long, default_value = "transfer")]
+    workload: String,
+    /// Sending accounts (funded by the run from dev account 0).
+    #[arg(long, default_value_t = 200)]
+    senders: usize,
+    /// Transactions to send.
+    #[arg(long, default_value_t = 20_000)]
+    txs: usize,
+    /// Target send rate, transactions per second.
+    #[arg(long, default_value_t = 5_000.0)]
+    rate: f64,
+    /// Transactions per JSON-RPC batch.
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// Concurrent sending connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+/// Runs the RPC load generator against a running node.
+pub fn run_bench(args: BenchRpcArgs) -> Result<ExitCode> {
+    use metis_node::loadgen::{run, LoadConfig, Workload};
+    let workload = match args.workload.as_str() {
+        "transfer" => Workload::Transfer,
+        "erc20" => Workload::Erc20,
+        other => return Err(format!("unknown workload {other:?}: transfer or erc20").into()),
+    };
+    let cfg = LoadConfig {
+        rpc: args.rpc,
+        workload,
+        senders: args.senders.max(1),
+        txs: args.txs,
+        rate: args.rate,
+        batch: args.batch,
+        connections: args.connections,
+    };
+    let r = run(&cfg)?;
+    println!(
+        "workload={} sent={} accepted={} rejected={} included={} blocks={} included_per_sec={:.0} latency_ms p50={:.1} p90={:.1} p99={:.1} max={:.1}",
+        args.workload, args.txs, r.accepted, r.rejected, r.included, r.blocks, r.included_per_sec,
+        r.latency_ms[0], r.latency_ms[1], r.latency_ms[2], r.latency_ms[3]
+    );
+    if let Some(e) = r.first_error {
+        println!("first rejection: {e}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
