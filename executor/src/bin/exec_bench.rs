@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
-//! and `--runs N` (best of N, default 3). Uniswap swaps go to independent
+//! `--runs N` (best of N, default 3) and `--receipts` (also time the
+//! receipts root alone, on 1 and N threads). Uniswap swaps go to independent
 //! pairs unless `--pools` is given.
 //!
 //! ```text
@@ -116,7 +117,7 @@ fn synthetic(args: &[String], workers: usize) {
         let seq_ms = seq.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let par_ms = par.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let stats = par.as_ref().map(|(out, _)| out.stats).unwrap_or_default();
-        if let Some((out, _)) = seq.as_ref().or(par.as_ref()) {
+        if let Some((out, _)) = seq.as_ref().or(par.as_ref()).filter(|_| args.iter().any(|a| a == "--receipts")) {
             let (_, root1) = best_of(runs, || metis_executor::receipts::receipts_root_with_threads(&out.receipts, 1));
             let (_, root2) =
                 best_of(runs, || metis_executor::receipts::receipts_root_with_threads(&out.receipts, workers));
