@@ -62,7 +62,6 @@ pub fn write_genesis_state(w: &mut StateWriter<'_>, config: &ChainConfig, funded
     Ok(())
 }
 
-
 /// Signs an EIP-1559 transaction with `signer` and returns its EIP-2718 bytes
 /// (test and load-generator helper).
 #[allow(clippy::too_many_arguments)]

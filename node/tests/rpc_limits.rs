@@ -21,9 +21,11 @@ async fn limits_and_errors_leave_the_node_serving() {
         c.limits.max_response_body = 16 * 1024;
         c.limits.max_batch_len = 10;
         c.limits.logs_max_range = 5;
+        c.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     })
     .await;
     let addr = node.rpc_addr;
+    let metrics_addr = node.metrics_addr.expect("metrics endpoint");
     let accounts = dev_accounts(2).unwrap();
     let a0 = format!("{:#x}", accounts[0].address);
     let t = tokio::task::spawn_blocking(move || {
@@ -124,6 +126,27 @@ async fn limits_and_errors_leave_the_node_serving() {
             "0x0"
         );
         assert_eq!(balance(), before);
+
+        // The Prometheus endpoint counted all of it.
+        let mut s = std::net::TcpStream::connect(metrics_addr).unwrap();
+        use std::io::{Read, Write};
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        for needle in [
+            "metis_rpc_requests_total{method=\"eth_sendRawTransaction\"}",
+            "metis_rpc_errors_total{method=\"eth_call\"}",
+            "metis_mempool_rejections_total{reason=\"intrinsic_gas_too_low\"} 1",
+            "metis_mempool_rejections_total{reason=\"invalid_chain_id\"} 1",
+            "metis_db_commits_total",
+            "metis_db_file_size_bytes",
+            "metis_blocks_produced_total",
+            "metis_executor_txs_total 0",
+            "metis_rpc_latency_seconds_bucket{method=\"eth_getBalance\",le=\"+Inf\"}",
+        ] {
+            assert!(text.contains(needle), "metrics lack {needle}");
+        }
     });
     t.await.unwrap();
     node.stop().await;
