@@ -413,45 +413,47 @@ pub fn import_snapshot(
             reader.seek(cp.pos)?;
         }
         let mut sink = Sink::new(&db, header.block_number, opts.threads, cp.last_account);
-        let mut order = OrderCheck::resume(cp.last_code, cp.last_account, cp.last_slot);
-        let mut totals = cp.total_copy();
+        let order = OrderCheck::resume(cp.last_code, cp.last_account, cp.last_slot);
         let total_bytes = reader.file_len();
-        loop {
-            let chunk = reader.next_chunk()?;
-            let Some(chunk) = chunk else { break };
-            for_each_entry(file, &chunk, &mut order, &mut totals, |e| sink.apply(e))?;
-            progress(reader.position().offset, total_bytes, totals.items());
-            if sink.pending >= opts.batch_bytes {
-                let c = Checkpoint {
-                    pos: reader.position(),
-                    totals,
-                    last_code: order.last_code(),
-                    last_account: order.last_account(),
-                    last_slot: order.last_slot(),
-                    ..cp.clone()
-                };
-                sink.commit(&[(PROGRESS_KEY, &c.encode())])?;
-                if opts.stop_after_batches.is_some_and(|n| sink.batches >= n) {
-                    return Err(Error::Refused(format!(
-                        "stopped after {} batches (chunk {}); the import is staged in {}",
-                        sink.batches,
-                        reader.position().seq,
-                        staging.display()
-                    )));
+        // Reading, decompressing, decoding and checking entries run on a
+        // second thread, a few chunks ahead of the writes.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(4);
+        let start_totals = cp.totals;
+        let end = std::thread::scope(|s| -> Result<Checkpoint> {
+            s.spawn(move || decode_chunks(reader, file, order, start_totals, tx));
+            let mut last: Option<Decoded> = None;
+            // `rx` moves in here: an early return drops it, which stops the decoder.
+            for msg in rx {
+                let d = msg?;
+                for e in d.entries.iter().cloned() {
+                    sink.apply(e)?;
+                }
+                progress(d.checkpoint.pos.offset, total_bytes, d.checkpoint.totals.items());
+                if !d.end && sink.pending >= opts.batch_bytes {
+                    let c = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, ..d.checkpoint.clone() };
+                    sink.commit(&[(PROGRESS_KEY, &c.encode())])?;
+                    if opts.stop_after_batches.is_some_and(|n| sink.batches >= n) {
+                        return Err(Error::Refused(format!(
+                            "stopped after {} batches (chunk {}); the import is staged in {}",
+                            sink.batches,
+                            c.pos.seq,
+                            staging.display()
+                        )));
+                    }
+                }
+                let end = d.end;
+                last = Some(d);
+                if end {
+                    break;
                 }
             }
-        }
-        let footer = *reader.footer().expect("next_chunk returns None only after the footer");
-        check_totals(file, &footer, &totals)?;
-        cp = Checkpoint {
-            pos: reader.position(),
-            totals,
-            last_code: order.last_code(),
-            last_account: order.last_account(),
-            last_slot: order.last_slot(),
-            complete: true,
-            ..cp
-        };
+            // The decoder ends with an error or with the end of the file.
+            match last {
+                Some(d) if d.end => Ok(d.checkpoint),
+                _ => Err(Error::Refused("the snapshot reader stopped".into())),
+            }
+        })?;
+        cp = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, complete: true, ..end };
         let what = format!("the header of {}", file.display());
         let fin =
             sink.finish(header.state_root, &what, &[(PROGRESS_KEY, &cp.encode()), (SOURCE_KEY, &header.encode())]);
@@ -485,8 +487,54 @@ pub fn import_snapshot(
     })
 }
 
-impl Checkpoint {
-    fn total_copy(&self) -> Totals {
-        self.totals
+/// The checked entries of one chunk and where the file stands after it.
+struct Decoded {
+    entries: Vec<Entry>,
+    checkpoint: Checkpoint,
+    /// The footer was reached and its totals match (no entries).
+    end: bool,
+}
+
+fn decode_chunks(
+    mut reader: SnapshotReader,
+    file: &Path,
+    mut order: OrderCheck,
+    mut totals: Totals,
+    tx: std::sync::mpsc::SyncSender<Result<Decoded>>,
+) {
+    let at = |reader: &SnapshotReader, order: &OrderCheck, totals: Totals| Checkpoint {
+        pos: reader.position(),
+        totals,
+        last_code: order.last_code(),
+        last_account: order.last_account(),
+        last_slot: order.last_slot(),
+        ..Checkpoint::default()
+    };
+    loop {
+        let res = (|| -> Result<Option<Vec<Entry>>> {
+            let Some(chunk) = reader.next_chunk()? else { return Ok(None) };
+            let mut entries = Vec::with_capacity(chunk.frame.entries as usize);
+            for_each_entry(file, &chunk, &mut order, &mut totals, |e| {
+                entries.push(e);
+                Ok(())
+            })?;
+            Ok(Some(entries))
+        })();
+        let msg = match res {
+            Ok(Some(entries)) => Ok(Decoded { entries, checkpoint: at(&reader, &order, totals), end: false }),
+            Ok(None) => {
+                let footer = *reader.footer().expect("next_chunk returns None only after the footer");
+                check_totals(file, &footer, &totals).map(|()| Decoded {
+                    entries: Vec::new(),
+                    checkpoint: at(&reader, &order, totals),
+                    end: true,
+                })
+            }
+            Err(e) => Err(e),
+        };
+        let stop = !matches!(msg, Ok(Decoded { end: false, .. }));
+        if tx.send(msg).is_err() || stop {
+            return;
+        }
     }
 }
