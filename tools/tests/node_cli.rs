@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(clippy::zombie_processes)] // the caller waits for the child in `stop`
 fn start(datadir: &std::path::Path) -> (Child, SocketAddr, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_metis"))
         .args(["node", "--dev", "--block-time", "50ms", "--http.port", "0", "--datadir"])

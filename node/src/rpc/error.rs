@@ -30,3 +30,8 @@ pub fn reverted(reason: Option<String>, data: &[u8]) -> RpcError {
     };
     ErrorObjectOwned::owned(3, msg, Some(format!("0x{}", hex::encode(data))))
 }
+
+/// A database failure while serving a request.
+pub fn db_err(e: impl std::fmt::Display) -> RpcError {
+    internal(e)
+}

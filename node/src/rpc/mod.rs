@@ -1,14 +1,20 @@
 //! JSON-RPC over HTTP and WebSocket (jsonrpsee), with go-ethereum's limits.
 
+mod blocks;
+mod call;
 mod error;
 mod eth;
+mod fees;
 mod filter;
 pub mod json;
+mod logs;
 pub mod params;
 mod subscribe;
+mod txs;
 
 pub use error::{RpcError, RpcResult};
-pub use eth::{submit, SUGGESTED_TIP};
+pub use eth::SUGGESTED_TIP;
+pub use txs::submit;
 
 use crate::core::Core;
 use crate::error::{NodeError, Result};
@@ -119,19 +125,19 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     register(&mut m, "eth_getTransactionCount", eth::get_transaction_count);
     register(&mut m, "eth_getCode", eth::get_code);
     register(&mut m, "eth_getStorageAt", eth::get_storage_at);
-    register(&mut m, "eth_gasPrice", eth::gas_price);
-    register(&mut m, "eth_maxPriorityFeePerGas", eth::max_priority_fee);
-    register(&mut m, "eth_feeHistory", eth::fee_history);
-    register(&mut m, "eth_sendRawTransaction", eth::send_raw_transaction);
-    register(&mut m, "eth_getTransactionByHash", eth::get_transaction_by_hash);
-    register(&mut m, "eth_getTransactionReceipt", eth::get_transaction_receipt);
-    register(&mut m, "eth_getBlockByNumber", eth::get_block_by_number);
-    register(&mut m, "eth_getBlockByHash", eth::get_block_by_hash);
-    register(&mut m, "eth_getBlockTransactionCountByNumber", eth::get_block_tx_count_by_number);
+    register(&mut m, "eth_gasPrice", fees::gas_price);
+    register(&mut m, "eth_maxPriorityFeePerGas", fees::max_priority_fee);
+    register(&mut m, "eth_feeHistory", fees::fee_history);
+    register(&mut m, "eth_sendRawTransaction", txs::send_raw_transaction);
+    register(&mut m, "eth_getTransactionByHash", txs::get_transaction_by_hash);
+    register(&mut m, "eth_getTransactionReceipt", txs::get_transaction_receipt);
+    register(&mut m, "eth_getBlockByNumber", blocks::get_block_by_number);
+    register(&mut m, "eth_getBlockByHash", blocks::get_block_by_hash);
+    register(&mut m, "eth_getBlockTransactionCountByNumber", blocks::get_block_tx_count_by_number);
     register(&mut m, "eth_getProof", eth::get_proof);
-    register_blocking(&mut m, "eth_call", eth::eth_call);
-    register_blocking(&mut m, "eth_estimateGas", eth::estimate_gas);
-    register_blocking(&mut m, "eth_getLogs", eth::get_logs);
+    register_blocking(&mut m, "eth_call", call::eth_call);
+    register_blocking(&mut m, "eth_estimateGas", call::estimate_gas);
+    register_blocking(&mut m, "eth_getLogs", logs::get_logs);
     subscribe::register(&mut m);
     m
 }
