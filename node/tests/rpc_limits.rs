@@ -202,3 +202,43 @@ async fn blocks_transactions_and_receipts_survive_a_restart() {
     .unwrap();
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_params_to_every_method_get_answers_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), Duration::from_millis(100), |_| {}).await;
+    let addr = node.rpc_addr;
+    tokio::task::spawn_blocking(move || {
+        let methods = [
+            "web3_clientVersion", "net_version", "eth_chainId", "eth_blockNumber", "eth_getBalance",
+            "eth_getTransactionCount", "eth_getCode", "eth_getStorageAt", "eth_call", "eth_estimateGas",
+            "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_feeHistory", "eth_sendRawTransaction",
+            "eth_getTransactionByHash", "eth_getTransactionReceipt", "eth_getBlockByNumber", "eth_getBlockByHash",
+            "eth_getLogs", "eth_getProof", "eth_subscribe",
+        ];
+        let shapes = [
+            json!([]),
+            json!([null]),
+            json!(["0x"]),
+            json!([{}]),
+            json!([1, true]),
+            json!([[], [], []]),
+            json!(["0x00000000000000000000000000000000000000000000000000000000000000000000"]),
+            json!(["latest", "latest", "latest", "latest"]),
+            json!([{"fromBlock": "earliest", "toBlock": "pending", "topics": [[null, "0x1"]]}]),
+            json!([{"to": "0x0000000000000000000000000000000000000001", "data": "0x", "value": "0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"}]),
+            json!({"named": "object"}),
+            json!("x".repeat(10_000)),
+        ];
+        for m in methods {
+            for p in &shapes {
+                let v = rpc(addr, m, p.clone());
+                assert!(v.get("result").is_some() || v.get("error").is_some(), "{m} {p}: {v}");
+            }
+        }
+        assert_eq!(result(addr, "eth_chainId", json!([])), "0x539");
+    })
+    .await
+    .unwrap();
+    node.stop().await;
+}

@@ -184,3 +184,84 @@ pub fn read_chain_config<R: ReadTables>(r: &R) -> Result<Option<serde_json::Valu
         Some(b) => serde_json::from_slice(b).map(Some).map_err(|e| NodeError::corrupt("metadata", "node/chain", e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::{dev_accounts, sign_eip1559};
+    use alloy_primitives::{TxKind, U256};
+    use proptest::prelude::*;
+
+    fn sample() -> (Header, Vec<SignedTx>, Vec<Receipt>) {
+        let a = &dev_accounts(1).unwrap()[0];
+        let txs: Vec<SignedTx> = (0..3u64)
+            .map(|n| {
+                let raw = sign_eip1559(
+                    &a.signer,
+                    1337,
+                    n,
+                    TxKind::Call(Address::ZERO),
+                    U256::from(n),
+                    Bytes::new(),
+                    21_000,
+                    10,
+                    1,
+                );
+                SignedTx::decode(&raw).unwrap()
+            })
+            .collect();
+        let receipts = (0..3u64)
+            .map(|n| Receipt {
+                tx_type: 2,
+                success: n != 1,
+                gas_used: 21_000,
+                cumulative_gas_used: 21_000 * (n + 1),
+                logs: Vec::new(),
+                logs_bloom: Default::default(),
+            })
+            .collect();
+        (Header { number: 7, gas_limit: 30_000_000, base_fee_per_gas: Some(7), ..Default::default() }, txs, receipts)
+    }
+
+    #[test]
+    fn records_round_trip_and_every_truncation_is_an_error() {
+        let (header, txs, receipts) = sample();
+        let b = encode_block(&header, &txs);
+        let back = decode_block(7, &b).unwrap();
+        assert_eq!(back.header, header);
+        assert_eq!(back.hash, header.hash_slow());
+        assert_eq!(
+            back.txs.iter().map(|t| (t.hash, t.sender)).collect::<Vec<_>>(),
+            txs.iter().map(|t| (t.hash, t.sender)).collect::<Vec<_>>()
+        );
+        for cut in 0..b.len() {
+            assert!(decode_block(7, &b[..cut]).is_err(), "block cut at {cut}");
+        }
+        let r = encode_receipts(&receipts);
+        let back = decode_receipts(7, &r).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(alloy_consensus::TxReceipt::cumulative_gas_used(&back[2]), 63_000);
+        assert!(!alloy_consensus::TxReceipt::status(&back[1]));
+        for cut in 0..r.len() {
+            assert!(decode_receipts(7, &r[..cut]).is_err(), "receipts cut at {cut}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode_block(1, &bytes);
+            let _ = decode_receipts(1, &bytes);
+            let _ = SignedTx::decode(&bytes);
+        }
+
+        #[test]
+        fn flipped_blocks_never_panic(flip in 0usize..4000, bit in 0u8..8) {
+            let (header, txs, _) = sample();
+            let mut b = encode_block(&header, &txs);
+            let i = flip % b.len();
+            b[i] ^= 1 << bit;
+            let _ = decode_block(7, &b);
+        }
+    }
+}
