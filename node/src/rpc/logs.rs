@@ -1,6 +1,7 @@
 //! eth_getLogs (on a blocking thread), bounded in range and results.
 use super::error::{db_err, internal, invalid_params, server, RpcResult};
 use super::eth::resolve;
+use super::filter::LogFilter;
 use super::json::{self};
 use super::params::{at_most, required, BlockId};
 use super::txs::tx_loc;
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 /// eth_getLogs (runs on a blocking thread).
 pub fn get_logs(core: &Core, p: &[Value], limits: &RpcLimits) -> RpcResult<Value> {
     at_most(p, 1)?;
-    let f = super::filter::LogFilter::parse(required(p, 0, "filter")?)?;
+    let f = LogFilter::parse(required(p, 0, "filter")?)?;
     let snap = core.db.snapshot(None).map_err(db_err)?;
     let (from, to) = match f.block_hash {
         Some(h) => {
@@ -41,6 +42,12 @@ pub fn get_logs(core: &Core, p: &[Value], limits: &RpcLimits) -> RpcResult<Value
     if to - from >= limits.logs_max_range {
         return Err(server(format!("query exceeds max block range {}", limits.logs_max_range)));
     }
+    collect_logs(core, &f, from, to, limits).map(Value::Array)
+}
+
+/// The logs of blocks `from..=to` that match `f`, bounded by the result limit.
+pub fn collect_logs(core: &Core, f: &LogFilter, from: u64, to: u64, limits: &RpcLimits) -> RpcResult<Vec<Value>> {
+    let snap = core.db.snapshot(None).map_err(db_err)?;
     let mut out = Vec::new();
     for n in from..=to {
         let Some((h, _)) = store::read_header(&snap, n).map_err(db_err)? else { continue };
@@ -63,7 +70,7 @@ pub fn get_logs(core: &Core, p: &[Value], limits: &RpcLimits) -> RpcResult<Value
             }
         }
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 fn resolve_range_end(core: &Core, id: BlockId, head: u64) -> RpcResult<u64> {

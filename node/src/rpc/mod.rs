@@ -6,6 +6,7 @@ mod error;
 mod eth;
 mod fees;
 mod filter;
+mod filters;
 pub mod json;
 mod logs;
 pub mod params;
@@ -67,9 +68,12 @@ pub struct RpcContext {
     pub core: Arc<Core>,
     /// Limits.
     pub limits: RpcLimits,
+    /// Installed polling filters.
+    pub filters: filters::Filters,
 }
 
 type Method = fn(&Core, Params) -> RpcResult<Value>;
+type ContextMethod = fn(&RpcContext, Params) -> RpcResult<Value>;
 type BlockingMethod = fn(&Core, &[Value], &RpcLimits) -> RpcResult<Value>;
 
 fn register(module: &mut RpcModule<RpcContext>, name: &'static str, f: Method) {
@@ -80,6 +84,16 @@ fn register(module: &mut RpcModule<RpcContext>, name: &'static str, f: Method) {
         r
     });
     // Names are distinct literals below.
+    res.expect("method registered once");
+}
+
+fn register_ctx(module: &mut RpcModule<RpcContext>, name: &'static str, f: ContextMethod) {
+    let res = module.register_method(name, move |params, ctx, _| {
+        let t = Instant::now();
+        let r = f(ctx, params);
+        ctx.core.metrics.rpc_call(name, t.elapsed(), r.is_err());
+        r
+    });
     res.expect("method registered once");
 }
 
@@ -138,6 +152,12 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     register_blocking(&mut m, "eth_call", call::eth_call);
     register_blocking(&mut m, "eth_estimateGas", call::estimate_gas);
     register_blocking(&mut m, "eth_getLogs", logs::get_logs);
+    register_ctx(&mut m, "eth_newFilter", filters::new_filter);
+    register_ctx(&mut m, "eth_newBlockFilter", filters::new_block_filter);
+    register_ctx(&mut m, "eth_newPendingTransactionFilter", filters::new_pending_transaction_filter);
+    register_ctx(&mut m, "eth_getFilterChanges", filters::get_filter_changes);
+    register_ctx(&mut m, "eth_getFilterLogs", filters::get_filter_logs);
+    register_ctx(&mut m, "eth_uninstallFilter", filters::uninstall_filter);
     subscribe::register(&mut m);
     m
 }
@@ -172,6 +192,6 @@ pub async fn start(core: Arc<Core>, config: RpcConfig) -> Result<(ServerHandle, 
         .map_err(|e| NodeError::Io { what: format!("binding the RPC server to {}", config.addr), source: e })?;
     let addr =
         server.local_addr().map_err(|e| NodeError::Io { what: "reading the RPC server address".into(), source: e })?;
-    let handle = server.start(module(RpcContext { core, limits: config.limits }));
+    let handle = server.start(module(RpcContext { core, limits: config.limits, filters: Default::default() }));
     Ok((handle, addr))
 }
