@@ -7,25 +7,104 @@
 //! a crash would fall back to never sees a reused page. Until then it waits
 //! in the quarantine, keyed by `f`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
+
+/// Pages per segment: the unit of sequential placement and of cleaning (1 MiB at 4 KiB pages).
+pub const SEGMENT_PAGES: u64 = 256;
+
+/// Where a page goes. Each stream fills its own segment, so that pages
+/// with the same lifetime share segments and free up together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Branch pages and records that nearly every commit rewrites.
+    Hot = 0,
+    /// Leaves of the account and storage tables.
+    Cold = 1,
+    /// Change sets and free lists: freed in the order they were written.
+    Log = 2,
+    /// Large values (bytecode, block bodies): long-lived.
+    Values = 3,
+}
 
 /// The writer's view of free space.
+///
+/// Free pages are either in `free` (released, sorted) or in the unused part
+/// of a stream's open segment. Allocation takes whole free segments, so a
+/// commit writes long sequential runs; [`Allocator::victims`] names the
+/// emptiest segments, whose live pages the writer relocates so that they
+/// become whole free segments again.
 #[derive(Debug, Clone, Default)]
 pub struct Allocator {
-    /// Reusable pages, sorted ascending.
+    /// Released free pages, sorted ascending (pages of open segments excluded).
     free: Vec<u64>,
-    /// Pages freed by the commit of a version, oldest first.
+    /// Pages freed by the commit that made state `s`, oldest first.
     quarantine: VecDeque<(u64, Vec<u64>)>,
     /// Pages in the file (high-water mark): ids `>= page_count` are unused.
     page_count: u64,
+    /// Pages below this are the meta pages.
+    first_page: u64,
+    /// Per segment: free pages (released or unused in an open segment).
+    seg_free: Vec<u32>,
+    /// Per segment: quarantined pages.
+    seg_quar: Vec<u32>,
+    /// Segments entirely free and not open.
+    free_segs: BTreeSet<u64>,
+    /// Open segment per stream: (next page, end of the segment range).
+    open: [Option<(u64, u64)>; 4],
+    /// Segments holding pages that cleaning cannot move (runs).
+    unmovable: BTreeSet<u64>,
+}
+
+fn seg_of(p: u64) -> u64 {
+    p / SEGMENT_PAGES
 }
 
 impl Allocator {
-    /// Allocator of a file with `page_count` pages whose free pages are `free`.
-    pub fn new(page_count: u64, mut free: Vec<u64>) -> Allocator {
+    /// Allocator of a file with `page_count` pages, meta pages below
+    /// `first_page`, whose free pages are `free`.
+    pub fn new(page_count: u64, first_page: u64, mut free: Vec<u64>) -> Allocator {
         free.sort_unstable();
         free.dedup();
-        Allocator { free, quarantine: VecDeque::new(), page_count }
+        let mut a = Allocator { free, page_count, first_page, ..Default::default() };
+        a.grow_segments();
+        for &p in &a.free {
+            a.seg_free[seg_of(p) as usize] += 1;
+        }
+        // Pages past the end of the file are free too.
+        for (s, f) in a.seg_free.iter_mut().enumerate() {
+            let (lo, hi) = (s as u64 * SEGMENT_PAGES, (s as u64 + 1) * SEGMENT_PAGES);
+            *f += hi.saturating_sub(page_count.max(lo)) as u32;
+        }
+        for s in 0..a.seg_free.len() as u64 {
+            a.note_segment(s);
+        }
+        a.check("new");
+        a
+    }
+
+    fn grow_segments(&mut self) {
+        let n = (seg_of(self.page_count.max(self.first_page)) + 1) as usize;
+        if self.seg_free.len() < n {
+            self.seg_free.resize(n, 0);
+            self.seg_quar.resize(n, 0);
+        }
+    }
+
+    /// True when a stream's open range still has unused pages in `seg`.
+    fn is_open(&self, seg: u64) -> bool {
+        let (lo, hi) = (seg * SEGMENT_PAGES, (seg + 1) * SEGMENT_PAGES);
+        self.open.iter().flatten().any(|&(next, end)| next < end && next < hi && end > lo)
+    }
+
+    /// Keeps `free_segs` in step with the counters of `seg`.
+    fn note_segment(&mut self, seg: u64) {
+        let whole = seg > 0 || self.first_page == 0;
+        if whole && self.seg_free[seg as usize] as u64 == SEGMENT_PAGES && !self.is_open(seg) {
+            self.free_segs.insert(seg);
+            self.unmovable.remove(&seg);
+        } else {
+            self.free_segs.remove(&seg);
+        }
     }
 
     /// Pages in the file.
@@ -33,9 +112,9 @@ impl Allocator {
         self.page_count
     }
 
-    /// Reusable pages.
+    /// Free pages (released, in open segments, and in the tail segment).
     pub fn free_len(&self) -> usize {
-        self.free.len()
+        self.unreachable().len()
     }
 
     /// Pages waiting for readers or durability.
@@ -43,13 +122,19 @@ impl Allocator {
         self.quarantine.iter().map(|(_, p)| p.len()).sum()
     }
 
+    /// Entirely free segments.
+    pub fn free_segments(&self) -> usize {
+        self.free_segs.len()
+    }
+
     /// Number of maximal runs of consecutive free pages, and the longest.
     pub fn extents(&self) -> (usize, u64) {
+        let all = self.unreachable_free();
         let mut n = 0;
         let mut longest = 0;
         let mut run = 0u64;
-        for (i, p) in self.free.iter().enumerate() {
-            if i > 0 && self.free[i - 1] + 1 == *p {
+        for (i, p) in all.iter().enumerate() {
+            if i > 0 && all[i - 1] + 1 == *p {
                 run += 1;
             } else {
                 n += 1;
@@ -60,16 +145,20 @@ impl Allocator {
         (n, longest)
     }
 
-    /// Puts the pages freed by the commit of `version` into quarantine.
-    pub fn quarantine(&mut self, version: u64, pages: Vec<u64>) {
+    /// Puts the pages freed by the commit that made state `seq` into quarantine.
+    pub fn quarantine(&mut self, seq: u64, pages: Vec<u64>) {
         if pages.is_empty() {
             return;
         }
-        debug_assert!(self.quarantine.back().is_none_or(|(v, _)| *v <= version));
-        self.quarantine.push_back((version, pages));
+        debug_assert!(self.quarantine.back().is_none_or(|(v, _)| *v <= seq));
+        for &p in &pages {
+            self.seg_quar[seg_of(p) as usize] += 1;
+        }
+        self.quarantine.push_back((seq, pages));
+        self.check("quarantine");
     }
 
-    /// Makes pages freed by commits of versions `<= gate` reusable.
+    /// Makes pages freed by commits of states `<= gate` reusable.
     pub fn release(&mut self, gate: u64) {
         let mut released = Vec::new();
         while self.quarantine.front().is_some_and(|(v, _)| *v <= gate) {
@@ -79,112 +168,232 @@ impl Allocator {
             return;
         }
         released.sort_unstable();
-        let mut merged = Vec::with_capacity(self.free.len() + released.len());
-        let (mut a, mut b) = (self.free.iter().peekable(), released.iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x <= y => a.next(),
-                (Some(_), Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
-                (None, None) => break,
-            };
-            let p = *next.expect("peeked");
-            debug_assert!(merged.last() != Some(&p), "page {p} freed twice");
-            merged.push(p);
+        let mut touched = BTreeSet::new();
+        for &p in &released {
+            let s = seg_of(p) as usize;
+            self.seg_quar[s] -= 1;
+            self.seg_free[s] += 1;
+            touched.insert(s as u64);
         }
-        self.free = merged;
+        self.free = merge_sorted(&self.free, &released);
+        for s in touched {
+            self.note_segment(s);
+        }
+        self.check("release");
     }
 
-    /// Takes `n` pages, lowest numbers first, growing the file if needed.
-    pub fn alloc(&mut self, n: usize) -> Vec<u64> {
-        let take = n.min(self.free.len());
-        let mut out: Vec<u64> = self.free.drain(..take).collect();
-        while out.len() < n {
-            out.push(self.page_count);
-            self.page_count += 1;
+    /// Removes `[lo, hi)` from the released free list (they were all free).
+    fn take_range(&mut self, lo: u64, hi: u64) {
+        let a = self.free.partition_point(|&p| p < lo);
+        let b = self.free.partition_point(|&p| p < hi);
+        debug_assert_eq!(
+            (b - a) as u64,
+            hi.min(self.page_count).saturating_sub(lo),
+            "pages {lo}..{hi} are not all free"
+        );
+        self.free.drain(a..b);
+    }
+
+    /// Gives the unused rest of a stream's open segment back to the free list.
+    fn close(&mut self, stream: Stream) {
+        if let Some((next, end)) = self.open[stream as usize].take() {
+            let back: Vec<u64> = (next..end.min(self.page_count)).collect();
+            self.free = merge_sorted(&self.free, &back);
+            if next < end {
+                for seg in seg_of(next)..=seg_of(end - 1) {
+                    self.note_segment(seg);
+                }
+            }
         }
+    }
+
+    /// Opens a new segment range of `pages` pages (a whole number of
+    /// segments, consecutive) for `stream`: free segments first, else at the end of the file.
+    fn open_segment(&mut self, stream: Stream, pages: u64) {
+        self.close(stream);
+        let k = pages.div_ceil(SEGMENT_PAGES).max(1);
+        let start = if k == 1 {
+            self.free_segs.first().copied()
+        } else {
+            let segs: Vec<u64> = self.free_segs.iter().copied().collect();
+            segs.windows(k as usize).find(|w| w[w.len() - 1] - w[0] == k - 1).map(|w| w[0])
+        };
+        let (lo, hi) = match start {
+            Some(s) => {
+                for seg in s..s + k {
+                    self.free_segs.remove(&seg);
+                }
+                let (lo, hi) = (s * SEGMENT_PAGES, (s + k) * SEGMENT_PAGES);
+                self.take_range(lo, hi);
+                (lo, hi)
+            }
+            None => {
+                // At the end of the file (after other streams' open ranges),
+                // up to a segment boundary.
+                // Small files grow in small steps (an eighth of their size), so
+                // that three streams do not each reserve a segment of a tiny file.
+                let lo = self.open.iter().flatten().map(|&(_, end)| end).fold(self.page_count, u64::max);
+                let step = (self.page_count / 8).clamp(16, SEGMENT_PAGES);
+                let boundary = (lo + 1).div_ceil(SEGMENT_PAGES) * SEGMENT_PAGES;
+                (lo, (lo + step).min(boundary).max(lo + pages.max(1)))
+            }
+        };
+        self.open[stream as usize] = Some((lo, hi));
+        self.page_count = self.page_count.max(lo);
+        self.grow_segments_to(hi);
+    }
+
+    fn grow_segments_to(&mut self, end: u64) {
+        let n = seg_of(end.saturating_sub(1)) as usize + 1;
+        if self.seg_free.len() < n {
+            // Segments past the end of the file are entirely free.
+            self.seg_free.resize(n, SEGMENT_PAGES as u32);
+            self.seg_quar.resize(n, 0);
+        }
+    }
+
+    fn take_page(&mut self, stream: Stream) -> u64 {
+        loop {
+            if let Some((next, end)) = self.open[stream as usize] {
+                if next < end {
+                    self.open[stream as usize] = Some((next + 1, end));
+                    self.seg_free[seg_of(next) as usize] -= 1;
+                    self.page_count = self.page_count.max(next + 1);
+                    return next;
+                }
+            }
+            self.open_segment(stream, SEGMENT_PAGES);
+        }
+    }
+
+    /// Takes `n` pages for `stream`, in ascending order within each segment.
+    pub fn alloc(&mut self, stream: Stream, n: usize) -> Vec<u64> {
+        let out = (0..n).map(|_| self.take_page(stream)).collect();
+        self.check("alloc");
         out
     }
 
-    /// Takes `n` pages from the longest free runs first (then the end of the
-    /// file), returned in ascending order: few, long sequential writes.
-    pub fn alloc_contiguous(&mut self, n: usize) -> Vec<u64> {
-        if n == 0 {
-            return Vec::new();
+    /// Takes `n` consecutive pages for a run of `stream`; returns the first.
+    pub fn alloc_run(&mut self, stream: Stream, n: u64) -> u64 {
+        debug_assert!(n > 0);
+        let fits = self.open[stream as usize].is_some_and(|(next, end)| end - next >= n);
+        if !fits {
+            self.open_segment(stream, n);
         }
-        // Runs of consecutive free pages: (length, start index in `free`).
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        let mut start = 0;
-        for i in 1..=self.free.len() {
-            if i == self.free.len() || self.free[i - 1] + 1 != self.free[i] {
-                runs.push((i - start, start));
-                start = i;
-            }
+        let (next, end) = self.open[stream as usize].expect("opened above");
+        for p in next..next + n {
+            self.seg_free[seg_of(p) as usize] -= 1;
         }
-        runs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut taken = vec![false; self.free.len()];
-        let mut out = Vec::with_capacity(n);
-        for (len, s) in runs {
-            // Runs shorter than this are not worth it: holes are left to cold pages.
-            if out.len() == n || len < 16 {
+        self.open[stream as usize] = Some((next + n, end));
+        self.page_count = self.page_count.max(next + n);
+        self.check("alloc_run");
+        next
+    }
+
+    /// Segments worth cleaning, emptiest first, whose live pages add up to
+    /// at most `budget`: not open, not holding quarantined pages (they are
+    /// about to free up anyway), not known to hold unmovable pages, at most
+    /// three quarters live.
+    pub fn victims(&self, budget: u64) -> Vec<u64> {
+        let mut cands: Vec<(u32, u64)> = (1..self.seg_free.len() as u64)
+            .filter(|&s| {
+                let free = self.seg_free[s as usize] as u64;
+                self.seg_quar[s as usize] == 0
+                    && free < SEGMENT_PAGES
+                    && (SEGMENT_PAGES - free) * 4 <= SEGMENT_PAGES * 3
+                    && (s + 1) * SEGMENT_PAGES <= self.page_count
+                    && !self.is_open(s)
+                    && !self.unmovable.contains(&s)
+            })
+            .map(|s| (SEGMENT_PAGES as u32 - self.seg_free[s as usize], s))
+            .collect();
+        cands.sort_unstable();
+        let mut out = Vec::new();
+        let mut used = 0;
+        for (live, s) in cands {
+            if used + live as u64 > budget {
                 break;
             }
-            let k = len.min(n - out.len());
-            for t in &mut taken[s..s + k] {
-                *t = true;
-            }
-            out.extend_from_slice(&self.free[s..s + k]);
+            used += live as u64;
+            out.push(s);
         }
-        let mut i = 0;
-        self.free.retain(|_| {
-            i += 1;
-            !taken[i - 1]
-        });
-        while out.len() < n {
-            out.push(self.page_count);
-            self.page_count += 1;
-        }
-        out.sort_unstable();
         out
     }
 
-    /// Takes `n` consecutive pages; returns the first.
-    pub fn alloc_run(&mut self, n: u64) -> u64 {
-        debug_assert!(n > 0);
-        if n == 1 {
-            return self.alloc(1)[0];
-        }
-        let mut start = 0;
-        for i in 0..self.free.len() {
-            if i > 0 && self.free[i - 1] + 1 != self.free[i] {
-                start = i;
-            }
-            if (i - start + 1) as u64 == n {
-                let first = self.free[start];
-                self.free.drain(start..=i);
-                return first;
-            }
-        }
-        // A free tail touching the end of the file can be extended.
-        let mut first = self.page_count;
-        while first > 0 && self.free.last() == Some(&(first - 1)) {
-            first -= 1;
-            self.free.pop();
-        }
-        self.page_count = first + n;
-        first
+    /// Records that `seg` holds pages cleaning cannot move.
+    pub fn mark_unmovable(&mut self, seg: u64) {
+        self.unmovable.insert(seg);
     }
 
-    /// Every page that is not reachable from the latest version: free and quarantined.
-    pub fn unreachable(&self) -> Vec<u64> {
-        let mut all: Vec<u64> = self.free.clone();
-        for (_, p) in &self.quarantine {
-            all.extend_from_slice(p);
-        }
-        all.sort_unstable();
-        all
+    /// True when page `p` is free (released or unused in an open segment).
+    pub fn is_free(&self, p: u64) -> bool {
+        self.free.binary_search(&p).is_ok()
+            || self.open.iter().flatten().any(|&(next, end)| p >= next && p < end)
+            || p >= self.page_count
     }
+
+    /// Pages of the file that hold nothing, sorted.
+    fn unreachable_free(&self) -> Vec<u64> {
+        let mut extra: Vec<u64> =
+            self.open.iter().flatten().flat_map(|&(next, end)| next..end.min(self.page_count)).collect();
+        extra.sort_unstable();
+        merge_sorted(&self.free, &extra)
+    }
+
+    /// Every page of the file that the latest state does not reach: free,
+    /// unused in open segments, and quarantined. Sorted.
+    pub fn unreachable(&self) -> Vec<u64> {
+        let mut q: Vec<u64> = self.quarantine.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        q.sort_unstable();
+        merge_sorted(&self.unreachable_free(), &q)
+    }
+
+    /// Recomputes the per-segment counters from scratch and compares (debug builds).
+    #[cfg(debug_assertions)]
+    fn check(&self, at: &str) {
+        let mut free = vec![0u32; self.seg_free.len()];
+        let mut quar = vec![0u32; self.seg_quar.len()];
+        for p in self.unreachable_free() {
+            free[seg_of(p) as usize] += 1;
+        }
+        for (s, f) in free.iter_mut().enumerate() {
+            let (lo, hi) = (s as u64 * SEGMENT_PAGES, (s as u64 + 1) * SEGMENT_PAGES);
+            *f += hi.saturating_sub(self.page_count.max(lo)) as u32;
+        }
+        for (_, pages) in &self.quarantine {
+            for &p in pages {
+                quar[seg_of(p) as usize] += 1;
+            }
+        }
+        assert_eq!(free, self.seg_free, "segment free counts drifted ({at})");
+        assert_eq!(quar, self.seg_quar, "segment quarantine counts drifted ({at})");
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn check(&self, _at: &str) {}
+
+    /// Pages in use by the latest state (including meta pages), for space policies.
+    pub fn live_pages(&self) -> u64 {
+        self.page_count - self.unreachable().len() as u64
+    }
+}
+
+fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let take_a = j == b.len() || (i < a.len() && a[i] <= b[j]);
+        let p = if take_a {
+            i += 1;
+            a[i - 1]
+        } else {
+            j += 1;
+            b[j - 1]
+        };
+        debug_assert!(out.last() != Some(&p), "page {p} free twice");
+        out.push(p);
+    }
+    out
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -271,15 +480,53 @@ mod tests {
     }
 
     #[test]
-    fn quarantine_waits_for_the_gate_and_runs_are_contiguous() {
-        let mut a = Allocator::new(10, vec![]);
-        a.quarantine(5, vec![3, 4, 5]);
+    fn quarantine_waits_for_the_gate_and_segments_fill_sequentially() {
+        let mut a = Allocator::new(2, 2, vec![]);
+        let pages = a.alloc(Stream::Cold, 300);
+        assert_eq!(pages[0], 2);
+        assert!(pages.windows(2).all(|w| w[0] < w[1]));
+        let before = a.page_count();
+        a.quarantine(5, pages[..254].to_vec());
         a.release(4);
-        assert_eq!(a.free_len(), 0);
-        assert_eq!(a.alloc(1), vec![10]);
+        assert_eq!(a.free_segments(), 0);
+        let r = a.alloc_run(Stream::Log, 3);
+        assert!(r >= before, "a run does not reuse quarantined pages");
         a.release(5);
-        assert_eq!(a.alloc_run(3), 3);
-        assert_eq!(a.alloc_run(2), 11);
-        assert_eq!(a.page_count(), 13);
+        // Segment 0 holds the metas: never a whole free segment.
+        assert_eq!(a.free_segments(), 0);
+        let mut b = Allocator::new(2, 2, vec![]);
+        let p = b.alloc(Stream::Hot, 600);
+        b.quarantine(1, p[254..510].to_vec());
+        b.release(1);
+        assert_eq!(b.free_segments(), 1);
+        let q = b.alloc(Stream::Cold, 10);
+        assert_eq!(q[0], 256, "whole free segments are reused first");
+        assert!(b.unreachable().windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn streams_never_share_pages() {
+        let mut a = Allocator::new(2, 2, vec![]);
+        let mut seen = std::collections::BTreeSet::new();
+        for round in 0..50u64 {
+            let mut got = a.alloc(Stream::Hot, 37 + round as usize);
+            got.extend(a.alloc(Stream::Cold, 300));
+            let r = a.alloc_run(if round % 2 == 0 { Stream::Log } else { Stream::Values }, 1 + round % 7);
+            got.extend(r..r + 1 + round % 7);
+            for p in &got {
+                assert!(seen.insert(*p), "page {p} handed out twice");
+                assert!(*p < a.page_count());
+            }
+            // Free some pages of earlier rounds and let them come back.
+            let old: Vec<u64> = seen.iter().copied().filter(|p| p % 3 == round % 3).take(200).collect();
+            for p in &old {
+                seen.remove(p);
+            }
+            a.quarantine(round + 1, old);
+            a.release(round);
+            let free = a.unreachable();
+            assert!(free.iter().all(|p| !seen.contains(p)), "a live page is listed free");
+            assert_eq!(free.len() as u64 + seen.len() as u64 + 2, a.page_count(), "pages lost or counted twice");
+        }
     }
 }

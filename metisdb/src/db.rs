@@ -312,7 +312,7 @@ impl Db {
         let blob =
             (m.freelist_page != 0).then(|| (m.freelist_page, page::pages_for_run(m.freelist_len as usize, page_size)));
         let writer = WriterState {
-            alloc: Allocator::new(m.page_count, free),
+            alloc: Allocator::new(m.page_count, first_page, free),
             sequence: m.sequence,
             next_slot: 1 - slot,
             durable_seq: 1,

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub durable_points: AtomicU64,
     /// Pages written.
     pub pages_written: AtomicU64,
+    /// Live pages moved by cleaning (to empty whole segments).
+    pub pages_relocated: AtomicU64,
     /// Bytes written (pages, runs, free list, metas).
     pub bytes_written: AtomicU64,
     /// Nanoseconds spent preparing commits (history, pruning, placement, checksums).
@@ -78,6 +80,8 @@ pub struct MetricsSnapshot {
     pub durable_points: u64,
     /// See [`Metrics::pages_written`].
     pub pages_written: u64,
+    /// See [`Metrics::pages_relocated`].
+    pub pages_relocated: u64,
     /// See [`Metrics::bytes_written`].
     pub bytes_written: u64,
     /// See [`Metrics::commit_prepare_ns`].
@@ -101,6 +105,7 @@ impl Metrics {
             commits: l(&self.commits),
             durable_points: l(&self.durable_points),
             pages_written: l(&self.pages_written),
+            pages_relocated: l(&self.pages_relocated),
             bytes_written: l(&self.bytes_written),
             commit_prepare_ns: l(&self.commit_prepare_ns),
             commit_write_ns: l(&self.commit_write_ns),

@@ -9,7 +9,8 @@
 //! 10     2    count (branch: separators; leaf: entries)
 //! 12     2    leaf: start of the cell area / run: low half of the page count
 //! 14     2    leaf: fragmented bytes in the cell area / run: high half
-//! 16     8    version that wrote the page
+//! 16     7    version that wrote the page (56 bits)
+//! 23     1    table id of a tree page (lets cleaning find a page's owner)
 //! ```
 //! Seeding the checksum with the page id makes a page written at the wrong
 //! place (or swapped with another) fail its check; seeding with the file's
@@ -88,8 +89,11 @@ pub fn kind(page: &[u8]) -> Option<PageKind> {
 
 /// Version that wrote a page.
 pub fn written_at(page: &[u8]) -> u64 {
-    get_u64(page, 16)
+    get_u64(page, 16) & 0x00FF_FFFF_FFFF_FFFF
 }
+
+/// Byte of the page header holding the table id of a tree page.
+pub const TABLE_BYTE: usize = 23;
 
 /// Initializes the header of a fresh page.
 pub fn init_header(page: &mut [u8], kind: PageKind, aux: u8, version: u64) {

@@ -13,7 +13,7 @@
 //! trusted (a failed fsync may have dropped dirty pages), so only a reopen,
 //! which reads what is really on disk, may continue.
 
-use crate::alloc;
+use crate::alloc::{self, Stream, SEGMENT_PAGES};
 use crate::btree::leaf::{self, ValueRef};
 use crate::btree::write::{is_temp, Dirty, NewValue, TreeWriter, RUN_BIT, TEMP_BIT};
 use crate::btree::{self, branch, Cursor, PageSource, TreeRoot};
@@ -166,7 +166,7 @@ impl<'db> WriteTxn<'db> {
     fn writer(&mut self, table: Table) -> TreeWriter<'_, Snapshot> {
         // Trie records and version records change with nearly every commit.
         let hot_leaves = matches!(table, tables::ACCOUNT_TRIE | tables::STORAGE_TRIE | tables::VERSIONS);
-        TreeWriter { base: &self.base, dirty: &mut self.dirty, hot_leaves }
+        TreeWriter { base: &self.base, dirty: &mut self.dirty, hot_leaves, table: table.0 }
     }
 
     fn put_raw(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
@@ -177,7 +177,8 @@ impl<'db> WriteTxn<'db> {
         let nv = if leaf::entry_size(key.len(), &ValueRef::Inline(value)) <= leaf::max_entry_size(ps) {
             NewValue::Inline(value)
         } else {
-            NewValue::Run { id: self.dirty.new_run(RunKind::Value, value), len: value.len() as u32 }
+            let payload = crate::btree::value_run_payload(key, value);
+            NewValue::Run { id: self.dirty.new_run(RunKind::Value, table.0, &payload), len: value.len() as u32 }
         };
         let mut root = self.tables[table.index()];
         let ck = self.tracks_history(table).then(|| change_map_key(table, key));
@@ -270,8 +271,8 @@ impl<'db> WriteTxn<'db> {
             let payload =
                 history::encode_change_set(changes.iter().map(|(ck, old)| (Table(ck[0]), &ck[1..], old.as_deref())));
             drop(changes);
-            let first = self.w.alloc.alloc_run(page::pages_for_run(payload.len(), ps));
-            let run = build_run(RunKind::Changes, &payload, ps, self.db.inner.salt, first, version);
+            let first = self.w.alloc.alloc_run(Stream::Log, page::pages_for_run(payload.len(), ps));
+            let run = build_run(RunKind::Changes, tables::VERSIONS.0, &payload, ps, self.db.inner.salt, first, version);
             self.extra_runs.push((first, run));
             (first, payload.len() as u64)
         };
@@ -286,12 +287,130 @@ impl<'db> WriteTxn<'db> {
         };
         self.put_raw(tables::VERSIONS, &history::version_key(version), &rec.encode())?;
         let oldest = if self.rebase.is_some() { version } else { self.prune(version)? };
+        self.clean()?;
         // 2-4. Placement, I/O, publication.
         let inner = self.db.inner.clone();
         let res = self.finish(&inner, version, oldest, info.state_root, t0);
         poison_on_error(&mut self.w, res)?;
         inner.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(version)
+    }
+
+    /// Cleaning: moves the live pages of the emptiest segments into this
+    /// commit, so that those segments become whole free segments again and
+    /// commits keep writing sequentially without growing the file. The
+    /// budget grows when free segments run short or the file holds much
+    /// more than its live pages.
+    fn clean(&mut self) -> Result<()> {
+        let need = self.dirty.live_counts().0 as u64;
+        let (live, size) = (self.w.alloc.live_pages(), self.w.alloc.page_count());
+        let spare = self.w.alloc.free_segments() as u64 * SEGMENT_PAGES;
+        let budget = if size * 4 > live * 5 || spare < 2 * need { need.max(4 * SEGMENT_PAGES) } else { need / 4 };
+        for seg in self.w.alloc.victims(budget) {
+            let (mut p, end) = (seg * SEGMENT_PAGES, (seg + 1) * SEGMENT_PAGES);
+            while p < end {
+                if self.w.alloc.is_free(p) {
+                    p += 1;
+                    continue;
+                }
+                match self.relocate(p)? {
+                    Some(pages) => p += pages,
+                    None => {
+                        self.w.alloc.mark_unmovable(seg);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the tree page or value run at `p` if it is live. Returns the
+    /// pages it spans, or `None` when it cannot be moved (a change set or
+    /// free list, or bytes that are not the start of a page of ours).
+    fn relocate(&mut self, p: u64) -> Result<Option<u64>> {
+        let map = self.base.state.map.clone();
+        let Some(first) = map.pages(p, 1) else { return Ok(None) };
+        if page::kind(first) == Some(PageKind::Run) {
+            return self.relocate_run(p, &map);
+        }
+        if !page::verify_checksum(first, self.db.inner.salt, p) {
+            return Ok(None);
+        }
+        let table = Table(first[page::TABLE_BYTE]);
+        let (level, key) = match page::kind(first) {
+            Some(PageKind::Leaf) => match leaf::key(first, 0) {
+                Ok(k) if leaf::count(first) > 0 => (0, k.to_vec()),
+                _ => return Ok(None),
+            },
+            Some(PageKind::Branch) if branch::level(first) > 0 => (branch::level(first), self.first_key_below(first)?),
+            _ => return Ok(None),
+        };
+        if tables::info(table).is_none() {
+            return Ok(None);
+        }
+        let mut root = self.tables[table.index()];
+        let mut w = self.writer(table);
+        // An old copy that a commit already replaced is not live: nothing to move.
+        if w.locate(&root, &key, level)? == Some(p) {
+            w.touch(&mut root, &key, level)?;
+            self.tables[table.index()] = root;
+            self.db.inner.metrics.pages_relocated.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Some(1))
+    }
+
+    /// [`Self::relocate`] for a run starting at `p`: value runs name their
+    /// key, so the leaf pointing at them can be found and repointed.
+    fn relocate_run(&mut self, p: u64, map: &crate::mmap::Mapping) -> Result<Option<u64>> {
+        let Some(first) = map.pages(p, 1) else { return Ok(None) };
+        let n = page::run_pages(first) as u64;
+        if n == 0 || p + n > self.base.state.page_count || first[9] != RunKind::Value as u8 {
+            return Ok(None);
+        }
+        let Some(bytes) = map.pages(p, n) else { return Ok(None) };
+        if !page::verify_checksum(bytes, self.db.inner.salt, p) {
+            return Ok(None);
+        }
+        let len = page::get_u64(bytes, page::RUN_LEN_OFFSET) as usize;
+        let Some(payload) = bytes.get(page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + len) else {
+            return Ok(None);
+        };
+        let Some((key, _)) = crate::btree::split_value_run(payload) else { return Ok(None) };
+        let table = Table(first[page::TABLE_BYTE]);
+        if tables::info(table).is_none() {
+            return Ok(None);
+        }
+        let mut root = self.tables[table.index()];
+        let view = crate::btree::write::TxnPages { base: &self.base, dirty: &self.dirty };
+        let points_here = match view.leaf_value_ref(&root, key)? {
+            Some(ValueRef::Run { page, .. }) => page == p,
+            _ => false,
+        };
+        if points_here {
+            let mut w = self.writer(table);
+            w.touch(&mut root, key, 0)?;
+            let leaf_id = w.locate(&root, key, 0)?.expect("the tree holds the key");
+            let moved = self.dirty.move_value_run(leaf_id, key, p, table.0, payload);
+            debug_assert!(moved, "the dirty leaf still points at the run");
+            self.tables[table.index()] = root;
+            self.db.inner.metrics.pages_relocated.fetch_add(n, Ordering::Relaxed);
+        }
+        Ok(Some(n))
+    }
+
+    /// The smallest key under a branch page (its leftmost leaf's first key).
+    fn first_key_below(&self, page: &[u8]) -> Result<Vec<u8>> {
+        let (mut id, mut level) = (branch::child(page, 0), branch::level(page) - 1);
+        for _ in 0..crate::btree::MAX_DEPTH {
+            let p = crate::btree::node(self, id, level)?;
+            if level == 0 {
+                return Ok(leaf::key(p, 0).map_err(|m| self.corrupt(id, m.0))?.to_vec());
+            }
+            id = branch::child(p, 0);
+            level -= 1;
+        }
+        Err(self.corrupt(id, "tree deeper than the limit"))
     }
 
     /// Drops versions older than the retention window (their records and
@@ -352,20 +471,19 @@ impl<'db> WriteTxn<'db> {
         let salt = inner.salt;
         let w = &mut *self.w;
         // Placement: pages first (lowest free numbers), then runs (contiguous).
-        // Hot pages go to the longest free runs, so that they are written
-        // sequentially and free up together; the rest fill holes.
+        // Hot and cold pages fill segments of their own, sequentially.
         let live: Vec<usize> = (0..self.dirty.pages.len()).filter(|&i| self.dirty.pages[i].is_some()).collect();
         let (hot, cold): (Vec<usize>, Vec<usize>) = live.iter().partition(|&&i| self.dirty.hot[i]);
-        let hot_ids = w.alloc.alloc_contiguous(hot.len());
-        let cold_ids = w.alloc.alloc(cold.len());
+        let hot_ids = w.alloc.alloc(Stream::Hot, hot.len());
+        let cold_ids = w.alloc.alloc(Stream::Cold, cold.len());
         let mut page_map = vec![0u64; self.dirty.pages.len()];
         for (&idx, id) in hot.iter().zip(hot_ids).chain(cold.iter().zip(cold_ids)) {
             page_map[idx] = id;
         }
         let mut run_map = vec![0u64; self.dirty.runs.len()];
         for (idx, r) in self.dirty.runs.iter().enumerate() {
-            if let Some((_, payload)) = r {
-                run_map[idx] = w.alloc.alloc_run(page::pages_for_run(payload.len(), ps));
+            if let Some((_, _, payload)) = r {
+                run_map[idx] = w.alloc.alloc_run(Stream::Values, page::pages_for_run(payload.len(), ps));
             }
         }
         let map_id = |id: u64| -> u64 {
@@ -394,12 +512,13 @@ impl<'db> WriteTxn<'db> {
                 Some(PageKind::Leaf) => leaf::patch_run_refs(buf, map_id),
                 _ => unreachable!("dirty pages are tree nodes"),
             }
+            buf[page::TABLE_BYTE] = self.dirty.table[idx];
             page::seal(buf, salt, page_map[idx]);
         }
         let mut run_bufs: Vec<(u64, Vec<u8>)> = Vec::new();
         for (idx, r) in self.dirty.runs.iter().enumerate() {
-            if let Some((kind, payload)) = r {
-                run_bufs.push((run_map[idx], build_run(*kind, payload, ps, salt, run_map[idx], version)));
+            if let Some((kind, table, payload)) = r {
+                run_bufs.push((run_map[idx], build_run(*kind, *table, payload, ps, salt, run_map[idx], version)));
             }
         }
         for &idx in &live {
@@ -461,10 +580,11 @@ fn change_map_key(table: Table, key: &[u8]) -> Vec<u8> {
     k
 }
 
-fn build_run(kind: RunKind, payload: &[u8], ps: usize, salt: u64, first: u64, version: u64) -> Vec<u8> {
+fn build_run(kind: RunKind, table: u8, payload: &[u8], ps: usize, salt: u64, first: u64, version: u64) -> Vec<u8> {
     let n = page::pages_for_run(payload.len(), ps) as usize;
     let mut b = vec![0u8; n * ps];
     page::init_header(&mut b, PageKind::Run, kind as u8, version);
+    b[page::TABLE_BYTE] = table;
     page::set_run_pages(&mut b, n as u32);
     page::put_u64(&mut b, page::RUN_LEN_OFFSET, payload.len() as u64);
     b[page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + payload.len()].copy_from_slice(payload);
@@ -531,10 +651,10 @@ pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -
     // pages out of the free set can split at most one extent, hence the slack.
     let estimate = alloc::encode_pages(&w.alloc.unreachable()).len() + 32;
     let n = page::pages_for_run(estimate, ps);
-    let first = w.alloc.alloc_run(n);
+    let first = w.alloc.alloc_run(Stream::Log, n);
     let payload = alloc::encode_pages(&w.alloc.unreachable());
     debug_assert!(page::pages_for_run(payload.len(), ps) <= n);
-    let run = build_run(RunKind::FreeList, &payload, ps, inner.salt, first, latest);
+    let run = build_run(RunKind::FreeList, 0, &payload, ps, inner.salt, first, latest);
     let page_count = w.alloc.page_count();
     grow_file(inner, w, page_count)?;
     let mut writes = vec![(first, &run[..])];

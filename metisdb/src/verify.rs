@@ -133,6 +133,9 @@ impl Checker<'_> {
             self.problem(format!("{what}: page {id}: checksum mismatch"));
             return (0, 1);
         }
+        if p[crate::page::TABLE_BYTE] != t.0 {
+            self.problem(format!("{what}: page {id}: header names table {}", p[crate::page::TABLE_BYTE]));
+        }
         let in_range = |k: &[u8]| lo.as_deref().is_none_or(|l| k >= l) && hi.as_deref().is_none_or(|h| k < h);
         match (page::kind(&p), level) {
             (Some(PageKind::Leaf), 0) => {
@@ -157,7 +160,22 @@ impl Checker<'_> {
                                 self.problem(format!("{what}: leaf {id}: key outside its parent's range"));
                             }
                             if let ValueRef::Run { page, len } = v {
-                                pages += self.check_run(page, len, what);
+                                // A value run holds the owning key, then the value.
+                                let payload_len = 2 + k.len() + len as usize;
+                                let n = self.check_run(page, payload_len as u32, what);
+                                pages += n;
+                                if n > 0 {
+                                    let owner = self.raw(page, n).and_then(|b| {
+                                        let payload = b.get(
+                                            crate::page::RUN_PAYLOAD_OFFSET
+                                                ..crate::page::RUN_PAYLOAD_OFFSET + payload_len,
+                                        )?;
+                                        crate::btree::split_value_run(payload).map(|(key, _)| key == k)
+                                    });
+                                    if owner != Some(true) {
+                                        self.problem(format!("{what}: value run at page {page} does not name its key"));
+                                    }
+                                }
                             }
                             prev = Some(k.to_vec());
                         }

@@ -46,16 +46,34 @@ pub(crate) fn node<'a, S: PageSource + ?Sized>(src: &'a S, id: u64, level: u8) -
     Ok(p)
 }
 
+/// Payload of a value run: the owning key (so that cleaning can find the
+/// leaf that points at the run), then the value.
+/// `key_len u16 | key | value`.
+pub fn value_run_payload(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(2 + key.len() + value.len());
+    p.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+    p
+}
+
+/// Splits a value run's payload into (owning key, value).
+pub fn split_value_run(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+    let klen = u16::from_le_bytes([*payload.first()?, *payload.get(1)?]) as usize;
+    let key = payload.get(2..2 + klen)?;
+    Some((key, &payload[2 + klen..]))
+}
+
 /// Resolves a leaf value to its bytes.
 pub(crate) fn value_bytes<'a, S: PageSource + ?Sized>(src: &'a S, v: ValueRef<'a>) -> Result<&'a [u8]> {
     match v {
         ValueRef::Inline(b) => Ok(b),
         ValueRef::Run { page, len } => {
             let payload = src.run_payload(page)?;
-            if payload.len() != len as usize {
-                return Err(src.corrupt(page, "value run length differs from the leaf's record"));
+            match split_value_run(payload) {
+                Some((_, value)) if value.len() == len as usize => Ok(value),
+                _ => Err(src.corrupt(page, "value run length differs from the leaf's record")),
             }
-            Ok(payload)
         }
     }
 }

@@ -32,8 +32,10 @@ pub struct Dirty {
     /// Per dirty page: likely rewritten by the next commit too (branch
     /// pages, trie records); placed together so they free together.
     pub(crate) hot: Vec<bool>,
-    /// Dirty runs (payload only) by temporary index.
-    pub(crate) runs: Vec<Option<(page::RunKind, Box<[u8]>)>>,
+    /// Per dirty page: the table it belongs to (stored in the page header).
+    pub(crate) table: Vec<u8>,
+    /// Dirty runs (kind, table, payload) by temporary index.
+    pub(crate) runs: Vec<Option<(page::RunKind, u8, Box<[u8]>)>>,
     /// Committed pages this transaction no longer references.
     pub(crate) freed: Vec<u64>,
 }
@@ -41,7 +43,15 @@ pub struct Dirty {
 impl Dirty {
     /// An empty set of changes for the transaction writing `version`.
     pub fn new(page_size: usize, version: u64) -> Dirty {
-        Dirty { page_size, version, pages: Vec::new(), hot: Vec::new(), runs: Vec::new(), freed: Vec::new() }
+        Dirty {
+            page_size,
+            version,
+            pages: Vec::new(),
+            hot: Vec::new(),
+            table: Vec::new(),
+            runs: Vec::new(),
+            freed: Vec::new(),
+        }
     }
 
     /// Version the transaction writes.
@@ -74,7 +84,7 @@ impl Dirty {
     /// A dirty run's payload by temporary id.
     pub fn run(&self, id: u64) -> Option<&[u8]> {
         debug_assert!(is_temp(id) && id & RUN_BIT != 0);
-        self.runs.get((id & !(TEMP_BIT | RUN_BIT)) as usize).and_then(|r| r.as_ref()).map(|(_, b)| &b[..])
+        self.runs.get((id & !(TEMP_BIT | RUN_BIT)) as usize).and_then(|r| r.as_ref()).map(|(_, _, b)| &b[..])
     }
 
     fn page_mut(&mut self, id: u64) -> &mut [u8] {
@@ -83,15 +93,16 @@ impl Dirty {
         self.pages[(id & !TEMP_BIT) as usize].as_deref_mut().expect("live dirty page")
     }
 
-    fn new_page(&mut self, hot: bool) -> u64 {
+    fn new_page(&mut self, table: u8, hot: bool) -> u64 {
         self.pages.push(Some(vec![0u8; self.page_size].into_boxed_slice()));
         self.hot.push(hot);
+        self.table.push(table);
         TEMP_BIT | (self.pages.len() as u64 - 1)
     }
 
-    /// Stores a payload as a new run; returns its temporary id.
-    pub fn new_run(&mut self, kind: page::RunKind, payload: &[u8]) -> u64 {
-        self.runs.push(Some((kind, payload.into())));
+    /// Stores a payload as a new run of `table`; returns its temporary id.
+    pub fn new_run(&mut self, kind: page::RunKind, table: u8, payload: &[u8]) -> u64 {
+        self.runs.push(Some((kind, table, payload.into())));
         TEMP_BIT | RUN_BIT | (self.runs.len() as u64 - 1)
     }
 
@@ -104,18 +115,34 @@ impl Dirty {
         }
     }
 
+    /// Moves the value run that the leaf entry of `key` points at (at the
+    /// node path the caller made dirty) to a new dirty run; frees the old one.
+    pub(crate) fn move_value_run(&mut self, leaf_id: u64, key: &[u8], old: u64, table: u8, payload: &[u8]) -> bool {
+        let new = self.new_run(page::RunKind::Value, table, payload);
+        let page = self.page_mut(leaf_id);
+        let Ok(Ok(i)) = leaf::search(page, key) else { return false };
+        let Ok((_, ValueRef::Run { page: p, len })) = leaf::entry(page, i) else { return false };
+        if p != old {
+            return false;
+        }
+        leaf::patch_run_refs(page, |r| if r == old { new } else { r });
+        let _ = len;
+        self.free_run(old, payload.len());
+        true
+    }
+
     /// Frees a committed run of `pages` pages starting at `first`.
     pub fn free_committed_run(&mut self, first: u64, pages: u64) {
         debug_assert!(!is_temp(first));
         self.freed.extend(first..first + pages);
     }
 
-    /// Forgets a value run of `len` bytes.
-    fn free_run(&mut self, id: u64, len: u32) {
+    /// Forgets a value run whose payload is `payload_len` bytes.
+    fn free_run(&mut self, id: u64, payload_len: usize) {
         if is_temp(id) {
             self.runs[(id & !(TEMP_BIT | RUN_BIT)) as usize] = None;
         } else {
-            let n = page::pages_for_run(len as usize, self.page_size);
+            let n = page::pages_for_run(payload_len, self.page_size);
             self.freed.extend(id..id + n);
         }
     }
@@ -127,6 +154,27 @@ pub struct TxnPages<'a, S: PageSource + ?Sized> {
     pub base: &'a S,
     /// The transaction's pages.
     pub dirty: &'a Dirty,
+}
+
+impl<S: PageSource + ?Sized> TxnPages<'_, S> {
+    /// How the leaf entry of `key` stores its value, if the key exists.
+    pub fn leaf_value_ref(&self, root: &TreeRoot, key: &[u8]) -> Result<Option<ValueRef<'_>>> {
+        if root.is_empty() {
+            return Ok(None);
+        }
+        let (mut id, mut level) = (root.page, root.level);
+        loop {
+            let p = node(self, id, level)?;
+            if level == 0 {
+                return match leaf::search(p, key).map_err(|m| self.corrupt(id, m.0))? {
+                    Ok(i) => Ok(Some(leaf::entry(p, i).map_err(|m| self.corrupt(id, m.0))?.1)),
+                    Err(_) => Ok(None),
+                };
+            }
+            id = branch::child(p, branch::search(p, key).map_err(|m| self.corrupt(id, m.0))?);
+            level -= 1;
+        }
+    }
 }
 
 impl<S: PageSource + ?Sized> PageSource for TxnPages<'_, S> {
@@ -192,6 +240,8 @@ pub struct TreeWriter<'a, S: PageSource + ?Sized> {
     pub dirty: &'a mut Dirty,
     /// Whether this tree's leaves are rewritten often (branch pages always are).
     pub hot_leaves: bool,
+    /// The table of this tree.
+    pub table: u8,
 }
 
 enum Ins {
@@ -234,7 +284,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             return Ok(id);
         }
         let src = node(self.base, id, level)?;
-        let new = self.dirty.new_page(level > 0 || self.hot_leaves);
+        let new = self.dirty.new_page(self.table, level > 0 || self.hot_leaves);
         let version = self.dirty.version;
         let buf = self.dirty.page_mut(new);
         buf.copy_from_slice(src);
@@ -258,11 +308,53 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         })
     }
 
+    /// The id of the node at `level` whose range holds `key`.
+    pub fn locate(&self, root: &TreeRoot, key: &[u8], level: u8) -> Result<Option<u64>> {
+        if root.is_empty() || level > root.level {
+            return Ok(None);
+        }
+        let (mut id, mut l) = (root.page, root.level);
+        while l > level {
+            let p = self.read(id, l)?;
+            let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
+            id = branch::child(p, i);
+            l -= 1;
+        }
+        Ok(Some(id))
+    }
+
+    /// Copies the nodes from the root down to the node at `level` holding
+    /// `key` into dirty pages (their content unchanged), so that they are
+    /// written elsewhere at commit: how cleaning moves a live page.
+    pub fn touch(&mut self, root: &mut TreeRoot, key: &[u8], level: u8) -> Result<()> {
+        if root.is_empty() || level > root.level {
+            return Ok(());
+        }
+        root.page = self.touch_rec(root.page, root.level, key, level)?;
+        Ok(())
+    }
+
+    fn touch_rec(&mut self, id: u64, level: u8, key: &[u8], target: u8) -> Result<u64> {
+        if level == target {
+            return self.make_dirty(id, level);
+        }
+        let p = self.read(id, level)?;
+        let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
+        let child = branch::child(p, i);
+        let c = self.touch_rec(child, level - 1, key, target)?;
+        if c == child {
+            return Ok(id);
+        }
+        let id = self.make_dirty(id, level)?;
+        branch::set_child(self.dirty.page_mut(id), i, c);
+        Ok(id)
+    }
+
     /// Inserts or replaces `key`.
     pub fn insert(&mut self, root: &mut TreeRoot, key: &[u8], value: NewValue<'_>, want_old: bool) -> Result<Previous> {
         let mut prev = Previous::default();
         if root.is_empty() {
-            let id = self.dirty.new_page(self.hot_leaves);
+            let id = self.dirty.new_page(self.table, self.hot_leaves);
             let version = self.dirty.version;
             let buf = self.dirty.page_mut(id);
             leaf::init(buf, version);
@@ -280,12 +372,12 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             self.insert_rec(root.page, root.level, key, value, want_old, &mut prev, &mut old, &mut run_to_free)?;
         prev.value = self.resolve(old)?;
         if let Some((page, len)) = run_to_free {
-            self.dirty.free_run(page, len);
+            self.dirty.free_run(page, 2 + key.len() + len as usize);
         }
         match res {
             Ins::Same(id) => root.page = id,
             Ins::Split { left, sep, right } => {
-                let id = self.dirty.new_page(true);
+                let id = self.dirty.new_page(self.table, true);
                 let version = self.dirty.version;
                 let b = BranchBuf { level: root.level + 1, seps: vec![sep], children: vec![left, right] };
                 b.encode(self.dirty.page_mut(id), version);
@@ -375,7 +467,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             BranchBuf { level: b.level, seps: b.seps[m + 1..].to_vec(), children: b.children[m + 1..].to_vec() };
         debug_assert!(left.encoded_size() <= ps && right.encoded_size() <= ps);
         left.encode(self.dirty.page_mut(id), version);
-        let rid = self.dirty.new_page(true);
+        let rid = self.dirty.new_page(self.table, true);
         right.encode(self.dirty.page_mut(rid), version);
         Ins::Split { left: id, sep: b.seps[m].clone(), right: rid }
     }
@@ -407,7 +499,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         };
         let sep = branch::shortest_separator(entries[m - 1].0, entries[m].0);
         leaf::build(self.dirty.page_mut(id), version, entries[..m].iter().copied());
-        let rid = self.dirty.new_page(self.hot_leaves);
+        let rid = self.dirty.new_page(self.table, self.hot_leaves);
         leaf::build(self.dirty.page_mut(rid), version, entries[m..].iter().copied());
         Ins::Split { left: id, sep, right: rid }
     }
@@ -426,7 +518,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         let res = self.delete_rec(root.page, root.level, key, want_old, &mut old, &mut run_to_free)?;
         prev.value = self.resolve(old)?;
         if let Some((page, len)) = run_to_free {
-            self.dirty.free_run(page, len);
+            self.dirty.free_run(page, 2 + key.len() + len as usize);
         }
         let remaining = root.entries.saturating_sub(1);
         match res {

@@ -1,0 +1,53 @@
+//! Cleaning: under steady random updates, commits move the live pages of
+//! the emptiest segments so that whole segments free up again. The file
+//! must stay bounded and every version must still read back exactly.
+
+mod common;
+
+use common::{fast_tempdir, random_commit, read_all, Model, Rng};
+use metisdb::{Db, Options};
+
+#[test]
+fn steady_updates_keep_the_file_bounded_through_cleaning() {
+    let commits: usize = std::env::var("METIS_CLEANING_COMMITS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
+    let dir = fast_tempdir();
+    let db = Db::open(dir.path(), Options { retention: Some(2), ..Options::default() }).unwrap();
+    let mut m = Model::new();
+    let mut rng = Rng(0xC1EA);
+    // A state of ~12k keys, then many commits updating 3% of it at random.
+    for _ in 0..6 {
+        random_commit(&db, &mut m, &mut rng, 2000, 12_000).unwrap();
+    }
+    let mut peak = 0;
+    for i in 0..commits {
+        random_commit(&db, &mut m, &mut rng, 400, 12_000).unwrap();
+        let s = db.stats().unwrap();
+        peak = peak.max(s.page_count);
+        if i % 25 == 0 {
+            assert!(read_all(&db).unwrap() == m, "commit {i}: contents differ from the model");
+            let r = db.verify(&mut |_, _| {}).unwrap();
+            assert!(r.ok(), "commit {i}: {:?}", r.problems);
+        }
+    }
+    let s = db.stats().unwrap();
+    let moved = db.metrics().pages_relocated;
+    eprintln!(
+        "file {} pages (peak {peak}), used {}, free {}, free segments' worth {}, relocated {moved}",
+        s.page_count,
+        s.used_pages(),
+        s.free_pages,
+        s.free_pages / metisdb::alloc::SEGMENT_PAGES
+    );
+    assert!(moved > 0, "the workload must make cleaning move pages");
+    assert!(
+        s.page_count <= 3 * s.used_pages(),
+        "the file grew without bound: {} pages for {} used",
+        s.page_count,
+        s.used_pages()
+    );
+    assert!(read_all(&db).unwrap() == m);
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert!(read_all(&db).unwrap() == m, "after reopen");
+    assert!(db.verify(&mut |_, _| {}).unwrap().ok());
+}
