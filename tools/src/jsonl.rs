@@ -263,6 +263,7 @@ pub fn export_state(
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
+    let prefetch = crate::rss::Prefetch::start(db.path());
     let res = (|| -> Result<WalkTotals> {
         write_root_line(&mut w, &root).map_err(|e| Error::io("write", &tmp, e))?;
         let mut lw = LineWriter {
@@ -285,6 +286,7 @@ pub fn export_state(
         f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         Ok(totals)
     })();
+    drop(prefetch);
     let totals = match res {
         Ok(t) => t,
         Err(e) => {

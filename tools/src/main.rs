@@ -2,9 +2,9 @@
 
 mod db_cmd;
 mod init_cmd;
+mod node_cmd;
 mod snapshot_cmd;
 mod state_cmd;
-mod node_cmd;
 mod synth;
 
 use clap::{Parser, Subcommand};

@@ -150,6 +150,8 @@ pub fn check_state_root(
         snap.state_root()
             .map_err(|e| crate::Error::Db { context: "read the state root".into(), source: Box::new(e) })?,
     );
+    // Warm the page cache sequentially (see `Prefetch`); the guard stops it on return.
+    let _prefetch = release.map(crate::rss::Prefetch::start);
     let mut v = V(StreamRoot::new());
     let mut totals = WalkTotals::default();
     let mut t = |w: &WalkTotals| tick(w.accounts);

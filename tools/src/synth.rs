@@ -10,9 +10,9 @@
 //! root of that version.
 
 use crate::db_cmd::DataDir;
-use metis_tools::progress::Progress;
 use alloy_primitives::{keccak256, Address, B256, U256};
 use clap::Args;
+use metis_tools::progress::Progress;
 use metisdb::state::{AccountInfo, StateWriter, KECCAK_EMPTY};
 use metisdb::tables::METADATA;
 use metisdb::{Db, Durability, Options};

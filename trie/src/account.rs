@@ -22,12 +22,7 @@ pub struct TrieAccount {
 impl Default for TrieAccount {
     /// An account with no nonce, balance, storage or code.
     fn default() -> Self {
-        Self {
-            nonce: 0,
-            balance: U256::ZERO,
-            storage_root: EMPTY_ROOT_HASH,
-            code_hash: KECCAK_EMPTY,
-        }
+        Self { nonce: 0, balance: U256::ZERO, storage_root: EMPTY_ROOT_HASH, code_hash: KECCAK_EMPTY }
     }
 }
 
@@ -65,19 +60,12 @@ impl From<alloy_rlp::Error> for AccountDecodeError {
 
 impl TrieAccount {
     fn payload_len(&self) -> usize {
-        self.nonce.length()
-            + self.balance.length()
-            + self.storage_root.length()
-            + self.code_hash.length()
+        self.nonce.length() + self.balance.length() + self.storage_root.length() + self.code_hash.length()
     }
 
     /// Appends the RLP encoding to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        Header {
-            list: true,
-            payload_length: self.payload_len(),
-        }
-        .encode(out);
+        Header { list: true, payload_length: self.payload_len() }.encode(out);
         self.nonce.encode(out);
         self.balance.encode(out);
         self.storage_root.encode(out);
@@ -135,10 +123,7 @@ mod tests {
     fn storage_values() {
         assert_eq!(storage_leaf_value(&U256::ZERO), None);
         assert_eq!(storage_leaf_value(&U256::from(1u8)), Some(vec![0x01]));
-        assert_eq!(
-            storage_leaf_value(&U256::from(0x80u8)),
-            Some(vec![0x81, 0x80])
-        );
+        assert_eq!(storage_leaf_value(&U256::from(0x80u8)), Some(vec![0x81, 0x80]));
         assert_eq!(storage_leaf_value(&U256::MAX).map(|v| v.len()), Some(33));
     }
 
@@ -153,22 +138,11 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        let mut enc = TrieAccount {
-            nonce: 5,
-            balance: U256::from(1000u64),
-            ..Default::default()
-        }
-        .encode_to_vec();
+        let mut enc = TrieAccount { nonce: 5, balance: U256::from(1000u64), ..Default::default() }.encode_to_vec();
         assert!(TrieAccount::decode(&enc[..enc.len() - 1]).is_err());
         enc.push(0);
-        assert_eq!(
-            TrieAccount::decode(&enc),
-            Err(AccountDecodeError::TrailingBytes)
-        );
-        assert_eq!(
-            TrieAccount::decode(&[0x80]),
-            Err(AccountDecodeError::NotAList)
-        );
+        assert_eq!(TrieAccount::decode(&enc), Err(AccountDecodeError::TrailingBytes));
+        assert_eq!(TrieAccount::decode(&[0x80]), Err(AccountDecodeError::NotAList));
         // nonce with a leading zero byte
         assert!(TrieAccount::decode(&[0xc4, 0x82, 0x00, 0x01, 0x80]).is_err());
     }

@@ -58,17 +58,11 @@ impl fmt::Display for BuildError {
                 write!(f, "trie items out of order: {next:?} after {previous:?}")
             }
             Self::InsideHashedSubtree { subtree, next } => {
-                write!(
-                    f,
-                    "item {next:?} lies inside the hashed subtree at {subtree:?}"
-                )
+                write!(f, "item {next:?} lies inside the hashed subtree at {subtree:?}")
             }
             Self::EmptyValue(k) => write!(f, "leaf {k:?} has an empty value"),
             Self::SlotNotUnderBranch(p) => {
-                write!(
-                    f,
-                    "hashed slot {p:?} is not a direct child of a branch node"
-                )
+                write!(f, "hashed slot {p:?} is not a direct child of a branch node")
             }
         }
     }
@@ -79,20 +73,9 @@ impl std::error::Error for BuildError {}
 /// One input of the builder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Leaf {
-        key: Nibbles,
-        value: Vec<u8>,
-    },
-    Branch {
-        path: Nibbles,
-        node_ref: NodeRef,
-        stored: bool,
-    },
-    Slot {
-        path: Nibbles,
-        node_ref: NodeRef,
-        kind: ChildKind,
-    },
+    Leaf { key: Nibbles, value: Vec<u8> },
+    Branch { path: Nibbles, node_ref: NodeRef, stored: bool },
+    Slot { path: Nibbles, node_ref: NodeRef, kind: ChildKind },
 }
 
 impl Item {
@@ -146,9 +129,7 @@ impl SubtrieTop {
     fn root_wrapper_rlp(&self) -> Option<Vec<u8>> {
         match self {
             Self::Leaf { key, value } => Some(encode_leaf(key, value)),
-            Self::Branch { path, node_ref, .. } if !path.is_empty() => {
-                Some(encode_extension(path, node_ref))
-            }
+            Self::Branch { path, node_ref, .. } if !path.is_empty() => Some(encode_extension(path, node_ref)),
             _ => None,
         }
     }
@@ -178,11 +159,7 @@ impl BuildOutput {
     /// The proof of `key`: the RLP of the nodes on its path, root first.
     /// Requires `key` to have been a proof target.
     pub fn proof(&self, key: &Nibbles) -> Vec<Bytes> {
-        let mut nodes: Vec<&(Nibbles, Bytes)> = self
-            .proof_nodes
-            .iter()
-            .filter(|(p, _)| key.starts_with(p))
-            .collect();
+        let mut nodes: Vec<&(Nibbles, Bytes)> = self.proof_nodes.iter().filter(|(p, _)| key.starts_with(p)).collect();
         nodes.sort_by_key(|(p, _)| p.len());
         nodes.into_iter().map(|(_, rlp)| rlp.clone()).collect()
     }
@@ -203,14 +180,7 @@ struct Frame {
 
 impl Frame {
     fn new(depth: usize) -> Self {
-        Self {
-            depth,
-            children: [None; 16],
-            state_mask: 0,
-            branch_mask: 0,
-            stored_mask: 0,
-            value: None,
-        }
+        Self { depth, children: [None; 16], state_mask: 0, branch_mask: 0, stored_mask: 0, value: None }
     }
 
     fn set_child(&mut self, nibble: u8, node_ref: NodeRef, kind: ChildKind) {
@@ -278,46 +248,25 @@ impl RootBuilder {
         if value.is_empty() {
             return Err(BuildError::EmptyValue(key));
         }
-        self.add(Item::Leaf {
-            key,
-            value: value.to_vec(),
-        })
+        self.add(Item::Leaf { key, value: value.to_vec() })
     }
 
     /// Adds an already-hashed branch node at exactly `path` (everything
     /// below `path` is covered by it). `stored` says whether it has a stored
     /// record, which goes into its parent's record.
-    pub fn add_branch(
-        &mut self,
-        path: Nibbles,
-        node_ref: NodeRef,
-        stored: bool,
-    ) -> Result<(), BuildError> {
-        self.add(Item::Branch {
-            path,
-            node_ref,
-            stored,
-        })
+    pub fn add_branch(&mut self, path: Nibbles, node_ref: NodeRef, stored: bool) -> Result<(), BuildError> {
+        self.add(Item::Branch { path, node_ref, stored })
     }
 
     /// Adds an already-hashed node occupying the slot `path` (a branch's
     /// child slot: the node covers everything below `path`). The caller
     /// guarantees a branch node ends up at `path[..len-1]`, otherwise
     /// feeding or finishing fails with [`BuildError::SlotNotUnderBranch`].
-    pub fn add_slot(
-        &mut self,
-        path: Nibbles,
-        node_ref: NodeRef,
-        kind: ChildKind,
-    ) -> Result<(), BuildError> {
+    pub fn add_slot(&mut self, path: Nibbles, node_ref: NodeRef, kind: ChildKind) -> Result<(), BuildError> {
         if path.is_empty() {
             return Err(BuildError::SlotNotUnderBranch(path));
         }
-        self.add(Item::Slot {
-            path,
-            node_ref,
-            kind,
-        })
+        self.add(Item::Slot { path, node_ref, kind })
     }
 
     fn add(&mut self, item: Item) -> Result<(), BuildError> {
@@ -328,16 +277,10 @@ impl RootBuilder {
             Some(prev) => {
                 let (p, n) = (prev.path(), item.path());
                 if p >= n {
-                    return Err(BuildError::OutOfOrder {
-                        previous: p.clone(),
-                        next: n.clone(),
-                    });
+                    return Err(BuildError::OutOfOrder { previous: p.clone(), next: n.clone() });
                 }
                 if !matches!(prev, Item::Leaf { .. }) && n.starts_with(p) {
-                    return Err(BuildError::InsideHashedSubtree {
-                        subtree: p.clone(),
-                        next: n.clone(),
-                    });
+                    return Err(BuildError::InsideHashedSubtree { subtree: p.clone(), next: n.clone() });
                 }
                 Some(p.common_prefix_len(n))
             }
@@ -355,17 +298,12 @@ impl RootBuilder {
             return false;
         }
         let i = self.proof_targets.partition_point(|t| t < position);
-        self.proof_targets
-            .get(i)
-            .is_some_and(|t| t.starts_with(position))
+        self.proof_targets.get(i).is_some_and(|t| t.starts_with(position))
     }
 
     fn retain_proof(&mut self, position: &Nibbles, rlp: &[u8]) {
-        if (rlp.len() > crate::node::MAX_INLINE_NODE_LEN || position.is_empty())
-            && self.is_proof_position(position)
-        {
-            self.proof_nodes
-                .push((position.clone(), Bytes::copy_from_slice(rlp)));
+        if (rlp.len() > crate::node::MAX_INLINE_NODE_LEN || position.is_empty()) && self.is_proof_position(position) {
+            self.proof_nodes.push((position.clone(), Bytes::copy_from_slice(rlp)));
         }
     }
 
@@ -430,18 +368,11 @@ impl RootBuilder {
                 self.retain_proof(&key.prefix(depth + 1), &rlp);
                 (key.nibble(depth), NodeRef::from_rlp(&rlp), ChildKind::Leaf)
             }
-            Item::Branch {
-                path,
-                node_ref,
-                stored,
-            } => {
+            Item::Branch { path, node_ref, stored } => {
                 // The order checks in `add` reject items inside or above a
                 // hashed branch; this guards the invariant without panicking.
                 if path.len() <= depth {
-                    return Err(BuildError::InsideHashedSubtree {
-                        subtree: path.clone(),
-                        next: path,
-                    });
+                    return Err(BuildError::InsideHashedSubtree { subtree: path.clone(), next: path });
                 }
                 let child = if path.len() == depth + 1 {
                     node_ref
@@ -452,11 +383,7 @@ impl RootBuilder {
                 };
                 (path.nibble(depth), child, ChildKind::Branch { stored })
             }
-            Item::Slot {
-                path,
-                node_ref,
-                kind,
-            } => {
+            Item::Slot { path, node_ref, kind } => {
                 if path.len() != depth + 1 {
                     return Err(BuildError::SlotNotUnderBranch(path));
                 }
@@ -478,11 +405,7 @@ impl RootBuilder {
         };
         // A frame is created where two items diverge, so it gets at least two
         // entries (children or a value) before it completes.
-        debug_assert!(
-            frame.entry_count() >= 2,
-            "branch completed with {} entries",
-            frame.entry_count()
-        );
+        debug_assert!(frame.entry_count() >= 2, "branch completed with {} entries", frame.entry_count());
         self.branch_nodes += 1;
         let path = item_path.prefix(frame.depth);
         let rlp = encode_branch(&frame.children, frame.value.as_deref());
@@ -492,21 +415,12 @@ impl RootBuilder {
             let children = frame.children.iter().flatten().copied().collect();
             // The frame's masks satisfy the record invariants: >= 2 children
             // (no value), branch_mask != 0, and set_child keeps the subsets.
-            match BranchRecord::new(
-                frame.state_mask,
-                frame.branch_mask,
-                frame.stored_mask,
-                children,
-            ) {
+            match BranchRecord::new(frame.state_mask, frame.branch_mask, frame.stored_mask, children) {
                 Ok(record) => self.records.push((path.clone(), record)),
                 Err(e) => debug_assert!(false, "frame violates record invariants: {e}"),
             }
         }
-        Item::Branch {
-            path,
-            node_ref: NodeRef::from_rlp(&rlp),
-            stored,
-        }
+        Item::Branch { path, node_ref: NodeRef::from_rlp(&rlp), stored }
     }
 
     /// Completes the trie and returns the root and whatever was requested.
@@ -518,15 +432,7 @@ impl RootBuilder {
         let top = match self.top.take() {
             None => SubtrieTop::Empty,
             Some(Item::Leaf { key, value }) => SubtrieTop::Leaf { key, value },
-            Some(Item::Branch {
-                path,
-                node_ref,
-                stored,
-            }) => SubtrieTop::Branch {
-                path,
-                node_ref,
-                stored,
-            },
+            Some(Item::Branch { path, node_ref, stored }) => SubtrieTop::Branch { path, node_ref, stored },
             Some(Item::Slot { path, .. }) => return Err(BuildError::SlotNotUnderBranch(path)),
         };
         // A root branch was already retained as a proof node when it
@@ -559,26 +465,14 @@ mod tests {
     fn rejects_misuse_without_panicking() {
         let mut b = RootBuilder::new();
         b.add_leaf(n(&[1, 2]), b"x").unwrap();
-        assert!(matches!(
-            b.add_leaf(n(&[1, 2]), b"y"),
-            Err(BuildError::OutOfOrder { .. })
-        ));
-        assert!(matches!(
-            b.add_leaf(n(&[1]), b"y"),
-            Err(BuildError::OutOfOrder { .. })
-        ));
-        assert!(matches!(
-            RootBuilder::new().add_leaf(n(&[1]), b""),
-            Err(BuildError::EmptyValue(_))
-        ));
+        assert!(matches!(b.add_leaf(n(&[1, 2]), b"y"), Err(BuildError::OutOfOrder { .. })));
+        assert!(matches!(b.add_leaf(n(&[1]), b"y"), Err(BuildError::OutOfOrder { .. })));
+        assert!(matches!(RootBuilder::new().add_leaf(n(&[1]), b""), Err(BuildError::EmptyValue(_))));
 
         let r = NodeRef::from_hash(B256::repeat_byte(1));
         let mut b = RootBuilder::new();
         b.add_branch(n(&[3]), r, false).unwrap();
-        assert!(matches!(
-            b.add_leaf(n(&[3, 4]), b"x"),
-            Err(BuildError::InsideHashedSubtree { .. })
-        ));
+        assert!(matches!(b.add_leaf(n(&[3, 4]), b"x"), Err(BuildError::InsideHashedSubtree { .. })));
 
         // A lone slot has no parent branch.
         let mut b = RootBuilder::new();
@@ -590,17 +484,12 @@ mod tests {
         b.add_slot(n(&[3, 1]), r, ChildKind::Leaf).unwrap();
         // The slot is placed (and rejected) once the next item shows where
         // it hangs.
-        assert!(matches!(
-            b.add_leaf(n(&[5, 0]), b"x"),
-            Err(BuildError::SlotNotUnderBranch(_))
-        ));
+        assert!(matches!(b.add_leaf(n(&[5, 0]), b"x"), Err(BuildError::SlotNotUnderBranch(_))));
     }
 
     #[test]
     fn hashed_subtrees_give_the_same_root_as_their_leaves() {
-        let mut keys: Vec<Nibbles> = (0u8..40)
-            .map(|i| Nibbles::unpack(&[i / 8, i.wrapping_mul(37), 1]))
-            .collect();
+        let mut keys: Vec<Nibbles> = (0u8..40).map(|i| Nibbles::unpack(&[i / 8, i.wrapping_mul(37), 1])).collect();
         keys.sort();
         let full = {
             let mut b = RootBuilder::new().with_records(true);
@@ -618,14 +507,7 @@ mod tests {
             }
             b.finish().unwrap()
         };
-        let SubtrieTop::Branch {
-            path,
-            node_ref,
-            stored,
-        } = sub.top
-        else {
-            panic!("expected a branch")
-        };
+        let SubtrieTop::Branch { path, node_ref, stored } = sub.top else { panic!("expected a branch") };
         let mut b = RootBuilder::new();
         let mut fed = false;
         for k in &keys {

@@ -30,10 +30,7 @@ impl fmt::Display for HexPrefixError {
             Self::Empty => write!(f, "hex-prefix path is empty (needs at least the flag byte)"),
             Self::InvalidFlag(b) => write!(f, "hex-prefix flag nibble {b:#x} is not in 0..=3"),
             Self::NonZeroPadding(b) => {
-                write!(
-                    f,
-                    "hex-prefix even-length padding nibble is {b:#x}, must be 0"
-                )
+                write!(f, "hex-prefix even-length padding nibble is {b:#x}, must be 0")
             }
         }
     }
@@ -106,18 +103,9 @@ mod tests {
     fn yellow_paper_examples() {
         // Examples from the Ethereum wiki's Patricia tree page.
         assert_eq!(encode(&n(&[1, 2, 3, 4, 5]), false), vec![0x11, 0x23, 0x45]);
-        assert_eq!(
-            encode(&n(&[0, 1, 2, 3, 4, 5]), false),
-            vec![0x00, 0x01, 0x23, 0x45]
-        );
-        assert_eq!(
-            encode(&n(&[0, 15, 1, 12, 11, 8]), true),
-            vec![0x20, 0x0f, 0x1c, 0xb8]
-        );
-        assert_eq!(
-            encode(&n(&[15, 1, 12, 11, 8]), true),
-            vec![0x3f, 0x1c, 0xb8]
-        );
+        assert_eq!(encode(&n(&[0, 1, 2, 3, 4, 5]), false), vec![0x00, 0x01, 0x23, 0x45]);
+        assert_eq!(encode(&n(&[0, 15, 1, 12, 11, 8]), true), vec![0x20, 0x0f, 0x1c, 0xb8]);
+        assert_eq!(encode(&n(&[15, 1, 12, 11, 8]), true), vec![0x3f, 0x1c, 0xb8]);
         assert_eq!(encode(&n(&[]), true), vec![0x20]);
         assert_eq!(encode(&n(&[]), false), vec![0x00]);
     }
@@ -138,9 +126,6 @@ mod tests {
     fn rejects_malformed() {
         assert_eq!(decode(&[]), Err(HexPrefixError::Empty));
         assert_eq!(decode(&[0x40]), Err(HexPrefixError::InvalidFlag(4)));
-        assert_eq!(
-            decode(&[0x21, 0x00]),
-            Err(HexPrefixError::NonZeroPadding(1))
-        );
+        assert_eq!(decode(&[0x21, 0x00]), Err(HexPrefixError::NonZeroPadding(1)));
     }
 }

@@ -234,34 +234,18 @@ pub(crate) struct Walk<'a, L, B> {
 }
 
 impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
-    pub(crate) fn new(
-        changed: &'a PrefixSet,
-        leaves: &'a mut L,
-        branches: &'a mut B,
-        builder: RootBuilder,
-    ) -> Self {
-        Self {
-            changed,
-            leaves,
-            branches,
-            builder,
-            visited: Vec::new(),
-        }
+    pub(crate) fn new(changed: &'a PrefixSet, leaves: &'a mut L, branches: &'a mut B, builder: RootBuilder) -> Self {
+        Self { changed, leaves, branches, builder, visited: Vec::new() }
     }
 
     /// The topmost stored branch under `prefix`, if any. Under the storage
     /// policy the topmost branch under a prefix is stored whenever any branch
     /// under it is, and it sorts first among them.
-    pub(crate) fn find_top(
-        &mut self,
-        prefix: &Nibbles,
-    ) -> Result<Option<(Nibbles, BranchRecord)>, TrieError> {
+    pub(crate) fn find_top(&mut self, prefix: &Nibbles) -> Result<Option<(Nibbles, BranchRecord)>, TrieError> {
         match self.branches.seek(prefix).map_err(branch_err)? {
             Some((path, record)) if path.starts_with(prefix) => {
                 if path.len() >= 64 {
-                    return Err(TrieError::Inconsistent(format!(
-                        "branch record at {path:?} is too deep"
-                    )));
+                    return Err(TrieError::Inconsistent(format!("branch record at {path:?} is too deep")));
                 }
                 Ok(Some((path, record)))
             }
@@ -272,9 +256,7 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
     /// Like [`Walk::find_top`] for a slot its parent marks as a stored branch.
     fn require_top(&mut self, slot: &Nibbles) -> Result<(Nibbles, BranchRecord), TrieError> {
         self.find_top(slot)?.ok_or_else(|| {
-            TrieError::Inconsistent(format!(
-                "parent marks {slot:?} as a stored branch but no record is under it"
-            ))
+            TrieError::Inconsistent(format!("parent marks {slot:?} as a stored branch but no record is under it"))
         })
     }
 
@@ -292,8 +274,8 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
     }
 
     fn emit_prefix(&mut self, prefix: &Nibbles) -> Result<(), TrieError> {
-        let (lo, hi) = key_range(prefix)
-            .ok_or_else(|| TrieError::Inconsistent(format!("path {prefix:?} longer than a key")))?;
+        let (lo, hi) =
+            key_range(prefix).ok_or_else(|| TrieError::Inconsistent(format!("path {prefix:?} longer than a key")))?;
         self.emit_leaves(&lo, &hi)
     }
 
@@ -301,11 +283,7 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
         let Some((lo, hi)) = key_range(prefix) else {
             return Ok(false);
         };
-        Ok(self
-            .leaves
-            .seek(&lo)
-            .map_err(leaf_err)?
-            .is_some_and(|(k, _)| k <= hi))
+        Ok(self.leaves.seek(&lo).map_err(leaf_err)?.is_some_and(|(k, _)| k <= hi))
     }
 
     /// Feeds the new contents under `prefix`, given the old topmost stored
@@ -384,8 +362,7 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
                     self.builder.add_slot(slot, *child, kind)?;
                 } else if kind == (ChildKind::Branch { stored: true }) {
                     let (below, below_record) = self.require_top(&slot)?;
-                    self.builder
-                        .add_branch(below, below_record.node_ref(), true)?;
+                    self.builder.add_branch(below, below_record.node_ref(), true)?;
                 } else {
                     self.emit_prefix(&slot)?;
                 }
@@ -410,12 +387,7 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
     fn finish(self, prefix: Nibbles) -> Result<SubtrieUpdate, TrieError> {
         let out = self.builder.finish()?;
         let (upserts, removals) = diff_records(self.visited, out.records);
-        Ok(SubtrieUpdate {
-            prefix,
-            top: out.top,
-            upserts,
-            removals,
-        })
+        Ok(SubtrieUpdate { prefix, top: out.top, upserts, removals })
     }
 }
 
@@ -426,10 +398,7 @@ fn diff_records(
 ) -> (Vec<(Nibbles, BranchRecord)>, Vec<Nibbles>) {
     let old: HashMap<Nibbles, BranchRecord> = old.into_iter().collect();
     let new_paths: BTreeSet<Nibbles> = new.iter().map(|(p, _)| p.clone()).collect();
-    let upserts: Vec<_> = new
-        .into_iter()
-        .filter(|(p, r)| old.get(p) != Some(r))
-        .collect();
+    let upserts: Vec<_> = new.into_iter().filter(|(p, r)| old.get(p) != Some(r)).collect();
     let mut removals: Vec<Nibbles> = old.into_keys().filter(|p| !new_paths.contains(p)).collect();
     removals.sort();
     (upserts, removals)
@@ -445,16 +414,9 @@ pub fn update_subtrie<L: LeafCursor, B: BranchStore>(
     branches: &mut B,
 ) -> Result<SubtrieUpdate, TrieError> {
     if prefix.len() > 64 {
-        return Err(TrieError::InvalidPartition(format!(
-            "prefix {prefix:?} is longer than a key"
-        )));
+        return Err(TrieError::InvalidPartition(format!("prefix {prefix:?} is longer than a key")));
     }
-    let mut walk = Walk::new(
-        changed,
-        leaves,
-        branches,
-        RootBuilder::new().with_records(true),
-    );
+    let mut walk = Walk::new(changed, leaves, branches, RootBuilder::new().with_records(true));
     let top = walk.find_top(prefix)?;
     walk.walk_under(prefix, top)?;
     walk.finish(prefix.clone())
@@ -466,10 +428,7 @@ pub fn prefixes_at_depth(depth: usize) -> Vec<Nibbles> {
     let depth = depth.min(4);
     let mut out = vec![Nibbles::new()];
     for _ in 0..depth {
-        out = out
-            .iter()
-            .flat_map(|p| (0u8..16).map(move |n| p.with_nibble(n)))
-            .collect();
+        out = out.iter().flat_map(|p| (0u8..16).map(move |n| p.with_nibble(n))).collect();
     }
     out
 }
@@ -478,20 +437,15 @@ pub fn prefixes_at_depth(depth: usize) -> Vec<Nibbles> {
 fn check_partition(prefixes: &[&Nibbles]) -> Result<(), TrieError> {
     let mut next = Some(U256::ZERO);
     for p in prefixes {
-        let (lo, hi) = key_range(p).ok_or_else(|| {
-            TrieError::InvalidPartition(format!("prefix {p:?} is longer than a key"))
-        })?;
+        let (lo, hi) =
+            key_range(p).ok_or_else(|| TrieError::InvalidPartition(format!("prefix {p:?} is longer than a key")))?;
         if next != Some(key_to_u256(&lo)) {
-            return Err(TrieError::InvalidPartition(format!(
-                "prefix {p:?} overlaps or leaves a gap before it"
-            )));
+            return Err(TrieError::InvalidPartition(format!("prefix {p:?} overlaps or leaves a gap before it")));
         }
         next = key_to_u256(&hi).checked_add(U256::from(1));
     }
     if next.is_some() {
-        return Err(TrieError::InvalidPartition(
-            "prefixes do not reach the end of the key space".into(),
-        ));
+        return Err(TrieError::InvalidPartition("prefixes do not reach the end of the key space".into()));
     }
     Ok(())
 }
@@ -515,11 +469,7 @@ pub fn combine_subtries<B: BranchStore>(
         match &part.top {
             SubtrieTop::Empty => {}
             SubtrieTop::Leaf { key, value } => builder.add_leaf(key.clone(), value)?,
-            SubtrieTop::Branch {
-                path,
-                node_ref,
-                stored,
-            } => builder.add_branch(path.clone(), *node_ref, *stored)?,
+            SubtrieTop::Branch { path, node_ref, stored } => builder.add_branch(path.clone(), *node_ref, *stored)?,
         }
     }
     let out = builder.finish()?;
@@ -539,11 +489,7 @@ pub fn combine_subtries<B: BranchStore>(
     }
     upserts.sort_by(|a, b| a.0.cmp(&b.0));
     removals.sort();
-    Ok(RootUpdate {
-        root: out.top.root_hash(),
-        upserts,
-        removals,
-    })
+    Ok(RootUpdate { root: out.top.root_hash(), upserts, removals })
 }
 
 /// Computes the new root and record changes of a whole trie after the
@@ -566,8 +512,5 @@ pub fn full_root<L: LeafCursor>(leaves: &mut L) -> Result<FullRoot, TrieError> {
         entry = leaves.next().map_err(leaf_err)?;
     }
     let out = builder.finish()?;
-    Ok(FullRoot {
-        root: out.root,
-        records: out.records,
-    })
+    Ok(FullRoot { root: out.root, records: out.records })
 }

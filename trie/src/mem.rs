@@ -37,10 +37,7 @@ impl MemLeaves {
 
     /// A cursor over the leaves.
     pub fn cursor(&self) -> MemLeafCursor<'_> {
-        MemLeafCursor {
-            map: &self.map,
-            last: None,
-        }
+        MemLeafCursor { map: &self.map, last: None }
     }
 }
 
@@ -64,15 +61,8 @@ pub struct MemLeafCursor<'a> {
 
 impl MemLeafCursor<'_> {
     fn step(&mut self, from: Bound<B256>) -> Option<(B256, Vec<u8>)> {
-        let found = self
-            .map
-            .range((from, Bound::Unbounded))
-            .next()
-            .map(|(k, v)| (*k, v.clone()));
-        self.last = found
-            .as_ref()
-            .map(|(k, _)| *k)
-            .or(Some(B256::repeat_byte(0xff)));
+        let found = self.map.range((from, Bound::Unbounded)).next().map(|(k, v)| (*k, v.clone()));
+        self.last = found.as_ref().map(|(k, _)| *k).or(Some(B256::repeat_byte(0xff)));
         found
     }
 }
@@ -101,9 +91,7 @@ pub struct MemBranches {
 impl MemBranches {
     /// A store holding `records`.
     pub fn from_records(records: impl IntoIterator<Item = (Nibbles, BranchRecord)>) -> Self {
-        Self {
-            map: records.into_iter().collect(),
-        }
+        Self { map: records.into_iter().collect() }
     }
 
     /// Applies the record changes of an update.
@@ -130,11 +118,7 @@ impl BranchStore for MemBranches {
     }
 
     fn seek(&mut self, path: &Nibbles) -> Result<Option<(Nibbles, BranchRecord)>, Infallible> {
-        Ok(self
-            .map
-            .range(path.clone()..)
-            .next()
-            .map(|(p, r)| (p.clone(), r.clone())))
+        Ok(self.map.range(path.clone()..).next().map(|(p, r)| (p.clone(), r.clone())))
     }
 }
 
@@ -146,10 +130,6 @@ impl BranchStore for &MemBranches {
     }
 
     fn seek(&mut self, path: &Nibbles) -> Result<Option<(Nibbles, BranchRecord)>, Infallible> {
-        Ok(self
-            .map
-            .range(path.clone()..)
-            .next()
-            .map(|(p, r)| (p.clone(), r.clone())))
+        Ok(self.map.range(path.clone()..).next().map(|(p, r)| (p.clone(), r.clone())))
     }
 }

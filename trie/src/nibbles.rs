@@ -39,10 +39,7 @@ impl fmt::Display for NibblesError {
         match self {
             Self::InvalidNibble(n) => write!(f, "invalid nibble value {n:#x} (must be < 0x10)"),
             Self::StoredKeyTooLong(n) => {
-                write!(
-                    f,
-                    "stored path key declares {n} nibbles, at most 64 allowed"
-                )
+                write!(f, "stored path key declares {n} nibbles, at most 64 allowed")
             }
             Self::StoredKeyNotCanonical => {
                 write!(f, "stored path key has non-zero bits past its length")
@@ -78,10 +75,7 @@ impl Default for Nibbles {
 impl Nibbles {
     /// The empty path (the trie root).
     pub const fn new() -> Self {
-        Self {
-            len: 0,
-            packed: Packed::Inline([0; INLINE_BYTES]),
-        }
+        Self { len: 0, packed: Packed::Inline([0; INLINE_BYTES]) }
     }
 
     /// Builds a path from unpacked nibbles (one nibble per byte).
@@ -318,9 +312,7 @@ impl Nibbles {
         let mut out = Self::unpack(&key[..INLINE_BYTES]);
         out.truncate(usize::from(len));
         if out.as_packed() != &key[..usize::from(len).div_ceil(2)]
-            || key[usize::from(len).div_ceil(2)..INLINE_BYTES]
-                .iter()
-                .any(|&b| b != 0)
+            || key[usize::from(len).div_ceil(2)..INLINE_BYTES].iter().any(|&b| b != 0)
         {
             return Err(NibblesError::StoredKeyNotCanonical);
         }
@@ -361,9 +353,7 @@ impl Ord for Nibbles {
         // Padding nibbles are zero, so the packed byte order agrees with the
         // nibble order except for ties where one path is a zero-extended
         // prefix of the other; the length breaks those ties (prefix first).
-        self.as_packed()
-            .cmp(other.as_packed())
-            .then(self.len.cmp(&other.len))
+        self.as_packed().cmp(other.as_packed()).then(self.len.cmp(&other.len))
     }
 }
 
@@ -428,23 +418,9 @@ mod tests {
 
     #[test]
     fn ordering_is_prefix_first_lexicographic() {
-        let mut v = vec![
-            n(&[1, 0]),
-            n(&[1]),
-            n(&[1, 0, 0]),
-            n(&[0, 15]),
-            n(&[]),
-            n(&[1, 0, 5]),
-        ];
+        let mut v = vec![n(&[1, 0]), n(&[1]), n(&[1, 0, 0]), n(&[0, 15]), n(&[]), n(&[1, 0, 5])];
         v.sort();
-        let want = vec![
-            n(&[]),
-            n(&[0, 15]),
-            n(&[1]),
-            n(&[1, 0]),
-            n(&[1, 0, 0]),
-            n(&[1, 0, 5]),
-        ];
+        let want = vec![n(&[]), n(&[0, 15]), n(&[1]), n(&[1, 0]), n(&[1, 0, 0]), n(&[1, 0, 5])];
         assert_eq!(v, want);
     }
 
@@ -463,14 +439,7 @@ mod tests {
 
     #[test]
     fn stored_key_round_trip_and_order() {
-        let paths = [
-            n(&[]),
-            n(&[0]),
-            n(&[0, 0]),
-            n(&[0, 1]),
-            n(&[1]),
-            n(&[15; 64]),
-        ];
+        let paths = [n(&[]), n(&[0]), n(&[0, 0]), n(&[0, 1]), n(&[1]), n(&[15; 64])];
         let keys: Vec<_> = paths.iter().map(|p| p.to_stored_key().unwrap()).collect();
         for w in keys.windows(2) {
             assert!(w[0] < w[1]);
@@ -488,9 +457,6 @@ mod tests {
 
     #[test]
     fn invalid_nibble_is_rejected() {
-        assert_eq!(
-            Nibbles::from_nibbles(&[1, 16]),
-            Err(NibblesError::InvalidNibble(16))
-        );
+        assert_eq!(Nibbles::from_nibbles(&[1, 16]), Err(NibblesError::InvalidNibble(16)));
     }
 }

@@ -33,10 +33,7 @@ impl NodeRef {
             let mut buf = [0u8; 33];
             buf[..rlp.len()].copy_from_slice(rlp);
             // len <= 31 fits in u8.
-            Self {
-                len: rlp.len() as u8,
-                buf,
-            }
+            Self { len: rlp.len() as u8, buf }
         } else {
             Self::from_hash(keccak256(rlp))
         }
@@ -90,11 +87,7 @@ impl fmt::Debug for NodeRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.as_hash() {
             Some(h) => write!(f, "NodeRef::Hash({h})"),
-            None => write!(
-                f,
-                "NodeRef::Inline(0x{})",
-                alloy_primitives::hex::encode(self.as_slice())
-            ),
+            None => write!(f, "NodeRef::Inline(0x{})", alloy_primitives::hex::encode(self.as_slice())),
         }
     }
 }
@@ -108,11 +101,7 @@ pub fn encode_leaf(path: &Nibbles, value: &[u8]) -> Vec<u8> {
     let hp = hex_prefix::encode(path, true);
     let payload = string_len(&hp) + string_len(value);
     let mut out = Vec::with_capacity(payload + 9);
-    Header {
-        list: true,
-        payload_length: payload,
-    }
-    .encode(&mut out);
+    Header { list: true, payload_length: payload }.encode(&mut out);
     hp.as_slice().encode(&mut out);
     value.encode(&mut out);
     out
@@ -124,11 +113,7 @@ pub fn encode_extension(path: &Nibbles, child: &NodeRef) -> Vec<u8> {
     let hp = hex_prefix::encode(path, false);
     let payload = string_len(&hp) + child.as_slice().len();
     let mut out = Vec::with_capacity(payload + 9);
-    Header {
-        list: true,
-        payload_length: payload,
-    }
-    .encode(&mut out);
+    Header { list: true, payload_length: payload }.encode(&mut out);
     hp.as_slice().encode(&mut out);
     out.extend_from_slice(child.as_slice());
     out
@@ -143,11 +128,7 @@ pub fn encode_branch(children: &[Option<NodeRef>; 16], value: Option<&[u8]>) -> 
     }
     payload += value.map_or(1, string_len);
     let mut out = Vec::with_capacity(payload + 9);
-    Header {
-        list: true,
-        payload_length: payload,
-    }
-    .encode(&mut out);
+    Header { list: true, payload_length: payload }.encode(&mut out);
     for c in children {
         match c {
             Some(r) => out.extend_from_slice(r.as_slice()),
@@ -221,10 +202,9 @@ impl fmt::Display for NodeDecodeError {
             Self::HexPrefix(e) => write!(f, "bad node path: {e}"),
             Self::EmptyExtensionPath => write!(f, "extension node with an empty path"),
             Self::EmptyLeafValue => write!(f, "leaf node with an empty value"),
-            Self::InvalidChildRef => write!(
-                f,
-                "child reference is neither a 32-byte hash nor an embedded node under 32 bytes"
-            ),
+            Self::InvalidChildRef => {
+                write!(f, "child reference is neither a 32-byte hash nor an embedded node under 32 bytes")
+            }
             Self::InvalidExtensionChild => write!(f, "extension child is not a node reference"),
         }
     }
@@ -249,25 +229,17 @@ fn next_item<'a>(buf: &mut &'a [u8]) -> Result<RawItem<'a>, NodeDecodeError> {
     let start = *buf;
     let header = Header::decode(buf)?;
     // Header::decode checked that the payload fits in `buf`.
-    let payload = buf
-        .get(..header.payload_length)
-        .ok_or(alloy_rlp::Error::InputTooShort)?;
+    let payload = buf.get(..header.payload_length).ok_or(alloy_rlp::Error::InputTooShort)?;
     *buf = &buf[header.payload_length..];
     let full_len = start.len() - buf.len();
-    Ok(RawItem {
-        full: &start[..full_len],
-        header,
-        payload,
-    })
+    Ok(RawItem { full: &start[..full_len], header, payload })
 }
 
 /// Decodes a child reference: a 32-byte hash string, an embedded list
 /// under 32 bytes, or (when `allow_empty`) the empty string.
 fn decode_child(item: &RawItem<'_>, allow_empty: bool) -> Result<Option<NodeRef>, NodeDecodeError> {
     if item.header.list {
-        return NodeRef::inline(item.full)
-            .map(Some)
-            .ok_or(NodeDecodeError::InvalidChildRef);
+        return NodeRef::inline(item.full).map(Some).ok_or(NodeDecodeError::InvalidChildRef);
     }
     match item.payload.len() {
         0 if allow_empty => Ok(None),
@@ -302,8 +274,7 @@ impl Node {
                 if items[0].header.list {
                     return Err(NodeDecodeError::Rlp(alloy_rlp::Error::UnexpectedList));
                 }
-                let (path, is_leaf) =
-                    hex_prefix::decode(items[0].payload).map_err(NodeDecodeError::HexPrefix)?;
+                let (path, is_leaf) = hex_prefix::decode(items[0].payload).map_err(NodeDecodeError::HexPrefix)?;
                 if is_leaf {
                     if items[1].header.list {
                         return Err(NodeDecodeError::Rlp(alloy_rlp::Error::UnexpectedList));
@@ -311,10 +282,7 @@ impl Node {
                     if items[1].payload.is_empty() {
                         return Err(NodeDecodeError::EmptyLeafValue);
                     }
-                    Ok(Self::Leaf {
-                        path,
-                        value: items[1].payload.to_vec(),
-                    })
+                    Ok(Self::Leaf { path, value: items[1].payload.to_vec() })
                 } else {
                     if path.is_empty() {
                         return Err(NodeDecodeError::EmptyExtensionPath);
@@ -373,21 +341,12 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let leaf = Node::Leaf {
-            path: n(&[1, 2, 3]),
-            value: b"value".to_vec(),
-        };
-        let ext = Node::Extension {
-            path: n(&[4]),
-            child: NodeRef::from_hash(keccak256(b"x")),
-        };
+        let leaf = Node::Leaf { path: n(&[1, 2, 3]), value: b"value".to_vec() };
+        let ext = Node::Extension { path: n(&[4]), child: NodeRef::from_hash(keccak256(b"x")) };
         let mut children = Box::new([None; 16]);
         children[3] = Some(NodeRef::from_rlp(&leaf.encode()));
         children[9] = Some(NodeRef::from_hash(B256::repeat_byte(9)));
-        let branch = Node::Branch {
-            children,
-            value: Some(b"v".to_vec()),
-        };
+        let branch = Node::Branch { children, value: Some(b"v".to_vec()) };
         for node in [leaf, ext, branch] {
             assert_eq!(Node::decode(&node.encode()).unwrap(), node);
         }
@@ -397,19 +356,13 @@ mod tests {
     fn rejects_malformed() {
         assert!(Node::decode(&[]).is_err());
         assert_eq!(Node::decode(&[0x80]), Err(NodeDecodeError::NotAList));
-        assert_eq!(
-            Node::decode(&[0xc0]),
-            Err(NodeDecodeError::WrongItemCount(0))
-        );
+        assert_eq!(Node::decode(&[0xc0]), Err(NodeDecodeError::WrongItemCount(0)));
         let leaf = encode_leaf(&n(&[1]), b"v");
         let mut trailing = leaf.clone();
         trailing.push(0);
         assert_eq!(Node::decode(&trailing), Err(NodeDecodeError::TrailingBytes));
         // extension whose child is a 3-byte string
         let bad = [0xc5, 0x11, 0x83, 1, 2, 3];
-        assert_eq!(
-            Node::decode(&bad[..]),
-            Err(NodeDecodeError::InvalidExtensionChild)
-        );
+        assert_eq!(Node::decode(&bad[..]), Err(NodeDecodeError::InvalidExtensionChild));
     }
 }

@@ -103,22 +103,13 @@ impl fmt::Display for RecordError {
                 write!(f, "branch record has {n} children, needs at least 2")
             }
             Self::MaskNotSubset => {
-                write!(
-                    f,
-                    "branch record masks are inconsistent (need stored ⊆ branch ⊆ state)"
-                )
+                write!(f, "branch record masks are inconsistent (need stored ⊆ branch ⊆ state)")
             }
             Self::NoBranchChild => {
-                write!(
-                    f,
-                    "branch record has no branch child (such branches are not stored)"
-                )
+                write!(f, "branch record has no branch child (such branches are not stored)")
             }
             Self::InvalidRefLength(l) => {
-                write!(
-                    f,
-                    "branch record child reference length {l} is not in 1..=32"
-                )
+                write!(f, "branch record child reference length {l} is not in 1..=32")
             }
             Self::InvalidInlineNode => {
                 write!(f, "branch record embedded child is not a valid node")
@@ -167,12 +158,7 @@ impl BranchRecord {
         if children.len() != state_mask.count_ones() as usize {
             return Err(RecordError::ChildCountMismatch);
         }
-        Ok(Self {
-            state_mask,
-            branch_mask,
-            stored_mask,
-            children,
-        })
+        Ok(Self { state_mask, branch_mask, stored_mask, children })
     }
 
     /// Bit `n` set iff child `n` exists.
@@ -210,9 +196,7 @@ impl BranchRecord {
         if !self.has_child(nibble) {
             None
         } else if self.branch_mask & bit(nibble) != 0 {
-            Some(ChildKind::Branch {
-                stored: self.stored_mask & bit(nibble) != 0,
-            })
+            Some(ChildKind::Branch { stored: self.stored_mask & bit(nibble) != 0 })
         } else {
             Some(ChildKind::Leaf)
         }
@@ -220,9 +204,7 @@ impl BranchRecord {
 
     /// The children as `(nibble, reference)` in nibble order.
     pub fn children(&self) -> impl Iterator<Item = (u8, &NodeRef)> + '_ {
-        (0u8..16)
-            .filter(|&n| self.has_child(n))
-            .zip(self.children.iter())
+        (0u8..16).filter(|&n| self.has_child(n)).zip(self.children.iter())
     }
 
     /// The branch node's RLP.
@@ -305,13 +287,7 @@ mod tests {
     fn sample() -> BranchRecord {
         let inline = NodeRef::from_rlp(&encode_leaf(&Nibbles::from_nibbles(&[1]).unwrap(), b"v"));
         let h = NodeRef::from_hash(B256::repeat_byte(0xab));
-        BranchRecord::new(
-            0b1000_0000_0001_0010,
-            0b0000_0000_0001_0000,
-            0b1_0000,
-            vec![inline, h, h],
-        )
-        .unwrap()
+        BranchRecord::new(0b1000_0000_0001_0010, 0b0000_0000_0001_0000, 0b1_0000, vec![inline, h, h]).unwrap()
     }
 
     #[test]
@@ -324,10 +300,7 @@ mod tests {
         assert_eq!(r.child_kind(4), Some(ChildKind::Branch { stored: true }));
         assert_eq!(r.child_kind(15), Some(ChildKind::Leaf));
         assert_eq!(r.child_kind(2), None);
-        assert_eq!(
-            r.child(15).unwrap().as_hash(),
-            Some(B256::repeat_byte(0xab))
-        );
+        assert_eq!(r.child(15).unwrap().as_hash(), Some(B256::repeat_byte(0xab)));
         let node = Node::decode(&r.node_rlp()).unwrap();
         assert!(matches!(node, Node::Branch { .. }));
     }
@@ -336,28 +309,19 @@ mod tests {
     fn rejects_malformed() {
         let enc = sample().encode();
         for cut in 0..enc.len() {
-            assert!(
-                BranchRecord::decode(&enc[..cut]).is_err(),
-                "prefix {cut} accepted"
-            );
+            assert!(BranchRecord::decode(&enc[..cut]).is_err(), "prefix {cut} accepted");
         }
         let mut bad = enc.clone();
         bad.push(0);
         assert_eq!(BranchRecord::decode(&bad), Err(RecordError::TrailingBytes));
         let mut bad = enc.clone();
         bad[0] = 2;
-        assert_eq!(
-            BranchRecord::decode(&bad),
-            Err(RecordError::UnknownVersion(2))
-        );
+        assert_eq!(BranchRecord::decode(&bad), Err(RecordError::UnknownVersion(2)));
         let mut bad = enc.clone();
         bad[6] = 0x12; // stored bit outside branch mask
         assert_eq!(BranchRecord::decode(&bad), Err(RecordError::MaskNotSubset));
         let mut bad = enc;
         bad[7] = 0; // zero-length reference
-        assert_eq!(
-            BranchRecord::decode(&bad),
-            Err(RecordError::InvalidRefLength(0))
-        );
+        assert_eq!(BranchRecord::decode(&bad), Err(RecordError::InvalidRefLength(0)));
     }
 }

@@ -70,27 +70,16 @@ impl fmt::Display for ProofError {
                 write!(f, "empty proof, but root {r} is not the empty trie root")
             }
             Self::RootMismatch { expected, got } => {
-                write!(
-                    f,
-                    "first proof node hashes to {got}, expected the root {expected}"
-                )
+                write!(f, "first proof node hashes to {got}, expected the root {expected}")
             }
-            Self::NodeHashMismatch {
-                index,
-                expected,
-                got,
-            } => write!(
-                f,
-                "proof node {index} hashes to {got}, but its parent refers to {expected}"
-            ),
+            Self::NodeHashMismatch { index, expected, got } => {
+                write!(f, "proof node {index} hashes to {got}, but its parent refers to {expected}")
+            }
             Self::InvalidNode { index, error } => {
                 write!(f, "proof node {index} is invalid: {error}")
             }
             Self::Truncated { len } => {
-                write!(
-                    f,
-                    "proof of {len} nodes ends before the key's path does (node missing)"
-                )
+                write!(f, "proof of {len} nodes ends before the key's path does (node missing)")
             }
             Self::TrailingNodes { index } => {
                 write!(f, "proof has unneeded nodes from index {index} on")
@@ -124,11 +113,7 @@ fn walk_node(node: Node, key: &Nibbles, pos: &mut usize, index: usize) -> Result
         let child: NodeRef = match node {
             Node::Leaf { path, value } => {
                 let rest = key.slice(*pos, key.len());
-                return Ok(if rest == path {
-                    Step::Found(value)
-                } else {
-                    Step::Absent
-                });
+                return Ok(if rest == path { Step::Found(value) } else { Step::Absent });
             }
             Node::Extension { path, child } => {
                 if !key.slice(*pos, key.len()).starts_with(&path) {
@@ -158,12 +143,7 @@ fn walk_node(node: Node, key: &Nibbles, pos: &mut usize, index: usize) -> Result
 /// Verifies that `proof` shows `key` has `expected_value` (`None`: absent) in
 /// the trie with root `root`. The value is the leaf's RLP value (e.g. an
 /// account's RLP).
-pub fn verify_proof(
-    root: B256,
-    key: &B256,
-    expected_value: Option<&[u8]>,
-    proof: &[Bytes],
-) -> Result<(), ProofError> {
+pub fn verify_proof(root: B256, key: &B256, expected_value: Option<&[u8]>, proof: &[Bytes]) -> Result<(), ProofError> {
     verify_proof_nibbles(root, &Nibbles::from_b256(key), expected_value, proof)
 }
 
@@ -189,15 +169,10 @@ pub fn verify_proof_nibbles(
                 return Err(if index == 0 {
                     ProofError::RootMismatch { expected, got }
                 } else {
-                    ProofError::NodeHashMismatch {
-                        index,
-                        expected,
-                        got,
-                    }
+                    ProofError::NodeHashMismatch { index, expected, got }
                 });
             }
-            let node =
-                Node::decode(node_rlp).map_err(|error| ProofError::InvalidNode { index, error })?;
+            let node = Node::decode(node_rlp).map_err(|error| ProofError::InvalidNode { index, error })?;
             match walk_node(node, key, &mut pos, index)? {
                 Step::Next(h) => expected = h,
                 Step::Found(v) => {
@@ -224,9 +199,8 @@ pub fn verify_proof_nibbles(
         (None, Some(_)) => Err(ProofError::KeyAbsent),
         (Some(got), None) => Err(ProofError::UnexpectedValue(got.into())),
         (Some(got), Some(want)) if got == want => Ok(()),
-        (Some(got), Some(want)) => Err(ProofError::ValueMismatch {
-            expected: Bytes::copy_from_slice(want),
-            got: got.into(),
-        }),
+        (Some(got), Some(want)) => {
+            Err(ProofError::ValueMismatch { expected: Bytes::copy_from_slice(want), got: got.into() })
+        }
     }
 }

@@ -14,21 +14,12 @@ struct Reads {
 }
 
 fn measure(size: u32, change: impl Fn(&mut MemLeaves) -> B256) -> Reads {
-    let mut leaves: MemLeaves = (0..size)
-        .map(|i| (keccak256(i.to_be_bytes()), vec![1, 2, 3]))
-        .collect();
+    let mut leaves: MemLeaves = (0..size).map(|i| (keccak256(i.to_be_bytes()), vec![1, 2, 3])).collect();
     let full = full_root(&mut leaves.cursor()).unwrap();
     let branches = MemBranches::from_records(full.records);
     let key = change(&mut leaves);
-    let mut lc = CountingLeaves {
-        inner: leaves.cursor(),
-        seeks: 0,
-        nexts: 0,
-    };
-    let mut bc = CountingBranches {
-        inner: &branches,
-        reads: 0,
-    };
+    let mut lc = CountingLeaves { inner: leaves.cursor(), seeks: 0, nexts: 0 };
+    let mut bc = CountingBranches { inner: &branches, reads: 0 };
     let update = update_root(&PrefixSet::from_keys([key]), &mut lc, &mut bc).unwrap();
     assert_eq!(update.root, full_root(&mut leaves.cursor()).unwrap().root);
     assert_eq!(update.root, reference_root(leaves.map()));
@@ -40,11 +31,7 @@ fn measure(size: u32, change: impl Fn(&mut MemLeaves) -> B256) -> Reads {
         update.upserts.len(),
         update.removals.len()
     );
-    Reads {
-        leaf_reads: lc.seeks + lc.nexts,
-        record_reads: bc.reads,
-        upserts: update.upserts.len(),
-    }
+    Reads { leaf_reads: lc.seeks + lc.nexts, record_reads: bc.reads, upserts: update.upserts.len() }
 }
 
 fn check(change: impl Fn(&mut MemLeaves) -> B256 + Copy) {

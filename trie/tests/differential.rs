@@ -5,12 +5,8 @@
 mod common;
 
 use common::*;
-use metis_trie::incremental::{
-    combine_subtries, full_root, prefixes_at_depth, update_root, update_subtrie, PrefixSet,
-};
-use metis_trie::{
-    keccak256, prove, prove_many, verify_proof, Nibbles, RootBuilder, B256, EMPTY_ROOT_HASH,
-};
+use metis_trie::incremental::{combine_subtries, full_root, prefixes_at_depth, update_root, update_subtrie, PrefixSet};
+use metis_trie::{keccak256, prove, prove_many, verify_proof, Nibbles, RootBuilder, B256, EMPTY_ROOT_HASH};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -76,51 +72,24 @@ fn apply_batch(leaves: &mut MemLeaves, batch: &[Op]) -> Vec<B256> {
 
 /// Runs one incremental update and checks it against the oracle and a
 /// from-scratch build.
-fn step(
-    leaves: &MemLeaves,
-    branches: &mut MemBranches,
-    touched: Vec<B256>,
-) -> Result<(), TestCaseError> {
-    let update = update_root(
-        &PrefixSet::from_keys(touched),
-        &mut leaves.cursor(),
-        branches,
-    )
-    .unwrap();
+fn step(leaves: &MemLeaves, branches: &mut MemBranches, touched: Vec<B256>) -> Result<(), TestCaseError> {
+    let update = update_root(&PrefixSet::from_keys(touched), &mut leaves.cursor(), branches).unwrap();
     prop_assert_eq!(update.root, reference_root(leaves.map()));
     // Upserts must be real changes, removals must exist.
     for (p, r) in &update.upserts {
-        prop_assert_ne!(
-            branches.records().get(p),
-            Some(r),
-            "no-op upsert at {:?}",
-            p
-        );
+        prop_assert_ne!(branches.records().get(p), Some(r), "no-op upsert at {:?}", p);
     }
     for p in &update.removals {
-        prop_assert!(
-            branches.records().contains_key(p),
-            "removal of absent record {:?}",
-            p
-        );
+        prop_assert!(branches.records().contains_key(p), "removal of absent record {:?}", p);
     }
     branches.apply(&update);
     let full = full_root(&mut leaves.cursor()).unwrap();
     prop_assert_eq!(full.root, update.root);
-    prop_assert_eq!(
-        branches.records(),
-        &full.records_map(),
-        "store differs from a full build"
-    );
+    prop_assert_eq!(branches.records(), &full.records_map(), "store differs from a full build");
     Ok(())
 }
 
-fn check_proofs(
-    leaves: &MemLeaves,
-    branches: &MemBranches,
-    root: B256,
-    absent: &[B256],
-) -> Result<(), TestCaseError> {
+fn check_proofs(leaves: &MemLeaves, branches: &MemBranches, root: B256, absent: &[B256]) -> Result<(), TestCaseError> {
     let present: Vec<B256> = leaves.map().keys().copied().take(40).collect();
     let keys: Vec<B256> = present.iter().chain(absent).copied().collect();
     let many = prove_many(&keys, &mut leaves.cursor(), &mut &*branches).unwrap();
@@ -128,16 +97,10 @@ fn check_proofs(
         let proof = prove(key, &mut leaves.cursor(), &mut &*branches).unwrap();
         prop_assert_eq!(&proof, &multi);
         let value = leaves.map().get(key).cloned();
-        alloy_trie::proof::verify_proof(
-            root,
-            alloy_trie::Nibbles::unpack(key),
-            value.clone(),
-            &proof,
-        )
-        .map_err(|e| TestCaseError::fail(format!("alloy rejects proof of {key}: {e}")))?;
-        verify_proof(root, key, value.as_deref(), &proof).map_err(|e| {
-            TestCaseError::fail(format!("our verifier rejects proof of {key}: {e}"))
-        })?;
+        alloy_trie::proof::verify_proof(root, alloy_trie::Nibbles::unpack(key), value.clone(), &proof)
+            .map_err(|e| TestCaseError::fail(format!("alloy rejects proof of {key}: {e}")))?;
+        verify_proof(root, key, value.as_deref(), &proof)
+            .map_err(|e| TestCaseError::fail(format!("our verifier rejects proof of {key}: {e}")))?;
         check_tampering(root, key, value.as_deref(), &proof)?;
     }
     Ok(())
@@ -175,22 +138,14 @@ fn check_tampering(
         // dropped node
         let mut dropped = proof.to_vec();
         dropped.remove(i);
-        prop_assert!(
-            verify_proof(root, key, value, &dropped).is_err(),
-            "dropping node {} accepted",
-            i
-        );
+        prop_assert!(verify_proof(root, key, value, &dropped).is_err(), "dropping node {} accepted", i);
         // changed byte
         let mut changed: Vec<Bytes> = proof.to_vec();
         let mut node = changed[i].to_vec();
         let at = node.len() / 2;
         node[at] ^= 0x01;
         changed[i] = node.into();
-        prop_assert!(
-            verify_proof(root, key, value, &changed).is_err(),
-            "changed node {} accepted",
-            i
-        );
+        prop_assert!(verify_proof(root, key, value, &changed).is_err(), "changed node {} accepted", i);
     }
     // appended node
     if let Some(first) = proof.first() {
@@ -360,10 +315,7 @@ proptest! {
 fn parallel_threads_equal_sequential() {
     let mut leaves = MemLeaves::default();
     for i in 0u32..5000 {
-        leaves.insert(
-            keccak256(i.to_be_bytes()),
-            keccak256(i.to_le_bytes()).to_vec(),
-        );
+        leaves.insert(keccak256(i.to_be_bytes()), keccak256(i.to_le_bytes()).to_vec());
     }
     let full = full_root(&mut leaves.cursor()).unwrap();
     let branches = MemBranches::from_records(full.records);
@@ -389,15 +341,10 @@ fn parallel_threads_equal_sequential() {
             .into_iter()
             .map(|prefix| {
                 let (leaves, branches, touched) = (&leaves, &branches, &touched);
-                s.spawn(move || {
-                    update_subtrie(&prefix, touched, &mut leaves.cursor(), &mut &*branches).unwrap()
-                })
+                s.spawn(move || update_subtrie(&prefix, touched, &mut leaves.cursor(), &mut &*branches).unwrap())
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .collect::<Vec<_>>()
+        handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
     });
     let combined = combine_subtries(parts, &mut &branches).unwrap();
     assert_eq!(combined, sequential);

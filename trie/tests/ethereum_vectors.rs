@@ -43,26 +43,16 @@ fn operations(input: &Value) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
             .iter()
             .map(|pair| {
                 let pair = pair.as_array().expect("[key, value] pair");
-                (
-                    bytes_of(pair[0].as_str().expect("string key")),
-                    value_of(&pair[1]),
-                )
+                (bytes_of(pair[0].as_str().expect("string key")), value_of(&pair[1]))
             })
             .collect(),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| (bytes_of(k), value_of(v)))
-            .collect(),
+        Value::Object(map) => map.iter().map(|(k, v)| (bytes_of(k), value_of(v))).collect(),
         other => panic!("unexpected input {other}"),
     }
 }
 
 fn expected_root(test: &Value) -> B256 {
-    test["root"]
-        .as_str()
-        .expect("root string")
-        .parse()
-        .expect("root hash")
+    test["root"].as_str().expect("root string").parse().expect("root hash")
 }
 
 /// Root of the final contents via the builder.
@@ -77,11 +67,7 @@ fn builder_root(contents: &BTreeMap<Vec<u8>, Vec<u8>>) -> B256 {
 fn apply(ops: &[(Vec<u8>, Option<Vec<u8>>)], secure: bool) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut contents = BTreeMap::new();
     for (k, v) in ops {
-        let key = if secure {
-            keccak256(k).to_vec()
-        } else {
-            k.clone()
-        };
+        let key = if secure { keccak256(k).to_vec() } else { k.clone() };
         match v {
             Some(v) => contents.insert(key, v.clone()),
             None => contents.remove(&key),
@@ -102,26 +88,12 @@ fn incremental_replay(ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> B256 {
             Some(v) => leaves.insert(key, v.clone()),
             None => leaves.remove(&key),
         }
-        let update = update_root(
-            &PrefixSet::from_keys([key]),
-            &mut leaves.cursor(),
-            &mut branches,
-        )
-        .expect("incremental update");
+        let update =
+            update_root(&PrefixSet::from_keys([key]), &mut leaves.cursor(), &mut branches).expect("incremental update");
         branches.apply(&update);
         let full = full_root(&mut leaves.cursor()).expect("full root");
-        assert_eq!(
-            update.root,
-            full.root,
-            "incremental root after {}",
-            hex::encode(k)
-        );
-        assert_eq!(
-            branches.records(),
-            &full.records_map(),
-            "branch store after {}",
-            hex::encode(k)
-        );
+        assert_eq!(update.root, full.root, "incremental root after {}", hex::encode(k));
+        assert_eq!(branches.records(), &full.records_map(), "branch store after {}", hex::encode(k));
     }
     full_root(&mut leaves.cursor()).unwrap().root
 }
@@ -133,11 +105,7 @@ fn run_file(name: &str, secure: bool) -> usize {
         let ops = operations(&test["in"]);
         let want = expected_root(test);
         let contents = apply(&ops, secure);
-        assert_eq!(
-            builder_root(&contents),
-            want,
-            "{name}/{test_name}: builder root"
-        );
+        assert_eq!(builder_root(&contents), want, "{name}/{test_name}: builder root");
         // The same contents fed in a different insertion order must give the
         // same root: replaying the operations reversed is only equivalent when
         // no key is written twice.
@@ -145,25 +113,13 @@ fn run_file(name: &str, secure: bool) -> usize {
         if ops.iter().all(|(k, _)| seen.insert(k.clone())) {
             let mut reversed = ops.clone();
             reversed.reverse();
-            assert_eq!(
-                builder_root(&apply(&reversed, secure)),
-                want,
-                "{name}/{test_name}: reversed"
-            );
+            assert_eq!(builder_root(&apply(&reversed, secure)), want, "{name}/{test_name}: reversed");
             if secure {
-                assert_eq!(
-                    incremental_replay(&reversed),
-                    want,
-                    "{name}/{test_name}: reversed incremental"
-                );
+                assert_eq!(incremental_replay(&reversed), want, "{name}/{test_name}: reversed incremental");
             }
         }
         if secure {
-            assert_eq!(
-                incremental_replay(&ops),
-                want,
-                "{name}/{test_name}: incremental"
-            );
+            assert_eq!(incremental_replay(&ops), want, "{name}/{test_name}: incremental");
         }
     }
     tests.len()
@@ -203,10 +159,10 @@ fn hex_encoded_securetrie() {
 fn trietestnextprev_is_not_applicable() {
     let tests = fixture("trietestnextprev.json");
     for (name, test) in &tests {
-        assert!(
-            test["in"].is_array() && test["tests"].is_array(),
-            "{name}: unexpected format"
-        );
+        assert!(test["in"].is_array() && test["tests"].is_array(), "{name}: unexpected format");
     }
-    eprintln!("trietestnextprev.json: skipped ({} tests): next/prev iteration is not part of a root builder", tests.len());
+    eprintln!(
+        "trietestnextprev.json: skipped ({} tests): next/prev iteration is not part of a root builder",
+        tests.len()
+    );
 }

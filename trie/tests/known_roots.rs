@@ -2,9 +2,7 @@
 //! the expected values do not come from the code under test.
 
 use metis_trie::verify::verify_proof_nibbles;
-use metis_trie::{
-    keccak256, verify_proof, Bytes, Nibbles, RootBuilder, B256, EMPTY_ROOT_HASH, KECCAK_EMPTY,
-};
+use metis_trie::{keccak256, verify_proof, Bytes, Nibbles, RootBuilder, B256, EMPTY_ROOT_HASH, KECCAK_EMPTY};
 
 fn root_of(leaves: &[(Vec<u8>, Vec<u8>)]) -> B256 {
     let mut b = RootBuilder::new();
@@ -47,10 +45,7 @@ fn two_leaves_under_a_root_branch() {
     branch.extend([0x80; 15]);
     let mut k1 = vec![0u8; 32];
     k1[0] = 0x10;
-    assert_eq!(
-        root_of(&[(vec![0; 32], vec![1]), (k1, vec![2])]),
-        keccak256(&branch)
-    );
+    assert_eq!(root_of(&[(vec![0; 32], vec![1]), (k1, vec![2])]), keccak256(&branch));
 }
 
 #[test]
@@ -64,10 +59,7 @@ fn embedded_nodes() {
     let mut ext = vec![0xd7, 0x10];
     ext.extend(&branch);
     let root = keccak256(&ext);
-    assert_eq!(
-        root_of(&[(vec![0x01], b"a".to_vec()), (vec![0x02], b"b".to_vec())]),
-        root
-    );
+    assert_eq!(root_of(&[(vec![0x01], b"a".to_vec()), (vec![0x02], b"b".to_vec())]), root);
 
     // The proof of either key is the root node alone; the verifier must
     // follow the embedded nodes.
@@ -98,13 +90,7 @@ fn branch_value() {
     assert_eq!(branch.len(), 29);
     let mut ext = vec![0xe1, 0x83, 0x00, 0x64, 0x6f];
     ext.extend(&branch);
-    assert_eq!(
-        root_of(&[
-            (b"do".to_vec(), b"verb".to_vec()),
-            (b"dog".to_vec(), b"puppy".to_vec())
-        ]),
-        keccak256(&ext)
-    );
+    assert_eq!(root_of(&[(b"do".to_vec(), b"verb".to_vec()), (b"dog".to_vec(), b"puppy".to_vec())]), keccak256(&ext));
 }
 
 #[test]

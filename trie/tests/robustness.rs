@@ -12,14 +12,8 @@ use proptest::prelude::*;
 
 /// Valid records of a random trie, to mutate.
 fn sample_records() -> Vec<BranchRecord> {
-    let leaves: MemLeaves = (0u32..600)
-        .map(|i| {
-            (
-                metis_trie::keccak256(i.to_be_bytes()),
-                vec![1 + (i % 200) as u8],
-            )
-        })
-        .collect();
+    let leaves: MemLeaves =
+        (0u32..600).map(|i| (metis_trie::keccak256(i.to_be_bytes()), vec![1 + (i % 200) as u8])).collect();
     let full = full_root(&mut leaves.cursor()).unwrap();
     assert!(full.records.len() > 10);
     full.records.into_iter().map(|(_, r)| r).collect()

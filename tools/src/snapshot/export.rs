@@ -194,6 +194,7 @@ pub fn export(
     bw.write_all(&header.encode()).map_err(|e| Error::io("write", &tmp, e))?;
     let writer =
         Writer { path: tmp.clone(), file: bw, level: opts.level, written: super::format::HEADER_LEN as u64, seq: 0 };
+    let prefetch = crate::rss::Prefetch::start(db.path());
     let (tx, rx) = sync_channel::<Job>(2);
     let (done_tx, done_rx) = sync_channel::<u64>(1024);
     let written = std::sync::atomic::AtomicU64::new(0);
@@ -238,6 +239,7 @@ pub fn export(
         footer.chunks = chunks;
         Ok((footer, totals, bytes))
     });
+    drop(prefetch);
     let (mut footer, totals, bytes) = match res {
         Ok(r) => r,
         Err(e) => {

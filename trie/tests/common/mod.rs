@@ -9,10 +9,7 @@ use std::collections::BTreeMap;
 
 /// Proptest case count: `METIS_PROPTEST_CASES` or `default`.
 pub fn cases(default: u32) -> u32 {
-    std::env::var("METIS_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var("METIS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Root by the reference implementation (alloy-trie's HashBuilder).
@@ -27,11 +24,7 @@ pub fn reference_root(leaves: &BTreeMap<B256, Vec<u8>>) -> B256 {
 /// Keys: uniformly random, or near one of a few base keys (sharing long
 /// prefixes, so extensions, deep branches and embedded nodes appear).
 pub fn key_strategy() -> impl Strategy<Value = B256> {
-    let bases = [
-        B256::repeat_byte(0x00),
-        B256::repeat_byte(0x5a),
-        B256::repeat_byte(0xff),
-    ];
+    let bases = [B256::repeat_byte(0x00), B256::repeat_byte(0x5a), B256::repeat_byte(0xff)];
     prop_oneof![
         3 => any::<[u8; 32]>().prop_map(B256::from),
         2 => (0..3usize, 1..4usize, any::<[u8; 4]>()).prop_map(move |(b, n, tail)| {
