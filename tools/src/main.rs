@@ -10,6 +10,11 @@ mod synth;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+// jemalloc unless built with `--features system-alloc` (see executor/BENCHMARKS.md).
+#[cfg(all(feature = "jemalloc", not(feature = "system-alloc")))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "metis", version, about = "Metis node and MetisDB tools")]
 struct Cli {

@@ -20,19 +20,23 @@ use metis_executor::{execute_block, ExecutionMode};
 use std::path::PathBuf;
 use std::time::Instant;
 
-#[cfg(feature = "jemalloc")]
+// jemalloc by default (feature `jemalloc`); `--features mimalloc` or
+// `--features system-alloc` for comparison.
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc"), not(feature = "system-alloc")))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[cfg(all(feature = "mimalloc", not(feature = "system-alloc")))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn allocator() -> &'static str {
-    if cfg!(feature = "jemalloc") {
-        "jemalloc"
+    if cfg!(feature = "system-alloc") {
+        "system"
     } else if cfg!(feature = "mimalloc") {
         "mimalloc"
+    } else if cfg!(feature = "jemalloc") {
+        "jemalloc"
     } else {
         "system"
     }
