@@ -207,18 +207,18 @@ fn run_block(
 
     let withdrawals = withdrawal_writes(&input.withdrawals);
     mv.record(Version { tx: txs.len(), incarnation: 0 }, withdrawals);
-    let final_writes = mv.final_writes().map_err(|source| ExecutorError::State { block, source })?;
+    // The sequential reference stays on one thread throughout.
+    let threads = match mode {
+        ExecutionMode::Sequential | ExecutionMode::Auto { .. } => 1,
+        ExecutionMode::Parallel { workers } => workers,
+    };
+    let final_writes = mv.into_final_writes(threads).map_err(|source| ExecutorError::State { block, source })?;
 
     let gas_used = receipts.last().map_or(0, |r| r.cumulative_gas_used);
     let mut bloom = Bloom::ZERO;
     for receipt in &receipts {
         bloom.accrue_bloom(&receipt.logs_bloom);
     }
-    // The sequential reference stays on one thread throughout.
-    let threads = match mode {
-        ExecutionMode::Sequential | ExecutionMode::Auto { .. } => 1,
-        ExecutionMode::Parallel { workers } => workers,
-    };
     let receipts_root =
         env.spec().is_enabled_in(SpecId::BYZANTIUM).then(|| receipts_root_with_threads(&receipts, threads));
     Ok(BuiltBlock {

@@ -19,6 +19,10 @@ use std::sync::{Mutex, RwLock};
 /// Shards keep workers that touch different keys off each other's locks.
 const SHARD_COUNT: usize = 256;
 
+/// Below this many written keys [`MvMemory::into_final_writes`] stays on the
+/// calling thread.
+const PARALLEL_FINAL_KEYS: usize = 4096;
+
 /// Why a read could not produce a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
@@ -114,6 +118,10 @@ fn last_write(versions: &[Entry]) -> Option<(TxIndex, &StateValue)> {
 }
 
 type Shard = RwLock<HashMap<StateKey, Versions>>;
+
+fn leftover(key: &StateKey, tx: TxIndex) -> StateError {
+    StateError { what: format!("final write of {key:?}"), reason: format!("transaction {tx} left an estimate") }
+}
 
 /// A transaction's balance addition to the lazy account.
 #[derive(Clone, Copy, Debug, Default)]
@@ -519,12 +527,98 @@ impl<'p> MvMemory<'p> {
     /// a later wipe of their account cleared left out. Includes the pre-block
     /// writes. Calling it while transactions still run is a logic error.
     pub fn final_writes(&self) -> Result<Vec<(StateKey, StateValue)>, StateError> {
+        let wipes = self.last_wipes();
+        let mut out: Vec<(StateKey, StateValue)> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = read!(shard);
+            out.reserve(shard.len());
+            for (key, versions) in shard.iter() {
+                if let Some(value) = self.final_value(key, versions, &wipes, self.slots())? {
+                    out.push((*key, value));
+                }
+            }
+        }
+        out.extend(self.final_lazy_and_pre_block(&wipes)?);
+        out.sort_unstable_by_key(|a| a.0);
+        Ok(out)
+    }
+
+    /// [`MvMemory::final_writes`], consuming the memory: up to `threads`
+    /// threads each turn a share of the shards into sorted writes and free
+    /// them (a block leaves one version vector per written key behind), and
+    /// the sorted runs are merged at the end.
+    pub fn into_final_writes(mut self, threads: usize) -> Result<Vec<(StateKey, StateValue)>, StateError> {
+        let keys: usize = self.shards.iter().map(|shard| read!(shard).len()).sum();
+        // Starting a thread costs more than converting a few thousand keys.
+        let threads = if keys < PARALLEL_FINAL_KEYS { 1 } else { threads.clamp(1, SHARD_COUNT) };
         let end = self.slots();
-        let leftover = |key: &StateKey, tx: TxIndex| StateError {
-            what: format!("final write of {key:?}"),
-            reason: format!("transaction {tx} left an estimate"),
+        let wipes = self.last_wipes();
+        let extra = self.final_lazy_and_pre_block(&wipes)?;
+        let mut shards = std::mem::take(&mut self.shards);
+        let last_writes = std::mem::take(&mut self.last_writes);
+        let this = &self;
+        let wipes = &wipes;
+        let convert = |shards: &mut [Shard]| -> Result<Vec<(StateKey, StateValue)>, StateError> {
+            let mut out = Vec::new();
+            for shard in shards.iter_mut() {
+                let map = std::mem::take(shard.get_mut().unwrap_or_else(|e| e.into_inner()));
+                out.reserve(map.len());
+                for (key, versions) in map {
+                    if let Some(value) = this.final_value(&key, &versions, wipes, end)? {
+                        out.push((key, value));
+                    }
+                }
+            }
+            out.sort_unstable_by_key(|a| a.0);
+            Ok(out)
         };
-        // The last wipe of every wiped account, by transaction.
+        let runs: Vec<Result<Vec<(StateKey, StateValue)>, StateError>> = if threads == 1 {
+            drop(last_writes);
+            vec![convert(&mut shards)]
+        } else {
+            let per_thread = shards.len().div_ceil(threads);
+            let per_thread_slots = last_writes.len().div_ceil(threads).max(1);
+            let mut last_writes = last_writes.into_vec();
+            std::thread::scope(|scope| {
+                let mut chunks = shards.chunks_mut(per_thread);
+                let first = chunks.next().unwrap_or_default();
+                let mut slot_chunks: Vec<Vec<Mutex<TxWrites>>> = Vec::new();
+                while last_writes.len() > per_thread_slots {
+                    slot_chunks.push(last_writes.split_off(last_writes.len() - per_thread_slots));
+                }
+                slot_chunks.push(last_writes);
+                let handles: Vec<_> = chunks
+                    .map(|chunk| {
+                        let slots = slot_chunks.pop();
+                        scope.spawn(move || {
+                            drop(slots);
+                            convert(chunk)
+                        })
+                    })
+                    .collect();
+                drop(slot_chunks);
+                let mut runs = vec![convert(first)];
+                for handle in handles {
+                    runs.push(handle.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload)));
+                }
+                runs
+            })
+        };
+        let mut out: Vec<(StateKey, StateValue)> = Vec::new();
+        let total = runs.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum::<usize>() + extra.len();
+        out.reserve_exact(total);
+        for run in runs {
+            out.extend(run?);
+        }
+        out.extend(extra);
+        // Sorted runs: the stable sort finds and merges them in linear time
+        // (keys are unique, so stability does not change the result).
+        out.sort_by_key(|a| a.0);
+        Ok(out)
+    }
+
+    /// The last wipe of every wiped account, by transaction.
+    fn last_wipes(&self) -> HashMap<Address, TxIndex> {
         let mut wipes: HashMap<Address, TxIndex> = HashMap::default();
         if self.has_wipes.load(Ordering::Acquire) {
             for shard in self.shards.iter() {
@@ -535,45 +629,56 @@ impl<'p> MvMemory<'p> {
                 }
             }
         }
-        let mut out: Vec<(StateKey, StateValue)> = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = read!(shard);
-            out.reserve(shard.len());
-            for (key, versions) in shard.iter() {
-                if versions.is_empty() || self.is_lazy(key) {
-                    continue;
-                }
-                if let Some(e) = versions.iter().find(|e| matches!(e.data, EntryData::Estimate)) {
-                    return Err(leftover(key, e.tx));
-                }
-                let value = match key {
-                    StateKey::Account(address) => {
-                        let Walk::Found { base, additions } = walk_versions(versions, end) else {
-                            unreachable!("no estimates left")
-                        };
-                        let base_value = match base {
-                            Some((_, StateValue::Account(account))) => account,
-                            Some(_) => None,
-                            None => self.parent_account(address)?,
-                        };
-                        Some(StateValue::Account(self.add_balances(base_value, &additions)))
-                    }
-                    StateKey::Storage(address, _) => match last_write(versions) {
-                        // A wipe after the slot's last write clears it (a
-                        // creation wipes and writes slots in one transaction).
-                        Some((tx, _)) if wipes.get(address).is_some_and(|w| *w > tx) => None,
-                        other => other.map(|(_, v)| v.clone()),
-                    },
-                    StateKey::StorageWipe(_) | StateKey::Code(_) => last_write(versions).map(|(_, v)| v.clone()),
-                };
-                if let Some(value) = value {
-                    out.push((*key, value));
-                }
-            }
+        wipes
+    }
+
+    /// The final value of one key from the shards (`None`: no write left).
+    fn final_value(
+        &self,
+        key: &StateKey,
+        versions: &[Entry],
+        wipes: &HashMap<Address, TxIndex>,
+        end: TxIndex,
+    ) -> Result<Option<StateValue>, StateError> {
+        if versions.is_empty() || self.is_lazy(key) {
+            return Ok(None);
         }
+        if let Some(e) = versions.iter().find(|e| matches!(e.data, EntryData::Estimate)) {
+            return Err(leftover(key, e.tx));
+        }
+        Ok(match key {
+            StateKey::Account(address) => {
+                let Walk::Found { base, additions } = walk_versions(versions, end) else {
+                    unreachable!("no estimates left")
+                };
+                let base_value = match base {
+                    Some((_, StateValue::Account(account))) => account,
+                    Some(_) => None,
+                    None => self.parent_account(address)?,
+                };
+                Some(StateValue::Account(self.add_balances(base_value, &additions)))
+            }
+            StateKey::Storage(address, _) => match last_write(versions) {
+                // A wipe after the slot's last write clears it (a
+                // creation wipes and writes slots in one transaction).
+                Some((tx, _)) if wipes.get(address).is_some_and(|w| *w > tx) => None,
+                other => other.map(|(_, v)| v.clone()),
+            },
+            StateKey::StorageWipe(_) | StateKey::Code(_) => last_write(versions).map(|(_, v)| v.clone()),
+        })
+    }
+
+    /// The final writes outside the shards: the lazy account, and pre-block
+    /// writes not overwritten in the block (minus slots that a wipe in the
+    /// block cleared). Must run while the shards are in place.
+    fn final_lazy_and_pre_block(
+        &self,
+        wipes: &HashMap<Address, TxIndex>,
+    ) -> Result<Vec<(StateKey, StateValue)>, StateError> {
+        let mut out = Vec::new();
         if let Some(address) = self.lazy {
             let key = StateKey::Account(address);
-            match self.walk_lazy(&key, end) {
+            match self.walk_lazy(&key, self.slots()) {
                 Walk::Blocked(tx) => return Err(leftover(&key, tx)),
                 Walk::Found { base: None, additions } if additions.is_empty() => {}
                 Walk::Found { base, additions } => {
@@ -586,24 +691,19 @@ impl<'p> MvMemory<'p> {
                 }
             }
         }
-        // Pre-block writes not overwritten in the block, minus slots that a
-        // wipe in the block cleared.
-        if !self.pre_block.is_empty() {
-            for (key, value) in self.pre_block.iter() {
-                let in_block = read!(self.shard(key)).get(key).is_some_and(|v| !v.is_empty())
-                    || (self.is_lazy(key) && out.iter().any(|(k, _)| k == key));
-                if in_block {
+        for (key, value) in self.pre_block.iter() {
+            let in_block = read!(self.shard(key)).get(key).is_some_and(|v| !v.is_empty())
+                || (self.is_lazy(key) && out.iter().any(|(k, _)| k == key));
+            if in_block {
+                continue;
+            }
+            if let StateKey::Storage(address, _) = key {
+                if wipes.contains_key(address) {
                     continue;
                 }
-                if let StateKey::Storage(address, _) = key {
-                    if wipes.contains_key(address) {
-                        continue;
-                    }
-                }
-                out.push((*key, value.clone()));
             }
+            out.push((*key, value.clone()));
         }
-        out.sort_unstable_by_key(|a| a.0);
         Ok(out)
     }
 }
@@ -772,5 +872,48 @@ mod tests {
             results.push(mv.final_writes().unwrap());
         }
         assert_eq!(results[0], results[1]);
+    }
+
+    #[test]
+    fn consuming_final_writes_match_on_any_thread_count() {
+        let state = parent();
+        let build = || {
+            let mut mv = MvMemory::new(&state, 40, true);
+            mv.set_lazy_account(addr(200));
+            mv.set_pre_block_writes([
+                (StateKey::Storage(addr(1), U256::from(8)), StateValue::Storage(U256::from(80))),
+                (StateKey::Storage(addr(3), U256::from(1)), StateValue::Storage(U256::from(5))),
+            ]);
+            for tx in 0..40u8 {
+                let mut writes = vec![
+                    (StateKey::Account(addr(tx)), WriteOp::AddBalance(U256::from(tx))),
+                    (StateKey::Storage(addr(tx % 7), U256::from(tx)), set_slot(tx as u64 + 1)),
+                    (StateKey::Account(addr(200)), WriteOp::AddBalance(U256::from(1))),
+                ];
+                if tx == 20 {
+                    writes.push((StateKey::StorageWipe(addr(3)), WriteOp::Set(StateValue::StorageWipe)));
+                }
+                mv.record(Version { tx: tx as usize, incarnation: 0 }, writes);
+            }
+            mv
+        };
+        let expected = build().final_writes().unwrap();
+        assert!(expected.len() > 40);
+        for threads in [1, 2, 3, 8, 300] {
+            assert_eq!(build().into_final_writes(threads).unwrap(), expected, "{threads} threads");
+        }
+        // Enough keys for the threads to start.
+        let big = || {
+            let mut mv = MvMemory::new(&state, 2, true);
+            let writes = (0..3 * PARALLEL_FINAL_KEYS as u64)
+                .map(|i| (StateKey::Storage(addr(1), U256::from(i)), set_slot(i % 5)))
+                .collect();
+            mv.record(Version { tx: 0, incarnation: 0 }, writes);
+            mv
+        };
+        let expected = big().final_writes().unwrap();
+        for threads in [1, 2, 3] {
+            assert_eq!(big().into_final_writes(threads).unwrap(), expected, "{threads} threads");
+        }
     }
 }
