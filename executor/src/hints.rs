@@ -21,10 +21,14 @@ use std::sync::RwLock;
 
 pub struct DependencyHints {
     previous_same_sender: Vec<Option<TxIndex>>,
-    /// Per transaction: the accounts it is predicted to touch.
-    predicted: Vec<Vec<Address>>,
-    /// Per account: the transactions predicted to touch it, ascending.
-    touchers: HashMap<Address, Vec<TxIndex>>,
+    /// The accounts each transaction is predicted to touch: transaction `i`'s
+    /// are `predicted[predicted_at[i]..predicted_at[i + 1]]` (flat: no
+    /// allocation per transaction).
+    predicted: Vec<Address>,
+    predicted_at: Vec<usize>,
+    /// (account, transaction predicted to touch it), sorted: the touchers of
+    /// an account are one run, ascending.
+    touchers: Vec<(Address, TxIndex)>,
     hot: RwLock<HashSet<Address>>,
     any_hot: AtomicBool,
 }
@@ -32,30 +36,50 @@ pub struct DependencyHints {
 impl DependencyHints {
     pub fn new(txs: &[TxEnv]) -> Self {
         let mut last_of_sender: HashMap<Address, TxIndex> = HashMap::default();
+        last_of_sender.reserve(txs.len());
         let mut previous_same_sender = Vec::with_capacity(txs.len());
-        let mut predicted = Vec::with_capacity(txs.len());
-        let mut touchers: HashMap<Address, Vec<TxIndex>> = HashMap::default();
+        let mut predicted: Vec<Address> = Vec::with_capacity(txs.len());
+        let mut predicted_at = Vec::with_capacity(txs.len() + 1);
+        predicted_at.push(0);
         for (i, tx) in txs.iter().enumerate() {
             previous_same_sender.push(last_of_sender.insert(tx.caller, i));
-            let mut addresses: Vec<Address> = Vec::new();
+            let start = predicted.len();
             if let TxKind::Call(to) = tx.kind {
-                addresses.push(to);
+                predicted.push(to);
             }
-            addresses.extend(tx.access_list.0.iter().map(|item| item.address));
-            addresses.sort_unstable();
-            addresses.dedup();
-            for a in &addresses {
-                touchers.entry(*a).or_default().push(i);
+            predicted.extend(tx.access_list.0.iter().map(|item| item.address));
+            if predicted.len() - start > 1 {
+                predicted[start..].sort_unstable();
+                let mut kept = start;
+                for j in start..predicted.len() {
+                    if j == start || predicted[j] != predicted[kept - 1] {
+                        predicted[kept] = predicted[j];
+                        kept += 1;
+                    }
+                }
+                predicted.truncate(kept);
             }
-            predicted.push(addresses);
+            predicted_at.push(predicted.len());
         }
+        let mut touchers: Vec<(Address, TxIndex)> = Vec::with_capacity(predicted.len());
+        for i in 0..txs.len() {
+            touchers.extend(predicted[predicted_at[i]..predicted_at[i + 1]].iter().map(|a| (*a, i)));
+        }
+        touchers.sort_unstable();
         Self {
             previous_same_sender,
             predicted,
+            predicted_at,
             touchers,
             hot: RwLock::new(HashSet::default()),
             any_hot: AtomicBool::new(false),
         }
+    }
+
+    /// The closest transaction below `tx` predicted to touch `address`.
+    fn toucher_below(&self, address: &Address, tx: TxIndex) -> Option<TxIndex> {
+        let below = self.touchers.partition_point(|(a, i)| (a, *i) < (address, tx));
+        below.checked_sub(1).map(|k| self.touchers[k]).filter(|(a, _)| a == address).map(|(_, i)| i)
     }
 
     /// A lower transaction `tx` should wait for before executing, if any.
@@ -69,14 +93,10 @@ impl DependencyHints {
             return None;
         }
         let hot = self.hot.read().unwrap_or_else(|e| e.into_inner());
-        self.predicted[tx]
+        self.predicted[self.predicted_at[tx]..self.predicted_at[tx + 1]]
             .iter()
             .filter(|a| hot.contains(*a))
-            .filter_map(|a| {
-                let list = &self.touchers[a];
-                let below = list.partition_point(|&i| i < tx);
-                below.checked_sub(1).map(|k| list[k])
-            })
+            .filter_map(|a| self.toucher_below(a, tx))
             .filter(|&i| !scheduler.is_executed(i))
             .max()
     }
@@ -84,7 +104,8 @@ impl DependencyHints {
     /// Records that a read of `key` failed validation.
     pub fn note_conflict(&self, key: &StateKey) {
         let Some(address) = key.address() else { return };
-        if !self.touchers.contains_key(&address) {
+        let at = self.touchers.partition_point(|(a, _)| *a < address);
+        if self.touchers.get(at).is_none_or(|(a, _)| *a != address) {
             return;
         }
         self.hot.write().unwrap_or_else(|e| e.into_inner()).insert(address);

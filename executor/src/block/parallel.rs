@@ -53,7 +53,16 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 impl ParallelRun<'_, '_> {
-    fn worker(&self) {
+    fn worker(&self, id: usize, workers: usize) {
+        self.run_tasks();
+        // The read sets are no longer needed: each worker frees its share, so
+        // the collection of outcomes after the threads end is only moves.
+        for slot in self.slots.iter().skip(id).step_by(workers) {
+            drop(std::mem::take(&mut lock!(slot).reads));
+        }
+    }
+
+    fn run_tasks(&self) {
         let mut executor = TxExecutor::new(self.env, self.mv, self.codes, true);
         let mut task: Option<Task> = None;
         let mut idle: u32 = 0;
@@ -167,10 +176,11 @@ pub fn run_parallel(
     };
     let workers = workers.clamp(1, txs.len().max(1));
     std::thread::scope(|scope| {
-        for _ in 1..workers {
-            scope.spawn(|| run.worker());
+        for id in 1..workers {
+            let run = &run;
+            scope.spawn(move || run.worker(id, workers));
         }
-        run.worker();
+        run.worker(0, workers);
     });
     if let Some(panic) = lock!(run.panic).take() {
         return Err(panic);

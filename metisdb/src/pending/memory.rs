@@ -158,6 +158,10 @@ pub struct MvMemory<'p> {
     /// wipe lookup. Validation re-resolves with the flag set, so a read made
     /// before a wipe appeared is still caught.
     has_wipes: AtomicBool,
+    /// Set once a transaction wrote the lazy account in full (its entries
+    /// then live in the shards); until then balance additions to it skip the
+    /// shard.
+    lazy_full_write: AtomicBool,
     /// EIP-161: an account left empty by a balance addition is deleted.
     state_clear: bool,
 }
@@ -192,6 +196,7 @@ impl<'p> MvMemory<'p> {
             last_writes: (0..slots).map(|_| Mutex::new(TxWrites::default())).collect(),
             lazy: None,
             has_wipes: AtomicBool::new(false),
+            lazy_full_write: AtomicBool::new(false),
             state_clear,
         }
     }
@@ -446,12 +451,19 @@ impl<'p> MvMemory<'p> {
             let data = match op {
                 WriteOp::AddBalance(amount) if self.is_lazy(&key) => {
                     lazy = LazyAddition::Add(version.incarnation, amount);
-                    // A previous incarnation's full write must not hide it.
-                    let mut shard = write!(self.shard(&key));
-                    if let Some(versions) = shard.get_mut(&key) {
-                        versions.retain(|e| e.tx != version.tx);
+                    // A previous incarnation's full write must not hide it
+                    // (only a full write puts the lazy key in the shards).
+                    if self.lazy_full_write.load(Ordering::Acquire) {
+                        let mut shard = write!(self.shard(&key));
+                        if let Some(versions) = shard.get_mut(&key) {
+                            versions.retain(|e| e.tx != version.tx);
+                        }
                     }
                     continue;
+                }
+                WriteOp::Set(value) if self.is_lazy(&key) => {
+                    self.lazy_full_write.store(true, Ordering::Release);
+                    EntryData::Write(value)
                 }
                 WriteOp::Set(value) => EntryData::Write(value),
                 WriteOp::AddBalance(amount) => {
