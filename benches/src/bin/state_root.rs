@@ -466,6 +466,9 @@ struct Sample {
     records: f64,
     root_cpu: f64,
     mb_written: f64,
+    storage_walk: f64,
+    account_walk: f64,
+    record_write: f64,
 }
 
 /// Bytes this process caused to be written to storage so far (`write_bytes` of /proc/self/io).
@@ -621,13 +624,16 @@ fn main() -> Res<()> {
                 records: st.records_written as f64,
                 root_cpu: c2 - c1,
                 mb_written: (io1 - io0) / 1e6,
+                storage_walk: st.storage_walk_ns as f64 / 1e6,
+                account_walk: st.account_walk_ns as f64 / 1e6,
+                record_write: st.write_ns as f64 / 1e6,
             };
             let (xp, xc) = mdbx.write(|txn, acc, sto| mdbx_apply(&m, &changes, txn, acc, sto))?;
             let xmb = (io_written() - io1) / 1e6;
             let tag = if r < args.warmup { "warm-up" } else { "measured" };
             println!(
-                "{tag} commit {r}/{threads}t: metisdb {:.1} ms (apply {:.1}, root {:.1} [cpu {:.1}, storage {:.1}, accounts \
-                 {:.1}, {} records], commit {:.1} [prepare {:.1}, write {:.1}, sync {:.1}, meta {:.1}, {} pages, {} \
+                "{tag} commit {r}/{threads}t: metisdb {:.1} ms (apply {:.1}, root {:.1} [cpu {:.1}, storage {:.1} (walk {:.1}), \
+                 accounts {:.1} (walk {:.1}), writing records {:.1}, {} records], commit {:.1} [prepare {:.1}, write {:.1}, sync {:.1}, meta {:.1}, {} pages, {} \
                  relocated, {:.1} MB]) | \
                  libmdbx {:.1} ms (puts {xp:.1}, commit {xc:.1}, {xmb:.1} MB)",
                 s.total,
@@ -635,7 +641,10 @@ fn main() -> Res<()> {
                 s.root,
                 s.root_cpu,
                 s.storage_root,
+                s.storage_walk,
                 s.account_root,
+                s.account_walk,
+                s.record_write,
                 st.records_written,
                 s.commit,
                 s.prepare,
@@ -713,20 +722,23 @@ fn main() -> Res<()> {
     );
     println!();
     println!(
-        "| threads | metisdb commit ms | apply | root | root cpu | storage roots | account trie | txn commit | \
+        "| threads | metisdb commit ms | apply | root | root cpu | storage walk | account walk | record writes | \
+         txn commit | \
          sync+meta | pages written (relocated) | MB written | metisdb/mdbx |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for (ti, &threads) in args.threads.iter().enumerate() {
         let total = med(ti, |s| s.total);
         println!(
-            "| {threads} | {total:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} ({:.0}) | {:.1} | {:.2} |",
+            "| {threads} | {total:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} ({:.0}) | {:.1} | \
+             {:.2} |",
             med(ti, |s| s.apply),
             med(ti, |s| s.root),
             med(ti, |s| s.root_cpu),
-            med(ti, |s| s.storage_root),
-            med(ti, |s| s.account_root),
+            med(ti, |s| s.storage_walk),
+            med(ti, |s| s.account_walk),
+            med(ti, |s| s.record_write),
             med(ti, |s| s.commit),
             med(ti, |s| s.sync + s.meta),
             med(ti, |s| s.pages),
@@ -740,6 +752,8 @@ fn main() -> Res<()> {
             "commit_ms": med(ti, |s| s.commit), "prepare_ms": med(ti, |s| s.prepare), "write_ms": med(ti, |s| s.write),
             "sync_ms": med(ti, |s| s.sync), "meta_ms": med(ti, |s| s.meta), "pages_written": med(ti, |s| s.pages),
             "pages_relocated": med(ti, |s| s.relocated), "mb_written": med(ti, |s| s.mb_written), "root_cpu_ms": med(ti, |s| s.root_cpu),
+            "storage_walk_ms": med(ti, |s| s.storage_walk), "account_walk_ms": med(ti, |s| s.account_walk),
+            "record_write_ms": med(ti, |s| s.record_write),
             "records_written": med(ti, |s| s.records), "ratio_to_mdbx": total / mdbx_ms,
             "total_samples": samples[ti].iter().map(|s| s.total).collect::<Vec<_>>(),
         }));

@@ -42,6 +42,12 @@ pub struct RootStats {
     pub storage_ns: u64,
     /// Nanoseconds in the account trie.
     pub account_ns: u64,
+    /// Of `storage_ns`: walking the storage tries (on the hashing threads).
+    pub storage_walk_ns: u64,
+    /// Of `account_ns`: walking the account trie (on the hashing threads).
+    pub account_walk_ns: u64,
+    /// Of both: writing the changed records and storage roots into the transaction.
+    pub write_ns: u64,
 }
 
 /// A write transaction that speaks Ethereum state and maintains the state root.
@@ -227,6 +233,8 @@ impl<'db> StateWriter<'db> {
         let results = parallel_map(&jobs, self.threads, |(ah, set)| -> Result<RootUpdate> {
             Ok(update_root(set, &mut StorageLeaves::new(txn, *ah), &mut TrieBranches::storage(txn, ah))?)
         });
+        stats.storage_walk_ns = t0.elapsed().as_nanos() as u64;
+        let tw = Instant::now();
         for ((ah, _), res) in jobs.iter().zip(results) {
             let u = res?;
             self.apply(tables::STORAGE_TRIE, ah.as_slice(), &u, &mut stats)?;
@@ -237,6 +245,7 @@ impl<'db> StateWriter<'db> {
             }
             self.accounts.insert(*ah);
         }
+        stats.write_ns = tw.elapsed().as_nanos() as u64;
         stats.storage_ns = t0.elapsed().as_nanos() as u64;
         // 2. The account trie.
         let t1 = Instant::now();
@@ -253,7 +262,10 @@ impl<'db> StateWriter<'db> {
             let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
             combine_subtries(parts, &mut TrieBranches::accounts(txn))?
         };
+        stats.account_walk_ns = t1.elapsed().as_nanos() as u64;
+        let tw = Instant::now();
         self.apply(tables::ACCOUNT_TRIE, &[], &update, &mut stats)?;
+        stats.write_ns += tw.elapsed().as_nanos() as u64;
         stats.account_ns = t1.elapsed().as_nanos() as u64;
         self.last = stats;
         Ok(update.root)
