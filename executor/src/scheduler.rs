@@ -8,8 +8,9 @@ use metisdb::pending::{Incarnation, TxIndex, Version};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Status {
+    #[default]
     ReadyToExecute,
     Executing,
     Executed,
@@ -36,9 +37,17 @@ pub struct Scheduler {
     decrease_count: CachePadded<AtomicUsize>,
     num_active_tasks: CachePadded<AtomicUsize>,
     done: CachePadded<AtomicBool>,
-    status: Box<[Mutex<(Incarnation, Status)>]>,
-    /// Transactions waiting for each transaction to finish executing.
-    dependents: Box<[Mutex<Vec<TxIndex>>]>,
+    /// Per transaction, on its own cache line: two workers run neighbouring
+    /// transactions at the same time, and sharing a line would make their
+    /// status updates invalidate each other.
+    txs: Box<[CachePadded<TxState>]>,
+}
+
+#[derive(Default)]
+struct TxState {
+    status: Mutex<(Incarnation, Status)>,
+    /// Transactions waiting for this one to finish executing.
+    dependents: Mutex<Vec<TxIndex>>,
 }
 
 // Locks here guard a few words and never run user code: a poisoned lock can
@@ -58,8 +67,7 @@ impl Scheduler {
             decrease_count: CachePadded::new(AtomicUsize::new(0)),
             num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
             done: CachePadded::new(AtomicBool::new(num_txs == 0)),
-            status: (0..num_txs).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
-            dependents: (0..num_txs).map(|_| Mutex::new(Vec::new())).collect(),
+            txs: (0..num_txs).map(|_| CachePadded::new(TxState::default())).collect(),
         }
     }
 
@@ -94,7 +102,7 @@ impl Scheduler {
 
     fn try_incarnate(&self, tx: TxIndex) -> Option<Version> {
         if tx < self.num_txs {
-            let mut status = lock!(self.status[tx]);
+            let mut status = lock!(self.txs[tx].status);
             if status.1 == Status::ReadyToExecute {
                 status.1 = Status::Executing;
                 return Some(Version { tx, incarnation: status.0 });
@@ -122,7 +130,7 @@ impl Scheduler {
         self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
         let tx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
         if tx < self.num_txs {
-            let status = *lock!(self.status[tx]);
+            let status = *lock!(self.txs[tx].status);
             if status.1 == Status::Executed {
                 return Some(Version { tx, incarnation: status.0 });
             }
@@ -148,12 +156,12 @@ impl Scheduler {
     /// false if `blocking` already finished: the caller re-executes at once.
     pub fn add_dependency(&self, tx: TxIndex, blocking: TxIndex) -> bool {
         debug_assert!(blocking < tx, "tx {tx} cannot wait on a later tx {blocking}");
-        let mut dependents = lock!(self.dependents[blocking]);
-        if lock!(self.status[blocking]).1 == Status::Executed {
+        let mut dependents = lock!(self.txs[blocking].dependents);
+        if lock!(self.txs[blocking].status).1 == Status::Executed {
             return false;
         }
         {
-            let mut status = lock!(self.status[tx]);
+            let mut status = lock!(self.txs[tx].status);
             debug_assert_eq!(status.1, Status::Executing);
             status.1 = Status::Aborting;
         }
@@ -164,7 +172,7 @@ impl Scheduler {
     }
 
     fn set_ready_status(&self, tx: TxIndex) {
-        let mut status = lock!(self.status[tx]);
+        let mut status = lock!(self.txs[tx].status);
         debug_assert_eq!(status.1, Status::Aborting);
         *status = (status.0 + 1, Status::ReadyToExecute);
     }
@@ -173,11 +181,11 @@ impl Scheduler {
     /// `MvMemory::record` returned. May hand back the validation of `version`.
     pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
         {
-            let mut status = lock!(self.status[version.tx]);
+            let mut status = lock!(self.txs[version.tx].status);
             debug_assert_eq!(*status, (version.incarnation, Status::Executing));
             status.1 = Status::Executed;
         }
-        let dependents = std::mem::take(&mut *lock!(self.dependents[version.tx]));
+        let dependents = std::mem::take(&mut *lock!(self.txs[version.tx].dependents));
         if let Some(&min_dependent) = dependents.iter().min() {
             for &d in &dependents {
                 self.set_ready_status(d);
@@ -198,7 +206,7 @@ impl Scheduler {
     /// Claims the abort of `version` after its validation failed. Only the
     /// first failing validation of an incarnation wins.
     pub fn try_validation_abort(&self, version: Version) -> bool {
-        let mut status = lock!(self.status[version.tx]);
+        let mut status = lock!(self.txs[version.tx].status);
         if *status == (version.incarnation, Status::Executed) {
             status.1 = Status::Aborting;
             true
@@ -223,7 +231,7 @@ impl Scheduler {
 
     /// Whether `tx` has finished its current incarnation.
     pub fn is_executed(&self, tx: TxIndex) -> bool {
-        lock!(self.status[tx]).1 == Status::Executed
+        lock!(self.txs[tx].status).1 == Status::Executed
     }
 }
 
