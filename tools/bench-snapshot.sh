@@ -8,7 +8,14 @@
 # exports the state to a snapshot and imports it into a new data dir, each
 # with a cold page cache (when /proc/sys/vm/drop_caches is writable).
 # Prints wall time, peak RSS (VmHWM), bytes read and written by the
-# process, and throughput as a fraction of the dd bandwidth.
+# process, and throughput as a fraction of the dd bandwidth:
+#   export: bytes read from the database per second against dd's sequential
+#           read (the export's input), and snapshot bytes written per second
+#           against dd's sequential write;
+#   import: bytes of the imported database per second against dd's
+#           sequential write (the import's output), and every byte the
+#           process wrote per second.
+# The load average before each run is printed: the machine may be shared.
 set -euo pipefail
 W=$1
 N=$2
@@ -56,8 +63,10 @@ to_mb() { case $2 in GB/s) echo "$1*1000" | bc;; MB/s) echo "$1";; kB/s) echo "$
 WBW=$(to_mb $DD_W); RBW=$(to_mb $DD_R)
 
 rm -f "$SNAP"; drop
+LOAD_E=$(cut -d' ' -f1-3 /proc/loadavg)
 read -r _ ew ep erb ewb eu es < <(run export "$METIS" snapshot export --datadir "$SRC" --out "$SNAP")
 rm -rf "$DST" "$W/.dst-$N.import"; drop
+LOAD_I=$(cut -d' ' -f1-3 /proc/loadavg)
 read -r _ iw ip irb iwb iu is < <(run import "$METIS" snapshot import --datadir "$DST" "$SNAP")
 
 DB=$(stat -c %s "$SRC/metis.db"); SN=$(stat -c %s "$SNAP"); DB2=$(stat -c %s "$DST/metis.db")
@@ -68,9 +77,10 @@ echo "accounts $N"
 echo "source_db_bytes $DB snapshot_bytes $SN imported_db_bytes $DB2"
 echo "disk_seq_write_MBps $WBW disk_seq_read_MBps $RBW (dd, 2 GiB, same filesystem)"
 E_OUT=$(rate $SN $ew); E_IN=$(rate $erb $ew)
+echo "load_average_before export $LOAD_E import $LOAD_I after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "export wall_s $ew user_s $eu sys_s $es peak_rss_MiB $((ep/1024)) disk_read_MB $(mb $erb) disk_write_MB $(mb $ewb)"
 echo "export snapshot_write_MBps $E_OUT ($(pct $E_OUT $WBW)% of seq write) db_read_MBps $E_IN ($(pct $E_IN $RBW)% of seq read)"
 I_OUT=$(rate $DB2 $iw); I_DISK=$(rate $iwb $iw)
 echo "import wall_s $iw user_s $iu sys_s $is peak_rss_MiB $((ip/1024)) disk_read_MB $(mb $irb) disk_write_MB $(mb $iwb)"
-echo "import db_write_MBps $I_OUT ($(pct $I_OUT $WBW)% of seq write) all_writes_MBps $I_DISK snapshot_read_MBps $(rate $SN $iw)"
+echo "import db_write_MBps $I_OUT ($(pct $I_OUT $WBW)% of seq write) all_writes_MBps $I_DISK ($(pct $I_DISK $WBW)% of seq write) snapshot_read_MBps $(rate $SN $iw)"
 grep -h state_root "$W/export.out" "$W/import.out"

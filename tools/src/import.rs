@@ -19,6 +19,7 @@
 
 use crate::error::{DbContext, Error, Result};
 use crate::snapshot::format::{Entry, OrderCheck};
+use crate::snapshot::load::{BatchWriter, Ops, Tries};
 use crate::snapshot::reader::{Position, SnapshotReader};
 use crate::snapshot::{check_totals, for_each_entry, Totals};
 use alloy_primitives::B256;
@@ -412,26 +413,48 @@ pub fn import_snapshot(
         if !cp.pos.offset.eq(&(crate::snapshot::format::HEADER_LEN as u64)) {
             reader.seek(cp.pos)?;
         }
-        let mut sink = Sink::new(&db, header.block_number, opts.threads, cp.last_account);
+        // Lookups (codes of accounts) and copy-on-write reads touch pages
+        // all over the staging file; keep them out of the resident set.
+        let _trim = crate::rss::RssTrim::start(&staging.join(metisdb::DATA_FILE), crate::rss::FILE_RSS_LIMIT_KIB);
+        let mut tries = Tries::new();
+        if resumed_at.is_some() {
+            tries.replay(&db, cp.last_account)?;
+        }
+        let mut sink = BatchWriter::new(&db, header.block_number);
         let order = OrderCheck::resume(cp.last_code, cp.last_account, cp.last_slot);
         let total_bytes = reader.file_len();
-        // Reading, decompressing, decoding and checking entries run on a
-        // second thread, a few chunks ahead of the writes.
+        // Three stages, a few chunks apart: reading, decompressing, decoding
+        // and checking entries; hashing (tries, records, roots); tree
+        // inserts and commits.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(4);
+        let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(4);
         let start_totals = cp.totals;
+        let what = format!("the header of {}", file.display());
         let end = std::thread::scope(|s| -> Result<Checkpoint> {
             s.spawn(move || decode_chunks(reader, file, order, start_totals, tx));
-            let mut last: Option<Decoded> = None;
-            // `rx` moves in here: an early return drops it, which stops the decoder.
-            for msg in rx {
-                let d = msg?;
-                for e in d.entries.iter().cloned() {
-                    sink.apply(e)?;
+            s.spawn(move || hash_chunks(tries, rx, htx));
+            // `hrx` moves in here: an early return drops it, which stops the other stages.
+            for msg in hrx {
+                let p = msg?;
+                sink.apply(&p.ops)?;
+                progress(p.checkpoint.pos.offset, total_bytes, p.checkpoint.totals.items());
+                if let Some(root) = p.root {
+                    let cp = Checkpoint {
+                        header_id: cp.header_id,
+                        file_len: cp.file_len,
+                        complete: true,
+                        ..p.checkpoint.clone()
+                    };
+                    if root != header.state_root {
+                        sink.abandon();
+                        return Err(Error::RootMismatch { what, expected: header.state_root, computed: root });
+                    }
+                    sink.commit(&[(PROGRESS_KEY, &cp.encode()), (SOURCE_KEY, &header.encode())], None, root)?;
+                    return Ok(cp);
                 }
-                progress(d.checkpoint.pos.offset, total_bytes, d.checkpoint.totals.items());
-                if !d.end && sink.pending >= opts.batch_bytes {
-                    let c = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, ..d.checkpoint.clone() };
-                    sink.commit(&[(PROGRESS_KEY, &c.encode())])?;
+                if sink.pending >= opts.batch_bytes {
+                    let c = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, ..p.checkpoint.clone() };
+                    sink.commit(&[(PROGRESS_KEY, &c.encode())], p.open, B256::ZERO)?;
                     if opts.stop_after_batches.is_some_and(|n| sink.batches >= n) {
                         return Err(Error::Refused(format!(
                             "stopped after {} batches (chunk {}); the import is staged in {}",
@@ -441,32 +464,23 @@ pub fn import_snapshot(
                         )));
                     }
                 }
-                let end = d.end;
-                last = Some(d);
-                if end {
-                    break;
-                }
             }
-            // The decoder ends with an error or with the end of the file.
-            match last {
-                Some(d) if d.end => Ok(d.checkpoint),
-                _ => Err(Error::Refused("the snapshot reader stopped".into())),
-            }
-        })?;
-        cp = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, complete: true, ..end };
-        let what = format!("the header of {}", file.display());
-        let fin =
-            sink.finish(header.state_root, &what, &[(PROGRESS_KEY, &cp.encode()), (SOURCE_KEY, &header.encode())]);
+            // The stages end with an error or with the end of the file.
+            Err(Error::Refused("the snapshot reader stopped".into()))
+        });
         let batches = sink.batches;
         drop(sink);
         drop(db);
-        if let Err(e) = fin {
-            if matches!(e, Error::RootMismatch { .. }) {
-                // The staged state is wrong as a whole: nothing to resume.
-                let _ = std::fs::remove_dir_all(&staging);
+        cp = match end {
+            Ok(c) => c,
+            Err(e) => {
+                if matches!(e, Error::RootMismatch { .. }) {
+                    // The staged state is wrong as a whole: nothing to resume.
+                    let _ = std::fs::remove_dir_all(&staging);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         install(&staging, target, opts.overwrite)?;
         return Ok(ImportSummary {
             version: header.block_number,
@@ -485,6 +499,36 @@ pub fn import_snapshot(
         resumed_at_chunk: resumed_at,
         batches: 0,
     })
+}
+
+/// The writes of one chunk, where the file stands after it, and the
+/// account whose slots may continue; at the end, the state root.
+struct Prepared {
+    ops: Ops,
+    checkpoint: Checkpoint,
+    open: Option<(B256, metisdb::state::AccountInfo)>,
+    root: Option<B256>,
+}
+
+fn hash_chunks(
+    mut tries: Tries,
+    rx: std::sync::mpsc::Receiver<Result<Decoded>>,
+    tx: std::sync::mpsc::SyncSender<Result<Prepared>>,
+) {
+    for msg in rx {
+        let res = msg.and_then(|d| {
+            let mut ops = Ops::new();
+            for e in &d.entries {
+                tries.apply(e, &mut ops)?;
+            }
+            let root = if d.end { Some(std::mem::take(&mut tries).finish(&mut ops)?) } else { None };
+            Ok(Prepared { ops, checkpoint: d.checkpoint, open: tries.open_account(), root })
+        });
+        let stop = !matches!(res, Ok(Prepared { root: None, .. }));
+        if tx.send(res).is_err() || stop {
+            return;
+        }
+    }
 }
 
 /// The checked entries of one chunk and where the file stands after it.

@@ -3,6 +3,7 @@
 
 pub mod export;
 pub mod format;
+pub mod load;
 pub mod reader;
 
 use crate::error::{Error, Result};

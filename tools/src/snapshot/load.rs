@@ -1,0 +1,388 @@
+//! Bulk load of snapshot entries into an empty (staging) database.
+//!
+//! A snapshot holds the state in key order: codes by hash, then accounts by
+//! keccak(address), each followed by its slots by keccak(slot). That order
+//! is the order of the tables and of the tries, so the load writes the
+//! leaves in one forward pass and computes the tries as it goes: one
+//! streaming [`RootBuilder`] per trie prefix (see [`RecordTrie`]) produces
+//! the state root and every stored branch record, exactly the records the
+//! incremental [`metisdb::state::StateWriter`] keeps (so later commits of
+//! the imported database update them incrementally). Nothing is read back
+//! from the tables while loading and nothing is hashed twice.
+//!
+//! Batches are plain write transactions committed as the same version
+//! label ([`metisdb::WriteTxn::rebase`]), bounded by bytes. An account
+//! whose slots continue past a batch is stored with a provisional record
+//! (its storage root unknown yet) that the next batch replaces; a resumed
+//! import rebuilds the tries' state from the committed tables
+//! ([`Tries::replay`]): the account trie from the stored accounts and the
+//! storage trie of the last account from its stored slots.
+
+use super::format::Entry;
+use crate::error::{DbContext, Error, Result};
+use alloy_primitives::{B256, U256};
+use metis_trie::{storage_leaf_value, BranchRecord, BuildError, Nibbles, RootBuilder, SubtrieTop, TrieAccount};
+use metisdb::state::{storage_key, trie_key, AccountInfo, StoredAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY};
+use metisdb::tables::{Table, ACCOUNTS, ACCOUNT_TRIE, CODE, METADATA, PREIMAGES, STORAGE, STORAGE_TRIE};
+use metisdb::{CommitInfo, Db, WriteTxn};
+use std::collections::HashSet;
+
+/// Prefix depth (nibbles) at which the account trie is split: the records
+/// of one of its 4096 parts are held until the part is complete.
+pub const ACCOUNT_SPLIT: usize = 3;
+/// Prefix depth at which storage tries are split.
+pub const STORAGE_SPLIT: usize = 2;
+
+/// A trie fed leaves in key order that hands out its branch records as
+/// they complete, with memory bounded by one part of the trie: the key
+/// space is split at a prefix depth; each part is built by its own
+/// [`RootBuilder`], whose records are handed out when the part is
+/// complete, and whose topmost node feeds a builder of the branches above
+/// the parts (as `metis_trie::combine_subtries` does), whose few records
+/// are handed out by [`RecordTrie::finish`].
+pub struct RecordTrie {
+    split: usize,
+    part: Option<Nibbles>,
+    cur: RootBuilder,
+    top: RootBuilder,
+    leaves: u64,
+}
+
+impl RecordTrie {
+    /// An empty trie split at `split` nibbles.
+    pub fn new(split: usize) -> RecordTrie {
+        RecordTrie {
+            split,
+            part: None,
+            cur: RootBuilder::new().with_records(true),
+            top: RootBuilder::new().with_records(true),
+            leaves: 0,
+        }
+    }
+
+    /// Leaves added.
+    pub fn leaves(&self) -> u64 {
+        self.leaves
+    }
+
+    /// Adds the next leaf (keys strictly increasing); `out` gets the records of completed parts.
+    pub fn add_leaf(
+        &mut self,
+        key: &B256,
+        value: &[u8],
+        out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>,
+    ) -> Result<()> {
+        let k = Nibbles::unpack(key.as_slice());
+        let part = k.prefix(self.split);
+        if self.part.as_ref() != Some(&part) {
+            self.close_part(out)?;
+            self.part = Some(part);
+        }
+        self.cur.add_leaf(k, value).map_err(trie_err)?;
+        self.leaves += 1;
+        Ok(())
+    }
+
+    fn close_part(&mut self, out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>) -> Result<()> {
+        if self.part.take().is_none() {
+            return Ok(());
+        }
+        let b = std::mem::replace(&mut self.cur, RootBuilder::new().with_records(true));
+        let o = b.finish().map_err(trie_err)?;
+        for (p, r) in o.records {
+            out(p, r)?;
+        }
+        match o.top {
+            SubtrieTop::Empty => {}
+            SubtrieTop::Leaf { key, value } => self.top.add_leaf(key, &value).map_err(trie_err)?,
+            SubtrieTop::Branch { path, node_ref, stored } => {
+                self.top.add_branch(path, node_ref, stored).map_err(trie_err)?
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the trie: hands out the remaining records and returns the root.
+    pub fn finish(mut self, out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>) -> Result<B256> {
+        if self.leaves == 0 {
+            return Ok(EMPTY_ROOT_HASH);
+        }
+        self.close_part(out)?;
+        let o = self.top.finish().map_err(trie_err)?;
+        for (p, r) in o.records {
+            out(p, r)?;
+        }
+        Ok(o.root)
+    }
+}
+
+fn trie_err(e: BuildError) -> Error {
+    Error::Refused(format!("the entries cannot form a trie: {e}"))
+}
+
+struct Open {
+    hash: B256,
+    info: AccountInfo,
+    storage: RecordTrie,
+}
+
+/// Table writes in the order they are made, in one buffer.
+#[derive(Default)]
+pub struct Ops {
+    buf: Vec<u8>,
+    list: Vec<(u8, u32, u16, u32)>,
+}
+
+/// Pseudo table of [`Ops`]: check that the code (key) exists; value: the account.
+const REQUIRE_CODE: u8 = 0;
+
+impl Ops {
+    /// No writes.
+    pub fn new() -> Ops {
+        Ops::default()
+    }
+
+    fn push(&mut self, table: u8, key: &[u8], value: &[u8]) {
+        self.list.push((table, self.buf.len() as u32, key.len() as u16, value.len() as u32));
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
+    }
+
+    /// Writes `key` = `value` into `table`.
+    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) {
+        self.push(table.0, key, value);
+    }
+
+    /// Key and value bytes.
+    pub fn bytes(&self) -> u64 {
+        self.buf.len() as u64 + 16 * self.list.len() as u64
+    }
+
+    /// Number of writes.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when there are no writes.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u8, &[u8], &[u8])> + '_ {
+        self.list.iter().map(|&(t, at, kl, vl)| {
+            let (at, kl, vl) = (at as usize, kl as usize, vl as usize);
+            (t, &self.buf[at..at + kl], &self.buf[at + kl..at + kl + vl])
+        })
+    }
+}
+
+/// The trie side of a load: turns entries (in snapshot order, checked by
+/// the caller) into table writes, computing storage roots, branch records
+/// and the state root as it goes. Runs apart from the writes (its own
+/// thread), so hashing and tree inserts proceed in parallel.
+pub struct Tries {
+    accounts: RecordTrie,
+    open: Option<Open>,
+    slot_preimages: HashSet<B256>,
+}
+
+impl Default for Tries {
+    fn default() -> Self {
+        Tries::new()
+    }
+}
+
+impl Tries {
+    /// Nothing loaded yet.
+    pub fn new() -> Tries {
+        Tries { accounts: RecordTrie::new(ACCOUNT_SPLIT), open: None, slot_preimages: HashSet::new() }
+    }
+
+    /// Rebuilds the state after a resumed import from what the database
+    /// holds: every stored account is a leaf of the account trie (its
+    /// stored storage root is final), except the last one, `last_account`,
+    /// whose storage may continue: its stored slots are fed to a new
+    /// storage trie. Records are not written again (they were committed).
+    pub fn replay(&mut self, db: &Db, last_account: Option<B256>) -> Result<()> {
+        let Some(last) = last_account else { return Ok(()) };
+        let snap = db.snapshot(None).ctx(|| "read the staging database".into())?;
+        let mut drop_records = |_: Nibbles, _: BranchRecord| Ok(());
+        let mut it = snap.range(ACCOUNTS, &[]).ctx(|| "read the staged accounts".into())?;
+        let mut found = false;
+        while let Some((k, v)) = it.next().ctx(|| "read the staged accounts".into())? {
+            let hash = B256::try_from(k).map_err(|_| Error::Refused("a staged account key is not 32 bytes".into()))?;
+            let a = StoredAccount::decode(v).map_err(|r| Error::Refused(format!("staged account {hash:#x}: {r}")))?;
+            if hash == last {
+                self.open = Some(Open { hash, info: a.info, storage: RecordTrie::new(STORAGE_SPLIT) });
+                found = true;
+                break;
+            }
+            self.accounts.add_leaf(&hash, &trie_account(&a.info, a.storage_root), &mut drop_records)?;
+        }
+        if !found {
+            return Err(Error::Refused(format!("the staged import lacks its last account {last:#x}")));
+        }
+        let o = self.open.as_mut().expect("set above");
+        let mut it = snap.range(STORAGE, last.as_slice()).ctx(|| "read the staged storage".into())?;
+        while let Some((k, v)) = it.next().ctx(|| "read the staged storage".into())? {
+            if k.len() != 64 || k[..32] != last[..] {
+                break;
+            }
+            let leaf = storage_leaf_value(&U256::from_be_slice(v))
+                .ok_or_else(|| Error::Refused("a staged slot holds zero".into()))?;
+            o.storage.add_leaf(&B256::from_slice(&k[32..]), &leaf, &mut drop_records)?;
+        }
+        Ok(())
+    }
+
+    /// The account whose slots may continue: its hash and fields.
+    pub fn open_account(&self) -> Option<(B256, AccountInfo)> {
+        self.open.as_ref().map(|o| (o.hash, o.info))
+    }
+
+    /// Turns one entry into writes.
+    pub fn apply(&mut self, e: &Entry, ops: &mut Ops) -> Result<()> {
+        match e {
+            Entry::Code { hash, code } => ops.put(CODE, hash.as_slice(), code),
+            Entry::Account { hash, address, info } => {
+                self.close_account(ops)?;
+                if info.code_hash != KECCAK_EMPTY {
+                    ops.push(REQUIRE_CODE, info.code_hash.as_slice(), hash.as_slice());
+                }
+                if let Some(a) = address {
+                    ops.put(PREIMAGES, hash.as_slice(), a.as_slice());
+                }
+                self.open = Some(Open { hash: *hash, info: *info, storage: RecordTrie::new(STORAGE_SPLIT) });
+            }
+            Entry::Slot { hash, slot, value } => {
+                let Some(leaf) = storage_leaf_value(value) else { return Ok(()) };
+                let o = self.open.as_mut().ok_or_else(|| Error::Refused("a slot precedes every account".into()))?;
+                let b = value.to_be_bytes::<32>();
+                let skip = b.iter().take_while(|&&x| x == 0).count();
+                ops.put(STORAGE, &storage_key(&o.hash, hash), &b[skip..]);
+                let prefix = o.hash;
+                o.storage.add_leaf(hash, &leaf, &mut |p, r| {
+                    ops.put(STORAGE_TRIE, &trie_key(prefix.as_slice(), &p), &r.encode());
+                    Ok(())
+                })?;
+                if let Some(s) = slot {
+                    if self.slot_preimages.len() > 1 << 16 {
+                        self.slot_preimages.clear();
+                    }
+                    if self.slot_preimages.insert(*hash) {
+                        ops.put(PREIMAGES, hash.as_slice(), &s.to_be_bytes::<32>());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the open account: its storage trie, its record, its leaf.
+    fn close_account(&mut self, ops: &mut Ops) -> Result<()> {
+        let Some(o) = self.open.take() else { return Ok(()) };
+        let prefix = o.hash;
+        let root = o.storage.finish(&mut |p, r| {
+            ops.put(STORAGE_TRIE, &trie_key(prefix.as_slice(), &p), &r.encode());
+            Ok(())
+        })?;
+        ops.put(ACCOUNTS, o.hash.as_slice(), &StoredAccount { info: o.info, storage_root: root }.encode());
+        self.accounts.add_leaf(&o.hash, &trie_account(&o.info, root), &mut |p, r| {
+            ops.put(ACCOUNT_TRIE, &trie_key(&[], &p), &r.encode());
+            Ok(())
+        })
+    }
+
+    /// Completes every trie; returns the state root.
+    pub fn finish(mut self, ops: &mut Ops) -> Result<B256> {
+        self.close_account(ops)?;
+        self.accounts.finish(&mut |p, r| {
+            ops.put(ACCOUNT_TRIE, &trie_key(&[], &p), &r.encode());
+            Ok(())
+        })
+    }
+}
+
+/// The write side of a load: applies [`Ops`] to write transactions
+/// committed as batches of one version label.
+pub struct BatchWriter<'db> {
+    db: &'db Db,
+    version: u64,
+    txn: Option<WriteTxn<'db>>,
+    /// Bytes applied in the open batch.
+    pub pending: u64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+fn db_err(what: &'static str) -> impl FnOnce(metisdb::Error) -> Error {
+    move |source| Error::Db { context: what.into(), source: Box::new(source) }
+}
+
+impl<'db> BatchWriter<'db> {
+    /// Batches of `version` into `db`.
+    pub fn new(db: &'db Db, version: u64) -> BatchWriter<'db> {
+        BatchWriter { db, version, txn: None, pending: 0, batches: 0 }
+    }
+
+    fn txn(&mut self) -> Result<&mut WriteTxn<'db>> {
+        if self.txn.is_none() {
+            let mut t = self.db.begin_write().ctx(|| "begin a staging batch".into())?;
+            // No history inside the staging database: every batch replaces the version.
+            t.rebase(self.version);
+            self.txn = Some(t);
+        }
+        Ok(self.txn.as_mut().expect("set above"))
+    }
+
+    /// Applies writes to the open batch.
+    pub fn apply(&mut self, ops: &Ops) -> Result<()> {
+        let txn = self.txn()?;
+        for (t, k, v) in ops.iter() {
+            if t == REQUIRE_CODE {
+                if txn.get(CODE, k).map_err(db_err("read code"))?.is_none() {
+                    return Err(Error::Refused(format!(
+                        "account {:#x} has code {:#x}, which the input does not hold",
+                        B256::from_slice(v),
+                        B256::from_slice(k)
+                    )));
+                }
+                continue;
+            }
+            txn.put(Table(t), k, v).map_err(db_err("write an imported entry"))?;
+        }
+        self.pending += ops.bytes();
+        Ok(())
+    }
+
+    /// Commits the open batch with `meta` entries in the metadata table,
+    /// `open` (the account whose storage may continue) with a provisional
+    /// record, and `root` as the version's state root.
+    pub fn commit(&mut self, meta: &[(&[u8], &[u8])], open: Option<(B256, AccountInfo)>, root: B256) -> Result<()> {
+        let txn = self.txn()?;
+        for (k, v) in meta {
+            txn.put(METADATA, k, v).map_err(db_err("write import metadata"))?;
+        }
+        if let Some((hash, info)) = open {
+            // A resumed import reads the account from it (see `Tries::replay`).
+            let rec = StoredAccount { info, storage_root: EMPTY_ROOT_HASH }.encode();
+            txn.put(ACCOUNTS, hash.as_slice(), &rec).map_err(db_err("write an imported entry"))?;
+        }
+        let txn = self.txn.take().expect("opened above");
+        txn.commit(CommitInfo { state_root: root.0, extra: Vec::new() })
+            .ctx(|| format!("commit import batch {}", self.batches + 1))?;
+        self.batches += 1;
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Drops the open batch.
+    pub fn abandon(&mut self) {
+        self.txn = None;
+    }
+}
+
+/// The account trie leaf of an account.
+pub fn trie_account(info: &AccountInfo, storage_root: B256) -> Vec<u8> {
+    TrieAccount { nonce: info.nonce, balance: info.balance, storage_root, code_hash: info.code_hash }.encode_to_vec()
+}
