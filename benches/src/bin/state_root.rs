@@ -465,19 +465,9 @@ struct Sample {
     relocated: f64,
     records: f64,
     root_cpu: f64,
-    mb_written: f64,
     storage_walk: f64,
     account_walk: f64,
     record_write: f64,
-}
-
-/// Bytes this process caused to be written to storage so far (`write_bytes` of /proc/self/io).
-fn io_written() -> f64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("write_bytes:").map(|v| v.trim().parse::<f64>().ok())))
-        .flatten()
-        .unwrap_or(f64::NAN)
 }
 
 /// CPU time of the process (all threads, user + system) in ms.
@@ -574,13 +564,11 @@ fn main() -> Res<()> {
     let rounds = args.warmup + args.commits;
     let mut samples: Vec<Vec<Sample>> = args.threads.iter().map(|_| Vec::new()).collect();
     let mut mdbx_samples: Vec<(f64, f64)> = Vec::new();
-    let mut mdbx_mb: Vec<f64> = Vec::new();
     let mut root = load_root;
     for r in 0..rounds {
         for (ti, &threads) in args.threads.iter().enumerate() {
             let changes = draw_changes(&mut m, &mut rng, &args);
             let m0 = db.metrics();
-            let io0 = io_written();
             let t0 = Instant::now();
             let mut w = db.begin_state()?;
             w.set_threads(threads);
@@ -602,7 +590,6 @@ fn main() -> Res<()> {
             let (_, committed) = w.commit(Vec::new())?;
             let t3 = Instant::now();
             let m1 = db.metrics();
-            let io1 = io_written();
             if committed != computed {
                 return Err(format!("commit root {committed} differs from the computed root {computed}").into());
             }
@@ -623,19 +610,17 @@ fn main() -> Res<()> {
                 relocated: (m1.pages_relocated - m0.pages_relocated) as f64,
                 records: st.records_written as f64,
                 root_cpu: c2 - c1,
-                mb_written: (io1 - io0) / 1e6,
                 storage_walk: st.storage_walk_ns as f64 / 1e6,
                 account_walk: st.account_walk_ns as f64 / 1e6,
                 record_write: st.write_ns as f64 / 1e6,
             };
             let (xp, xc) = mdbx.write(|txn, acc, sto| mdbx_apply(&m, &changes, txn, acc, sto))?;
-            let xmb = (io_written() - io1) / 1e6;
             let tag = if r < args.warmup { "warm-up" } else { "measured" };
             println!(
                 "{tag} commit {r}/{threads}t: metisdb {:.1} ms (apply {:.1}, root {:.1} [cpu {:.1}, storage {:.1} (walk {:.1}), \
                  accounts {:.1} (walk {:.1}), writing records {:.1}, {} records], commit {:.1} [prepare {:.1}, write {:.1}, sync {:.1}, meta {:.1}, {} pages, {} \
-                 relocated, {:.1} MB]) | \
-                 libmdbx {:.1} ms (puts {xp:.1}, commit {xc:.1}, {xmb:.1} MB)",
+                 relocated]) | \
+                 libmdbx {:.1} ms (puts {xp:.1}, commit {xc:.1})",
                 s.total,
                 s.apply,
                 s.root,
@@ -653,13 +638,11 @@ fn main() -> Res<()> {
                 s.meta,
                 s.pages,
                 s.relocated,
-                s.mb_written,
                 xp + xc
             );
             if r >= args.warmup {
                 samples[ti].push(s);
                 mdbx_samples.push((xp, xc));
-                mdbx_mb.push(xmb);
             }
         }
     }
@@ -724,15 +707,14 @@ fn main() -> Res<()> {
     println!(
         "| threads | metisdb commit ms | apply | root | root cpu | storage walk | account walk | record writes | \
          txn commit | \
-         sync+meta | pages written (relocated) | MB written | metisdb/mdbx |"
+         sync+meta | pages written (relocated) | metisdb/mdbx |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for (ti, &threads) in args.threads.iter().enumerate() {
         let total = med(ti, |s| s.total);
         println!(
-            "| {threads} | {total:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} ({:.0}) | {:.1} | \
-             {:.2} |",
+            "| {threads} | {total:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} ({:.0}) | {:.2} |",
             med(ti, |s| s.apply),
             med(ti, |s| s.root),
             med(ti, |s| s.root_cpu),
@@ -743,7 +725,6 @@ fn main() -> Res<()> {
             med(ti, |s| s.sync + s.meta),
             med(ti, |s| s.pages),
             med(ti, |s| s.relocated),
-            med(ti, |s| s.mb_written),
             total / mdbx_ms
         );
         rows.push(json!({
@@ -751,7 +732,7 @@ fn main() -> Res<()> {
             "storage_root_ms": med(ti, |s| s.storage_root), "account_root_ms": med(ti, |s| s.account_root),
             "commit_ms": med(ti, |s| s.commit), "prepare_ms": med(ti, |s| s.prepare), "write_ms": med(ti, |s| s.write),
             "sync_ms": med(ti, |s| s.sync), "meta_ms": med(ti, |s| s.meta), "pages_written": med(ti, |s| s.pages),
-            "pages_relocated": med(ti, |s| s.relocated), "mb_written": med(ti, |s| s.mb_written), "root_cpu_ms": med(ti, |s| s.root_cpu),
+            "pages_relocated": med(ti, |s| s.relocated), "root_cpu_ms": med(ti, |s| s.root_cpu),
             "storage_walk_ms": med(ti, |s| s.storage_walk), "account_walk_ms": med(ti, |s| s.account_walk),
             "record_write_ms": med(ti, |s| s.record_write),
             "records_written": med(ti, |s| s.records), "ratio_to_mdbx": total / mdbx_ms,
@@ -760,7 +741,6 @@ fn main() -> Res<()> {
     }
     let root_speedup = if args.threads.len() >= 2 { med(0, |s| s.root) / med(1, |s| s.root) } else { f64::NAN };
     let space = |k: &str| space_end[k].as_f64().unwrap_or(f64::NAN);
-    println!("libmdbx raw commit: median {mdbx_ms:.1} ms, {:.1} MB written", median(&mdbx_mb));
     println!();
     println!(
         "| accounts | metisdb 1st/2nd thread count ms | root ms | root speedup | libmdbx raw ms (puts + commit) | \
@@ -790,7 +770,7 @@ fn main() -> Res<()> {
             "changes": args.changes, "new_accounts": args.new_accounts, "commits": args.commits,
             "warmup": args.warmup, "seed": args.seed, "metisdb_load_s": metis_load, "mdbx_load_s": mdbx_load,
             "metisdb": rows, "root_speedup": root_speedup, "mdbx_ms": mdbx_ms,
-            "mdbx_samples": mdbx_total, "mdbx_mb_written": median(&mdbx_mb), "hashbuilder_ms": hb_ms, "hashbuilder_storage_ms": hb_storage,
+            "mdbx_samples": mdbx_total, "hashbuilder_ms": hb_ms, "hashbuilder_storage_ms": hb_storage,
             "hashbuilder_accounts_ms": hb_accounts, "proof_us": proof_us,
             "space_load": space_load, "space_end": space_end,
         })
