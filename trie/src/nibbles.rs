@@ -325,11 +325,17 @@ impl Nibbles {
         if self.len > 64 {
             return None;
         }
-        let mut out = self.clone();
-        while out.len < 64 {
-            out.push(fill & 0x0f);
+        // Hot in prefix-set lookups (two keys per visited child): copy the
+        // packed bytes and fill the rest, instead of pushing nibbles.
+        let fill = fill & 0x0f;
+        let mut out = [fill * 0x11; 32];
+        let packed = self.as_packed();
+        let whole = self.len / 2;
+        out[..whole].copy_from_slice(&packed[..whole]);
+        if self.len % 2 == 1 {
+            out[whole] = (packed[whole] & 0xf0) | fill;
         }
-        Some(B256::from_slice(out.as_packed()))
+        Some(B256::from(out))
     }
 }
 
@@ -385,6 +391,23 @@ mod tests {
 
     fn n(v: &[u8]) -> Nibbles {
         Nibbles::from_nibbles(v).unwrap()
+    }
+
+    #[test]
+    fn pad_to_b256_matches_pushing_nibbles() {
+        let key: Vec<u8> = (0..64u32).map(|i| ((i * 7 + 3) % 16) as u8).collect();
+        for len in 0..=64 {
+            for fill in [0u8, 0x0f, 3] {
+                let mut slow = n(&key[..len]);
+                while slow.len() < 64 {
+                    slow.push(fill);
+                }
+                assert_eq!(n(&key[..len]).pad_to_b256(fill), Some(B256::from_slice(slow.as_packed())), "len {len}");
+            }
+        }
+        let mut long = n(&key);
+        long.push(1);
+        assert_eq!(long.pad_to_b256(0), None);
     }
 
     #[test]
