@@ -426,8 +426,8 @@ pub fn import_snapshot(
         // Three stages, a few chunks apart: reading, decompressing, decoding
         // and checking entries; hashing (tries, records, roots); tree
         // inserts and commits.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(4);
-        let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(8);
+        let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(16);
         let start_totals = cp.totals;
         let what = format!("the header of {}", file.display());
         let end = std::thread::scope(|s| -> Result<Checkpoint> {
