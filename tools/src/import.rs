@@ -2,14 +2,17 @@
 //!
 //! The state is written into a staging data dir next to the target
 //! (`<parent>/.<name>.import`, same filesystem), in batches bounded by
-//! bytes: each batch is one commit of a [`StateWriter`], which keeps the
-//! trie records and the state root up to date incrementally, so memory is
-//! one batch of dirty pages whatever the state size. Every batch is
-//! committed as the same version label with [`metisdb::WriteTxn::rebase`],
-//! so the staging database never holds history. A snapshot import records
-//! its position in the file (the last completed chunk) in the metadata
-//! table in the same commit as the batch, so `--resume` continues exactly
-//! there after an interruption.
+//! bytes, so memory is one batch of dirty pages whatever the state size.
+//! A JSONL import (`init-state`, input in any order) commits each batch
+//! through a [`StateWriter`], which keeps the trie records and the state
+//! root up to date incrementally. A snapshot import (input in key order)
+//! is a bulk load ([`crate::snapshot::load`]): the tries are computed in
+//! one streaming pass on a hashing thread and the batches are plain table
+//! writes. Every batch is committed as the same version label with
+//! [`metisdb::WriteTxn::rebase`], so the staging database never holds
+//! history. A snapshot import records its position in the file (the last
+//! completed chunk) in the metadata table in the same commit as the batch,
+//! so `--resume` continues exactly there after an interruption.
 //!
 //! The last batch computes the root and compares it with the stated one
 //! before committing. Only then is the staging data file renamed into the
