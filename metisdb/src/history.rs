@@ -162,7 +162,7 @@ impl<'a> ChangeSet<'a> {
             .and_then(|m| m.checked_mul(4))
             .and_then(|m| m.checked_add(offsets_at))
             .ok_or("change set: count")?;
-        if entries_at > b.len() || k == 0 || k > 32 || (n > 0 && bloom_bytes == 0) || bloom_bytes % 8 != 0 {
+        if entries_at > b.len() || k == 0 || k > 32 || (n > 0 && bloom_bytes == 0) || !bloom_bytes.is_multiple_of(8) {
             return Err("change set header out of range");
         }
         let cs = ChangeSet {

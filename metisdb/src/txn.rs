@@ -9,6 +9,7 @@
 //!    `fsync` (if the file grew) or `fdatasync`, then the meta page into the
 //!    slot not holding the newest meta, then `fdatasync`;
 //! 4. publish the new version to readers.
+//!
 //! Any I/O failure poisons the handle: the page cache can no longer be
 //! trusted (a failed fsync may have dropped dirty pages), so only a reopen,
 //! which reads what is really on disk, may continue.

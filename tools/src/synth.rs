@@ -179,7 +179,7 @@ fn apply_block(w: &mut StateWriter<'_>, seed: u64, accounts: u64, changes: u64, 
                 // Storage only on existing accounts (Ethereum has no storage without an account).
                 if w.txn().get(metisdb::tables::ACCOUNTS, keccak256(addr).as_slice())?.is_some() {
                     let slot = U256::from(rng.next() % 16);
-                    let value = if rng.next() % 4 == 0 { U256::ZERO } else { rng.u256(128) };
+                    let value = if rng.next().is_multiple_of(4) { U256::ZERO } else { rng.u256(128) };
                     w.set_storage(&addr, &slot, &value)?;
                 }
             }

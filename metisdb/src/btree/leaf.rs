@@ -270,44 +270,6 @@ pub fn build<'a>(page: &mut [u8], version: u64, entries: impl Iterator<Item = (&
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn insert_search_remove_keep_order() {
-        let mut p = vec![0u8; 4096];
-        init(&mut p, 1);
-        let mut model = std::collections::BTreeMap::new();
-        let mut x: u64 = 7;
-        for _ in 0..2000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let key = (x >> 40).to_be_bytes()[3..].to_vec();
-            let val = vec![(x >> 8) as u8; (x % 40) as usize];
-            match search(&p, &key).unwrap() {
-                Ok(i) => {
-                    if x % 3 == 0 {
-                        remove(&mut p, i);
-                        model.remove(&key);
-                    }
-                }
-                Err(i) => {
-                    if insert(&mut p, i, &key, ValueRef::Inline(&val)) {
-                        model.insert(key, val);
-                    }
-                }
-            }
-            check(&p).unwrap();
-            assert_eq!(count(&p), model.len());
-            for (i, (k, v)) in model.iter().enumerate() {
-                let (pk, pv) = entry(&p, i).unwrap();
-                assert_eq!(pk, &k[..]);
-                assert_eq!(pv, ValueRef::Inline(&v[..]));
-            }
-        }
-    }
-}
-
 /// Rewrites the run references of a leaf (temporary ids become page numbers at commit).
 pub fn patch_run_refs(page: &mut [u8], map: impl Fn(u64) -> u64) {
     let n = count(page);
@@ -331,4 +293,42 @@ pub fn for_each_run(page: &[u8], mut f: impl FnMut(u64, u32)) -> Result<(), Malf
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_search_remove_keep_order() {
+        let mut p = vec![0u8; 4096];
+        init(&mut p, 1);
+        let mut model = std::collections::BTreeMap::new();
+        let mut x: u64 = 7;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let key = (x >> 40).to_be_bytes()[3..].to_vec();
+            let val = vec![(x >> 8) as u8; (x % 40) as usize];
+            match search(&p, &key).unwrap() {
+                Ok(i) => {
+                    if x.is_multiple_of(3) {
+                        remove(&mut p, i);
+                        model.remove(&key);
+                    }
+                }
+                Err(i) => {
+                    if insert(&mut p, i, &key, ValueRef::Inline(&val)) {
+                        model.insert(key, val);
+                    }
+                }
+            }
+            check(&p).unwrap();
+            assert_eq!(count(&p), model.len());
+            for (i, (k, v)) in model.iter().enumerate() {
+                let (pk, pv) = entry(&p, i).unwrap();
+                assert_eq!(pk, &k[..]);
+                assert_eq!(pv, ValueRef::Inline(&v[..]));
+            }
+        }
+    }
 }

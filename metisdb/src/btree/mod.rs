@@ -30,7 +30,7 @@ pub trait PageSource {
 }
 
 /// Reads a tree node and checks it is of the kind its parent expects.
-pub(crate) fn node<'a, S: PageSource + ?Sized>(src: &'a S, id: u64, level: u8) -> Result<&'a [u8]> {
+pub(crate) fn node<S: PageSource + ?Sized>(src: &S, id: u64, level: u8) -> Result<&[u8]> {
     let p = src.page(id)?;
     let bad = |r: &str| src.corrupt(id, r);
     match page::kind(p) {

@@ -23,6 +23,9 @@ pub fn is_temp(id: u64) -> bool {
     id & TEMP_BIT != 0
 }
 
+/// A new run of a transaction: its kind, table id and payload.
+pub(crate) type DirtyRun = (page::RunKind, u8, Box<[u8]>);
+
 /// Pages and runs written by one transaction, plus the pages it freed.
 pub struct Dirty {
     page_size: usize,
@@ -35,7 +38,7 @@ pub struct Dirty {
     /// Per dirty page: the table it belongs to (stored in the page header).
     pub(crate) table: Vec<u8>,
     /// Dirty runs (kind, table, payload) by temporary index.
-    pub(crate) runs: Vec<Option<(page::RunKind, u8, Box<[u8]>)>>,
+    pub(crate) runs: Vec<Option<DirtyRun>>,
     /// Committed pages this transaction no longer references.
     pub(crate) freed: Vec<u64>,
 }

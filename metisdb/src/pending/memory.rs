@@ -916,7 +916,7 @@ mod tests {
         }
         // Enough keys for the threads to start.
         let big = || {
-            let mut mv = MvMemory::new(&state, 2, true);
+            let mv = MvMemory::new(&state, 2, true);
             let writes = (0..3 * PARALLEL_FINAL_KEYS as u64)
                 .map(|i| (StateKey::Storage(addr(1), U256::from(i)), set_slot(i % 5)))
                 .collect();

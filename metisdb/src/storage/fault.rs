@@ -265,11 +265,11 @@ pub fn crash_image(initial: &[u8], log: &[Logged], policy: CrashPolicy, rand: &m
         CrashPolicy::DropUnsynced => {}
         CrashPolicy::RandomSubset => {
             for (off, data) in &r.pending {
-                if rand() % 2 == 0 {
+                if rand().is_multiple_of(2) {
                     apply(&mut img, *off, data);
                 }
             }
-            if rand() % 2 == 0 {
+            if rand().is_multiple_of(2) {
                 len = r.live_len;
             }
         }

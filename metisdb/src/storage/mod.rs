@@ -25,6 +25,7 @@ pub struct WriteOp<'a> {
 }
 
 /// The persistence interface of the data file.
+#[allow(clippy::len_without_is_empty)] // `len` is the file length, not a collection's
 pub trait Storage: Send + Sync {
     /// Short name of the backend, for stats.
     fn name(&self) -> &'static str;
