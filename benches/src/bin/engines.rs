@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use metis_benches::engine::Kind;
+use metis_benches::parse_count;
 use metis_benches::report;
 use metis_benches::runner::{self, Phase, RunConfig};
 use metis_benches::Res;
@@ -11,16 +12,6 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-fn parse_count(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let (num, mul) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
-        _ => (&t[..], 1),
-    };
-    num.parse::<f64>().map(|x| (x * mul as f64).round() as u64).map_err(|e| format!("{s:?}: {e}"))
-}
 
 fn parse_list<T: std::str::FromStr<Err = String>>(s: &str) -> Result<Vec<T>, String> {
     s.split(',').filter(|x| !x.trim().is_empty()).map(|x| x.parse()).collect()

@@ -15,6 +15,7 @@ use libmdbx::{
     Database, DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, SyncMode, Table, TableFlags, Transaction,
     WriteFlags, RW,
 };
+use metis_benches::parse_count;
 use metis_benches::Res;
 use metisdb::state::{
     account_proof, keccak256, AccountInfo, Address, StoredAccount, B256, EMPTY_ROOT_HASH, KECCAK_EMPTY, U256,
@@ -24,16 +25,6 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-fn parse_count(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let (num, mul) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
-        _ => (&t[..], 1),
-    };
-    num.parse::<f64>().map(|x| (x * mul as f64).round() as u64).map_err(|e| format!("{s:?}: {e}"))
-}
 
 #[derive(Parser, Debug)]
 #[command(
