@@ -35,8 +35,10 @@ pub enum Stream {
 /// become whole free segments again.
 #[derive(Debug, Clone, Default)]
 pub struct Allocator {
-    /// Released free pages, sorted ascending (pages of open segments excluded).
-    free: Vec<u64>,
+    /// Released free pages (pages of open segments excluded). A set, not a
+    /// sorted vector: every segment a commit opens or closes takes or gives
+    /// back up to 256 pages, and a large file has hundreds of thousands free.
+    free: BTreeSet<u64>,
     /// Pages freed by the commit that made state `s`, oldest first.
     quarantine: VecDeque<(u64, Vec<u64>)>,
     /// Pages in the file (high-water mark): ids `>= page_count` are unused.
@@ -62,9 +64,8 @@ fn seg_of(p: u64) -> u64 {
 impl Allocator {
     /// Allocator of a file with `page_count` pages, meta pages below
     /// `first_page`, whose free pages are `free`.
-    pub fn new(page_count: u64, first_page: u64, mut free: Vec<u64>) -> Allocator {
-        free.sort_unstable();
-        free.dedup();
+    pub fn new(page_count: u64, first_page: u64, free: Vec<u64>) -> Allocator {
+        let free = free.into_iter().collect();
         let mut a = Allocator { free, page_count, first_page, ..Default::default() };
         a.grow_segments();
         for &p in &a.free {
@@ -114,7 +115,13 @@ impl Allocator {
 
     /// Free pages (released, in open segments, and in the tail segment).
     pub fn free_len(&self) -> usize {
-        self.unreachable().len()
+        self.unreachable_len() as usize
+    }
+
+    /// `unreachable().len()` without building the list: the three sets are disjoint.
+    fn unreachable_len(&self) -> u64 {
+        let open: u64 = self.open.iter().flatten().map(|&(next, end)| end.min(self.page_count).saturating_sub(next)).sum();
+        self.free.len() as u64 + open + self.quarantined_len() as u64
     }
 
     /// Pages waiting for readers or durability.
@@ -175,7 +182,7 @@ impl Allocator {
             self.seg_free[s] += 1;
             touched.insert(s as u64);
         }
-        self.free = merge_sorted(&self.free, &released);
+        self.free.extend(released);
         for s in touched {
             self.note_segment(s);
         }
@@ -184,21 +191,21 @@ impl Allocator {
 
     /// Removes `[lo, hi)` from the released free list (they were all free).
     fn take_range(&mut self, lo: u64, hi: u64) {
-        let a = self.free.partition_point(|&p| p < lo);
-        let b = self.free.partition_point(|&p| p < hi);
+        let taken: Vec<u64> = self.free.range(lo..hi).copied().collect();
         debug_assert_eq!(
-            (b - a) as u64,
+            taken.len() as u64,
             hi.min(self.page_count).saturating_sub(lo),
             "pages {lo}..{hi} are not all free"
         );
-        self.free.drain(a..b);
+        for p in taken {
+            self.free.remove(&p);
+        }
     }
 
     /// Gives the unused rest of a stream's open segment back to the free list.
     fn close(&mut self, stream: Stream) {
         if let Some((next, end)) = self.open[stream as usize].take() {
-            let back: Vec<u64> = (next..end.min(self.page_count)).collect();
-            self.free = merge_sorted(&self.free, &back);
+            self.free.extend(next..end.min(self.page_count));
             if next < end {
                 for seg in seg_of(next)..=seg_of(end - 1) {
                     self.note_segment(seg);
@@ -327,7 +334,7 @@ impl Allocator {
 
     /// True when page `p` is free (released or unused in an open segment).
     pub fn is_free(&self, p: u64) -> bool {
-        self.free.binary_search(&p).is_ok()
+        self.free.contains(&p)
             || self.open.iter().flatten().any(|&(next, end)| p >= next && p < end)
             || p >= self.page_count
     }
@@ -337,7 +344,8 @@ impl Allocator {
         let mut extra: Vec<u64> =
             self.open.iter().flatten().flat_map(|&(next, end)| next..end.min(self.page_count)).collect();
         extra.sort_unstable();
-        merge_sorted(&self.free, &extra)
+        let free: Vec<u64> = self.free.iter().copied().collect();
+        merge_sorted(&free, &extra)
     }
 
     /// Every page of the file that the latest state does not reach: free,
@@ -374,7 +382,8 @@ impl Allocator {
 
     /// Pages in use by the latest state (including meta pages), for space policies.
     pub fn live_pages(&self) -> u64 {
-        self.page_count - self.unreachable().len() as u64
+        debug_assert_eq!(self.unreachable_len(), self.unreachable().len() as u64);
+        self.page_count - self.unreachable_len()
     }
 }
 
