@@ -185,8 +185,9 @@ fn setup(cfg: &LoadConfig, senders: &[Address]) -> Result<Option<Address>, Strin
     let chain_id = qty(&conn.request("eth_chainId", json!([]))?);
     let funder = derive(DEV_MNEMONIC, 0)?;
     let mut nonce = qty(&conn.request("eth_getTransactionCount", json!([funder.address, "pending"]))?);
-    let fee = 1000 * GWEI;
+    let fee = fee_cap(&mut conn)?;
     let mut raws = Vec::new();
+    let mut needed = U256::ZERO;
     let mut token = None;
     if cfg.workload == Workload::Erc20 {
         let j: Value = serde_json::from_str(TOKEN_JSON).map_err(|e| e.to_string())?;
@@ -207,21 +208,29 @@ fn setup(cfg: &LoadConfig, senders: &[Address]) -> Result<Option<Address>, Strin
             GWEI,
         ));
         nonce += 1;
+        needed += U256::from(2_000_000 * fee);
     }
-    for s in senders {
-        let eth = U256::from(10u64).pow(U256::from(19u64));
-        raws.push(sign_eip1559(
-            &funder.signer,
-            chain_id,
-            nonce,
-            TxKind::Call(*s),
-            eth,
-            Bytes::new(),
-            21_000,
-            fee,
-            GWEI,
-        ));
-        nonce += 1;
+    // Top senders up to 10 ETH rather than sending 10 ETH each time, so that
+    // repeated runs against one node do not drain the funding account.
+    let target = U256::from(10u64).pow(U256::from(19u64));
+    let balances = balances_of(&mut conn, senders)?;
+    let top_ups: Vec<U256> = balances.iter().map(|b| target.saturating_sub(*b)).collect();
+    for (s, top_up) in senders.iter().zip(top_ups) {
+        if !top_up.is_zero() {
+            raws.push(sign_eip1559(
+                &funder.signer,
+                chain_id,
+                nonce,
+                TxKind::Call(*s),
+                top_up,
+                Bytes::new(),
+                21_000,
+                fee,
+                GWEI,
+            ));
+            nonce += 1;
+            needed += top_up + U256::from(21_000 * fee);
+        }
         if let Some(t) = token {
             let data = erc20_transfer(*s, U256::from(10u64).pow(U256::from(24u64)));
             raws.push(sign_eip1559(
@@ -236,7 +245,19 @@ fn setup(cfg: &LoadConfig, senders: &[Address]) -> Result<Option<Address>, Strin
                 GWEI,
             ));
             nonce += 1;
+            needed += U256::from(100_000 * fee);
         }
+    }
+    // What the pool requires of the funding account: every setup
+    // transaction's gas limit at the fee cap, plus the value it sends.
+    let have = balances_of(&mut conn, &[funder.address])?[0];
+    if have < needed {
+        return Err(format!(
+            "the funding account {} holds {have} wei; the setup ({} transactions) needs {needed}: \
+             start the node on a fresh --datadir",
+            funder.address,
+            raws.len()
+        ));
     }
     let hashes = send_all(&mut conn, &raws, 200)?;
     if let Some(last) = hashes.last() {
@@ -246,6 +267,30 @@ fn setup(cfg: &LoadConfig, senders: &[Address]) -> Result<Option<Address>, Strin
         }
     }
     Ok(token)
+}
+
+/// The fee cap of every transaction sent: twice the node's gas price, as
+/// wallets do, and at least 10 gwei. It sets what the pool reserves of each
+/// sender's balance (gas limit times fee cap), so it stays modest.
+fn fee_cap(conn: &mut Conn) -> Result<u128, String> {
+    let price = qty(&conn.request("eth_gasPrice", json!([]))?) as u128;
+    Ok((2 * price).max(10 * GWEI))
+}
+
+/// Latest balances of `addrs`, in one batch.
+fn balances_of(conn: &mut Conn, addrs: &[Address]) -> Result<Vec<U256>, String> {
+    let req: Vec<Value> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| json!({"jsonrpc":"2.0","id":i,"method":"eth_getBalance","params":[a, "latest"]}))
+        .collect();
+    let resp = conn.call(&Value::Array(req)).map_err(|e| e.to_string())?;
+    let mut out = vec![U256::ZERO; addrs.len()];
+    for r in resp.as_array().ok_or("batch response is not an array")? {
+        let i = r["id"].as_u64().filter(|&i| (i as usize) < addrs.len()).ok_or("bad id in batch response")?;
+        out[i as usize] = r["result"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("eth_getBalance: {r}"))?;
+    }
+    Ok(out)
 }
 
 fn erc20_transfer(to: Address, amount: U256) -> Bytes {
@@ -268,7 +313,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadReport, String> {
         nonces.push(qty(&conn.request("eth_getTransactionCount", json!([a, "pending"]))?));
     }
     // Pre-sign, round-robin over senders so every batch spreads across accounts.
-    let fee = 1000 * GWEI;
+    let fee = fee_cap(&mut conn)?;
     let mut raws = Vec::with_capacity(cfg.txs);
     for i in 0..cfg.txs {
         let s = i % keys.len();
