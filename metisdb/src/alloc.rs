@@ -120,7 +120,8 @@ impl Allocator {
 
     /// `unreachable().len()` without building the list: the three sets are disjoint.
     fn unreachable_len(&self) -> u64 {
-        let open: u64 = self.open.iter().flatten().map(|&(next, end)| end.min(self.page_count).saturating_sub(next)).sum();
+        let open: u64 =
+            self.open.iter().flatten().map(|&(next, end)| end.min(self.page_count).saturating_sub(next)).sum();
         self.free.len() as u64 + open + self.quarantined_len() as u64
     }
 

@@ -288,7 +288,8 @@ fn balances_of(conn: &mut Conn, addrs: &[Address]) -> Result<Vec<U256>, String> 
     let mut out = vec![U256::ZERO; addrs.len()];
     for r in resp.as_array().ok_or("batch response is not an array")? {
         let i = r["id"].as_u64().filter(|&i| (i as usize) < addrs.len()).ok_or("bad id in batch response")?;
-        out[i as usize] = r["result"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("eth_getBalance: {r}"))?;
+        out[i as usize] =
+            r["result"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("eth_getBalance: {r}"))?;
     }
     Ok(out)
 }
