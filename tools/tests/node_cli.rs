@@ -75,3 +75,37 @@ fn dev_node_serves_stops_cleanly_and_resumes() {
     assert!(block_number(addr) >= before, "the restarted node continues the chain");
     stop(child, "-INT");
 }
+
+/// `metis bench rpc` run again and again against one node: every run funds
+/// 200 senders from dev account 0 (10,000 ETH), so a generator that sent
+/// each sender 10 ETH per run would drain it by the fifth run.
+#[test]
+fn repeated_load_runs_against_one_node_keep_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, addr, _) = start(dir.path());
+    let mut node = KillOnDrop(Some(child));
+    for (run, workload) in ["erc20", "transfer", "transfer", "transfer", "transfer", "erc20"].iter().enumerate() {
+        let out = Command::new(env!("CARGO_BIN_EXE_metis"))
+            .args(["bench", "rpc", "--rpc", &addr.to_string(), "--workload", workload])
+            .args(["--senders", "200", "--txs", "200", "--rate", "2000"])
+            .output()
+            .expect("run metis bench rpc");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "run {run} ({workload}): {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("included=200 "), "run {run} ({workload}): {stdout}");
+    }
+    stop(node.0.take().expect("still running"), "-TERM");
+}
+
+/// Kills the node when a failed assertion unwinds past it, so that no node
+/// outlives its test.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
