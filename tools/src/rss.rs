@@ -49,17 +49,6 @@ fn proc_status_kib(field: &str) -> Option<u64> {
 /// so discarding the pages loses nothing: the next access reads them from
 /// the page cache again. Returns the bytes of address space advised.
 pub fn release_mapped(file: &Path) -> u64 {
-    // SAFETY (of the advice): the ranges are shared, read-only file mappings
-    // of this process (from /proc/self/maps). MADV_DONTNEED on such a
-    // mapping only unmaps the pages from the page tables: the mapping stays
-    // valid and its contents are those of the file, re-read from the page
-    // cache on the next access, so slices into it stay correct.
-    advise_mapped(file, libc::MADV_DONTNEED)
-}
-
-/// Gives the kernel `advice` for every shared read-only mapping of `file`
-/// in this process; returns the bytes of address space advised.
-fn advise_mapped(file: &Path, advice: libc::c_int) -> u64 {
     let Ok(target) = std::fs::canonicalize(file) else { return 0 };
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return 0 };
     let mut advised = 0;
@@ -76,9 +65,12 @@ fn advise_mapped(file: &Path, advice: libc::c_int) -> u64 {
         if end <= start {
             continue;
         }
-        // SAFETY: [start, end) is a shared read-only file mapping of this
-        // process; see `release_mapped` for why the advice is safe.
-        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, advice) };
+        // SAFETY: [start, end) is a shared, read-only file mapping of this
+        // process (from /proc/self/maps). MADV_DONTNEED on such a mapping
+        // only unmaps the pages from the page tables: the mapping stays
+        // valid and its contents are those of the file, re-read from the
+        // page cache on the next access, so slices into it stay correct.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
         if rc == 0 {
             advised += (end - start) as u64;
         }
@@ -89,7 +81,7 @@ fn advise_mapped(file: &Path, advice: libc::c_int) -> u64 {
 /// File-backed resident pages of this process in KiB, from
 /// `/proc/self/statm` (shared pages: file-backed plus shared memory; much
 /// cheaper to read than `/proc/self/status`).
-pub fn shared_rss_kib() -> Option<u64> {
+fn shared_rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/statm").ok()?;
     let shared: u64 = s.split_whitespace().nth(2)?.parse().ok()?;
     Some(shared * page_kib())
@@ -120,35 +112,40 @@ fn page_kib() -> u64 {
 /// frequent to bound it.)
 pub struct Prefetch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handles: Vec<std::thread::JoinHandle<()>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    _trim: RssTrim,
 }
 
 impl Prefetch {
-    /// Starts prefetching `file` and bounding its resident pages.
+    /// Starts prefetching `file` and bounding its resident pages to [`FILE_RSS_LIMIT_KIB`].
     pub fn start(file: &Path) -> Prefetch {
-        Self::with_limit(file, FILE_RSS_LIMIT_KIB)
-    }
-
-    /// [`Self::start`] with another limit of file-backed resident memory.
-    pub fn with_limit(file: &Path, limit_kib: u64) -> Prefetch {
         use std::io::Read;
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let mut handles = Vec::new();
         let (s2, path) = (stop.clone(), file.to_path_buf());
-        let reader = std::thread::Builder::new().name("prefetch".into()).spawn(move || {
-            let Ok(mut f) = std::fs::File::open(&path) else { return };
-            let mut buf = vec![0u8; 4 << 20];
-            while !s2.load(Ordering::Relaxed) {
-                match f.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+        let reader = std::thread::Builder::new()
+            .name("prefetch".into())
+            .spawn(move || {
+                let Ok(mut f) = std::fs::File::open(&path) else { return };
+                let mut buf = vec![0u8; 4 << 20];
+                while !s2.load(Ordering::Relaxed) {
+                    match f.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
-            }
-        });
-        handles.extend(reader.ok());
-        handles.extend(trim_thread(file, limit_kib, stop.clone()));
-        Prefetch { stop, handles }
+            })
+            .ok();
+        Prefetch { stop, reader, _trim: RssTrim::start(file, FILE_RSS_LIMIT_KIB) }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -163,8 +160,20 @@ pub struct RssTrim {
 impl RssTrim {
     /// Starts bounding the resident pages of `file`'s mappings.
     pub fn start(file: &Path, limit_kib: u64) -> RssTrim {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let handle = trim_thread(file, limit_kib, stop.clone());
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (s2, path) = (stop.clone(), file.to_path_buf());
+        let handle = std::thread::Builder::new()
+            .name("rss-trim".into())
+            .spawn(move || {
+                while !s2.load(Ordering::Relaxed) {
+                    if shared_rss_kib().is_some_and(|k| k > limit_kib) {
+                        release_mapped(&path);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            })
+            .ok();
         RssTrim { stop, handle }
     }
 }
@@ -173,34 +182,6 @@ impl Drop for RssTrim {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn trim_thread(
-    file: &Path,
-    limit_kib: u64,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Option<std::thread::JoinHandle<()>> {
-    let path = file.to_path_buf();
-    std::thread::Builder::new()
-        .name("rss-trim".into())
-        .spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if shared_rss_kib().is_some_and(|k| k > limit_kib) {
-                    release_mapped(&path);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-        })
-        .ok()
-}
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
