@@ -76,10 +76,17 @@ impl DependencyHints {
         }
     }
 
+    /// The transactions predicted to touch `address`: one run of `touchers`.
+    fn touchers_of(&self, address: &Address) -> &[(Address, TxIndex)] {
+        let lo = self.touchers.partition_point(|(a, _)| a < address);
+        let hi = lo + self.touchers[lo..].partition_point(|(a, _)| a == address);
+        &self.touchers[lo..hi]
+    }
+
     /// The closest transaction below `tx` predicted to touch `address`.
     fn toucher_below(&self, address: &Address, tx: TxIndex) -> Option<TxIndex> {
-        let below = self.touchers.partition_point(|(a, i)| (a, *i) < (address, tx));
-        below.checked_sub(1).map(|k| self.touchers[k]).filter(|(a, _)| a == address).map(|(_, i)| i)
+        let run = self.touchers_of(address);
+        run.partition_point(|(_, i)| *i < tx).checked_sub(1).map(|k| run[k].1)
     }
 
     /// A lower transaction `tx` should wait for before executing, if any.
@@ -104,8 +111,7 @@ impl DependencyHints {
     /// Records that a read of `key` failed validation.
     pub fn note_conflict(&self, key: &StateKey) {
         let Some(address) = key.address() else { return };
-        let at = self.touchers.partition_point(|(a, _)| *a < address);
-        if self.touchers.get(at).is_none_or(|(a, _)| *a != address) {
+        if self.touchers_of(&address).is_empty() {
             return;
         }
         self.hot.write().unwrap_or_else(|e| e.into_inner()).insert(address);
