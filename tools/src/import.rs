@@ -261,8 +261,8 @@ pub(crate) struct Sink<'db> {
 }
 
 impl<'db> Sink<'db> {
-    pub(crate) fn new(db: &'db Db, version: u64, threads: Option<usize>, current: Option<B256>) -> Self {
-        Sink { db, version, threads, w: None, current, slot_preimages: HashSet::new(), pending: 0, batches: 0 }
+    pub(crate) fn new(db: &'db Db, version: u64, threads: Option<usize>) -> Self {
+        Sink { db, version, threads, w: None, current: None, slot_preimages: HashSet::new(), pending: 0, batches: 0 }
     }
 
     fn writer(&mut self) -> Result<&mut StateWriter<'db>> {

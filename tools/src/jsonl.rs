@@ -521,7 +521,7 @@ fn init_staged(
     }
     let db = Db::open(staging, Options { create: true, ..opts.db.clone() })
         .ctx(|| format!("open the staging database {}", staging.display()))?;
-    let mut sink = Sink::new(&db, opts.version, opts.threads, None);
+    let mut sink = Sink::new(&db, opts.version, opts.threads);
     let mut last: Option<(Vec<u8>, u64)> = None;
     let (mut n_accounts, mut n_slots, mut n_codes) = (0u64, 0u64, 0u64);
     let mut merged = 0u64;

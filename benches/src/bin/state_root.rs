@@ -18,7 +18,8 @@ use libmdbx::{
 use metis_benches::parse_count;
 use metis_benches::Res;
 use metisdb::state::{
-    account_proof, keccak256, AccountInfo, Address, StoredAccount, B256, EMPTY_ROOT_HASH, KECCAK_EMPTY, U256,
+    account_proof, keccak256, storage_key, stored_slot_value, AccountInfo, Address, StoredAccount, B256,
+    EMPTY_ROOT_HASH, KECCAK_EMPTY, U256,
 };
 use metisdb::{Db, Options};
 use serde_json::json;
@@ -179,15 +180,9 @@ impl Model {
     }
 }
 
-/// Minimal big-endian bytes of a non-zero slot value (MetisDB's encoding).
+/// A non-zero slot value as MetisDB's storage table holds it, for libmdbx too.
 fn slot_bytes(v: &U256) -> Vec<u8> {
-    let b = v.to_be_bytes::<32>();
-    let skip = b.iter().take_while(|&&x| x == 0).count();
-    b[skip..].to_vec()
-}
-
-fn storage_key(ah: &B256, sh: &B256) -> [u8; 64] {
-    metisdb::state::storage_key(ah, sh)
+    stored_slot_value(&v.to_be_bytes()).to_vec()
 }
 
 /// One commit's changes.

@@ -28,6 +28,13 @@ pub fn storage_key(address_hash: &B256, slot_hash: &B256) -> [u8; 64] {
     k
 }
 
+/// A non-zero slot value as the storage table holds it: its 32-byte
+/// big-endian form without leading zeros.
+pub fn stored_slot_value(be: &[u8; 32]) -> &[u8] {
+    let skip = be.iter().take_while(|&&x| x == 0).count();
+    &be[skip..]
+}
+
 /// keccak of a slot number as the trie sees it (32-byte big-endian).
 pub fn hash_slot(slot: &U256) -> B256 {
     keccak256(slot.to_be_bytes::<32>())

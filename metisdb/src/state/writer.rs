@@ -11,7 +11,7 @@
 use super::account::{AccountInfo, StoredAccount};
 use super::read::StateRead;
 use super::trie_io::{trie_key, AccountLeaves, StorageLeaves, TrieBranches};
-use super::{hash_slot, keccak256, storage_key, Address, B256, U256};
+use super::{hash_slot, keccak256, storage_key, stored_slot_value, Address, B256, U256};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::tables;
@@ -170,9 +170,7 @@ impl<'db> StateWriter<'db> {
         if value.is_zero() {
             self.txn.delete(tables::STORAGE, &k)?;
         } else {
-            let b = value.to_be_bytes::<32>();
-            let skip = b.iter().take_while(|&&x| x == 0).count();
-            self.txn.put(tables::STORAGE, &k, &b[skip..])?;
+            self.txn.put(tables::STORAGE, &k, stored_slot_value(&value.to_be_bytes()))?;
         }
         self.storage.entry(*address_hash).or_default().insert(*slot_hash);
         Ok(())

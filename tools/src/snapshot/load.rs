@@ -21,8 +21,10 @@
 use super::format::Entry;
 use crate::error::{DbContext, Error, Result};
 use alloy_primitives::{B256, U256};
-use metis_trie::{storage_leaf_value, BranchRecord, BuildError, Nibbles, RootBuilder, SubtrieTop, TrieAccount};
-use metisdb::state::{storage_key, trie_key, AccountInfo, StoredAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY};
+use metis_trie::{storage_leaf_value, BranchRecord, BuildError, Nibbles, RootBuilder, SubtrieTop};
+use metisdb::state::{
+    storage_key, stored_slot_value, trie_key, AccountInfo, StoredAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY,
+};
 use metisdb::tables::{Table, ACCOUNTS, ACCOUNT_TRIE, CODE, METADATA, PREIMAGES, STORAGE, STORAGE_TRIE};
 use metisdb::{CommitInfo, Db, WriteTxn};
 use std::collections::HashSet;
@@ -217,7 +219,7 @@ impl Tries {
                 found = true;
                 break;
             }
-            self.accounts.add_leaf(&hash, &trie_account(&a.info, a.storage_root), &mut drop_records)?;
+            self.accounts.add_leaf(&hash, &a.trie_account().encode_to_vec(), &mut drop_records)?;
         }
         if !found {
             return Err(Error::Refused(format!("the staged import lacks its last account {last:#x}")));
@@ -257,14 +259,8 @@ impl Tries {
             Entry::Slot { hash, slot, value } => {
                 let Some(leaf) = storage_leaf_value(value) else { return Ok(()) };
                 let o = self.open.as_mut().ok_or_else(|| Error::Refused("a slot precedes every account".into()))?;
-                let b = value.to_be_bytes::<32>();
-                let skip = b.iter().take_while(|&&x| x == 0).count();
-                ops.put(STORAGE, &storage_key(&o.hash, hash), &b[skip..]);
-                let prefix = o.hash;
-                o.storage.add_leaf(hash, &leaf, &mut |p, r| {
-                    ops.put(STORAGE_TRIE, &trie_key(prefix.as_slice(), &p), &r.encode());
-                    Ok(())
-                })?;
+                ops.put(STORAGE, &storage_key(&o.hash, hash), stored_slot_value(&value.to_be_bytes()));
+                o.storage.add_leaf(hash, &leaf, &mut record_sink(ops, STORAGE_TRIE, o.hash.as_slice()))?;
                 if let Some(s) = slot {
                     if self.slot_preimages.len() > 1 << 16 {
                         self.slot_preimages.clear();
@@ -281,25 +277,32 @@ impl Tries {
     /// Completes the open account: its storage trie, its record, its leaf.
     fn close_account(&mut self, ops: &mut Ops) -> Result<()> {
         let Some(o) = self.open.take() else { return Ok(()) };
-        let prefix = o.hash;
-        let root = o.storage.finish(&mut |p, r| {
-            ops.put(STORAGE_TRIE, &trie_key(prefix.as_slice(), &p), &r.encode());
-            Ok(())
-        })?;
-        ops.put(ACCOUNTS, o.hash.as_slice(), &StoredAccount { info: o.info, storage_root: root }.encode());
-        self.accounts.add_leaf(&o.hash, &trie_account(&o.info, root), &mut |p, r| {
-            ops.put(ACCOUNT_TRIE, &trie_key(&[], &p), &r.encode());
-            Ok(())
-        })
+        let storage_root = o.storage.finish(&mut record_sink(ops, STORAGE_TRIE, o.hash.as_slice()))?;
+        let stored = StoredAccount { info: o.info, storage_root };
+        ops.put(ACCOUNTS, o.hash.as_slice(), &stored.encode());
+        self.accounts.add_leaf(
+            &o.hash,
+            &stored.trie_account().encode_to_vec(),
+            &mut record_sink(ops, ACCOUNT_TRIE, &[]),
+        )
     }
 
     /// Completes every trie; returns the state root.
     pub fn finish(mut self, ops: &mut Ops) -> Result<B256> {
         self.close_account(ops)?;
-        self.accounts.finish(&mut |p, r| {
-            ops.put(ACCOUNT_TRIE, &trie_key(&[], &p), &r.encode());
-            Ok(())
-        })
+        self.accounts.finish(&mut record_sink(ops, ACCOUNT_TRIE, &[]))
+    }
+}
+
+/// Writes the branch records a [`RecordTrie`] hands out into `table`, under `prefix`.
+fn record_sink<'a>(
+    ops: &'a mut Ops,
+    table: Table,
+    prefix: &'a [u8],
+) -> impl FnMut(Nibbles, BranchRecord) -> Result<()> + 'a {
+    move |path, record| {
+        ops.put(table, &trie_key(prefix, &path), &record.encode());
+        Ok(())
     }
 }
 
@@ -313,10 +316,6 @@ pub struct BatchWriter<'db> {
     pub pending: u64,
     /// Batches committed.
     pub batches: u64,
-}
-
-fn db_err(what: &'static str) -> impl FnOnce(metisdb::Error) -> Error {
-    move |source| Error::Db { context: what.into(), source: Box::new(source) }
 }
 
 impl<'db> BatchWriter<'db> {
@@ -340,7 +339,7 @@ impl<'db> BatchWriter<'db> {
         let txn = self.txn()?;
         for (t, k, v) in ops.iter() {
             if t == REQUIRE_CODE {
-                if txn.get(CODE, k).map_err(db_err("read code"))?.is_none() {
+                if txn.get(CODE, k).ctx(|| "read code".into())?.is_none() {
                     return Err(Error::Refused(format!(
                         "account {:#x} has code {:#x}, which the input does not hold",
                         B256::from_slice(v),
@@ -349,7 +348,7 @@ impl<'db> BatchWriter<'db> {
                 }
                 continue;
             }
-            txn.put(Table(t), k, v).map_err(db_err("write an imported entry"))?;
+            txn.put(Table(t), k, v).ctx(|| "write an imported entry".into())?;
         }
         self.pending += ops.bytes();
         Ok(())
@@ -361,12 +360,12 @@ impl<'db> BatchWriter<'db> {
     pub fn commit(&mut self, meta: &[(&[u8], &[u8])], open: Option<(B256, AccountInfo)>, root: B256) -> Result<()> {
         let txn = self.txn()?;
         for (k, v) in meta {
-            txn.put(METADATA, k, v).map_err(db_err("write import metadata"))?;
+            txn.put(METADATA, k, v).ctx(|| "write import metadata".into())?;
         }
         if let Some((hash, info)) = open {
             // A resumed import reads the account from it (see `Tries::replay`).
             let rec = StoredAccount { info, storage_root: EMPTY_ROOT_HASH }.encode();
-            txn.put(ACCOUNTS, hash.as_slice(), &rec).map_err(db_err("write an imported entry"))?;
+            txn.put(ACCOUNTS, hash.as_slice(), &rec).ctx(|| "write an imported entry".into())?;
         }
         let txn = self.txn.take().expect("opened above");
         txn.commit(CommitInfo { state_root: root.0, extra: Vec::new() })
@@ -380,9 +379,4 @@ impl<'db> BatchWriter<'db> {
     pub fn abandon(&mut self) {
         self.txn = None;
     }
-}
-
-/// The account trie leaf of an account.
-pub fn trie_account(info: &AccountInfo, storage_root: B256) -> Vec<u8> {
-    TrieAccount { nonce: info.nonce, balance: info.balance, storage_root, code_hash: info.code_hash }.encode_to_vec()
 }
