@@ -184,10 +184,18 @@ fn setup(cfg: &LoadConfig, senders: &[Address]) -> Result<Option<Address>, Strin
     let mut conn = Conn::new(cfg.rpc).map_err(|e| e.to_string())?;
     let chain_id = qty(&conn.request("eth_chainId", json!([]))?);
     let funder = derive(DEV_MNEMONIC, 0)?;
-    let mut nonce = qty(&conn.request("eth_getTransactionCount", json!([funder.address, "pending"]))?);
+    let first_nonce = qty(&conn.request("eth_getTransactionCount", json!([funder.address, "pending"]))?);
     let fee = fee_cap(&mut conn)?;
     let mut raws = Vec::new();
+    let mut nonce = first_nonce;
+    // What the pool requires of the funding account: every setup
+    // transaction's gas limit at the fee cap, plus the value it sends.
     let mut needed = U256::ZERO;
+    let mut send = |to: TxKind, value: U256, data: Bytes, gas_limit: u64| {
+        raws.push(sign_eip1559(&funder.signer, chain_id, nonce, to, value, data, gas_limit, fee, GWEI));
+        nonce += 1;
+        needed += value + U256::from(gas_limit as u128 * fee);
+    };
     let mut token = None;
     if cfg.workload == Workload::Erc20 {
         let j: Value = serde_json::from_str(TOKEN_JSON).map_err(|e| e.to_string())?;
@@ -195,61 +203,23 @@ fn setup(cfg: &LoadConfig, senders: &[Address]) -> Result<Option<Address>, Strin
             .map_err(|e| e.to_string())?;
         let mut init = code;
         init.extend_from_slice(&U256::from(10u64).pow(U256::from(30u64)).to_be_bytes::<32>());
-        token = Some(funder.address.create(nonce));
-        raws.push(sign_eip1559(
-            &funder.signer,
-            chain_id,
-            nonce,
-            TxKind::Create,
-            U256::ZERO,
-            init.into(),
-            2_000_000,
-            fee,
-            GWEI,
-        ));
-        nonce += 1;
-        needed += U256::from(2_000_000 * fee);
+        // The deployment is the funding account's first transaction here.
+        token = Some(funder.address.create(first_nonce));
+        send(TxKind::Create, U256::ZERO, init.into(), 2_000_000);
     }
     // Top senders up to 10 ETH rather than sending 10 ETH each time, so that
     // repeated runs against one node do not drain the funding account.
     let target = U256::from(10u64).pow(U256::from(19u64));
     let balances = balances_of(&mut conn, senders)?;
-    let top_ups: Vec<U256> = balances.iter().map(|b| target.saturating_sub(*b)).collect();
-    for (s, top_up) in senders.iter().zip(top_ups) {
+    for (s, balance) in senders.iter().zip(balances) {
+        let top_up = target.saturating_sub(balance);
         if !top_up.is_zero() {
-            raws.push(sign_eip1559(
-                &funder.signer,
-                chain_id,
-                nonce,
-                TxKind::Call(*s),
-                top_up,
-                Bytes::new(),
-                21_000,
-                fee,
-                GWEI,
-            ));
-            nonce += 1;
-            needed += top_up + U256::from(21_000 * fee);
+            send(TxKind::Call(*s), top_up, Bytes::new(), 21_000);
         }
         if let Some(t) = token {
-            let data = erc20_transfer(*s, U256::from(10u64).pow(U256::from(24u64)));
-            raws.push(sign_eip1559(
-                &funder.signer,
-                chain_id,
-                nonce,
-                TxKind::Call(t),
-                U256::ZERO,
-                data,
-                100_000,
-                fee,
-                GWEI,
-            ));
-            nonce += 1;
-            needed += U256::from(100_000 * fee);
+            send(TxKind::Call(t), U256::ZERO, erc20_transfer(*s, U256::from(10u64).pow(U256::from(24u64))), 100_000);
         }
     }
-    // What the pool requires of the funding account: every setup
-    // transaction's gas limit at the fee cap, plus the value it sends.
     let have = balances_of(&mut conn, &[funder.address])?[0];
     if have < needed {
         return Err(format!(
