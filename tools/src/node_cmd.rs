@@ -87,9 +87,13 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
+        // Handlers go in before the banner announces the RPC address: a
+        // client that reads the banner and signals at once must get a clean
+        // shutdown, not the default action of the signal.
+        let stop_signal = ShutdownSignal::install()?;
         let node = Node::start(config.clone()).await?;
         print_banner(&node, &config)?;
-        wait_for_signal().await?;
+        stop_signal.wait().await;
         println!("shutting down");
         node.stop().await;
         println!("stopped cleanly");
@@ -122,15 +126,24 @@ fn print_banner(node: &Node, config: &NodeConfig) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment `install` returns.
+struct ShutdownSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]

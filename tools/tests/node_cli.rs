@@ -74,6 +74,13 @@ fn dev_node_serves_stops_cleanly_and_resumes() {
     let (child, addr, _) = start(dir.path());
     assert!(block_number(addr) >= before, "the restarted node continues the chain");
     stop(child, "-INT");
+
+    // A signal sent the moment the banner names the RPC address is a clean
+    // shutdown too: the handlers are in place before the banner is printed.
+    for signal in ["-INT", "-TERM"] {
+        let (child, _, _) = start(dir.path());
+        stop(child, signal);
+    }
 }
 
 /// `metis bench rpc` run again and again against one node: every run funds
