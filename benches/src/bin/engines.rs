@@ -2,6 +2,10 @@
 //! workload, one child process per engine, tables with MetisDB/peer ratios
 //! and one JSON line per result.
 
+// The allocator of the shipped `metis` binary.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::Parser;
 use metis_benches::engine::Kind;
 use metis_benches::parse_count;

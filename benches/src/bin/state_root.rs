@@ -8,6 +8,10 @@
 //! accounts (keccak of an index as the address), every `--slot-every`-th of
 //! them with `--slots` storage slots. See `benches/STATE_ROOT.md`.
 
+// The allocator of the shipped `metis` binary.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use alloy_rlp::Encodable;
 use alloy_trie::{HashBuilder, Nibbles};
 use clap::Parser;
