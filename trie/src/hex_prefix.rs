@@ -124,7 +124,7 @@ mod tests {
         let nibbles = path.to_vec();
         let flag = if is_leaf { LEAF_FLAG } else { 0 } | (nibbles.len() % 2) as u8;
         let mut all = vec![flag];
-        if nibbles.len() % 2 == 0 {
+        if nibbles.len().is_multiple_of(2) {
             all.push(0);
         }
         all.extend(nibbles);

@@ -185,7 +185,6 @@ fn run_block(
         },
         other => other,
     };
-    let t0 = std::time::Instant::now();
     let (outcomes, mut stats) = match mode {
         ExecutionMode::Sequential | ExecutionMode::Auto { .. } => {
             sequential::run_sequential(env, &mv, &codes, txs, policy == InvalidPolicy::FailBlock)
@@ -203,9 +202,7 @@ fn run_block(
     if !matches!(mode, ExecutionMode::Parallel { .. }) {
         stats.workers = 1;
     }
-    let t1 = std::time::Instant::now();
     let (receipts, included, rejected) = assemble_receipts(input, txs, outcomes, policy)?;
-    let t2 = std::time::Instant::now();
     check_blob_gas(input, txs, &included)?;
 
     let withdrawals = withdrawal_writes(&input.withdrawals);
@@ -217,7 +214,6 @@ fn run_block(
     };
     let final_writes = mv.into_final_writes(threads).map_err(|source| ExecutorError::State { block, source })?;
 
-    let t3 = std::time::Instant::now();
     let gas_used = receipts.last().map_or(0, |r| r.cumulative_gas_used);
     let mut bloom = Bloom::ZERO;
     for receipt in &receipts {
@@ -225,16 +221,6 @@ fn run_block(
     }
     let receipts_root =
         env.spec().is_enabled_in(SpecId::BYZANTIUM).then(|| receipts_root_with_threads(&receipts, threads));
-    let t4 = std::time::Instant::now();
-    if std::env::var_os("PHASES").is_some() {
-        eprintln!(
-            "phases txs {:.1} assemble {:.1} final {:.1} root {:.1}",
-            (t1 - t0).as_secs_f64() * 1e3,
-            (t2 - t1).as_secs_f64() * 1e3,
-            (t3 - t2).as_secs_f64() * 1e3,
-            (t4 - t3).as_secs_f64() * 1e3
-        );
-    }
     Ok(BuiltBlock {
         output: BlockOutput { receipts, gas_used, logs_bloom: bloom, receipts_root, final_writes, stats },
         included,
