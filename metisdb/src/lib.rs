@@ -39,7 +39,7 @@ pub use history::VersionRecord;
 pub use snapshot::{Range, Snapshot};
 pub use stats::{Stats, TableStats};
 pub use tables::Table;
-pub use txn::{CommitInfo, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use txn::{ApartEdits, CommitInfo, TableEdit, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use verify::{TableCheck, VerifyReport};
 
 /// Largest number of pages in a file (16 TiB at 4 KiB pages).

@@ -165,43 +165,72 @@ impl<'db> WriteTxn<'db> {
     }
 
     fn writer(&mut self, table: Table) -> TreeWriter<'_, Snapshot> {
-        // Trie records and version records change with nearly every commit.
-        let hot_leaves = matches!(table, tables::ACCOUNT_TRIE | tables::STORAGE_TRIE | tables::VERSIONS);
-        TreeWriter { base: &self.base, dirty: &mut self.dirty, hot_leaves, table: table.0 }
+        tree_writer(&self.base, &mut self.dirty, table)
+    }
+
+    fn table_write(&mut self, table: Table) -> TableWrite<'_> {
+        let history = self.tracks_history(table);
+        TableWrite {
+            base: &self.base,
+            dirty: &mut self.dirty,
+            root: &mut self.tables[table.index()],
+            changes: &mut self.changes,
+            table,
+            history,
+        }
     }
 
     fn put_raw(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        if value.len() > MAX_VALUE_LEN {
-            return Err(Error::TooLarge { what: "value", len: value.len(), limit: MAX_VALUE_LEN });
-        }
-        let ps = self.dirty.page_size();
-        let nv = if leaf::entry_size(key.len(), &ValueRef::Inline(value)) <= leaf::max_entry_size(ps) {
-            NewValue::Inline(value)
-        } else {
-            let payload = crate::btree::value_run_payload(key, value);
-            NewValue::Run { id: self.dirty.new_run(RunKind::Value, table.0, &payload), len: value.len() as u32 }
-        };
-        let mut root = self.tables[table.index()];
-        let ck = self.tracks_history(table).then(|| change_map_key(table, key));
-        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
-        let prev = self.writer(table).insert(&mut root, key, nv, want_old)?;
-        self.tables[table.index()] = root;
-        if want_old {
-            self.changes.insert(ck.expect("versioned"), prev.value);
-        }
-        Ok(())
+        self.table_write(table).put(key, value)
     }
 
     fn delete_raw(&mut self, table: Table, key: &[u8]) -> Result<bool> {
-        let mut root = self.tables[table.index()];
-        let ck = self.tracks_history(table).then(|| change_map_key(table, key));
-        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
-        let prev = self.writer(table).delete(&mut root, key, want_old)?;
-        self.tables[table.index()] = root;
-        if want_old && prev.existed {
-            self.changes.insert(ck.expect("versioned"), prev.value);
+        self.table_write(table).delete(key)
+    }
+
+    /// Starts edits of `table` that are built apart from this transaction
+    /// (in their own dirty pages) while it stays readable, so that other
+    /// threads can read the transaction during the edits. `None` if this
+    /// transaction already changed the table: the edits start from the
+    /// parent's tree. [`WriteTxn::merge_apart`] takes the edits in.
+    pub fn edit_apart(&self, table: Table) -> Result<Option<TableEdit<'_>>> {
+        check_table(table)?;
+        if !self.untouched(table) {
+            return Ok(None);
         }
-        Ok(prev.existed)
+        Ok(Some(TableEdit {
+            base: &self.base,
+            dirty: Dirty::new(self.dirty.page_size(), self.dirty.version()),
+            root: self.tables[table.index()],
+            changes: BTreeMap::new(),
+            table,
+            history: self.tracks_history(table),
+        }))
+    }
+
+    /// Takes in the edits of [`WriteTxn::edit_apart`]. Fails, changing
+    /// nothing, if the table was changed here since the edits started.
+    pub fn merge_apart(&mut self, edits: ApartEdits) -> Result<()> {
+        let ApartEdits { table, root, dirty, mut changes } = edits;
+        if !self.untouched(table) || dirty.version() != self.dirty.version() {
+            return Err(Error::InvalidOption(format!(
+                "table {} changed in the transaction while edited apart",
+                table.0
+            )));
+        }
+        let remap = self.dirty.absorb(dirty);
+        let mut root = root;
+        root.page = remap.id(root.page);
+        self.tables[table.index()] = root;
+        self.changes.append(&mut changes);
+        Ok(())
+    }
+
+    /// Whether this transaction left `table` as the parent has it.
+    fn untouched(&self, table: Table) -> bool {
+        let first = [table.0];
+        let changed = self.changes.range(first.to_vec()..).next().is_some_and(|(k, _)| k[0] == table.0);
+        self.tables[table.index()] == self.base.state.tables[table.index()] && !changed
     }
 
     /// Inserts or replaces `key` in `table`.
@@ -575,6 +604,106 @@ impl<'db> WriteTxn<'db> {
         inner.latest_seq.store(seq, Ordering::SeqCst);
         Ok(())
     }
+}
+
+/// The tree writer of `table`, with the page placement hint of the table.
+fn tree_writer<'a>(base: &'a Snapshot, dirty: &'a mut Dirty, table: Table) -> TreeWriter<'a, Snapshot> {
+    // Trie records and version records change with nearly every commit.
+    let hot_leaves = matches!(table, tables::ACCOUNT_TRIE | tables::STORAGE_TRIE | tables::VERSIONS);
+    TreeWriter { base, dirty, hot_leaves, table: table.0 }
+}
+
+/// Puts and deletes on one table's tree, recording the old values of a
+/// versioned table (at their first change) for the change set.
+struct TableWrite<'a> {
+    base: &'a Snapshot,
+    dirty: &'a mut Dirty,
+    root: &'a mut TreeRoot,
+    changes: &'a mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    table: Table,
+    history: bool,
+}
+
+impl TableWrite<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::TooLarge { what: "value", len: value.len(), limit: MAX_VALUE_LEN });
+        }
+        let ps = self.dirty.page_size();
+        let nv = if leaf::entry_size(key.len(), &ValueRef::Inline(value)) <= leaf::max_entry_size(ps) {
+            NewValue::Inline(value)
+        } else {
+            let payload = crate::btree::value_run_payload(key, value);
+            NewValue::Run { id: self.dirty.new_run(RunKind::Value, self.table.0, &payload), len: value.len() as u32 }
+        };
+        let ck = self.history.then(|| change_map_key(self.table, key));
+        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
+        let prev = tree_writer(self.base, self.dirty, self.table).insert(self.root, key, nv, want_old)?;
+        if want_old {
+            self.changes.insert(ck.expect("versioned"), prev.value);
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        let ck = self.history.then(|| change_map_key(self.table, key));
+        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
+        let prev = tree_writer(self.base, self.dirty, self.table).delete(self.root, key, want_old)?;
+        if want_old && prev.existed {
+            self.changes.insert(ck.expect("versioned"), prev.value);
+        }
+        Ok(prev.existed)
+    }
+}
+
+/// Edits of one table built apart from their write transaction (see
+/// [`WriteTxn::edit_apart`]): they read the parent's tree and keep their
+/// own dirty pages, so the transaction stays readable meanwhile.
+pub struct TableEdit<'t> {
+    base: &'t Snapshot,
+    dirty: Dirty,
+    root: TreeRoot,
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    table: Table,
+    history: bool,
+}
+
+impl TableEdit<'_> {
+    fn write(&mut self) -> TableWrite<'_> {
+        TableWrite {
+            base: self.base,
+            dirty: &mut self.dirty,
+            root: &mut self.root,
+            changes: &mut self.changes,
+            table: self.table,
+            history: self.history,
+        }
+    }
+
+    /// Inserts or replaces `key`.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        self.write().put(key, value)
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        self.write().delete(key)
+    }
+
+    /// Ends the edits, for [`WriteTxn::merge_apart`].
+    pub fn finish(self) -> ApartEdits {
+        ApartEdits { table: self.table, root: self.root, dirty: self.dirty, changes: self.changes }
+    }
+}
+
+/// Finished [`TableEdit`]s, no longer tied to the transaction.
+pub struct ApartEdits {
+    table: Table,
+    root: TreeRoot,
+    dirty: Dirty,
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 fn change_map_key(table: Table, key: &[u8]) -> Vec<u8> {

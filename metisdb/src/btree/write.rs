@@ -151,6 +151,58 @@ impl Dirty {
     }
 }
 
+/// How the temporary ids of an absorbed [`Dirty`] moved (see [`Dirty::absorb`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TempShift {
+    pages: u64,
+    runs: u64,
+}
+
+impl TempShift {
+    /// The id an absorbed page or run has now; committed ids stay.
+    pub fn id(self, id: u64) -> u64 {
+        if !is_temp(id) {
+            id
+        } else if id & RUN_BIT != 0 {
+            TEMP_BIT | RUN_BIT | ((id & !(TEMP_BIT | RUN_BIT)) + self.runs)
+        } else {
+            TEMP_BIT | ((id & !TEMP_BIT) + self.pages)
+        }
+    }
+}
+
+impl Dirty {
+    /// Takes in the pages, runs and freed pages of `other` (changes of the
+    /// same version made apart, on trees this one has not changed): its
+    /// temporary ids move past this one's, and the references inside its
+    /// pages move with them. Returns the move, for the roots of `other`.
+    pub fn absorb(&mut self, other: Dirty) -> TempShift {
+        assert_eq!(self.page_size, other.page_size, "absorbed changes of another database");
+        assert_eq!(self.version, other.version, "absorbed changes of another version");
+        let shift = TempShift { pages: self.pages.len() as u64, runs: self.runs.len() as u64 };
+        for mut page in other.pages {
+            if let Some(buf) = page.as_deref_mut() {
+                match page::kind(buf) {
+                    Some(page::PageKind::Branch) => {
+                        for i in 0..=branch::count(buf) {
+                            let c = branch::child(buf, i);
+                            branch::set_child(buf, i, shift.id(c));
+                        }
+                    }
+                    Some(page::PageKind::Leaf) => leaf::patch_run_refs(buf, |id| shift.id(id)),
+                    _ => unreachable!("dirty pages are tree nodes"),
+                }
+            }
+            self.pages.push(page);
+        }
+        self.hot.extend(other.hot);
+        self.table.extend(other.table);
+        self.runs.extend(other.runs);
+        self.freed.extend(other.freed);
+        shift
+    }
+}
+
 /// Reads through a transaction: dirty pages first, then the committed base.
 pub struct TxnPages<'a, S: PageSource + ?Sized> {
     /// Committed pages.

@@ -6,7 +6,9 @@
 //! new roots in the account records, then updates the account trie (its 16
 //! top-level subtries in parallel). Both walks rehash only the changed
 //! paths, reusing the stored branch records of untouched subtrees, and
-//! write back just the records that changed.
+//! write back just the records that changed. On more than one thread the
+//! account trie's records are written while the walk goes on (into an edit
+//! apart from the transaction, merged at the end), not after it.
 
 use super::account::{AccountInfo, StoredAccount};
 use super::read::StateRead;
@@ -15,9 +17,10 @@ use super::{hash_slot, keccak256, storage_key, stored_slot_value, Address, B256,
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::tables;
-use crate::txn::{CommitInfo, WriteTxn};
+use crate::txn::{ApartEdits, CommitInfo, TableEdit, WriteTxn};
 use metis_trie::{
-    combine_subtries, prefixes_at_depth, update_root, update_subtrie, PrefixSet, RootUpdate, EMPTY_ROOT_HASH,
+    combine_subtries, prefixes_at_depth, update_root, update_subtrie, BranchRecord, Nibbles, PrefixSet, RootUpdate,
+    SubtrieUpdate, EMPTY_ROOT_HASH,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,9 +47,12 @@ pub struct RootStats {
     pub account_ns: u64,
     /// Of `storage_ns`: walking the storage tries (on the hashing threads).
     pub storage_walk_ns: u64,
-    /// Of `account_ns`: walking the account trie (on the hashing threads).
+    /// Of `account_ns`: walking the account trie (on the hashing threads;
+    /// with more than one thread, including the record writes that overlap
+    /// the walk).
     pub account_walk_ns: u64,
-    /// Of both: writing the changed records and storage roots into the transaction.
+    /// Of both: writing the changed records and storage roots into the
+    /// transaction, where it does not overlap a walk.
     pub write_ns: u64,
 }
 
@@ -94,6 +100,87 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) ->
     let mut out = out.into_inner().expect("result lock");
     out.sort_unstable_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The account trie on `threads` threads (16 subtries taken in turn), with
+/// the record changes of each finished subtrie written into `edit` while
+/// the other subtries still hash: the calling thread writes between the
+/// subtries it hashes, so the record writes leave the critical path
+/// instead of following the walk. Writing into an edit apart from `txn`
+/// keeps `txn` readable by the hashing threads meanwhile. Returns the root
+/// and the edits to merge.
+fn overlapped_account_update(
+    txn: &WriteTxn<'_>,
+    mut edit: TableEdit<'_>,
+    changed: &PrefixSet,
+    threads: usize,
+    stats: &mut RootStats,
+) -> Result<(B256, ApartEdits)> {
+    let t0 = Instant::now();
+    let prefixes = prefixes_at_depth(1);
+    let next = AtomicUsize::new(0);
+    let hash_next = || {
+        let prefix = prefixes.get(next.fetch_add(1, Ordering::Relaxed))?;
+        Some(update_subtrie(prefix, changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn)))
+    };
+    let mut parts: Vec<SubtrieUpdate> = Vec::with_capacity(prefixes.len());
+    let mut write_part = |part: std::result::Result<SubtrieUpdate, metis_trie::TrieError>| -> Result<()> {
+        let mut part = part?;
+        write_records(&mut edit, &part.removals, &part.upserts, stats)?;
+        part.removals.clear();
+        part.upserts.clear();
+        parts.push(part);
+        Ok(())
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let (sender, finished) = std::sync::mpsc::channel();
+        for _ in 1..threads.min(prefixes.len()) {
+            let sender = sender.clone();
+            scope.spawn(move || {
+                while let Some(part) = hash_next() {
+                    if sender.send(part).is_err() {
+                        break; // The writer failed and left.
+                    }
+                }
+            });
+        }
+        drop(sender);
+        while let Some(part) = hash_next() {
+            write_part(part)?;
+            while let Ok(part) = finished.try_recv() {
+                write_part(part)?;
+            }
+        }
+        // Ends when every hashing thread has finished and dropped its sender.
+        for part in finished {
+            write_part(part)?;
+        }
+        Ok(())
+    })?;
+    stats.account_walk_ns = t0.elapsed().as_nanos() as u64;
+    let tw = Instant::now();
+    let top = combine_subtries(parts, &mut TrieBranches::accounts(txn))?;
+    write_records(&mut edit, &top.removals, &top.upserts, stats)?;
+    stats.write_ns += tw.elapsed().as_nanos() as u64;
+    Ok((top.root, edit.finish()))
+}
+
+/// Writes record changes of the account trie into `edit`.
+fn write_records(
+    edit: &mut TableEdit<'_>,
+    removals: &[Nibbles],
+    upserts: &[(Nibbles, BranchRecord)],
+    stats: &mut RootStats,
+) -> Result<()> {
+    for path in removals {
+        edit.delete(&trie_key(&[], path))?;
+    }
+    for (path, rec) in upserts {
+        edit.put(&trie_key(&[], path), &rec.encode())?;
+    }
+    stats.records_written += upserts.len();
+    stats.records_removed += removals.len();
+    Ok(())
 }
 
 impl<'db> StateWriter<'db> {
@@ -249,24 +336,37 @@ impl<'db> StateWriter<'db> {
         let t1 = Instant::now();
         let changed = PrefixSet::from_keys(std::mem::take(&mut self.accounts));
         stats.accounts = changed.len();
-        let txn = &self.txn;
-        let update = if changed.len() < PARALLEL_ACCOUNT_THRESHOLD || self.threads <= 1 {
-            update_root(&changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))?
-        } else {
-            let prefixes = prefixes_at_depth(1);
-            let parts = parallel_map(&prefixes, self.threads, |p| {
-                update_subtrie(p, &changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))
-            });
-            let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
-            combine_subtries(parts, &mut TrieBranches::accounts(txn))?
+        let parallel = changed.len() >= PARALLEL_ACCOUNT_THRESHOLD && self.threads > 1;
+        let root = match self.txn.edit_apart(tables::ACCOUNT_TRIE)? {
+            Some(edit) if parallel => {
+                let (root, edits) = overlapped_account_update(&self.txn, edit, &changed, self.threads, &mut stats)?;
+                let tw = Instant::now();
+                self.txn.merge_apart(edits)?;
+                stats.write_ns += tw.elapsed().as_nanos() as u64;
+                root
+            }
+            _ => {
+                let txn = &self.txn;
+                let update = if parallel {
+                    let prefixes = prefixes_at_depth(1);
+                    let parts = parallel_map(&prefixes, self.threads, |p| {
+                        update_subtrie(p, &changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))
+                    });
+                    let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+                    combine_subtries(parts, &mut TrieBranches::accounts(txn))?
+                } else {
+                    update_root(&changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))?
+                };
+                stats.account_walk_ns = t1.elapsed().as_nanos() as u64;
+                let tw = Instant::now();
+                self.apply(tables::ACCOUNT_TRIE, &[], &update, &mut stats)?;
+                stats.write_ns += tw.elapsed().as_nanos() as u64;
+                update.root
+            }
         };
-        stats.account_walk_ns = t1.elapsed().as_nanos() as u64;
-        let tw = Instant::now();
-        self.apply(tables::ACCOUNT_TRIE, &[], &update, &mut stats)?;
-        stats.write_ns += tw.elapsed().as_nanos() as u64;
         stats.account_ns = t1.elapsed().as_nanos() as u64;
         self.last = stats;
-        Ok(update.root)
+        Ok(root)
     }
 
     fn apply(&mut self, table: tables::Table, prefix: &[u8], u: &RootUpdate, stats: &mut RootStats) -> Result<()> {
