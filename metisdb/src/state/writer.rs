@@ -102,7 +102,8 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) ->
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-/// The account trie on `threads` threads (16 subtries taken in turn), with
+/// The account trie on `threads` threads (256 subtries taken in turn: fine
+/// enough that the threads finish together), with
 /// the record changes of each finished subtrie written into `edit` while
 /// the other subtries still hash: the calling thread writes between the
 /// subtries it hashes, so the record writes leave the critical path
@@ -117,7 +118,7 @@ fn overlapped_account_update(
     stats: &mut RootStats,
 ) -> Result<(B256, ApartEdits)> {
     let t0 = Instant::now();
-    let prefixes = prefixes_at_depth(1);
+    let prefixes = prefixes_at_depth(2);
     let next = AtomicUsize::new(0);
     let hash_next = || {
         let prefix = prefixes.get(next.fetch_add(1, Ordering::Relaxed))?;
