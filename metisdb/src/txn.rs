@@ -195,7 +195,7 @@ impl<'db> WriteTxn<'db> {
     /// parent's tree. [`WriteTxn::merge_apart`] takes the edits in.
     pub fn edit_apart(&self, table: Table) -> Result<Option<TableEdit<'_>>> {
         check_table(table)?;
-        if !self.untouched(table) {
+        if !self.is_untouched(table) {
             return Ok(None);
         }
         Ok(Some(TableEdit {
@@ -212,7 +212,7 @@ impl<'db> WriteTxn<'db> {
     /// nothing, if the table was changed here since the edits started.
     pub fn merge_apart(&mut self, edits: ApartEdits) -> Result<()> {
         let ApartEdits { table, root, dirty, mut changes } = edits;
-        if !self.untouched(table) || dirty.version() != self.dirty.version() {
+        if !self.is_untouched(table) || dirty.version() != self.dirty.version() {
             return Err(Error::InvalidOption(format!(
                 "table {} changed in the transaction while edited apart",
                 table.0
@@ -226,8 +226,9 @@ impl<'db> WriteTxn<'db> {
         Ok(())
     }
 
-    /// Whether this transaction left `table` as the parent has it.
-    fn untouched(&self, table: Table) -> bool {
+    /// Whether this transaction left `table` as the parent has it (so
+    /// that [`WriteTxn::edit_apart`] can edit it).
+    pub fn is_untouched(&self, table: Table) -> bool {
         let first = [table.0];
         let changed = self.changes.range(first.to_vec()..).next().is_some_and(|(k, _)| k[0] == table.0);
         self.tables[table.index()] == self.base.state.tables[table.index()] && !changed

@@ -169,6 +169,22 @@ fn incremental_roots_and_proofs_match_the_reference() {
                     w.set_account(&a, None).unwrap();
                     m.remove(&a);
                 }
+                7 if m.contains_key(&address(i % 8)) => {
+                    // One of a few rich accounts: storage tries large enough
+                    // to keep stored branch records, changed in bursts.
+                    let a = address(i % 8);
+                    for _ in 0..20 {
+                        let slot = U256::from(rng.below(3000));
+                        let value = if rng.below(5) == 0 { U256::ZERO } else { U256::from(rng.next()) };
+                        w.set_storage(&a, &slot, &value).unwrap();
+                        let s = &mut m.get_mut(&a).unwrap().1;
+                        if value.is_zero() {
+                            s.remove(&slot);
+                        } else {
+                            s.insert(slot, value);
+                        }
+                    }
+                }
                 1 if m.contains_key(&a) => {
                     // Self-destruct and re-create: storage wiped.
                     w.wipe_storage(&a).unwrap();

@@ -103,20 +103,22 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) ->
 }
 
 /// The account trie on `threads` threads (256 subtries taken in turn: fine
-/// enough that the threads finish together), with
-/// the record changes of each finished subtrie written into `edit` while
-/// the other subtries still hash: the calling thread writes between the
-/// subtries it hashes, so the record writes leave the critical path
-/// instead of following the walk. Writing into an edit apart from `txn`
-/// keeps `txn` readable by the hashing threads meanwhile. Returns the root
-/// and the edits to merge.
+/// enough that the threads finish together), with the record writes off
+/// the critical path: while the other threads hash, the calling thread
+/// writes the storage tries' records (`storage_updates`, already walked)
+/// into `storage_edit`, then hashes subtries itself and, between them,
+/// writes the records of every finished subtrie into `account_edit`. The
+/// edits are apart from `txn`, which the hashing threads keep reading.
+/// Returns the root and the edits to merge.
 fn overlapped_account_update(
     txn: &WriteTxn<'_>,
-    mut edit: TableEdit<'_>,
+    mut account_edit: TableEdit<'_>,
+    mut storage_edit: TableEdit<'_>,
+    storage_updates: &[(B256, RootUpdate)],
     changed: &PrefixSet,
     threads: usize,
     stats: &mut RootStats,
-) -> Result<(B256, ApartEdits)> {
+) -> Result<(B256, ApartEdits, ApartEdits)> {
     let t0 = Instant::now();
     let prefixes = prefixes_at_depth(2);
     let next = AtomicUsize::new(0);
@@ -125,14 +127,15 @@ fn overlapped_account_update(
         Some(update_subtrie(prefix, changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn)))
     };
     let mut parts: Vec<SubtrieUpdate> = Vec::with_capacity(prefixes.len());
-    let mut write_part = |part: std::result::Result<SubtrieUpdate, metis_trie::TrieError>| -> Result<()> {
-        let mut part = part?;
-        write_records(&mut edit, &part.removals, &part.upserts, stats)?;
-        part.removals.clear();
-        part.upserts.clear();
-        parts.push(part);
-        Ok(())
-    };
+    let mut write_part =
+        |part: std::result::Result<SubtrieUpdate, metis_trie::TrieError>, stats: &mut RootStats| -> Result<()> {
+            let mut part = part?;
+            write_records(&mut account_edit, &[], &part.removals, &part.upserts, stats)?;
+            part.removals.clear();
+            part.upserts.clear();
+            parts.push(part);
+            Ok(())
+        };
     std::thread::scope(|scope| -> Result<()> {
         let (sender, finished) = std::sync::mpsc::channel();
         for _ in 1..threads.min(prefixes.len()) {
@@ -146,38 +149,44 @@ fn overlapped_account_update(
             });
         }
         drop(sender);
+        // The storage tries' records first: the other threads hash meanwhile.
+        for (address_hash, u) in storage_updates {
+            write_records(&mut storage_edit, address_hash.as_slice(), &u.removals, &u.upserts, stats)?;
+        }
         while let Some(part) = hash_next() {
-            write_part(part)?;
+            write_part(part, stats)?;
             while let Ok(part) = finished.try_recv() {
-                write_part(part)?;
+                write_part(part, stats)?;
             }
         }
         // Ends when every hashing thread has finished and dropped its sender.
         for part in finished {
-            write_part(part)?;
+            write_part(part, stats)?;
         }
         Ok(())
     })?;
     stats.account_walk_ns = t0.elapsed().as_nanos() as u64;
     let tw = Instant::now();
     let top = combine_subtries(parts, &mut TrieBranches::accounts(txn))?;
-    write_records(&mut edit, &top.removals, &top.upserts, stats)?;
+    write_records(&mut account_edit, &[], &top.removals, &top.upserts, stats)?;
     stats.write_ns += tw.elapsed().as_nanos() as u64;
-    Ok((top.root, edit.finish()))
+    Ok((top.root, account_edit.finish(), storage_edit.finish()))
 }
 
-/// Writes record changes of the account trie into `edit`.
+/// Writes record changes of a trie (the account trie, or with `prefix` =
+/// keccak(address) an account's storage trie) into `edit`.
 fn write_records(
     edit: &mut TableEdit<'_>,
+    prefix: &[u8],
     removals: &[Nibbles],
     upserts: &[(Nibbles, BranchRecord)],
     stats: &mut RootStats,
 ) -> Result<()> {
     for path in removals {
-        edit.delete(&trie_key(&[], path))?;
+        edit.delete(&trie_key(prefix, path))?;
     }
     for (path, rec) in upserts {
-        edit.put(&trie_key(&[], path), &rec.encode())?;
+        edit.put(&trie_key(prefix, path), &rec.encode())?;
     }
     stats.records_written += upserts.len();
     stats.records_removed += removals.len();
@@ -321,49 +330,70 @@ impl<'db> StateWriter<'db> {
         });
         stats.storage_walk_ns = t0.elapsed().as_nanos() as u64;
         let tw = Instant::now();
+        // The new storage roots go into the account records now (the account
+        // trie's walk reads them); the storage tries' records can wait.
+        let mut storage_updates: Vec<(B256, RootUpdate)> = Vec::with_capacity(jobs.len());
         for ((ah, _), res) in jobs.iter().zip(results) {
             let u = res?;
-            self.apply(tables::STORAGE_TRIE, ah.as_slice(), &u, &mut stats)?;
             let mut acct = self.txn.account_by_hash(ah)?.expect("checked above");
             if acct.storage_root != u.root {
                 acct.storage_root = u.root;
                 self.txn.put(tables::ACCOUNTS, ah.as_slice(), &acct.encode())?;
             }
             self.accounts.insert(*ah);
+            storage_updates.push((*ah, u));
         }
-        stats.write_ns = tw.elapsed().as_nanos() as u64;
-        stats.storage_ns = t0.elapsed().as_nanos() as u64;
         // 2. The account trie.
-        let t1 = Instant::now();
         let changed = PrefixSet::from_keys(std::mem::take(&mut self.accounts));
         stats.accounts = changed.len();
         let parallel = changed.len() >= PARALLEL_ACCOUNT_THRESHOLD && self.threads > 1;
-        let root = match self.txn.edit_apart(tables::ACCOUNT_TRIE)? {
-            Some(edit) if parallel => {
-                let (root, edits) = overlapped_account_update(&self.txn, edit, &changed, self.threads, &mut stats)?;
-                let tw = Instant::now();
-                self.txn.merge_apart(edits)?;
-                stats.write_ns += tw.elapsed().as_nanos() as u64;
-                root
+        // Both tries' records written while the account trie's walk goes on,
+        // if this transaction has not written either record table yet.
+        let overlap =
+            parallel && self.txn.is_untouched(tables::ACCOUNT_TRIE) && self.txn.is_untouched(tables::STORAGE_TRIE);
+        if !overlap {
+            for (ah, u) in &storage_updates {
+                self.apply(tables::STORAGE_TRIE, ah.as_slice(), u, &mut stats)?;
             }
-            _ => {
-                let txn = &self.txn;
-                let update = if parallel {
-                    let prefixes = prefixes_at_depth(1);
-                    let parts = parallel_map(&prefixes, self.threads, |p| {
-                        update_subtrie(p, &changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))
-                    });
-                    let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
-                    combine_subtries(parts, &mut TrieBranches::accounts(txn))?
-                } else {
-                    update_root(&changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))?
-                };
-                stats.account_walk_ns = t1.elapsed().as_nanos() as u64;
-                let tw = Instant::now();
-                self.apply(tables::ACCOUNT_TRIE, &[], &update, &mut stats)?;
-                stats.write_ns += tw.elapsed().as_nanos() as u64;
-                update.root
-            }
+        }
+        stats.write_ns = tw.elapsed().as_nanos() as u64;
+        stats.storage_ns = t0.elapsed().as_nanos() as u64;
+        let t1 = Instant::now();
+        let root = if overlap {
+            let untouched = "checked above";
+            let accounts = self.txn.edit_apart(tables::ACCOUNT_TRIE)?.expect(untouched);
+            let storage = self.txn.edit_apart(tables::STORAGE_TRIE)?.expect(untouched);
+            let (root, accounts, storage) = overlapped_account_update(
+                &self.txn,
+                accounts,
+                storage,
+                &storage_updates,
+                &changed,
+                self.threads,
+                &mut stats,
+            )?;
+            let tw = Instant::now();
+            self.txn.merge_apart(accounts)?;
+            self.txn.merge_apart(storage)?;
+            stats.write_ns += tw.elapsed().as_nanos() as u64;
+            root
+        } else {
+            let txn = &self.txn;
+            let update = if parallel {
+                let prefixes = prefixes_at_depth(1);
+                let parts = parallel_map(&prefixes, self.threads, |p| {
+                    update_subtrie(p, &changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))
+                });
+                let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+                combine_subtries(parts, &mut TrieBranches::accounts(txn))?
+            } else {
+                update_root(&changed, &mut AccountLeaves::new(txn), &mut TrieBranches::accounts(txn))?
+            };
+            stats.account_walk_ns = t1.elapsed().as_nanos() as u64;
+            let tw = Instant::now();
+            self.apply(tables::ACCOUNT_TRIE, &[], &update, &mut stats)?;
+            stats.write_ns += tw.elapsed().as_nanos() as u64;
+            update.root
         };
         stats.account_ns = t1.elapsed().as_nanos() as u64;
         self.last = stats;
