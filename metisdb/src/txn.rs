@@ -16,7 +16,7 @@
 
 use crate::alloc::{self, Stream, SEGMENT_PAGES};
 use crate::btree::leaf::{self, ValueRef};
-use crate::btree::write::{is_temp, Dirty, NewValue, TreeWriter, RUN_BIT, TEMP_BIT};
+use crate::btree::write::{is_temp, patch_refs, Dirty, NewValue, TreeWriter, RUN_BIT, TEMP_BIT};
 use crate::btree::{self, branch, Cursor, PageSource, TreeRoot};
 use crate::db::{Committed, Db, Durability, Inner, WriterState};
 use crate::error::{Error, Result};
@@ -536,16 +536,7 @@ impl<'db> WriteTxn<'db> {
         let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(live.len() + self.dirty.runs.len());
         for &idx in &live {
             let buf = self.dirty.pages[idx].as_deref_mut().expect("live page");
-            match page::kind(buf) {
-                Some(PageKind::Branch) => {
-                    for i in 0..=branch::count(buf) {
-                        let c = branch::child(buf, i);
-                        branch::set_child(buf, i, map_id(c));
-                    }
-                }
-                Some(PageKind::Leaf) => leaf::patch_run_refs(buf, map_id),
-                _ => unreachable!("dirty pages are tree nodes"),
-            }
+            patch_refs(buf, map_id);
             buf[page::TABLE_BYTE] = self.dirty.table[idx];
             page::seal(buf, salt, page_map[idx]);
         }
@@ -639,7 +630,10 @@ impl TableWrite<'_> {
         };
         let ck = self.history.then(|| change_map_key(self.table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
-        let prev = tree_writer(self.base, self.dirty, self.table).insert(self.root, key, nv, want_old)?;
+        // The root changes only when the whole edit succeeded.
+        let mut root = *self.root;
+        let prev = tree_writer(self.base, self.dirty, self.table).insert(&mut root, key, nv, want_old)?;
+        *self.root = root;
         if want_old {
             self.changes.insert(ck.expect("versioned"), prev.value);
         }
@@ -649,7 +643,9 @@ impl TableWrite<'_> {
     fn delete(&mut self, key: &[u8]) -> Result<bool> {
         let ck = self.history.then(|| change_map_key(self.table, key));
         let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
-        let prev = tree_writer(self.base, self.dirty, self.table).delete(self.root, key, want_old)?;
+        let mut root = *self.root;
+        let prev = tree_writer(self.base, self.dirty, self.table).delete(&mut root, key, want_old)?;
+        *self.root = root;
         if want_old && prev.existed {
             self.changes.insert(ck.expect("versioned"), prev.value);
         }

@@ -151,6 +151,21 @@ impl Dirty {
     }
 }
 
+/// Rewrites the page and run references of a dirty tree page (children of
+/// a branch, value runs of a leaf) through `map`.
+pub(crate) fn patch_refs(buf: &mut [u8], map: impl Fn(u64) -> u64) {
+    match page::kind(buf) {
+        Some(page::PageKind::Branch) => {
+            for i in 0..=branch::count(buf) {
+                let c = branch::child(buf, i);
+                branch::set_child(buf, i, map(c));
+            }
+        }
+        Some(page::PageKind::Leaf) => leaf::patch_run_refs(buf, map),
+        _ => unreachable!("dirty pages are tree nodes"),
+    }
+}
+
 /// How the temporary ids of an absorbed [`Dirty`] moved (see [`Dirty::absorb`]).
 #[derive(Clone, Copy, Debug)]
 pub struct TempShift {
@@ -182,16 +197,7 @@ impl Dirty {
         let shift = TempShift { pages: self.pages.len() as u64, runs: self.runs.len() as u64 };
         for mut page in other.pages {
             if let Some(buf) = page.as_deref_mut() {
-                match page::kind(buf) {
-                    Some(page::PageKind::Branch) => {
-                        for i in 0..=branch::count(buf) {
-                            let c = branch::child(buf, i);
-                            branch::set_child(buf, i, shift.id(c));
-                        }
-                    }
-                    Some(page::PageKind::Leaf) => leaf::patch_run_refs(buf, |id| shift.id(id)),
-                    _ => unreachable!("dirty pages are tree nodes"),
-                }
+                patch_refs(buf, |id| shift.id(id));
             }
             self.pages.push(page);
         }

@@ -3,12 +3,12 @@
 //! The writer records which leaves changed: accounts by keccak(address),
 //! slots per account. At commit it first recomputes the storage root of
 //! every account whose storage changed (accounts in parallel), stores the
-//! new roots in the account records, then updates the account trie (its 16
+//! new roots in the account records, then updates the account trie (its
 //! top-level subtries in parallel). Both walks rehash only the changed
 //! paths, reusing the stored branch records of untouched subtrees, and
 //! write back just the records that changed. On more than one thread the
-//! account trie's records are written while the walk goes on (into an edit
-//! apart from the transaction, merged at the end), not after it.
+//! records of both tries are written while the account trie's walk goes on
+//! (into edits apart from the transaction, merged at the end), not after it.
 
 use super::account::{AccountInfo, StoredAccount};
 use super::read::StateRead;
