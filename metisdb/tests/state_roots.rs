@@ -129,6 +129,17 @@ fn check_proofs(db: &Db, version: u64, m: &Model, root: B256, rng: &mut Rng) {
     }
 }
 
+/// Writes a slot (zero deletes it) to the database and the model.
+fn set_slot(w: &mut metisdb::state::StateWriter<'_>, m: &mut Model, a: &Address, slot: U256, value: U256) {
+    w.set_storage(a, &slot, &value).unwrap();
+    let s = &mut m.get_mut(a).unwrap().1;
+    if value.is_zero() {
+        s.remove(&slot);
+    } else {
+        s.insert(slot, value);
+    }
+}
+
 #[test]
 fn incremental_roots_and_proofs_match_the_reference() {
     let versions: u64 = std::env::var("METIS_STATE_VERSIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
@@ -176,13 +187,7 @@ fn incremental_roots_and_proofs_match_the_reference() {
                     for _ in 0..20 {
                         let slot = U256::from(rng.below(3000));
                         let value = if rng.below(5) == 0 { U256::ZERO } else { U256::from(rng.next()) };
-                        w.set_storage(&a, &slot, &value).unwrap();
-                        let s = &mut m.get_mut(&a).unwrap().1;
-                        if value.is_zero() {
-                            s.remove(&slot);
-                        } else {
-                            s.insert(slot, value);
-                        }
+                        set_slot(&mut w, &mut m, &a, slot, value);
                     }
                 }
                 1 if m.contains_key(&a) => {
@@ -198,13 +203,7 @@ fn incremental_roots_and_proofs_match_the_reference() {
                     } else {
                         U256::from(rng.next()) << (rng.below(200) as usize)
                     };
-                    w.set_storage(&a, &slot, &value).unwrap();
-                    let s = &mut m.get_mut(&a).unwrap().1;
-                    if value.is_zero() {
-                        s.remove(&slot);
-                    } else {
-                        s.insert(slot, value);
-                    }
+                    set_slot(&mut w, &mut m, &a, slot, value);
                 }
                 _ => {
                     let with_code = rng.below(5) == 0;
