@@ -340,8 +340,12 @@ impl<'db> WriteTxn<'db> {
         let (live, size) = (self.w.alloc.live_pages(), self.w.alloc.page_count());
         let spare = self.w.alloc.free_segments() as u64 * SEGMENT_PAGES;
         let budget = if size > 2 * live || spare < 2 * need { need.max(4 * SEGMENT_PAGES) } else { need / 4 };
+        // Pages at or past the parent's end of file were allocated by this
+        // commit (its change set): they hold nothing to move, and reading
+        // them through the map would fault past the end of the file.
+        let file_pages = self.base.state.page_count;
         for seg in self.w.alloc.victims(budget) {
-            let (mut p, end) = (seg * SEGMENT_PAGES, (seg + 1) * SEGMENT_PAGES);
+            let (mut p, end) = (seg * SEGMENT_PAGES, ((seg + 1) * SEGMENT_PAGES).min(file_pages));
             while p < end {
                 if self.w.alloc.is_free(p) {
                     p += 1;
@@ -363,6 +367,7 @@ impl<'db> WriteTxn<'db> {
     /// pages it spans, or `None` when it cannot be moved (a change set or
     /// free list, or bytes that are not the start of a page of ours).
     fn relocate(&mut self, p: u64) -> Result<Option<u64>> {
+        assert!(p < self.base.state.page_count, "relocating page {p} past the end of the file");
         let map = self.base.state.map.clone();
         let Some(first) = map.pages(p, 1) else { return Ok(None) };
         if page::kind(first) == Some(PageKind::Run) {
