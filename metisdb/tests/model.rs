@@ -162,7 +162,7 @@ fn apply(txn: &mut metisdb::WriteTxn<'_>, op: &Op) {
 }
 
 fn cases() -> u32 {
-    std::env::var("METIS_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(24)
+    std::env::var("METIS_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128)
 }
 
 proptest! {
