@@ -4,7 +4,8 @@
 #   tools/bench-snapshot.sh WORKDIR ACCOUNTS
 #
 # Makes (once) a `metis db synth` state of ACCOUNTS accounts in WORKDIR,
-# measures the sequential bandwidth of WORKDIR's filesystem with dd, then
+# measures the sequential bandwidth of WORKDIR's filesystem with dd (median
+# of three runs), then
 # exports the state to a snapshot and imports it into a new data dir, each
 # with a cold page cache (when /proc/sys/vm/drop_caches is writable).
 # Prints wall time, peak RSS (VmHWM), bytes read and written by the
@@ -54,13 +55,19 @@ if [ ! -f "$SRC/metis.db" ]; then
   "$METIS" db synth --datadir "$SRC" --accounts "$N" --blocks 0 --changes 0 > /dev/null
 fi
 
-drop
-DD_W=$(dd if=/dev/zero of="$W/dd.tmp" bs=4M count=512 conv=fdatasync 2>&1 | awk '/copied/{print $(NF-1), $NF}')
-drop
-DD_R=$(dd if="$W/dd.tmp" of=/dev/null bs=4M iflag=direct 2>&1 | awk '/copied/{print $(NF-1), $NF}')
-rm -f "$W/dd.tmp"
 to_mb() { case $2 in GB/s) echo "$1*1000" | bc;; MB/s) echo "$1";; kB/s) echo "$1/1000" | bc -l;; esac; }
-WBW=$(to_mb $DD_W); RBW=$(to_mb $DD_R)
+# The disk's sequential bandwidth: the median of three dd runs of each kind
+# (a single run on a virtual disk can be off by a factor of three).
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+WS=(); RS=()
+for _ in 1 2 3; do
+  drop
+  WS+=("$(to_mb $(dd if=/dev/zero of="$W/dd.tmp" bs=4M count=512 conv=fdatasync 2>&1 | awk '/copied/{print $(NF-1), $NF}'))")
+  drop
+  RS+=("$(to_mb $(dd if="$W/dd.tmp" of=/dev/null bs=4M iflag=direct 2>&1 | awk '/copied/{print $(NF-1), $NF}'))")
+  rm -f "$W/dd.tmp"
+done
+WBW=$(median3 "${WS[@]}"); RBW=$(median3 "${RS[@]}")
 
 rm -f "$SNAP"; drop
 LOAD_E=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -75,7 +82,7 @@ rate() { echo "scale=1; $1/1000000/$2" | bc; }
 pct() { echo "scale=0; 100*$1/$2" | bc; }
 echo "accounts $N"
 echo "source_db_bytes $DB snapshot_bytes $SN imported_db_bytes $DB2"
-echo "disk_seq_write_MBps $WBW disk_seq_read_MBps $RBW (dd, 2 GiB, same filesystem)"
+echo "disk_seq_write_MBps $WBW disk_seq_read_MBps $RBW (dd, 2 GiB, same filesystem, median of write ${WS[*]}, read ${RS[*]})"
 E_OUT=$(rate $SN $ew); E_IN=$(rate $erb $ew)
 echo "load_average_before export $LOAD_E import $LOAD_I after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "export wall_s $ew user_s $eu sys_s $es peak_rss_MiB $((ep/1024)) disk_read_MB $(mb $erb) disk_write_MB $(mb $ewb)"
