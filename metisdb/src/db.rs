@@ -12,7 +12,7 @@ use crate::readers::Readers;
 use crate::storage::{self, Backend, Storage};
 use arc_swap::ArcSwap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -168,15 +168,32 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io("open lock file", &path, e))?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut s = String::new();
-            let _ = f.read_to_string(&mut s);
-            let holder = s.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
-            return Err(Error::Locked { path, holder });
+    // When the holder is this very process, the lock may outlive the handle
+    // that took it for a moment: a child that another thread is starting
+    // shares the lock's open file until it runs its program (a lock is held
+    // as long as any copy of the descriptor is open). Wait that out, for at
+    // most a second; a handle of this process that is really open still
+    // gets the error.
+    const OWN_HOLDER_RETRIES: u32 = 100;
+    let mut retries = 0;
+    loop {
+        match f.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut s = String::new();
+                let _ = f.read_to_string(&mut s);
+                let _ = f.rewind();
+                let pid = s.trim().parse::<u32>().ok();
+                if pid == Some(std::process::id()) && retries < OWN_HOLDER_RETRIES {
+                    retries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                let holder = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                return Err(Error::Locked { path, holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
     }
     f.set_len(0).map_err(|e| Error::io("truncate lock file", &path, e))?;
     let _ = write!(f, "{}", std::process::id());

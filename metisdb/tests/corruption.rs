@@ -227,3 +227,28 @@ fn a_second_open_of_the_same_dir_is_refused() {
     drop(db);
     Db::open(dir.path(), Options::default()).unwrap();
 }
+
+/// A child process that another thread is starting holds a copy of every
+/// open descriptor until it runs its program, the lock file's included: a
+/// handle dropped at that moment leaves the lock held for an instant.
+/// Reopening right after a drop must not be refused for it.
+#[test]
+fn reopening_while_another_thread_starts_processes_is_not_refused() {
+    let dir = fast_tempdir();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        });
+        for i in 0..300 {
+            let db = Db::open(dir.path(), Options::default()).unwrap_or_else(|e| {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("open {i}: {e}")
+            });
+            drop(db);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
