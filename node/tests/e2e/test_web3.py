@@ -70,7 +70,9 @@ def send(w3, acct, tx):
 
 def verify_proof(w3, address, slots, block_number):
     block = w3.eth.get_block(block_number)
-    proof = w3.eth.get_proof(address, slots, block_number)
+    # The proof at the same block: with a tag like "latest" a new block may
+    # land between the two requests.
+    proof = w3.eth.get_proof(address, slots, block["number"])
     leaf = mpt.verify(bytes(block["stateRoot"]), bytes.fromhex(address[2:]), [bytes(n) for n in proof["accountProof"]])
     if leaf is None:
         check(proof["balance"] == 0 and proof["nonce"] == 0 and not slots, "exclusion proof of an absent account")
