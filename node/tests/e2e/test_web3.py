@@ -90,7 +90,7 @@ def verify_proof(w3, address, slots, block_number):
         want = int.from_bytes(sp["value"], "big") if isinstance(sp["value"], (bytes, bytearray)) else int(sp["value"])
         check(got == want, "storage proof value matches the proof's value")
         values.append(got)
-    check(proof["balance"] == w3.eth.get_balance(address, block_number), "proof balance equals eth_getBalance")
+    check(proof["balance"] == w3.eth.get_balance(address, block["number"]), "proof balance equals eth_getBalance")
     return values
 
 
