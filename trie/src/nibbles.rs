@@ -241,12 +241,10 @@ impl Nibbles {
         let start = start.min(end);
         let len = end - start;
         let bytes = len.div_ceil(2);
-        let mut packed =
+        let packed =
             if bytes <= INLINE_BYTES { Packed::Inline([0; INLINE_BYTES]) } else { Packed::Heap(vec![0; bytes]) };
-        let dst = match &mut packed {
-            Packed::Inline(buf) => &mut buf[..bytes],
-            Packed::Heap(v) => &mut v[..],
-        };
+        let mut out = Nibbles { len, packed };
+        let dst = &mut out.storage_mut()[..bytes];
         let src = self.as_packed();
         let first = start / 2;
         if start.is_multiple_of(2) {
@@ -263,7 +261,7 @@ impl Nibbles {
             // Keep the zero-past-the-end invariant.
             dst[bytes - 1] &= 0xf0;
         }
-        Nibbles { len, packed }
+        out
     }
 
     /// The first `len` nibbles (clamped).
