@@ -200,27 +200,27 @@ impl<'db> WriteTxn<'db> {
         }
         Ok(Some(TableEdit {
             base: &self.base,
-            dirty: Dirty::new(self.dirty.page_size(), self.dirty.version()),
-            root: self.tables[table.index()],
-            changes: BTreeMap::new(),
-            table,
             history: self.tracks_history(table),
+            edits: ApartEdits {
+                table,
+                root: self.tables[table.index()],
+                dirty: Dirty::new(self.dirty.page_size(), self.dirty.version()),
+                changes: BTreeMap::new(),
+            },
         }))
     }
 
     /// Takes in the edits of [`WriteTxn::edit_apart`]. Fails, changing
     /// nothing, if the table was changed here since the edits started.
     pub fn merge_apart(&mut self, edits: ApartEdits) -> Result<()> {
-        let ApartEdits { table, root, dirty, mut changes } = edits;
+        let ApartEdits { table, mut root, dirty, mut changes } = edits;
         if !self.is_untouched(table) || dirty.version() != self.dirty.version() {
             return Err(Error::InvalidOption(format!(
                 "table {} changed in the transaction while edited apart",
                 table.0
             )));
         }
-        let remap = self.dirty.absorb(dirty);
-        let mut root = root;
-        root.page = remap.id(root.page);
+        root.page = self.dirty.absorb(dirty).id(root.page);
         self.tables[table.index()] = root;
         self.changes.append(&mut changes);
         Ok(())
@@ -663,21 +663,19 @@ impl TableWrite<'_> {
 /// own dirty pages, so the transaction stays readable meanwhile.
 pub struct TableEdit<'t> {
     base: &'t Snapshot,
-    dirty: Dirty,
-    root: TreeRoot,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    table: Table,
     history: bool,
+    edits: ApartEdits,
 }
 
 impl TableEdit<'_> {
     fn write(&mut self) -> TableWrite<'_> {
+        let e = &mut self.edits;
         TableWrite {
             base: self.base,
-            dirty: &mut self.dirty,
-            root: &mut self.root,
-            changes: &mut self.changes,
-            table: self.table,
+            dirty: &mut e.dirty,
+            root: &mut e.root,
+            changes: &mut e.changes,
+            table: e.table,
             history: self.history,
         }
     }
@@ -696,11 +694,13 @@ impl TableEdit<'_> {
 
     /// Ends the edits, for [`WriteTxn::merge_apart`].
     pub fn finish(self) -> ApartEdits {
-        ApartEdits { table: self.table, root: self.root, dirty: self.dirty, changes: self.changes }
+        self.edits
     }
 }
 
-/// Finished [`TableEdit`]s, no longer tied to the transaction.
+/// The changes of a [`TableEdit`]: its table's new root, its dirty pages and
+/// the old values it recorded; once finished, no longer tied to the
+/// transaction.
 pub struct ApartEdits {
     table: Table,
     root: TreeRoot,

@@ -173,20 +173,48 @@ fn overlapped_account_update(
     Ok((top.root, account_edit.finish(), storage_edit.finish()))
 }
 
+/// Where branch records go: the transaction's own table, or an edit apart
+/// from the transaction.
+trait RecordTable {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+    fn delete(&mut self, key: &[u8]) -> Result<bool>;
+}
+
+impl RecordTable for TableEdit<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        TableEdit::put(self, key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        TableEdit::delete(self, key)
+    }
+}
+
+/// A record table of the transaction itself.
+struct InTxn<'a, 'db>(&'a mut WriteTxn<'db>, tables::Table);
+
+impl RecordTable for InTxn<'_, '_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.0.put(self.1, key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        self.0.delete(self.1, key)
+    }
+}
+
 /// Writes record changes of a trie (the account trie, or with `prefix` =
-/// keccak(address) an account's storage trie) into `edit`.
+/// keccak(address) an account's storage trie) into `table`.
 fn write_records(
-    edit: &mut TableEdit<'_>,
+    table: &mut impl RecordTable,
     prefix: &[u8],
     removals: &[Nibbles],
     upserts: &[(Nibbles, BranchRecord)],
     stats: &mut RootStats,
 ) -> Result<()> {
     for path in removals {
-        edit.delete(&trie_key(prefix, path))?;
+        table.delete(&trie_key(prefix, path))?;
     }
     for (path, rec) in upserts {
-        edit.put(&trie_key(prefix, path), &rec.encode())?;
+        table.put(&trie_key(prefix, path), &rec.encode())?;
     }
     stats.records_written += upserts.len();
     stats.records_removed += removals.len();
@@ -401,15 +429,7 @@ impl<'db> StateWriter<'db> {
     }
 
     fn apply(&mut self, table: tables::Table, prefix: &[u8], u: &RootUpdate, stats: &mut RootStats) -> Result<()> {
-        for path in &u.removals {
-            self.txn.delete(table, &trie_key(prefix, path))?;
-        }
-        for (path, rec) in &u.upserts {
-            self.txn.put(table, &trie_key(prefix, path), &rec.encode())?;
-        }
-        stats.records_written += u.upserts.len();
-        stats.records_removed += u.removals.len();
-        Ok(())
+        write_records(&mut InTxn(&mut self.txn, table), prefix, &u.removals, &u.upserts, stats)
     }
 
     /// Computes the state root and commits the next version. Returns (version, root).
