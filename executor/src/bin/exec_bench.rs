@@ -16,7 +16,7 @@
 
 use metis_executor::replay::load_block_dir;
 use metis_executor::synthetic::{synthetic_block, SyntheticSpec, Workload};
-use metis_executor::{execute_block, ExecutionMode};
+use metis_executor::{execute_block, BlockOutput, ExecutionMode};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -67,17 +67,18 @@ fn main() {
     }
 }
 
+/// The output and time (ms) of the fastest of `runs` runs.
 fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (T, f64) {
-    let mut best = f64::MAX;
-    let mut last = None;
+    let mut best: Option<(T, f64)> = None;
     for _ in 0..runs {
         let start = Instant::now();
         let out = f();
-        best = best.min(start.elapsed().as_secs_f64() * 1e3);
-        last = Some(out);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if best.as_ref().is_none_or(|(_, best_ms)| ms < *best_ms) {
+            best = Some((out, ms));
+        }
     }
-    // runs >= 1, so `last` is set.
-    (last.expect("at least one run"), best)
+    best.expect("runs >= 1")
 }
 
 fn synthetic(args: &[String], workers: usize) {
@@ -87,7 +88,7 @@ fn synthetic(args: &[String], workers: usize) {
     let only = flag(args, "--only");
     let runs: usize = flag(args, "--runs").and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
     let mode = flag(args, "--mode").unwrap_or_else(|| "both".into());
-    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {})", allocator());
+    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {}; phases: transactions + finish ms)", allocator());
     for (name, workload, gas_per_tx) in [
         ("raw", Workload::RawTransfers, 21_000u64),
         ("erc20", Workload::Erc20, 51_000),
@@ -121,6 +122,12 @@ fn synthetic(args: &[String], workers: usize) {
         let seq_ms = seq.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let par_ms = par.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let stats = par.as_ref().map(|(out, _)| out.stats).unwrap_or_default();
+        let phases = |run: &Option<(BlockOutput, f64)>| {
+            run.as_ref().map_or_else(String::new, |(out, _)| {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                format!("{:.1} + {:.1}", ms(out.stats.transactions_time), ms(out.stats.finish_time))
+            })
+        };
         if let Some((out, _)) = seq.as_ref().or(par.as_ref()).filter(|_| args.iter().any(|a| a == "--receipts")) {
             let (_, root1) = best_of(runs, || metis_executor::receipts::receipts_root_with_threads(&out.receipts, 1));
             let (_, root2) =
@@ -128,12 +135,14 @@ fn synthetic(args: &[String], workers: usize) {
             eprintln!("{name}: receipts root {root1:.1} ms on 1 thread, {root2:.1} ms on {workers}");
         }
         println!(
-            "{name:<9} {txs:>8} {mgas:>5.0} {seq_ms:>8.1} {par_ms:>8.1} {:>7.2}x {:>11.0} {:>11.0}   aborts {} waits {}",
+            "{name:<9} {txs:>8} {mgas:>5.0} {seq_ms:>8.1} {par_ms:>8.1} {:>7.2}x {:>11.0} {:>11.0}   aborts {} waits {}   phases seq {} par {}",
             seq_ms / par_ms,
             mgas / seq_ms * 1e3,
             mgas / par_ms * 1e3,
             stats.validation_aborts,
             stats.dependency_waits,
+            phases(&seq),
+            phases(&par),
         );
     }
 }

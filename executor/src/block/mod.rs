@@ -16,6 +16,7 @@ use metisdb::pending::{MvMemory, StateKey, StateValue, StateView, TxIndex, Versi
 use outcome::TxOutcome;
 use revm::context::TxEnv;
 use revm::primitives::hardfork::SpecId;
+use std::time::Instant;
 
 /// EIP-4788 beacon roots contract.
 pub const BEACON_ROOTS_ADDRESS: Address = address!("000F3df6D732807Ef1319fB7B8bB8522d0Beac02");
@@ -185,6 +186,7 @@ fn run_block(
         },
         other => other,
     };
+    let started = Instant::now();
     let (outcomes, mut stats) = match mode {
         ExecutionMode::Sequential | ExecutionMode::Auto { .. } => {
             sequential::run_sequential(env, &mv, &codes, txs, policy == InvalidPolicy::FailBlock)
@@ -202,9 +204,8 @@ fn run_block(
     if !matches!(mode, ExecutionMode::Parallel { .. }) {
         stats.workers = 1;
     }
-    let (receipts, included, rejected) = assemble_receipts(input, txs, outcomes, policy)?;
-    check_blob_gas(input, txs, &included)?;
-
+    let transactions_done = Instant::now();
+    stats.transactions_time = transactions_done - started;
     let withdrawals = withdrawal_writes(&input.withdrawals);
     mv.record(Version { tx: txs.len(), incarnation: 0 }, withdrawals);
     // The sequential reference stays on one thread throughout.
@@ -212,15 +213,36 @@ fn run_block(
         ExecutionMode::Sequential | ExecutionMode::Auto { .. } => 1,
         ExecutionMode::Parallel { workers } => workers,
     };
-    let final_writes = mv.into_final_writes(threads).map_err(|source| ExecutorError::State { block, source })?;
+    let byzantium = env.spec().is_enabled_in(SpecId::BYZANTIUM);
+    let receipt_threads = (threads / 2).max(1);
+    let finish_receipts = move || -> Result<(Assembled, Option<B256>), ExecutorError> {
+        let assembled = assemble_receipts(input, txs, outcomes, policy)?;
+        check_blob_gas(input, txs, &assembled.1)?;
+        let root = byzantium.then(|| receipts_root_with_threads(&assembled.0, receipt_threads));
+        Ok((assembled, root))
+    };
+    // Receipts (mostly keccak) and final writes (mostly cache misses) are
+    // independent: side by side they beat each spread over every thread,
+    // since neither scales well past one.
+    let (receipts_part, final_writes) = if threads >= 2 {
+        std::thread::scope(|scope| {
+            let receipts_part = scope.spawn(finish_receipts);
+            let final_writes = mv.into_final_writes(threads - receipt_threads);
+            let receipts_part = receipts_part.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+            (receipts_part, final_writes)
+        })
+    } else {
+        (finish_receipts(), mv.into_final_writes(1))
+    };
+    let ((receipts, included, rejected), receipts_root) = receipts_part?;
+    let final_writes = final_writes.map_err(|source| ExecutorError::State { block, source })?;
 
     let gas_used = receipts.last().map_or(0, |r| r.cumulative_gas_used);
     let mut bloom = Bloom::ZERO;
     for receipt in &receipts {
         bloom.accrue_bloom(&receipt.logs_bloom);
     }
-    let receipts_root =
-        env.spec().is_enabled_in(SpecId::BYZANTIUM).then(|| receipts_root_with_threads(&receipts, threads));
+    stats.finish_time = transactions_done.elapsed();
     Ok(BuiltBlock {
         output: BlockOutput { receipts, gas_used, logs_bloom: bloom, receipts_root, final_writes, stats },
         included,

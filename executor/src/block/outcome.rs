@@ -2,6 +2,7 @@
 
 use alloy_primitives::Bloom;
 use revm::context_interface::result::{ExecutionResult, HaltReason, InvalidTransaction};
+use std::time::Duration;
 
 // One per transaction, stored in place: boxing the common variant would add an
 // allocation per transaction to save memory on the rare ones.
@@ -29,4 +30,9 @@ pub struct ExecStats {
     /// Workers the block ran on (1: sequential, including the fallback of
     /// [`crate::ExecutionMode::Auto`]).
     pub workers: usize,
+    /// Wall time of the transactions (workers started to workers done).
+    pub transactions_time: Duration,
+    /// Wall time after the transactions: receipts, final writes, receipts
+    /// root.
+    pub finish_time: Duration,
 }

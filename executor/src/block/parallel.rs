@@ -190,6 +190,7 @@ pub fn run_parallel(
         validation_aborts: run.validation_aborts.into_inner(),
         dependency_waits: run.dependency_waits.into_inner(),
         workers,
+        ..ExecStats::default()
     };
     let mut outcomes = Vec::with_capacity(txs.len());
     for (tx, slot) in run.slots.into_iter().enumerate() {

@@ -5,6 +5,13 @@
 //! of entries sorted by transaction index (most keys have one or two
 //! writers, so a vector beats a tree: one allocation, binary search, no
 //! node chasing). The key's hash picks the shard and is reused inside it.
+//!
+//! In front of the shards sits a filter of the keys written in the block
+//! (one bit per hash, never cleared): most reads are of keys no
+//! transaction writes (contracts, untouched balances), and those go to the
+//! parent without touching a shard. Taking a shard's lock, even to read,
+//! writes its cache line, so on two cores every read of a hot key moved
+//! that line between them.
 
 use super::types::{
     AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
@@ -13,11 +20,18 @@ use super::view::{StateError, StateView};
 use alloy_primitives::map::{DefaultHashBuilder, HashMap};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 /// Shards keep workers that touch different keys off each other's locks.
 const SHARD_COUNT: usize = 256;
+
+/// Bits of the written-key filter per transaction slot (a transaction writes
+/// a few keys: about one false positive in ten at four keys per slot), and
+/// the filter's bounds in bits.
+const FILTER_BITS_PER_SLOT: usize = 64;
+const FILTER_MIN_BITS: usize = 1 << 12;
+const FILTER_MAX_BITS: usize = 1 << 24;
 
 /// Below this many written keys [`MvMemory::into_final_writes`] stays on the
 /// calling thread.
@@ -147,6 +161,9 @@ pub struct MvMemory<'p> {
     pre_block: HashMap<StateKey, StateValue>,
     shards: Box<[Shard]>,
     hasher: DefaultHashBuilder,
+    /// One bit per key hash, set before a key first enters its shard: a
+    /// clear bit means no transaction wrote the key. A power of two of bits.
+    written_filter: Box<[AtomicU64]>,
     /// Per transaction: the keys its latest incarnation wrote (sorted) and
     /// its balance addition to the lazy account.
     last_writes: Box<[Mutex<TxWrites>]>,
@@ -193,6 +210,12 @@ impl<'p> MvMemory<'p> {
             pre_block: HashMap::default(),
             shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::default())).collect(),
             hasher: DefaultHashBuilder::default(),
+            written_filter: {
+                let bits = (slots.saturating_mul(FILTER_BITS_PER_SLOT))
+                    .clamp(FILTER_MIN_BITS, FILTER_MAX_BITS)
+                    .next_power_of_two();
+                (0..bits / 64).map(|_| AtomicU64::new(0)).collect()
+            },
             last_writes: (0..slots).map(|_| Mutex::new(TxWrites::default())).collect(),
             lazy: None,
             has_wipes: AtomicBool::new(false),
@@ -266,8 +289,37 @@ impl<'p> MvMemory<'p> {
     }
 
     fn shard(&self, key: &StateKey) -> &Shard {
+        self.shard_of_hash(self.hasher.hash_one(key))
+    }
+
+    fn shard_of_hash(&self, hash: u64) -> &Shard {
         // The high bits: the map inside the shard uses the low ones.
-        &self.shards[(self.hasher.hash_one(key) >> 56) as usize % SHARD_COUNT]
+        &self.shards[(hash >> 56) as usize % SHARD_COUNT]
+    }
+
+    /// The filter word and bit of a key hash. The bits below the shard's:
+    /// keys of one shard spread over the whole filter.
+    fn filter_bit(&self, hash: u64) -> (&AtomicU64, u64) {
+        let bit = (hash >> 8) as usize & (self.written_filter.len() * 64 - 1);
+        (&self.written_filter[bit / 64], 1 << (bit % 64))
+    }
+
+    /// False only if no transaction wrote the key so far. A read that races
+    /// with the first write of its key may miss it, as a read just before
+    /// the write would: the writer reports a new location
+    /// ([`MvMemory::record`]), so the reader is validated after the write.
+    fn maybe_written(&self, hash: u64) -> bool {
+        let (word, bit) = self.filter_bit(hash);
+        word.load(Ordering::Acquire) & bit != 0
+    }
+
+    fn note_written(&self, hash: u64) {
+        let (word, bit) = self.filter_bit(hash);
+        // A plain load first: most writes hit a set bit, and the filter's
+        // lines then stay shared between the cores.
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            word.fetch_or(bit, Ordering::Release);
+        }
     }
 
     /// Walks the versions of `key` written by transactions below `tx`.
@@ -275,7 +327,11 @@ impl<'p> MvMemory<'p> {
         if self.is_lazy(key) {
             return self.walk_lazy(key, tx);
         }
-        match read!(self.shard(key)).get(key) {
+        let hash = self.hasher.hash_one(key);
+        if !self.maybe_written(hash) {
+            return Walk::NOTHING;
+        }
+        match read!(self.shard_of_hash(hash)).get(key) {
             Some(versions) => walk_versions(versions, tx),
             None => Walk::NOTHING,
         }
@@ -383,8 +439,9 @@ impl<'p> MvMemory<'p> {
     /// that produced the hash is validated instead.
     pub fn read_code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError> {
         let key = StateKey::Code(*code_hash);
-        {
-            let shard = read!(self.shard(&key));
+        let hash = self.hasher.hash_one(key);
+        if self.maybe_written(hash) {
+            let shard = read!(self.shard_of_hash(hash));
             if let Some(versions) = shard.get(&key) {
                 for entry in versions.iter() {
                     if let EntryData::Write(StateValue::Code(code)) = &entry.data {
@@ -472,7 +529,9 @@ impl<'p> MvMemory<'p> {
                 }
             };
             let entry = Entry { tx: version.tx, incarnation: version.incarnation, data };
-            let mut shard = write!(self.shard(&key));
+            let hash = self.hasher.hash_one(key);
+            self.note_written(hash);
+            let mut shard = write!(self.shard_of_hash(hash));
             let versions = shard.entry(key).or_default();
             let at = versions.partition_point(|e| e.tx < version.tx);
             match versions.get_mut(at) {
@@ -724,6 +783,7 @@ impl<'p> MvMemory<'p> {
 mod tests {
     use super::*;
     use crate::pending::InMemoryState;
+    use std::collections::BTreeMap;
 
     fn addr(n: u8) -> Address {
         Address::new([n; 20])
@@ -752,6 +812,40 @@ mod tests {
         assert_eq!(read(2).0, U256::from(11));
         assert_eq!(read(3).1, ReadOrigin::Version(Version { tx: 1, incarnation: 0 }));
         assert_eq!(read(4).0, U256::from(33));
+    }
+
+    #[test]
+    fn reads_through_a_crowded_written_key_filter_match_a_model() {
+        // Far more keys than filter bits per slot: bits collide, and every
+        // read must still see the write below it or the parent's value.
+        let mut state = InMemoryState::default();
+        let slots: Vec<U256> = (0..20_000u64).map(U256::from).collect();
+        state.insert_account(addr(1), 0, U256::ZERO, Bytes::new(), slots.iter().map(|s| (*s, *s + U256::from(1))));
+        let txs = 8;
+        let mv = MvMemory::new(&state, txs, true);
+        let mut model: BTreeMap<(u64, TxIndex), u64> = BTreeMap::new();
+        for tx in 0..txs {
+            // Transaction tx writes every (tx + 2)-th slot of a third.
+            let writes: Vec<(StateKey, WriteOp)> = (0..20_000u64)
+                .filter(|s| s % 3 == 0 && s % (tx as u64 + 2) == 0)
+                .map(|s| {
+                    model.insert((s, tx), s * 10 + tx as u64);
+                    (StateKey::Storage(addr(1), U256::from(s)), set_slot(s * 10 + tx as u64))
+                })
+                .collect();
+            mv.record(Version { tx, incarnation: 0 }, writes);
+        }
+        for reader in 0..=txs {
+            for s in 0..20_000u64 {
+                let expected =
+                    model.range((s, 0)..(s, reader)).next_back().map_or(ReadOrigin::Parent, |((_, tx), _)| {
+                        ReadOrigin::Version(Version { tx: *tx, incarnation: 0 })
+                    });
+                let value = model.range((s, 0)..(s, reader)).next_back().map_or(s + 1, |(_, v)| *v);
+                let read = mv.read_storage(&addr(1), &U256::from(s), reader).unwrap();
+                assert_eq!(read, (U256::from(value), expected), "slot {s} read by {reader}");
+            }
+        }
     }
 
     #[test]
