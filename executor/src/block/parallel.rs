@@ -4,7 +4,7 @@
 use super::outcome::{ExecStats, TxOutcome};
 use crate::evm::{CodeCache, EvmEnv, ExecFailure, TxExecutor};
 use crate::hints::DependencyHints;
-use crate::scheduler::{Scheduler, Task};
+use crate::scheduler::{Claims, Scheduler, Task, MAX_CLAIM_BATCH};
 use metisdb::pending::{MvMemory, ReadRecord, TxIndex, Version};
 use revm::context::TxEnv;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -64,15 +64,17 @@ impl ParallelRun<'_, '_> {
 
     fn run_tasks(&self) {
         let mut executor = TxExecutor::new(self.env, self.mv, self.codes, true);
+        let mut claims = Claims::default();
+        let mut executions = 0;
         let mut task: Option<Task> = None;
         let mut idle: u32 = 0;
         loop {
             task = match task.take() {
-                Some(Task::Execute(version)) => self.execute(&mut executor, version),
-                Some(Task::Validate(version)) => self.validate(version),
+                Some(Task::Execute(version)) => self.execute(&mut executor, version, &mut claims, &mut executions),
+                Some(Task::Validate(version)) => self.validate(version, &mut claims),
                 None if self.scheduler.done() => break,
                 None => {
-                    let next = self.scheduler.next_task();
+                    let next = self.scheduler.next_task(&mut claims);
                     if next.is_some() {
                         idle = 0;
                     } else {
@@ -91,9 +93,17 @@ impl ParallelRun<'_, '_> {
                 }
             };
         }
+        self.executions.fetch_add(executions, Ordering::Relaxed);
     }
 
-    fn execute(&self, executor: &mut TxExecutor<'_, '_>, version: Version) -> Option<Task> {
+    /// Runs `version`; counts each incarnation run in `executions`.
+    fn execute(
+        &self,
+        executor: &mut TxExecutor<'_, '_>,
+        version: Version,
+        claims: &mut Claims,
+        executions: &mut usize,
+    ) -> Option<Task> {
         let tx = version.tx;
         if let Some(blocking) = self.hints.dependency(tx, &self.scheduler) {
             if self.scheduler.add_dependency(tx, blocking) {
@@ -102,7 +112,7 @@ impl ParallelRun<'_, '_> {
             }
         }
         loop {
-            self.executions.fetch_add(1, Ordering::Relaxed);
+            *executions += 1;
             let run = catch_unwind(AssertUnwindSafe(|| executor.execute(tx, &self.txs[tx])));
             let (outcome, writes, reads) = match run {
                 Err(payload) => {
@@ -131,11 +141,11 @@ impl ParallelRun<'_, '_> {
             };
             let wrote_new_location = self.mv.record(version, writes);
             *lock!(self.slots[tx]) = TxSlot { outcome: Some(outcome), reads };
-            return self.scheduler.finish_execution(version, wrote_new_location);
+            return self.scheduler.finish_execution(version, wrote_new_location, claims);
         }
     }
 
-    fn validate(&self, version: Version) -> Option<Task> {
+    fn validate(&self, version: Version, claims: &mut Claims) -> Option<Task> {
         let failed_key = {
             let slot = lock!(self.slots[version.tx]);
             self.mv.validate_reads(version.tx, &slot.reads).map(|read| read.key)
@@ -148,8 +158,15 @@ impl ParallelRun<'_, '_> {
                 self.hints.note_conflict(&key);
             }
         }
-        self.scheduler.finish_validation(version.tx, aborted)
+        self.scheduler.finish_validation(version.tx, aborted, claims)
     }
+}
+
+/// Indices a worker claims at once: runs of a few transactions on large
+/// blocks, one at a time on small ones (where a run left at the end would
+/// leave the other workers idle).
+fn claim_batch(txs: usize, workers: usize) -> usize {
+    (txs / (workers.max(1) * 16)).clamp(1, MAX_CLAIM_BATCH)
 }
 
 /// Runs Block-STM over `txs` with `workers` threads. The memory holds the
@@ -161,12 +178,13 @@ pub fn run_parallel(
     txs: &[TxEnv],
     workers: usize,
 ) -> Result<(Vec<TxOutcome>, ExecStats), WorkerPanic> {
+    let workers = workers.clamp(1, txs.len().max(1));
     let run = ParallelRun {
         env,
         mv,
         codes,
         txs,
-        scheduler: Scheduler::new(txs.len()),
+        scheduler: Scheduler::with_batch(txs.len(), claim_batch(txs.len(), workers)),
         hints: DependencyHints::new(txs),
         slots: (0..txs.len()).map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new() })).collect(),
         panic: Mutex::new(None),
@@ -174,7 +192,6 @@ pub fn run_parallel(
         validation_aborts: AtomicUsize::new(0),
         dependency_waits: AtomicUsize::new(0),
     };
-    let workers = workers.clamp(1, txs.len().max(1));
     std::thread::scope(|scope| {
         for id in 1..workers {
             let run = &run;

@@ -131,7 +131,25 @@ fn last_write(versions: &[Entry]) -> Option<(TxIndex, &StateValue)> {
     })
 }
 
-type Shard = RwLock<HashMap<StateKey, Versions>>;
+/// One shard per pair of cache lines (the unit x86 cores fetch together):
+/// packed, neighbouring shards shared lines, and a write to one made the
+/// other core miss on its neighbour.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HashMap<StateKey, Versions>>);
+
+impl std::ops::Deref for Shard {
+    type Target = RwLock<HashMap<StateKey, Versions>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Shard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
 
 fn leftover(key: &StateKey, tx: TxIndex) -> StateError {
     StateError { what: format!("final write of {key:?}"), reason: format!("transaction {tx} left an estimate") }
@@ -208,7 +226,7 @@ impl<'p> MvMemory<'p> {
         Self {
             parent,
             pre_block: HashMap::default(),
-            shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::default())).collect(),
+            shards: (0..SHARD_COUNT).map(|_| Shard::default()).collect(),
             hasher: DefaultHashBuilder::default(),
             written_filter: {
                 let bits = (slots.saturating_mul(FILTER_BITS_PER_SLOT))
