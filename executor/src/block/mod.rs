@@ -214,20 +214,21 @@ fn run_block(
         ExecutionMode::Parallel { workers } => workers,
     };
     let byzantium = env.spec().is_enabled_in(SpecId::BYZANTIUM);
-    let receipt_threads = (threads / 2).max(1);
     let finish_receipts = move || -> Result<(Assembled, Option<B256>), ExecutorError> {
         let assembled = assemble_receipts(input, txs, outcomes, policy)?;
         check_blob_gas(input, txs, &assembled.1)?;
-        let root = byzantium.then(|| receipts_root_with_threads(&assembled.0, receipt_threads));
+        let root = byzantium.then(|| receipts_root_with_threads(&assembled.0, threads));
         Ok((assembled, root))
     };
     // Receipts (mostly keccak) and final writes (mostly cache misses) are
-    // independent: side by side they beat each spread over every thread,
-    // since neither scales well past one.
+    // independent and neither scales well past one thread: side by side
+    // they beat one after the other, each spread over every thread. The
+    // receipts root hashes on every thread still, so the cores that finish
+    // the final writes first take up the rest of its leaves.
     let (receipts_part, final_writes) = if threads >= 2 {
         std::thread::scope(|scope| {
             let receipts_part = scope.spawn(finish_receipts);
-            let final_writes = mv.into_final_writes(threads - receipt_threads);
+            let final_writes = mv.into_final_writes((threads / 2).max(1));
             let receipts_part = receipts_part.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload));
             (receipts_part, final_writes)
         })
