@@ -18,15 +18,7 @@ use std::path::Path;
 /// Writes `state` into a fresh version of `db` and returns its root.
 fn import(db: &Db, state: &InMemoryState) -> alloy_primitives::B256 {
     let mut writer = db.begin_state().expect("begin");
-    for (hash, code) in &state.codes {
-        writer.set_code(hash, code).expect("code");
-    }
-    for (address, account) in &state.accounts {
-        writer.set_account(address, Some(account.basic.into())).expect("account");
-        for (slot, value) in &account.storage {
-            writer.set_storage(address, slot, value).expect("slot");
-        }
-    }
+    state.write_to(&mut writer).expect("write the state");
     writer.commit(Vec::new()).expect("commit").1
 }
 

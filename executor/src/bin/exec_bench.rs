@@ -9,14 +9,20 @@
 //! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
 //! `--runs N` (best of N, default 3) and `--receipts` (also time the
 //! receipts root alone, on 1 and N threads). Uniswap swaps go to independent
-//! pairs unless `--pools` is given.
+//! pairs unless `--pools` is given. `--state metisdb [--dir DIR]` runs the
+//! blocks on a MetisDB snapshot of the parent state instead of the in-memory
+//! one: the state is written into a fresh database under DIR (default: the
+//! temp directory), and one unmeasured sequential run warms the pages the
+//! block reads.
 //!
 //! ```text
 //! ```
 
+use metis_executor::pending::{InMemoryState, StateView, WithBlockHashes};
 use metis_executor::replay::load_block_dir;
 use metis_executor::synthetic::{synthetic_block, SyntheticSpec, Workload};
 use metis_executor::{execute_block, BlockOutput, ExecutionMode};
+use metisdb::{Db, Options};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -88,7 +94,16 @@ fn synthetic(args: &[String], workers: usize) {
     let only = flag(args, "--only");
     let runs: usize = flag(args, "--runs").and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
     let mode = flag(args, "--mode").unwrap_or_else(|| "both".into());
-    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {}; phases: transactions + finish ms)", allocator());
+    let on_metisdb = match flag(args, "--state").as_deref() {
+        None | Some("memory") => false,
+        Some("metisdb") => true,
+        Some(other) => {
+            eprintln!("--state {other}: expected memory or metisdb");
+            std::process::exit(2);
+        }
+    };
+    let db_root = flag(args, "--dir").map_or_else(|| std::env::temp_dir().join("exec-bench-metisdb"), PathBuf::from);
+    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {}, state {}; phases: transactions + finish ms)", allocator(), if on_metisdb { "MetisDB (warm)" } else { "in memory" });
     for (name, workload, gas_per_tx) in [
         ("raw", Workload::RawTransfers, 21_000u64),
         ("erc20", Workload::Erc20, 51_000),
@@ -102,8 +117,23 @@ fn synthetic(args: &[String], workers: usize) {
         let pools = pools.unwrap_or(if workload == Workload::Swaps { txs } else { 8 });
         let spec = SyntheticSpec { txs, senders: txs, hot_ratio, pools, seed: 1 };
         let block = synthetic_block(workload, &spec);
+        let db = on_metisdb.then(|| metisdb_parent(&db_root.join(name), &block.state));
+        let snapshot = db.as_ref().map(|db| WithBlockHashes {
+            state: db.snapshot(None).unwrap_or_else(|e| fail(&format!("{name}: snapshot: {e}"))),
+            hashes: block.state.block_hashes.clone(),
+        });
+        let parent: &dyn StateView = match &snapshot {
+            Some(snapshot) => {
+                // Warm-up: map every page the block reads.
+                if let Err(e) = execute_block(snapshot, &block.input, &block.txs, ExecutionMode::Sequential) {
+                    fail(&format!("{name}: warm-up: {e}"));
+                }
+                snapshot
+            }
+            None => &block.state,
+        };
         let run = |mode: ExecutionMode| {
-            let (out, ms) = best_of(runs, || execute_block(&block.state, &block.input, &block.txs, mode));
+            let (out, ms) = best_of(runs, || execute_block(parent, &block.input, &block.txs, mode));
             match out {
                 Ok(out) => (out, ms),
                 Err(e) => {
@@ -145,6 +175,25 @@ fn synthetic(args: &[String], workers: usize) {
             phases(&par),
         );
     }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("{message}");
+    std::process::exit(1);
+}
+
+/// A fresh database in `dir` whose newest version holds `state`.
+fn metisdb_parent(dir: &std::path::Path, state: &InMemoryState) -> Db {
+    let _ = std::fs::remove_dir_all(dir);
+    let what = |step: &str, e: metisdb::Error| -> ! { fail(&format!("{}: {step}: {e}", dir.display())) };
+    let db = Db::open(dir, Options::default()).unwrap_or_else(|e| what("open", e));
+    let mut writer = db.begin_state().unwrap_or_else(|e| what("begin", e));
+    state.write_to(&mut writer).unwrap_or_else(|e| what("write the parent state", e));
+    let (_, root) = writer.commit(Vec::new()).unwrap_or_else(|e| what("commit", e));
+    if root != state.state_root() {
+        fail(&format!("{}: MetisDB root {root} differs from the in-memory root", dir.display()));
+    }
+    db
 }
 
 fn mainnet(dir: PathBuf, workers: usize) {

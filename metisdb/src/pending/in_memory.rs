@@ -60,6 +60,21 @@ impl InMemoryState {
         self.accounts.insert(address, InMemoryAccount { basic, storage });
     }
 
+    /// Writes every code, account and slot into `writer`: committed on top
+    /// of an empty database, the new version holds exactly this state.
+    pub fn write_to(&self, writer: &mut crate::state::StateWriter<'_>) -> crate::Result<()> {
+        for (hash, code) in &self.codes {
+            writer.set_code(hash, code)?;
+        }
+        for (address, account) in &self.accounts {
+            writer.set_account(address, Some(account.basic.into()))?;
+            for (slot, value) in &account.storage {
+                writer.set_storage(address, slot, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Folds the final writes of a block into this state. `writes` must be in
     /// key order (as `MvMemory::final_writes` returns them) so that storage
     /// wipes come before the slot writes of the same block.
