@@ -4,7 +4,12 @@
 //! ```text
 //! exec_bench synthetic [--gas 1000000000] [--hot-ratio 0.0] [--workers N] [--pools 8]
 //! exec_bench mainnet <dir with block directories> [--workers N]
+//! exec_bench machine
 //! ```
+//!
+//! `machine` measures what bounds any parallel speedup on this machine: the
+//! round trip of a cache line between two threads, and how much of one
+//! thread's keccak throughput each of two threads keeps when both hash.
 //!
 //! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
 //! `--runs N` (best of N, default 3) and `--receipts` (also time the
@@ -66,8 +71,9 @@ fn main() {
             };
             mainnet(PathBuf::from(dir), workers);
         }
+        Some("machine") => machine(),
         _ => {
-            eprintln!("usage: exec_bench synthetic|mainnet ...");
+            eprintln!("usage: exec_bench synthetic|mainnet|machine ...");
             std::process::exit(2);
         }
     }
@@ -175,6 +181,64 @@ fn synthetic(args: &[String], workers: usize) {
             phases(&par),
         );
     }
+}
+
+/// Cache-line round trip between two threads and keccak throughput on one
+/// and two threads (best of 3 each).
+fn machine() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const ROUND_TRIPS: u64 = 200_000;
+    let round_trip_ns = (0..3)
+        .map(|_| {
+            let turn = AtomicU64::new(0);
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                // Each side waits for the other's write, then writes: every
+                // step moves the line to the other core.
+                scope.spawn(|| {
+                    for i in 0..ROUND_TRIPS {
+                        while turn.load(Ordering::Acquire) != 2 * i + 1 {
+                            std::hint::spin_loop();
+                        }
+                        turn.store(2 * i + 2, Ordering::Release);
+                    }
+                });
+                for i in 0..ROUND_TRIPS {
+                    while turn.load(Ordering::Acquire) != 2 * i {
+                        std::hint::spin_loop();
+                    }
+                    turn.store(2 * i + 1, Ordering::Release);
+                }
+            });
+            started.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64
+        })
+        .fold(f64::MAX, f64::min);
+    const HASHES: usize = 200_000;
+    let hash_run = || {
+        let mut digest = [0u8; 32];
+        for _ in 0..HASHES {
+            digest = alloy_primitives::keccak256(digest).0;
+        }
+        std::hint::black_box(digest);
+    };
+    let one = (0..3).map(|_| best_of(1, hash_run).1).fold(f64::MAX, f64::min);
+    let two = (0..3)
+        .map(|_| {
+            best_of(1, || {
+                std::thread::scope(|scope| {
+                    scope.spawn(hash_run);
+                    hash_run();
+                })
+            })
+            .1
+        })
+        .fold(f64::MAX, f64::min);
+    println!("cache line round trip between two threads: {round_trip_ns:.0} ns");
+    println!(
+        "keccak of 32 bytes: {:.0} ns on one thread; two threads together do {:.2}x the work of one",
+        one * 1e6 / HASHES as f64,
+        2.0 * one / two
+    );
 }
 
 fn fail(message: &str) -> ! {
