@@ -19,6 +19,7 @@ use super::types::{
 use super::view::{StateError, StateView};
 use alloy_primitives::map::{DefaultHashBuilder, HashMap};
 use alloy_primitives::{Address, Bytes, B256, U256};
+use smallvec::SmallVec;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -76,7 +77,9 @@ impl Entry {
 }
 
 /// The entries of one key, sorted by transaction index, one per transaction.
-type Versions = Vec<Entry>;
+/// Most keys have one writer: its entry lives in the map, not in an
+/// allocation of its own (one malloc, free and cache miss less per key).
+type Versions = SmallVec<[Entry; 1]>;
 
 /// The result of walking down the versions of one key below a reader.
 enum Walk {
