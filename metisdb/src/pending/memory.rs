@@ -3,8 +3,9 @@
 //!
 //! Layout: 256 shards, each a `RwLock`ed hash map from key to a small vector
 //! of entries sorted by transaction index (most keys have one or two
-//! writers, so a vector beats a tree: one allocation, binary search, no
-//! node chasing). The key's hash picks the shard and is reused inside it.
+//! writers, so a vector beats a tree: binary search, no node chasing, and
+//! the first entry inline in the map). The high bits of the key's hash
+//! pick the shard.
 //!
 //! In front of the shards sits a filter of the keys written in the block
 //! (one bit per hash, never cleared): most reads are of keys no
@@ -28,8 +29,8 @@ use std::sync::{Mutex, RwLock};
 const SHARD_COUNT: usize = 256;
 
 /// Bits of the written-key filter per transaction slot (a transaction writes
-/// a few keys: about one false positive in ten at four keys per slot), and
-/// the filter's bounds in bits.
+/// a few keys: at four keys per slot, one unwritten key in sixteen hits a
+/// set bit), and the filter's bounds in bits.
 const FILTER_BITS_PER_SLOT: usize = 64;
 const FILTER_MIN_BITS: usize = 1 << 12;
 const FILTER_MAX_BITS: usize = 1 << 24;
