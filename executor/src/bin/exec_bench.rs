@@ -8,8 +8,10 @@
 //! ```
 //!
 //! `machine` measures what bounds any parallel speedup on this machine: the
-//! round trip of a cache line between two threads, and how much of one
-//! thread's keccak throughput each of two threads keeps when both hash.
+//! round trip of a cache line between two threads, and the keccak work two
+//! threads do together against one. `synthetic` and `mainnet` print the
+//! same line first: on a virtual machine whose host moves or shares the
+//! vCPUs, it tells whether a parallel figure was taken on two real cores.
 //!
 //! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
 //! `--runs N` (best of N, default 3) and `--receipts` (also time the
@@ -108,6 +110,7 @@ fn synthetic(args: &[String], workers: usize) {
             std::process::exit(2);
         }
     };
+    println!("{}", machine_bounds());
     let db_root = flag(args, "--dir").map_or_else(|| std::env::temp_dir().join("exec-bench-metisdb"), PathBuf::from);
     println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {}, state {}; phases: transactions + finish ms)", allocator(), if on_metisdb { "MetisDB (warm)" } else { "in memory" });
     for (name, workload, gas_per_tx) in [
@@ -183,9 +186,31 @@ fn synthetic(args: &[String], workers: usize) {
     }
 }
 
-/// Cache-line round trip between two threads and keccak throughput on one
-/// and two threads (best of 3 each).
+/// What bounds a parallel speedup on this machine right now (the host may
+/// move or share the vCPUs): cache-line round trip between two threads in
+/// ns, keccak of 32 bytes on one thread in ns, and the keccak work two
+/// threads do together against one. Best of 3 each.
+struct MachineBounds {
+    round_trip_ns: f64,
+    keccak_ns: f64,
+    keccak_two_threads: f64,
+}
+
+impl std::fmt::Display for MachineBounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "machine: cache-line round trip {:.0} ns; keccak {:.0} ns on one thread, two threads do {:.2}x the work of one",
+            self.round_trip_ns, self.keccak_ns, self.keccak_two_threads
+        )
+    }
+}
+
 fn machine() {
+    println!("{}", machine_bounds());
+}
+
+fn machine_bounds() -> MachineBounds {
     use std::sync::atomic::{AtomicU64, Ordering};
     const ROUND_TRIPS: u64 = 200_000;
     let round_trip_ns = (0..3)
@@ -233,12 +258,7 @@ fn machine() {
             .1
         })
         .fold(f64::MAX, f64::min);
-    println!("cache line round trip between two threads: {round_trip_ns:.0} ns");
-    println!(
-        "keccak of 32 bytes: {:.0} ns on one thread; two threads together do {:.2}x the work of one",
-        one * 1e6 / HASHES as f64,
-        2.0 * one / two
-    );
+    MachineBounds { round_trip_ns, keccak_ns: one * 1e6 / HASHES as f64, keccak_two_threads: 2.0 * one / two }
 }
 
 fn fail(message: &str) -> ! {
@@ -267,6 +287,7 @@ fn mainnet(dir: PathBuf, workers: usize) {
     dirs.retain(|d| d.join("block.json").exists());
     dirs.sort_by_key(|d| d.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()));
     let (mut auto_speedups, mut stm_speedups) = (Vec::new(), Vec::new());
+    println!("{}", machine_bounds());
     println!(
         "block       txs   seq ms   stm ms   auto ms  stm x   auto x  workers  ok  (workers {workers}, best of 5 or more, allocator {})",
         allocator()
