@@ -31,8 +31,14 @@ fn workload() -> impl Strategy<Value = Workload> {
     prop_oneof![Just(Workload::RawTransfers), Just(Workload::Erc20), Just(Workload::Swaps), Just(Workload::Mixed),]
 }
 
+/// Proptest case count: `METIS_PROPTEST_CASES` or 24 (a longer hunt for
+/// scheduling races: `METIS_PROPTEST_CASES=500`).
+fn cases() -> u32 {
+    std::env::var("METIS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn parallel_equals_sequential(
