@@ -266,9 +266,22 @@ fn fail(message: &str) -> ! {
     std::process::exit(1);
 }
 
-/// A fresh database in `dir` whose newest version holds `state`.
+/// A fresh database in `dir` whose newest version holds `state`. A
+/// database left there by an earlier run is replaced; anything else in
+/// `dir` is left alone and the run stops.
 fn metisdb_parent(dir: &std::path::Path, state: &InMemoryState) -> Db {
-    let _ = std::fs::remove_dir_all(dir);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let names: Vec<String> =
+            entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into()).collect();
+        if let Some(other) = names.iter().find(|n| !matches!(n.as_str(), "metis.db" | "LOCK")) {
+            fail(&format!("{}: holds {other}, not only a benchmark database; choose another --dir", dir.display()));
+        }
+        for name in names {
+            if let Err(e) = std::fs::remove_file(dir.join(&name)) {
+                fail(&format!("{}: remove the previous run's {name}: {e}", dir.display()));
+            }
+        }
+    }
     let what = |step: &str, e: metisdb::Error| -> ! { fail(&format!("{}: {step}: {e}", dir.display())) };
     let db = Db::open(dir, Options::default()).unwrap_or_else(|e| what("open", e));
     let mut writer = db.begin_state().unwrap_or_else(|e| what("begin", e));
