@@ -5,8 +5,8 @@
 //! root of a database from its leaves.
 
 use alloy_primitives::{B256, U256};
-use metis_trie::{storage_leaf_value, BuildError, Nibbles, RootBuilder, TrieAccount};
-use metisdb::state::AccountInfo;
+use metis_trie::{storage_leaf_value, BuildError, Nibbles, RootBuilder};
+use metisdb::state::{AccountInfo, StoredAccount};
 
 /// An account whose stored storage root differs from its recomputed one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,13 +55,7 @@ impl StreamRoot {
                     }
                 }
             }
-            let leaf = TrieAccount {
-                nonce: o.info.nonce,
-                balance: o.info.balance,
-                storage_root: root,
-                code_hash: o.info.code_hash,
-            }
-            .encode_to_vec();
+            let leaf = StoredAccount { info: o.info, storage_root: root }.trie_account().encode_to_vec();
             self.accounts.add_leaf(Nibbles::unpack(o.hash.as_slice()), &leaf)?;
         }
         Ok(())
