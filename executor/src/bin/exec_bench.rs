@@ -213,31 +213,27 @@ fn machine() {
 fn machine_bounds() -> MachineBounds {
     use std::sync::atomic::{AtomicU64, Ordering};
     const ROUND_TRIPS: u64 = 200_000;
-    let round_trip_ns = (0..3)
-        .map(|_| {
-            let turn = AtomicU64::new(0);
-            let started = Instant::now();
-            std::thread::scope(|scope| {
-                // Each side waits for the other's write, then writes: every
-                // step moves the line to the other core.
-                scope.spawn(|| {
-                    for i in 0..ROUND_TRIPS {
-                        while turn.load(Ordering::Acquire) != 2 * i + 1 {
-                            std::hint::spin_loop();
-                        }
-                        turn.store(2 * i + 2, Ordering::Release);
-                    }
-                });
+    let (_, round_trip_ms) = best_of(3, || {
+        let turn = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            // Each side waits for the other's write, then writes: every
+            // step moves the line to the other core.
+            scope.spawn(|| {
                 for i in 0..ROUND_TRIPS {
-                    while turn.load(Ordering::Acquire) != 2 * i {
+                    while turn.load(Ordering::Acquire) != 2 * i + 1 {
                         std::hint::spin_loop();
                     }
-                    turn.store(2 * i + 1, Ordering::Release);
+                    turn.store(2 * i + 2, Ordering::Release);
                 }
             });
-            started.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64
+            for i in 0..ROUND_TRIPS {
+                while turn.load(Ordering::Acquire) != 2 * i {
+                    std::hint::spin_loop();
+                }
+                turn.store(2 * i + 1, Ordering::Release);
+            }
         })
-        .fold(f64::MAX, f64::min);
+    });
     const HASHES: usize = 200_000;
     let hash_run = || {
         let mut digest = [0u8; 32];
@@ -246,19 +242,18 @@ fn machine_bounds() -> MachineBounds {
         }
         std::hint::black_box(digest);
     };
-    let one = (0..3).map(|_| best_of(1, hash_run).1).fold(f64::MAX, f64::min);
-    let two = (0..3)
-        .map(|_| {
-            best_of(1, || {
-                std::thread::scope(|scope| {
-                    scope.spawn(hash_run);
-                    hash_run();
-                })
-            })
-            .1
+    let (_, one) = best_of(3, hash_run);
+    let (_, two) = best_of(3, || {
+        std::thread::scope(|scope| {
+            scope.spawn(hash_run);
+            hash_run();
         })
-        .fold(f64::MAX, f64::min);
-    MachineBounds { round_trip_ns, keccak_ns: one * 1e6 / HASHES as f64, keccak_two_threads: 2.0 * one / two }
+    });
+    MachineBounds {
+        round_trip_ns: round_trip_ms * 1e6 / ROUND_TRIPS as f64,
+        keccak_ns: one * 1e6 / HASHES as f64,
+        keccak_two_threads: 2.0 * one / two,
+    }
 }
 
 fn fail(message: &str) -> ! {

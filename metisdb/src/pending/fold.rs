@@ -93,15 +93,7 @@ mod tests {
 
     fn import(db: &Db, state: &InMemoryState) {
         let mut w = db.begin_state().unwrap();
-        for (hash, code) in &state.codes {
-            w.set_code(hash, code).unwrap();
-        }
-        for (address, account) in &state.accounts {
-            w.set_account(address, Some(account.basic.into())).unwrap();
-            for (slot, value) in &account.storage {
-                w.set_storage(address, slot, value).unwrap();
-            }
-        }
+        state.write_to(&mut w).unwrap();
         let (_, root) = w.commit(Vec::new()).unwrap();
         assert_eq!(root, state.state_root());
     }

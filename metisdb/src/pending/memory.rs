@@ -859,11 +859,10 @@ mod tests {
         }
         for reader in 0..=txs {
             for s in 0..20_000u64 {
-                let expected =
-                    model.range((s, 0)..(s, reader)).next_back().map_or(ReadOrigin::Parent, |((_, tx), _)| {
-                        ReadOrigin::Version(Version { tx: *tx, incarnation: 0 })
-                    });
-                let value = model.range((s, 0)..(s, reader)).next_back().map_or(s + 1, |(_, v)| *v);
+                let (value, expected) = match model.range((s, 0)..(s, reader)).next_back() {
+                    Some((&(_, tx), &v)) => (v, ReadOrigin::Version(Version { tx, incarnation: 0 })),
+                    None => (s + 1, ReadOrigin::Parent),
+                };
                 let read = mv.read_storage(&addr(1), &U256::from(s), reader).unwrap();
                 assert_eq!(read, (U256::from(value), expected), "slot {s} read by {reader}");
             }
