@@ -12,12 +12,17 @@
 //! Hints only delay executions, so they never change results.
 
 use crate::scheduler::Scheduler;
-use alloy_primitives::map::{HashMap, HashSet};
+use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, TxKind};
 use metisdb::pending::{StateKey, TxIndex};
 use revm::context::TxEnv;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
+
+/// Hot accounts kept at most: each costs a scan of the predictions and a
+/// list of its touchers; past this many, further conflicts go unhinted (they
+/// still re-execute correctly).
+const MAX_HOT_ACCOUNTS: usize = 256;
 
 pub struct DependencyHints {
     previous_same_sender: Vec<Option<TxIndex>>,
@@ -26,10 +31,10 @@ pub struct DependencyHints {
     /// allocation per transaction).
     predicted: Vec<Address>,
     predicted_at: Vec<usize>,
-    /// (account, transaction predicted to touch it), sorted: the touchers of
-    /// an account are one run, ascending.
-    touchers: Vec<(Address, TxIndex)>,
-    hot: RwLock<HashSet<Address>>,
+    /// Each hot account with the transactions predicted to touch it,
+    /// ascending. Built when the account turns hot, not for every account up
+    /// front: most blocks have a handful of hot accounts or none.
+    hot: RwLock<HashMap<Address, Vec<TxIndex>>>,
     any_hot: AtomicBool,
 }
 
@@ -61,32 +66,21 @@ impl DependencyHints {
             }
             predicted_at.push(predicted.len());
         }
-        let mut touchers: Vec<(Address, TxIndex)> = Vec::with_capacity(predicted.len());
-        for i in 0..txs.len() {
-            touchers.extend(predicted[predicted_at[i]..predicted_at[i + 1]].iter().map(|a| (*a, i)));
-        }
-        touchers.sort_unstable();
         Self {
             previous_same_sender,
             predicted,
             predicted_at,
-            touchers,
-            hot: RwLock::new(HashSet::default()),
+            hot: RwLock::new(HashMap::default()),
             any_hot: AtomicBool::new(false),
         }
     }
 
-    /// The transactions predicted to touch `address`: one run of `touchers`.
-    fn touchers_of(&self, address: &Address) -> &[(Address, TxIndex)] {
-        let lo = self.touchers.partition_point(|(a, _)| a < address);
-        let hi = lo + self.touchers[lo..].partition_point(|(a, _)| a == address);
-        &self.touchers[lo..hi]
-    }
-
-    /// The closest transaction below `tx` predicted to touch `address`.
-    fn toucher_below(&self, address: &Address, tx: TxIndex) -> Option<TxIndex> {
-        let run = self.touchers_of(address);
-        run.partition_point(|(_, i)| *i < tx).checked_sub(1).map(|k| run[k].1)
+    /// The transactions predicted to touch `address`, ascending: one pass
+    /// over the predictions.
+    fn touchers_of(&self, address: &Address) -> Vec<TxIndex> {
+        (0..self.predicted_at.len() - 1)
+            .filter(|&i| self.predicted[self.predicted_at[i]..self.predicted_at[i + 1]].contains(address))
+            .collect()
     }
 
     /// A lower transaction `tx` should wait for before executing, if any.
@@ -102,8 +96,9 @@ impl DependencyHints {
         let hot = self.hot.read().unwrap_or_else(|e| e.into_inner());
         self.predicted[self.predicted_at[tx]..self.predicted_at[tx + 1]]
             .iter()
-            .filter(|a| hot.contains(*a))
-            .filter_map(|a| self.toucher_below(a, tx))
+            .filter_map(|a| hot.get(a))
+            // The closest transaction below `tx` predicted to touch the account.
+            .filter_map(|touchers| touchers.partition_point(|&i| i < tx).checked_sub(1).map(|k| touchers[k]))
             .filter(|&i| !scheduler.is_executed(i))
             .max()
     }
@@ -111,10 +106,71 @@ impl DependencyHints {
     /// Records that a read of `key` failed validation.
     pub fn note_conflict(&self, key: &StateKey) {
         let Some(address) = key.address() else { return };
-        if self.touchers_of(&address).is_empty() {
+        {
+            let hot = self.hot.read().unwrap_or_else(|e| e.into_inner());
+            if hot.contains_key(&address) || hot.len() >= MAX_HOT_ACCOUNTS {
+                return;
+            }
+        }
+        let touchers = self.touchers_of(&address);
+        if touchers.is_empty() {
             return;
         }
-        self.hot.write().unwrap_or_else(|e| e.into_inner()).insert(address);
-        self.any_hot.store(true, Ordering::Relaxed);
+        let mut hot = self.hot.write().unwrap_or_else(|e| e.into_inner());
+        if hot.len() < MAX_HOT_ACCOUNTS {
+            hot.insert(address, touchers);
+            self.any_hot.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::U256;
+    use revm::context_interface::transaction::{AccessList, AccessListItem};
+
+    fn call(caller: u8, to: u8, listed: &[u8]) -> TxEnv {
+        let items = listed.iter().map(|&a| AccessListItem { address: Address::repeat_byte(a), storage_keys: vec![] });
+        TxEnv {
+            caller: Address::repeat_byte(caller),
+            kind: TxKind::Call(Address::repeat_byte(to)),
+            access_list: AccessList(items.collect()),
+            ..TxEnv::default()
+        }
+    }
+
+    #[test]
+    fn hot_accounts_make_the_closest_lower_toucher_a_dependency() {
+        let (a, b, c) = (0xaa, 0xbb, 0xcc);
+        let txs = [
+            call(1, a, &[]),
+            call(2, b, &[]),
+            call(3, a, &[a]),
+            call(4, b, &[a, c]),
+            call(5, c, &[]),
+            call(6, c, &[a]),
+            call(2, b, &[]),
+        ];
+        let hints = DependencyHints::new(&txs);
+        let scheduler = Scheduler::new(txs.len());
+        // Before any conflict only the same sender (tx 1 and tx 6) waits.
+        let deps: Vec<_> = (0..txs.len()).map(|tx| hints.dependency(tx, &scheduler)).collect();
+        assert_eq!(deps, [None, None, None, None, None, None, Some(1)]);
+
+        // An account nobody is predicted to touch does not turn hot.
+        hints.note_conflict(&StateKey::Account(Address::repeat_byte(0xdd)));
+        assert!(!hints.any_hot.load(Ordering::Relaxed));
+
+        hints.note_conflict(&StateKey::Storage(Address::repeat_byte(a), U256::ZERO));
+        let deps: Vec<_> = (0..txs.len()).map(|tx| hints.dependency(tx, &scheduler)).collect();
+        assert_eq!(deps, [None, None, Some(0), Some(2), None, Some(3), Some(1)]);
+
+        // Two hot accounts: the closest lower toucher of either.
+        hints.note_conflict(&StateKey::Account(Address::repeat_byte(c)));
+        hints.note_conflict(&StateKey::Account(Address::repeat_byte(c)));
+        assert_eq!(hints.hot.read().unwrap().len(), 2);
+        let deps: Vec<_> = (0..txs.len()).map(|tx| hints.dependency(tx, &scheduler)).collect();
+        assert_eq!(deps, [None, None, Some(0), Some(2), Some(3), Some(4), Some(1)]);
     }
 }

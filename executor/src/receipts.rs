@@ -38,6 +38,13 @@ impl Receipt {
     }
 }
 
+/// The bloom of a transaction's logs, `None` when it has none. Boxed: a large
+/// block is mostly transfers without logs, and an inline 256-byte bloom would
+/// make each outcome three times the size of its result (every outcome is
+/// written once by a worker and moved once into the receipts).
+pub type LogsBloom = Option<Box<Bloom>>;
+
+/// The bloom of `logs`.
 pub fn logs_bloom<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Bloom {
     let mut bloom = Bloom::ZERO;
     for log in logs {

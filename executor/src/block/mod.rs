@@ -347,7 +347,7 @@ fn assemble_receipts(
             success,
             gas_used,
             cumulative_gas_used: cumulative,
-            logs_bloom: bloom,
+            logs_bloom: bloom.map_or(Bloom::ZERO, |bloom| *bloom),
             logs,
         });
         included.push(index);

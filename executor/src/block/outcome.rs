@@ -1,6 +1,6 @@
 //! What the execution of one transaction left for receipt assembly.
 
-use alloy_primitives::Bloom;
+use crate::receipts::LogsBloom;
 use revm::context_interface::result::{ExecutionResult, HaltReason, InvalidTransaction};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub enum TxOutcome {
     /// Executed, with the bloom of its logs.
-    Executed(ExecutionResult<HaltReason>, Bloom),
+    Executed(ExecutionResult<HaltReason>, LogsBloom),
     /// revm rejected the transaction against the state it read; it wrote
     /// nothing.
     Invalid(InvalidTransaction),

@@ -179,7 +179,7 @@ pub fn run_parallel(
     workers: usize,
 ) -> Result<(Vec<TxOutcome>, ExecStats), WorkerPanic> {
     let workers = workers.clamp(1, txs.len().max(1));
-    let run = ParallelRun {
+    let mut run = ParallelRun {
         env,
         mv,
         codes,
@@ -209,15 +209,15 @@ pub fn run_parallel(
         workers,
         ..ExecStats::default()
     };
-    let mut outcomes = Vec::with_capacity(txs.len());
-    for (tx, slot) in run.slots.into_iter().enumerate() {
-        let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
-        // The scheduler only reports done once every transaction executed and
-        // validated; a missing outcome means an invariant broke.
-        match slot.outcome {
-            Some(outcome) => outcomes.push(outcome),
-            None => return Err(WorkerPanic { tx, message: "transaction left without outcome".into() }),
-        }
+    // The scheduler only reports done once every transaction executed and
+    // validated; a missing outcome means an invariant broke.
+    let missing = |slot: &mut Mutex<TxSlot>| slot.get_mut().unwrap_or_else(|e| e.into_inner()).outcome.is_none();
+    if let Some(tx) = run.slots.iter_mut().position(missing) {
+        return Err(WorkerPanic { tx, message: "transaction left without outcome".into() });
     }
+    // A map over the slots' own vector collects in place (an outcome is no
+    // larger than its slot): no second block-sized allocation to fault in.
+    let outcomes: Vec<TxOutcome> =
+        run.slots.into_iter().filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()).outcome).collect();
     Ok((outcomes, stats))
 }

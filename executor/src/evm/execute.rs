@@ -5,8 +5,8 @@
 use super::code_cache::CodeCache;
 use super::tx_db::{DbError, TxDb};
 use super::write_set::collect_writes;
-use crate::receipts::logs_bloom;
-use alloy_primitives::{Address, Bloom, Bytes, U256};
+use crate::receipts::{logs_bloom, LogsBloom};
+use alloy_primitives::{Address, Bytes, U256};
 use metisdb::pending::{MvMemory, ReadRecord, StateKey, TxIndex, WriteOp};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
@@ -74,8 +74,8 @@ pub struct TxExecution {
     /// against the state it read. It writes nothing.
     pub result: Result<ExecutionResult<HaltReason>, InvalidTransaction>,
     /// Bloom of the logs (computed here, on the worker, rather than in the
-    /// serial receipt assembly).
-    pub bloom: Bloom,
+    /// serial receipt assembly); `None` without logs.
+    pub bloom: LogsBloom,
     pub writes: Vec<(StateKey, WriteOp)>,
     pub reads: Vec<ReadRecord>,
 }
@@ -131,11 +131,11 @@ impl<'a, 'p> TxExecutor<'a, 'p> {
         match outcome {
             Ok(result) => {
                 let writes = collect_writes(&state, self.beneficiary, self.handler.reward.get());
-                let bloom = logs_bloom(result.logs());
+                let bloom = (!result.logs().is_empty()).then(|| Box::new(logs_bloom(result.logs())));
                 Ok(TxExecution { result: Ok(result), bloom, writes, reads })
             }
             Err(EVMError::Transaction(invalid)) => {
-                Ok(TxExecution { result: Err(invalid), bloom: Bloom::ZERO, writes: Vec::new(), reads })
+                Ok(TxExecution { result: Err(invalid), bloom: None, writes: Vec::new(), reads })
             }
             Err(EVMError::Database(DbError::Blocked(blocking))) => Err(ExecFailure::Blocked(blocking)),
             Err(other) => Err(ExecFailure::Failed { reason: other.to_string(), reads }),
