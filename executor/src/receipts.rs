@@ -59,7 +59,7 @@ pub fn receipts_root(receipts: &[Receipt]) -> B256 {
 }
 
 /// Below this many receipts the root is built on the calling thread.
-const PARALLEL_RECEIPTS: usize = 1024;
+pub const PARALLEL_RECEIPTS: usize = 1024;
 
 /// [`receipts_root`], encoding and hashing on up to `threads` threads.
 ///

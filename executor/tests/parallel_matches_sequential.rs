@@ -62,3 +62,11 @@ fn contended_blocks_repeatedly() {
         check(Workload::Mixed, spec, 5).unwrap();
     }
 }
+
+/// A block large enough that its receipts and final writes are finished on
+/// two threads side by side (smaller blocks finish on one).
+#[test]
+fn large_blocks_finish_side_by_side() {
+    let spec = SyntheticSpec { txs: 1536, senders: 1200, hot_ratio: 0.2, pools: 3, seed: 7 };
+    check(Workload::Mixed, spec, 1).unwrap();
+}

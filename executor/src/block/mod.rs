@@ -9,7 +9,7 @@ pub use outcome::ExecStats;
 
 use crate::error::ExecutorError;
 use crate::evm::{execute_system_call, CodeCache, EvmEnv};
-use crate::receipts::{receipts_root_with_threads, Receipt};
+use crate::receipts::{receipts_root_with_threads, Receipt, PARALLEL_RECEIPTS};
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{address, Address, Bloom, Bytes, B256, U256};
 use metisdb::pending::{MvMemory, StateKey, StateValue, StateView, TxIndex, Version, WriteOp};
@@ -208,10 +208,12 @@ fn run_block(
     stats.transactions_time = transactions_done - started;
     let withdrawals = withdrawal_writes(&input.withdrawals);
     mv.record(Version { tx: txs.len(), incarnation: 0 }, withdrawals);
-    // The sequential reference stays on one thread throughout.
+    // The sequential reference stays on one thread throughout, and so does
+    // the finish of a block too small for a second thread to pay for its
+    // start and for the cache lines it would pull from the other core.
     let threads = match mode {
-        ExecutionMode::Sequential | ExecutionMode::Auto { .. } => 1,
-        ExecutionMode::Parallel { workers } => workers,
+        ExecutionMode::Parallel { workers } if txs.len() >= PARALLEL_RECEIPTS => workers,
+        _ => 1,
     };
     let byzantium = env.spec().is_enabled_in(SpecId::BYZANTIUM);
     let finish_receipts = move || -> Result<(Assembled, Option<B256>), ExecutorError> {
