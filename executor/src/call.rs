@@ -38,14 +38,15 @@ pub fn call(
             index: 0,
             reason: invalid.to_string(),
         }),
-        Err(ExecFailure::Blocked(_)) => unreachable_blocked(number),
+        Err(ExecFailure::Blocked(_) | ExecFailure::NotPlainTransfer) => unreachable_blocked(number),
         Err(ExecFailure::Failed { reason, .. }) => {
             Err(ExecutorError::TransactionFailed { block: number, index: 0, reason })
         }
     }
 }
 
-/// Transaction 0 has no lower transaction to wait for.
+/// Transaction 0 has no lower transaction to wait for (and a call is never
+/// run as a chain transaction).
 fn unreachable_blocked(block: u64) -> Result<ExecutionResult<HaltReason>, ExecutorError> {
     Err(ExecutorError::TransactionFailed {
         block,

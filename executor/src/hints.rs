@@ -11,6 +11,7 @@
 //!
 //! Hints only delay executions, so they never change results.
 
+use crate::chains::DebitChains;
 use crate::scheduler::Scheduler;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, TxKind};
@@ -39,7 +40,9 @@ pub struct DependencyHints {
 }
 
 impl DependencyHints {
-    pub fn new(txs: &[TxEnv]) -> Self {
+    /// Transactions of `chains` wait for no lower transaction of their sender:
+    /// they do not read it.
+    pub fn new(txs: &[TxEnv], chains: &DebitChains) -> Self {
         let mut last_of_sender: HashMap<Address, TxIndex> = HashMap::default();
         last_of_sender.reserve(txs.len());
         let mut previous_same_sender = Vec::with_capacity(txs.len());
@@ -47,7 +50,8 @@ impl DependencyHints {
         let mut predicted_at = Vec::with_capacity(txs.len() + 1);
         predicted_at.push(0);
         for (i, tx) in txs.iter().enumerate() {
-            previous_same_sender.push(last_of_sender.insert(tx.caller, i));
+            let previous = last_of_sender.insert(tx.caller, i);
+            previous_same_sender.push(previous.filter(|_| !chains.contains(i)));
             let start = predicted.len();
             if let TxKind::Call(to) = tx.kind {
                 predicted.push(to);
@@ -152,7 +156,7 @@ mod tests {
             call(6, c, &[a]),
             call(2, b, &[]),
         ];
-        let hints = DependencyHints::new(&txs);
+        let hints = DependencyHints::new(&txs, &DebitChains::default());
         let scheduler = Scheduler::new(txs.len());
         // Before any conflict only the same sender (tx 1 and tx 6) waits.
         let deps: Vec<_> = (0..txs.len()).map(|tx| hints.dependency(tx, &scheduler)).collect();

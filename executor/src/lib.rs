@@ -10,6 +10,7 @@
 
 pub mod block;
 pub mod call;
+mod chains;
 mod error;
 pub mod evm;
 mod hints;

@@ -161,12 +161,7 @@ fn synthetic(args: &[String], workers: usize) {
         let seq_ms = seq.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let par_ms = par.as_ref().map_or(f64::NAN, |(_, ms)| *ms);
         let stats = par.as_ref().map(|(out, _)| out.stats).unwrap_or_default();
-        let phases = |run: &Option<(BlockOutput, f64)>| {
-            run.as_ref().map_or_else(String::new, |(out, _)| {
-                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-                format!("{:.1} + {:.1}", ms(out.stats.transactions_time), ms(out.stats.finish_time))
-            })
-        };
+        let phases = |run: &Option<(BlockOutput, f64)>| run.as_ref().map_or_else(String::new, |(out, _)| phases(out));
         if let Some((out, _)) = seq.as_ref().or(par.as_ref()).filter(|_| args.iter().any(|a| a == "--receipts")) {
             let (_, root1) = best_of(runs, || metis_executor::receipts::receipts_root_with_threads(&out.receipts, 1));
             let (_, root2) =
@@ -184,6 +179,13 @@ fn synthetic(args: &[String], workers: usize) {
             phases(&par),
         );
     }
+}
+
+/// The wall time of a block's transactions and of its finish (receipts,
+/// final writes), in ms.
+fn phases(out: &BlockOutput) -> String {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    format!("{:.2} + {:.2}", ms(out.stats.transactions_time), ms(out.stats.finish_time))
 }
 
 /// What bounds a parallel speedup on this machine right now (the host may
@@ -297,7 +299,7 @@ fn mainnet(dir: PathBuf, workers: usize) {
     let (mut auto_speedups, mut stm_speedups) = (Vec::new(), Vec::new());
     println!("{}", machine_bounds());
     println!(
-        "block       txs   seq ms   stm ms   auto ms  stm x   auto x  workers  ok  (workers {workers}, best of 5 or more, allocator {})",
+        "block       txs   seq ms   stm ms   auto ms  stm x   auto x  workers  ok  (workers {workers}, best of 5 or more, allocator {}; Block-STM aborts, waits; phases: transactions + finish ms)",
         allocator()
     );
     for d in dirs {
@@ -331,10 +333,20 @@ fn mainnet(dir: PathBuf, workers: usize) {
             _ => false,
         };
         let used = auto.as_ref().map_or(0, |a| a.stats.workers);
+        let detail = match (&seq, &stm) {
+            (Ok(seq), Ok(stm)) => format!(
+                "   aborts {} waits {}   phases seq {} stm {}",
+                stm.stats.validation_aborts,
+                stm.stats.dependency_waits,
+                phases(seq),
+                phases(stm)
+            ),
+            _ => String::new(),
+        };
         auto_speedups.push(seq_ms / auto_ms);
         stm_speedups.push(seq_ms / stm_ms);
         println!(
-            "{:<10} {:>4} {seq_ms:>8.2} {stm_ms:>8.2} {auto_ms:>9.2} {:>5.2}x {:>6.2}x {used:>8}  {ok}",
+            "{:<10} {:>4} {seq_ms:>8.2} {stm_ms:>8.2} {auto_ms:>9.2} {:>5.2}x {:>6.2}x {used:>8}  {ok}{detail}",
             fixture.number,
             fixture.txs.len(),
             seq_ms / stm_ms,

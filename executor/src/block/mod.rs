@@ -7,6 +7,7 @@ mod sequential;
 
 pub use outcome::ExecStats;
 
+use crate::chains::{self, DebitChains};
 use crate::error::ExecutorError;
 use crate::evm::{execute_system_call, CodeCache, EvmEnv};
 use crate::receipts::{receipts_root_with_threads, Receipt, PARALLEL_RECEIPTS};
@@ -14,6 +15,7 @@ use alloy_primitives::map::HashMap;
 use alloy_primitives::{address, Address, Bloom, Bytes, B256, U256};
 use metisdb::pending::{MvMemory, StateKey, StateValue, StateView, TxIndex, Version, WriteOp};
 use outcome::TxOutcome;
+use parallel::ParallelFailure;
 use revm::context::TxEnv;
 use revm::primitives::hardfork::SpecId;
 use std::time::Instant;
@@ -83,7 +85,8 @@ pub const MIN_PARALLEL_TXS: usize = 16;
 /// Sequential when the block is small ([`MIN_PARALLEL_TXS`],
 /// [`MIN_PARALLEL_GAS`]) or when same-sender chains cover most of it (each
 /// transaction of a chain must wait for the previous one, so the block is
-/// serial by construction).
+/// serial by construction), unless they are chains of plain transfers
+/// ([`crate::chains`]).
 pub fn choose_workers(txs: &[TxEnv], workers: usize) -> usize {
     if workers <= 1 || txs.len() < MIN_PARALLEL_TXS {
         return 1;
@@ -92,8 +95,7 @@ pub fn choose_workers(txs: &[TxEnv], workers: usize) -> usize {
     if gas < MIN_PARALLEL_GAS {
         return 1;
     }
-    let senders: alloy_primitives::map::HashSet<Address> = txs.iter().map(|tx| tx.caller).collect();
-    if senders.len() * 2 <= txs.len() {
+    if chains::independent_transactions(txs) * 2 <= txs.len() {
         return 1;
     }
     workers
@@ -187,19 +189,29 @@ fn run_block(
         other => other,
     };
     let started = Instant::now();
+    let chains = match mode {
+        ExecutionMode::Parallel { .. } => DebitChains::detect(txs, &mv),
+        _ => DebitChains::default(),
+    };
+    mv.set_debit_accounts(chains.senders.clone());
     let (outcomes, mut stats) = match mode {
         ExecutionMode::Sequential | ExecutionMode::Auto { .. } => {
             sequential::run_sequential(env, &mv, &codes, txs, policy == InvalidPolicy::FailBlock)
         }
-        ExecutionMode::Parallel { workers } => {
-            parallel::run_parallel(env, &mv, &codes, txs, workers).map_err(|panic| {
-                ExecutorError::TransactionFailed {
+        ExecutionMode::Parallel { workers } => match parallel::run_parallel(env, &mv, &codes, txs, &chains, workers) {
+            Ok(run) => run,
+            Err(ParallelFailure::Panic { tx, message }) => {
+                return Err(ExecutorError::TransactionFailed {
                     block,
-                    index: panic.tx,
-                    reason: format!("worker panicked: {}", panic.message),
-                }
-            })?
-        }
+                    index: tx,
+                    reason: format!("worker panicked: {message}"),
+                })
+            }
+            Err(ParallelFailure::ChainBroken) => {
+                drop(mv);
+                return run_block(parent, input, txs, ExecutionMode::Sequential, policy);
+            }
+        },
     };
     if !matches!(mode, ExecutionMode::Parallel { .. }) {
         stats.workers = 1;
@@ -286,7 +298,7 @@ fn pre_block_writes(
             .map_err(|reason| ExecutorError::SystemCall { block, contract, reason })?;
         writes.extend(call_writes.into_iter().filter_map(|(key, op)| match op {
             WriteOp::Set(value) => Some((key, value)),
-            WriteOp::AddBalance(_) => None,
+            WriteOp::AddBalance(_) | WriteOp::Debit(_) => None,
         }));
     }
     Ok(writes)

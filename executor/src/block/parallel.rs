@@ -2,6 +2,7 @@
 //! validates transactions against the multi-version memory.
 
 use super::outcome::{ExecStats, TxOutcome};
+use crate::chains::DebitChains;
 use crate::evm::{CodeCache, EvmEnv, ExecFailure, TxExecutor};
 use crate::hints::DependencyHints;
 use crate::scheduler::{Claims, Scheduler, Task, MAX_CLAIM_BATCH};
@@ -11,11 +12,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// A worker panicked: the block is abandoned.
+/// Why a parallel run produced no result.
 #[derive(Debug)]
-pub struct WorkerPanic {
-    pub tx: TxIndex,
-    pub message: String,
+pub enum ParallelFailure {
+    /// A worker panicked (or left a transaction without outcome): the block
+    /// is abandoned.
+    Panic { tx: TxIndex, message: String },
+    /// A chain transaction was not a plain transfer, or a chain's nonce and
+    /// balance checks fail on the real history ([`crate::chains`]): the
+    /// block must run on the sequential path.
+    ChainBroken,
 }
 
 struct TxSlot {
@@ -30,8 +36,9 @@ struct ParallelRun<'a, 'p> {
     txs: &'a [TxEnv],
     scheduler: Scheduler,
     hints: DependencyHints,
+    chains: &'a DebitChains,
     slots: Vec<Mutex<TxSlot>>,
-    panic: Mutex<Option<WorkerPanic>>,
+    failure: Mutex<Option<ParallelFailure>>,
     executions: AtomicUsize,
     validation_aborts: AtomicUsize,
     dependency_waits: AtomicUsize,
@@ -113,16 +120,13 @@ impl ParallelRun<'_, '_> {
         }
         loop {
             *executions += 1;
-            let run = catch_unwind(AssertUnwindSafe(|| executor.execute(tx, &self.txs[tx])));
+            let run = catch_unwind(AssertUnwindSafe(|| match self.chains.contains(tx) {
+                true => executor.execute_chain(tx, &self.txs[tx]),
+                false => executor.execute(tx, &self.txs[tx]),
+            }));
             let (outcome, writes, reads) = match run {
-                Err(payload) => {
-                    let mut slot = lock!(self.panic);
-                    if slot.is_none() {
-                        *slot = Some(WorkerPanic { tx, message: panic_message(payload) });
-                    }
-                    self.scheduler.halt();
-                    return None;
-                }
+                Err(payload) => return self.fail(ParallelFailure::Panic { tx, message: panic_message(payload) }),
+                Ok(Err(ExecFailure::NotPlainTransfer)) => return self.fail(ParallelFailure::ChainBroken),
                 Ok(Err(ExecFailure::Blocked(blocking))) => {
                     if self.scheduler.add_dependency(tx, blocking) {
                         self.dependency_waits.fetch_add(1, Ordering::Relaxed);
@@ -143,6 +147,13 @@ impl ParallelRun<'_, '_> {
             *lock!(self.slots[tx]) = TxSlot { outcome: Some(outcome), reads };
             return self.scheduler.finish_execution(version, wrote_new_location, claims);
         }
+    }
+
+    /// Stops the run; the first failure is the one reported.
+    fn fail(&self, failure: ParallelFailure) -> Option<Task> {
+        lock!(self.failure).get_or_insert(failure);
+        self.scheduler.halt();
+        None
     }
 
     fn validate(&self, version: Version, claims: &mut Claims) -> Option<Task> {
@@ -169,15 +180,18 @@ fn claim_batch(txs: usize, workers: usize) -> usize {
     (txs / (workers.max(1) * 16)).clamp(1, MAX_CLAIM_BATCH)
 }
 
-/// Runs Block-STM over `txs` with `workers` threads. The memory holds the
-/// final writes of every transaction afterwards.
+/// Runs Block-STM over `txs` with `workers` threads, the transactions of
+/// `chains` as debits of their senders (the memory must have been given the
+/// chains' senders as debit accounts). The memory holds the final writes of
+/// every transaction afterwards.
 pub fn run_parallel(
     env: &EvmEnv,
     mv: &MvMemory<'_>,
     codes: &CodeCache,
     txs: &[TxEnv],
+    chains: &DebitChains,
     workers: usize,
-) -> Result<(Vec<TxOutcome>, ExecStats), WorkerPanic> {
+) -> Result<(Vec<TxOutcome>, ExecStats), ParallelFailure> {
     let workers = workers.clamp(1, txs.len().max(1));
     let mut run = ParallelRun {
         env,
@@ -185,9 +199,10 @@ pub fn run_parallel(
         codes,
         txs,
         scheduler: Scheduler::with_batch(txs.len(), claim_batch(txs.len(), workers)),
-        hints: DependencyHints::new(txs),
+        hints: DependencyHints::new(txs, chains),
+        chains,
         slots: (0..txs.len()).map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new() })).collect(),
-        panic: Mutex::new(None),
+        failure: Mutex::new(None),
         executions: AtomicUsize::new(0),
         validation_aborts: AtomicUsize::new(0),
         dependency_waits: AtomicUsize::new(0),
@@ -199,8 +214,12 @@ pub fn run_parallel(
         }
         run.worker(0, workers);
     });
-    if let Some(panic) = lock!(run.panic).take() {
-        return Err(panic);
+    if let Some(failure) = lock!(run.failure).take() {
+        return Err(failure);
+    }
+    // A state error here fails the sequential run too, with its own report.
+    if !chains.hold(txs, mv).unwrap_or(false) {
+        return Err(ParallelFailure::ChainBroken);
     }
     let stats = ExecStats {
         executions: run.executions.into_inner(),
@@ -213,7 +232,7 @@ pub fn run_parallel(
     // validated; a missing outcome means an invariant broke.
     let missing = |slot: &mut Mutex<TxSlot>| slot.get_mut().unwrap_or_else(|e| e.into_inner()).outcome.is_none();
     if let Some(tx) = run.slots.iter_mut().position(missing) {
-        return Err(WorkerPanic { tx, message: "transaction left without outcome".into() });
+        return Err(ParallelFailure::Panic { tx, message: "transaction left without outcome".into() });
     }
     // A map over the slots' own vector collects in place (an outcome is no
     // larger than its slot): no second block-sized allocation to fault in.

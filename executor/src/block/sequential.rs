@@ -28,6 +28,10 @@ pub fn run_sequential(
                 (TxOutcome::Failed(format!("sequential read blocked by transaction {blocking}")), Vec::new())
             }
             Err(ExecFailure::Failed { reason, .. }) => (TxOutcome::Failed(reason), Vec::new()),
+            // Only the parallel path runs chain transactions.
+            Err(ExecFailure::NotPlainTransfer) => {
+                (TxOutcome::Failed("chain transaction on the sequential path".into()), Vec::new())
+            }
         };
         mv.record(Version { tx: index, incarnation: 0 }, writes);
         let stop = !matches!(outcome, TxOutcome::Executed(..)) && stop_at_invalid;

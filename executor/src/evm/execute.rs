@@ -5,6 +5,7 @@
 use super::code_cache::CodeCache;
 use super::tx_db::{DbError, TxDb};
 use super::write_set::collect_writes;
+use crate::chains::DebitChains;
 use crate::receipts::{logs_bloom, LogsBloom};
 use alloy_primitives::{Address, Bytes, U256};
 use metisdb::pending::{MvMemory, ReadRecord, StateKey, TxIndex, WriteOp};
@@ -91,6 +92,9 @@ pub enum ExecFailure {
         reason: String,
         reads: Vec<ReadRecord>,
     },
+    /// A chain transaction ([`crate::chains`]) was not a plain transfer
+    /// after all: the parallel run cannot stand.
+    NotPlainTransfer,
 }
 
 fn build_evm<'a, 'p>(env: &EvmEnv, db: TxDb<'a, 'p>) -> TxEvm<'a, 'p> {
@@ -115,6 +119,20 @@ impl<'a, 'p> TxExecutor<'a, 'p> {
             handler: LazyRewardHandler { reward: Cell::new(U256::ZERO), _evm: Default::default() },
             beneficiary: env.block.beneficiary,
         }
+    }
+
+    /// Executes chain transaction `tx` ([`crate::chains`]) as transaction
+    /// `index` against a stand-in sender; its write of the sender becomes a
+    /// debit.
+    pub fn execute_chain(&mut self, index: TxIndex, tx: &TxEnv) -> Result<TxExecution, ExecFailure> {
+        self.evm.ctx.journaled_state.database.stand_in_sender = Some((tx.caller, tx.nonce));
+        let execution = self.execute(index, tx);
+        self.evm.ctx.journaled_state.database.stand_in_sender = None;
+        let mut execution = execution?;
+        let Ok(result) = &execution.result else { return Err(ExecFailure::NotPlainTransfer) };
+        let writes = std::mem::take(&mut execution.writes);
+        execution.writes = DebitChains::debit(tx, result.tx_gas_used(), writes).ok_or(ExecFailure::NotPlainTransfer)?;
+        Ok(execution)
     }
 
     /// Executes `tx` as transaction `index` of the block.

@@ -2,6 +2,7 @@
 //! multi-version memory and is recorded for validation.
 
 use super::code_cache::CodeCache;
+use crate::chains::STAND_IN_BALANCE;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, B256, U256};
 use metisdb::pending::{MvMemory, ReadError, ReadRecord, StateError, StateKey, TxIndex};
@@ -42,11 +43,14 @@ pub struct TxDb<'a, 'p> {
     /// The sequential path reads only final values and skips the bookkeeping.
     pub record_reads: bool,
     pub reads: Vec<ReadRecord>,
+    /// A chain transaction's sender and nonce ([`crate::chains`]): reads of
+    /// it see a stand-in account and are not recorded.
+    pub stand_in_sender: Option<(Address, u64)>,
 }
 
 impl<'a, 'p> TxDb<'a, 'p> {
     pub fn new(mv: &'a MvMemory<'p>, codes: &'a CodeCache, tx: TxIndex, record_reads: bool) -> Self {
-        Self { mv, codes, local_codes: HashMap::default(), tx, record_reads, reads: Vec::new() }
+        Self { mv, codes, local_codes: HashMap::default(), tx, record_reads, reads: Vec::new(), stand_in_sender: None }
     }
 
     fn load_code(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {
@@ -71,6 +75,15 @@ impl Database for TxDb<'_, '_> {
     type Error = DbError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        if let Some((_, nonce)) = self.stand_in_sender.filter(|(sender, _)| *sender == address) {
+            return Ok(Some(AccountInfo {
+                balance: STAND_IN_BALANCE,
+                nonce,
+                code_hash: KECCAK_EMPTY,
+                code: Some(Bytecode::default()),
+                ..AccountInfo::default()
+            }));
+        }
         let (account, origin) = self.mv.read_account(&address, self.tx)?;
         if self.record_reads {
             self.reads.push(ReadRecord { key: StateKey::Account(address), origin });

@@ -18,7 +18,7 @@ use super::types::{
     AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
 };
 use super::view::{StateError, StateView};
-use alloy_primitives::map::{DefaultHashBuilder, HashMap};
+use alloy_primitives::map::{DefaultHashBuilder, HashMap, HashSet};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use smallvec::SmallVec;
 use std::hash::BuildHasher;
@@ -82,14 +82,23 @@ impl Entry {
 /// allocation of its own (one malloc, free and cache miss less per key).
 type Versions = SmallVec<[Entry; 1]>;
 
+/// A change of an account on top of its last full write.
+#[derive(Clone, Copy, Debug)]
+enum Delta {
+    /// A balance addition.
+    Add(U256),
+    /// A debit: nonce + 1, balance - amount.
+    Debit(U256),
+}
+
 /// The result of walking down the versions of one key below a reader.
 enum Walk {
     Blocked(TxIndex),
-    /// A full write (or none: parent) and the balance additions above it,
-    /// newest first.
+    /// A full write (or none: parent) and the balance additions and debits
+    /// above it, newest first.
     Found {
         base: Option<(Version, StateValue)>,
-        additions: Vec<(Version, U256)>,
+        additions: Vec<(Version, Delta)>,
     },
 }
 
@@ -120,7 +129,7 @@ fn walk_versions(versions: &[Entry], tx: TxIndex) -> Walk {
             EntryData::Write(value) => {
                 return Walk::Found { base: Some((entry.version(), value.clone())), additions };
             }
-            EntryData::AddBalance(amount) => additions.push((entry.version(), *amount)),
+            EntryData::AddBalance(amount) => additions.push((entry.version(), Delta::Add(*amount))),
         }
     }
     Walk::Found { base: None, additions }
@@ -159,20 +168,25 @@ fn leftover(key: &StateKey, tx: TxIndex) -> StateError {
     StateError { what: format!("final write of {key:?}"), reason: format!("transaction {tx} left an estimate") }
 }
 
-/// A transaction's balance addition to the lazy account.
+/// A transaction's balance addition to the lazy account, or its debit of its
+/// sender.
 #[derive(Clone, Copy, Debug, Default)]
-enum LazyAddition {
+enum LazyAmount {
     #[default]
     None,
-    Add(Incarnation, U256),
-    /// The incarnation that added was aborted.
+    Write(Incarnation, U256),
+    /// The incarnation that wrote it was aborted.
     Estimate,
 }
 
 #[derive(Debug, Default)]
 struct TxWrites {
     keys: Vec<StateKey>,
-    lazy: LazyAddition,
+    /// Addition to the lazy account (the beneficiary).
+    lazy: LazyAmount,
+    /// Debit of a debit account, and which.
+    debit: LazyAmount,
+    debited: Option<Address>,
 }
 
 /// Multi-version memory over a parent snapshot.
@@ -193,6 +207,10 @@ pub struct MvMemory<'p> {
     /// `last_writes` instead of the shards: every transaction adds to it, so
     /// one shared version vector would serialize the workers on its lock.
     lazy: Option<Address>,
+    /// Accounts whose transactions debit them without reading them (senders
+    /// of same-sender chains of plain transfers); their debits live in
+    /// `last_writes` like the beneficiary's additions.
+    debit_accounts: HashSet<Address>,
     /// Set once any storage wipe was written: until then slot reads skip the
     /// wipe lookup. Validation re-resolves with the flag set, so a read made
     /// before a wipe appeared is still caught.
@@ -240,6 +258,7 @@ impl<'p> MvMemory<'p> {
             },
             last_writes: (0..slots).map(|_| Mutex::new(TxWrites::default())).collect(),
             lazy: None,
+            debit_accounts: HashSet::default(),
             has_wipes: AtomicBool::new(false),
             lazy_full_write: AtomicBool::new(false),
             state_clear,
@@ -263,13 +282,73 @@ impl<'p> MvMemory<'p> {
         self.lazy = Some(address);
     }
 
-    fn is_lazy(&self, key: &StateKey) -> bool {
-        matches!((key, &self.lazy), (StateKey::Account(a), Some(lazy)) if a == lazy)
+    /// Accounts that transactions debit with [`WriteOp::Debit`] instead of
+    /// reading and writing them. Must run before any transaction records.
+    pub fn set_debit_accounts(&mut self, accounts: HashSet<Address>) {
+        self.debit_accounts = accounts;
     }
 
-    /// The walk of the lazy account: full writes in its shard, additions
-    /// per transaction, merged from `tx - 1` down.
+    /// Replays the history of debit account `address` once the block is
+    /// done, in transaction order: full writes, balance additions and debits.
+    /// Before each debit, `precondition(tx, account)` must accept the account
+    /// as the debiting transaction would have read it (nonce, balance).
+    /// Returns false if one does not, if a debit finds no account or more
+    /// than its balance, or if an estimate is left.
+    pub fn check_debits(
+        &self,
+        address: &Address,
+        mut precondition: impl FnMut(TxIndex, &AccountBasic) -> bool,
+    ) -> Result<bool, StateError> {
+        let key = StateKey::Account(*address);
+        let versions: Vec<Entry> = read!(self.shard(&key)).get(&key).map_or_else(Vec::new, |v| v.to_vec());
+        let mut full_writes = versions.iter().peekable();
+        let beneficiary = self.lazy.as_ref() == Some(address);
+        let mut account = self.parent_account(address)?;
+        for idx in 0..self.slots() {
+            let last = lock!(self.last_writes[idx]);
+            if last.debited.as_ref() == Some(address) {
+                let LazyAmount::Write(_, amount) = last.debit else { return Ok(false) };
+                let Some(before) = account else { return Ok(false) };
+                if !precondition(idx, &before) || before.balance < amount {
+                    return Ok(false);
+                }
+                account = Some(AccountBasic { nonce: before.nonce + 1, balance: before.balance - amount, ..before });
+            }
+            if let Some(entry) = full_writes.next_if(|e| e.tx == idx) {
+                account = match &entry.data {
+                    EntryData::Write(StateValue::Account(value)) => *value,
+                    EntryData::AddBalance(amount) => {
+                        self.add_balances(account, &[(entry.version(), Delta::Add(*amount))])
+                    }
+                    _ => return Ok(false),
+                };
+            }
+            if beneficiary {
+                match last.lazy {
+                    LazyAmount::None => {}
+                    LazyAmount::Write(incarnation, amount) => {
+                        account = self.add_balances(account, &[(Version { tx: idx, incarnation }, Delta::Add(amount))])
+                    }
+                    LazyAmount::Estimate => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn is_lazy(&self, key: &StateKey) -> bool {
+        let StateKey::Account(address) = key else { return false };
+        self.lazy.as_ref() == Some(address)
+            || (!self.debit_accounts.is_empty() && self.debit_accounts.contains(address))
+    }
+
+    /// The walk of a lazy account (the beneficiary or a debit account): full
+    /// writes in its shard, additions and debits per transaction, merged from
+    /// `tx - 1` down.
     fn walk_lazy(&self, key: &StateKey, tx: TxIndex) -> Walk {
+        let StateKey::Account(address) = key else { unreachable!("lazy keys are accounts") };
+        let beneficiary = self.lazy.as_ref() == Some(address);
+        let debited = self.debit_accounts.contains(address);
         // Copied out: the per-transaction locks below are never taken while
         // a shard lock is held (`record` takes them in the other order).
         let versions: Vec<Entry> = {
@@ -287,13 +366,23 @@ impl<'p> MvMemory<'p> {
                     EntryData::Write(value) => {
                         return Walk::Found { base: Some((entry.version(), value.clone())), additions };
                     }
-                    EntryData::AddBalance(amount) => additions.push((entry.version(), *amount)),
+                    EntryData::AddBalance(amount) => additions.push((entry.version(), Delta::Add(*amount))),
                 }
             }
-            match lock!(self.last_writes[idx]).lazy {
-                LazyAddition::None => {}
-                LazyAddition::Add(incarnation, amount) => additions.push((Version { tx: idx, incarnation }, amount)),
-                LazyAddition::Estimate => return Walk::Blocked(idx),
+            let last = lock!(self.last_writes[idx]);
+            let mut lazy = |amount: LazyAmount, delta: fn(U256) -> Delta| match amount {
+                LazyAmount::None => true,
+                LazyAmount::Write(incarnation, amount) => {
+                    additions.push((Version { tx: idx, incarnation }, delta(amount)));
+                    true
+                }
+                LazyAmount::Estimate => false,
+            };
+            if beneficiary && !lazy(last.lazy, Delta::Add) {
+                return Walk::Blocked(idx);
+            }
+            if debited && last.debited.as_ref() == Some(address) && !lazy(last.debit, Delta::Debit) {
+                return Walk::Blocked(idx);
             }
         }
         Walk::Found { base: None, additions }
@@ -384,11 +473,19 @@ impl<'p> MvMemory<'p> {
     fn add_balances(
         &self,
         mut account: Option<AccountBasic>,
-        additions_newest_first: &[(Version, U256)],
+        additions_newest_first: &[(Version, Delta)],
     ) -> Option<AccountBasic> {
-        for (_, amount) in additions_newest_first.iter().rev() {
+        for (_, delta) in additions_newest_first.iter().rev() {
             let mut a = account.unwrap_or_default();
-            a.balance = a.balance.saturating_add(*amount);
+            match delta {
+                Delta::Add(amount) => a.balance = a.balance.saturating_add(*amount),
+                // Saturates only on a speculative read of a state that
+                // validation or `check_debits` then rejects.
+                Delta::Debit(amount) => {
+                    a.nonce = a.nonce.saturating_add(1);
+                    a.balance = a.balance.saturating_sub(*amount);
+                }
+            }
             account = if self.state_clear && a.is_empty() { None } else { Some(a) };
         }
         account
@@ -521,15 +618,22 @@ impl<'p> MvMemory<'p> {
         }
         debug_assert!(writes.windows(2).all(|w| w[0].0 != w[1].0), "duplicate key in write set");
         let mut keys: Vec<StateKey> = Vec::with_capacity(writes.len());
-        let mut lazy = LazyAddition::None;
+        let mut lazy = LazyAmount::None;
+        let mut debit = (LazyAmount::None, None);
         for (key, op) in writes {
             keys.push(key);
             if matches!(key, StateKey::StorageWipe(_)) {
                 self.has_wipes.store(true, Ordering::Release);
             }
             let data = match op {
-                WriteOp::AddBalance(amount) if self.is_lazy(&key) => {
-                    lazy = LazyAddition::Add(version.incarnation, amount);
+                WriteOp::Debit(amount) => {
+                    let StateKey::Account(address) = key else { panic!("debit of {key:?}") };
+                    assert!(self.debit_accounts.contains(&address), "debit of {address}, not a debit account");
+                    debit = (LazyAmount::Write(version.incarnation, amount), Some(address));
+                    continue;
+                }
+                WriteOp::AddBalance(amount) if matches!(key, StateKey::Account(a) if self.lazy == Some(a)) => {
+                    lazy = LazyAmount::Write(version.incarnation, amount);
                     // A previous incarnation's full write must not hide it
                     // (only a full write puts the lazy key in the shards).
                     if self.lazy_full_write.load(Ordering::Acquire) {
@@ -563,6 +667,7 @@ impl<'p> MvMemory<'p> {
         }
         let mut last = lock!(self.last_writes[version.tx]);
         last.lazy = lazy;
+        (last.debit, last.debited) = debit;
         let mut wrote_new_location = false;
         if last.keys.is_empty() {
             wrote_new_location = !keys.is_empty();
@@ -597,8 +702,11 @@ impl<'p> MvMemory<'p> {
     /// readers wait for its next incarnation instead of reading stale values.
     pub fn convert_writes_to_estimates(&self, tx: TxIndex) {
         let mut last = lock!(self.last_writes[tx]);
-        if let LazyAddition::Add(..) = last.lazy {
-            last.lazy = LazyAddition::Estimate;
+        let TxWrites { lazy, debit, .. } = &mut *last;
+        for amount in [lazy, debit] {
+            if let LazyAmount::Write(..) = amount {
+                *amount = LazyAmount::Estimate;
+            }
         }
         for key in last.keys.iter() {
             let mut shard = write!(self.shard(key));
@@ -769,7 +877,7 @@ impl<'p> MvMemory<'p> {
         wipes: &HashMap<Address, TxIndex>,
     ) -> Result<Vec<(StateKey, StateValue)>, StateError> {
         let mut out = Vec::new();
-        if let Some(address) = self.lazy {
+        for &address in self.lazy.iter().chain(self.debit_accounts.iter().filter(|a| Some(*a) != self.lazy.as_ref())) {
             let key = StateKey::Account(address);
             match self.walk_lazy(&key, self.slots()) {
                 Walk::Blocked(tx) => return Err(leftover(&key, tx)),
@@ -999,6 +1107,58 @@ mod tests {
             results.push(mv.final_writes().unwrap());
         }
         assert_eq!(results[0], results[1]);
+    }
+
+    #[test]
+    fn debits_fold_like_the_full_writes_they_stand_for() {
+        let state = parent();
+        let key = StateKey::Account(addr(1));
+        let full = |nonce: u64, balance: u64| {
+            WriteOp::Set(StateValue::Account(Some(AccountBasic {
+                nonce,
+                balance: U256::from(balance),
+                ..Default::default()
+            })))
+        };
+        let debit = |amount: u64| WriteOp::Debit(U256::from(amount));
+        // The same history written in full and as debits, with the account
+        // as a plain one and as the beneficiary too.
+        let plain = [full(1, 90), WriteOp::AddBalance(U256::from(5)), full(2, 75), full(2, 500), full(3, 400)];
+        let debits = [debit(10), WriteOp::AddBalance(U256::from(5)), debit(20), full(2, 500), debit(100)];
+        let reads = |mv: &MvMemory| (0..=5).map(|tx| mv.read_account(&addr(1), tx).unwrap().0).collect::<Vec<_>>();
+        let reference = MvMemory::new(&state, 5, true);
+        for (tx, op) in plain.iter().enumerate() {
+            reference.record(Version { tx, incarnation: 0 }, vec![(key, op.clone())]);
+        }
+        for beneficiary in [false, true] {
+            let mut mv = MvMemory::new(&state, 5, true);
+            mv.set_debit_accounts([addr(1)].into_iter().collect());
+            if beneficiary {
+                mv.set_lazy_account(addr(1));
+            }
+            for (tx, op) in debits.iter().enumerate() {
+                mv.record(Version { tx, incarnation: 0 }, vec![(key, op.clone())]);
+            }
+            assert_eq!(reads(&mv), reads(&reference), "beneficiary {beneficiary}");
+            let mut seen = Vec::new();
+            let held = mv.check_debits(&addr(1), |tx, a| {
+                seen.push((tx, a.nonce, a.balance.to::<u64>()));
+                true
+            });
+            assert_eq!(held, Ok(true));
+            assert_eq!(seen, [(0, 0, 100), (2, 1, 95), (4, 2, 500)]);
+            // A precondition that fails (a nonce gap) fails the check.
+            assert_eq!(mv.check_debits(&addr(1), |tx, _| tx != 2), Ok(false));
+            assert_eq!(mv.final_writes().unwrap(), reference.final_writes().unwrap());
+            // A debit above the balance fails it too.
+            mv.record(Version { tx: 4, incarnation: 1 }, vec![(key, debit(501))]);
+            assert_eq!(mv.check_debits(&addr(1), |_, _| true), Ok(false));
+            // An aborted debit blocks the readers above it and the check.
+            mv.convert_writes_to_estimates(2);
+            assert_eq!(mv.read_account(&addr(1), 3), Err(ReadError::Blocked(2)));
+            assert_eq!(mv.read_account(&addr(1), 2).unwrap().0, reference.read_account(&addr(1), 2).unwrap().0);
+            assert_eq!(mv.check_debits(&addr(1), |_, _| true), Ok(false));
+        }
     }
 
     #[test]

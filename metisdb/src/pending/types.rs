@@ -95,6 +95,13 @@ pub enum WriteOp {
     /// the beneficiary, withdrawals). Commutative, so it never makes a later
     /// transaction conflict unless that transaction reads the balance.
     AddBalance(U256),
+    /// The sender side of a plain value transfer by a debit account
+    /// ([`crate::pending::MvMemory::set_debit_accounts`]): increments the nonce
+    /// and subtracts the amount (value and fee). The transaction did not read
+    /// the account, so transactions of one sender do not conflict with each
+    /// other; [`crate::pending::MvMemory::check_debits`] replays the nonce and
+    /// balance checks once the block is done.
+    Debit(U256),
 }
 
 /// Where a read found its value: validation re-resolves the read and compares.

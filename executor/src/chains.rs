@@ -1,0 +1,188 @@
+//! Same-sender chains of plain value transfers, executed without reading the
+//! sender.
+//!
+//! An exchange or a mining pool paying out sends hundreds of transfers from
+//! one account in one block. Each reads the nonce and balance the previous
+//! one wrote, so Block-STM runs them one after the other. Yet a plain
+//! transfer (no calldata, to an account without code) needs the sender's
+//! state only for two checks, nonce and balance; its effect on the sender is
+//! a debit: nonce + 1, balance - (value + fee).
+//!
+//! So a chain transaction runs against a stand-in sender (its own nonce, a
+//! balance no check can fail) and records a [`WriteOp::Debit`] instead of a
+//! write of the account. Two transfers of one sender then conflict no more
+//! than two transfers of different senders. When the block is done,
+//! [`DebitChains::hold`] replays each sender's history in order and checks
+//! the nonce and balance every chain transaction would have seen. If a check
+//! fails, or a chain transaction did more than a plain transfer (its
+//! recipient turned out to have code), the parallel run is discarded and the
+//! block runs on the sequential path.
+
+use alloy_primitives::map::{HashMap, HashSet};
+use alloy_primitives::{Address, U256};
+use metisdb::pending::{AccountBasic, MvMemory, StateError, StateKey, StateValue, TxIndex, WriteOp, EMPTY_CODE_HASH};
+use revm::context::TxEnv;
+use revm::context_interface::Transaction;
+use revm::primitives::TxKind;
+
+/// The balance the stand-in sender shows: large enough for any transaction's
+/// maximum spending, far enough from the top that nothing overflows.
+pub const STAND_IN_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 62]);
+
+/// Gas of a plain transfer: the intrinsic gas and nothing else.
+const PLAIN_TRANSFER_GAS: u64 = 21_000;
+
+/// Precompiles live at the lowest addresses; a transfer to one runs it.
+fn is_precompile_range(address: &Address) -> bool {
+    address.0[..18].iter().all(|b| *b == 0)
+}
+
+/// The recipient of `tx` if it is a plain transfer by its form: a call with
+/// no calldata, no access list, no blobs and no authorizations, to another
+/// account outside the precompile range.
+fn plain_transfer_to(tx: &TxEnv) -> Option<Address> {
+    let TxKind::Call(to) = tx.kind else { return None };
+    let plain = tx.data.is_empty()
+        && tx.access_list.0.is_empty()
+        && tx.blob_hashes.is_empty()
+        && tx.authorization_list.is_empty()
+        && to != tx.caller
+        && !is_precompile_range(&to);
+    plain.then_some(to)
+}
+
+/// Per sender: its plain transfers by their form, and whether it sent
+/// anything else.
+fn senders(txs: &[TxEnv]) -> HashMap<Address, (usize, bool)> {
+    let mut senders: HashMap<Address, (usize, bool)> = HashMap::default();
+    for tx in txs {
+        let (plain, other) = senders.entry(tx.caller).or_default();
+        match plain_transfer_to(tx) {
+            Some(_) => *plain += 1,
+            None => *other = true,
+        }
+    }
+    senders
+}
+
+/// Transactions that do not have to wait for a lower transaction of their
+/// sender: each plain transfer by its form (a chain candidate), plus one for
+/// the other transactions of each sender.
+pub fn independent_transactions(txs: &[TxEnv]) -> usize {
+    if txs.iter().any(|tx| !tx.authorization_list.is_empty()) {
+        return senders(txs).len();
+    }
+    senders(txs).values().map(|&(plain, other)| plain + usize::from(other)).sum()
+}
+
+/// The chains of one block.
+#[derive(Default)]
+pub struct DebitChains {
+    /// Senders of at least two plain transfers to accounts without code, the
+    /// sender itself an account without code. Their other transactions read
+    /// and write them in full, as usual.
+    pub senders: HashSet<Address>,
+    /// Per transaction: a plain transfer by one of `senders`.
+    in_chain: Vec<bool>,
+}
+
+impl DebitChains {
+    /// The chains of `txs` over the state before the first transaction. An
+    /// EIP-7702 authorization anywhere in the block can give an account code:
+    /// no chains then.
+    pub fn detect(txs: &[TxEnv], mv: &MvMemory<'_>) -> Self {
+        if txs.iter().any(|tx| !tx.authorization_list.is_empty()) {
+            return Self::default();
+        }
+        let candidates: HashSet<Address> =
+            senders(txs).into_iter().filter(|(_, (plain, _))| *plain >= 2).map(|(sender, _)| sender).collect();
+        if candidates.is_empty() {
+            return Self::default();
+        }
+        let without_code = |address: &Address| match mv.read_account(address, 0) {
+            Ok((account, _)) => account.is_none_or(|a| a.code_hash == EMPTY_CODE_HASH),
+            Err(_) => false,
+        };
+        let mut in_chain: Vec<bool> = txs
+            .iter()
+            .map(|tx| candidates.contains(&tx.caller) && plain_transfer_to(tx).is_some_and(|to| without_code(&to)))
+            .collect();
+        let mut chain_txs: HashMap<Address, usize> = HashMap::default();
+        for (tx, _) in txs.iter().zip(&in_chain).filter(|(_, chain)| **chain) {
+            *chain_txs.entry(tx.caller).or_default() += 1;
+        }
+        let senders: HashSet<Address> = chain_txs
+            .into_iter()
+            .filter(|(sender, count)| {
+                *count >= 2 && matches!(mv.read_account(sender, 0), Ok((Some(a), _)) if a.code_hash == EMPTY_CODE_HASH)
+            })
+            .map(|(sender, _)| sender)
+            .collect();
+        for (tx, chain) in txs.iter().zip(in_chain.iter_mut()) {
+            *chain &= senders.contains(&tx.caller);
+        }
+        Self { senders, in_chain }
+    }
+
+    /// `tx` is a chain transaction.
+    pub fn contains(&self, tx: TxIndex) -> bool {
+        self.in_chain.get(tx).copied().unwrap_or(false)
+    }
+
+    /// Turns the writes of chain transaction `tx`, run against the stand-in
+    /// sender, into a debit of the sender. `None` if the transaction was not
+    /// a plain transfer after all (it used more than the intrinsic gas: its
+    /// recipient has code) or did not leave the sender as a transfer does.
+    pub fn debit(tx: &TxEnv, gas_used: u64, mut writes: Vec<(StateKey, WriteOp)>) -> Option<Vec<(StateKey, WriteOp)>> {
+        if gas_used != PLAIN_TRANSFER_GAS {
+            return None;
+        }
+        let sender = StateKey::Account(tx.caller);
+        let (_, op) = writes.iter_mut().find(|(key, _)| *key == sender)?;
+        let WriteOp::Set(StateValue::Account(Some(after))) = op else { return None };
+        let left_as_a_transfer = after.nonce == tx.nonce.checked_add(1)?
+            && after.code_hash == EMPTY_CODE_HASH
+            && after.balance <= STAND_IN_BALANCE;
+        if !left_as_a_transfer {
+            return None;
+        }
+        *op = WriteOp::Debit(STAND_IN_BALANCE - after.balance);
+        Some(writes)
+    }
+
+    /// Once the block is done: every chain transaction would have passed
+    /// revm's nonce and balance checks against the sender it really had.
+    pub fn hold(&self, txs: &[TxEnv], mv: &MvMemory<'_>) -> Result<bool, StateError> {
+        let passes = |tx: TxIndex, sender: &AccountBasic| {
+            let tx = &txs[tx];
+            sender.nonce == tx.nonce && tx.max_balance_spending().is_ok_and(|max| sender.balance >= max)
+        };
+        for sender in &self.senders {
+            if !mv.check_debits(sender, passes)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::Bytes;
+
+    fn transfer(caller: u8, to: u8) -> TxEnv {
+        TxEnv { caller: Address::repeat_byte(caller), kind: TxKind::Call(Address::repeat_byte(to)), ..TxEnv::default() }
+    }
+
+    #[test]
+    fn only_plain_transfers_form_chains() {
+        let mut call = transfer(3, 9);
+        call.data = Bytes::from_static(&[1]);
+        let mut to_precompile = transfer(4, 0);
+        to_precompile.kind = TxKind::Call(Address::with_last_byte(2));
+        let txs = [transfer(1, 9), transfer(1, 8), transfer(2, 9), transfer(3, 9), call, transfer(4, 9), to_precompile];
+        assert_eq!(independent_transactions(&txs), 2 + 1 + (1 + 1) + (1 + 1));
+        assert!(plain_transfer_to(&transfer(1, 1)).is_none(), "a transfer to oneself");
+    }
+}
