@@ -18,6 +18,7 @@
 //! recipient turned out to have code), the parallel run is discarded and the
 //! block runs on the sequential path.
 
+use crate::hints::DependencyHints;
 use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{Address, U256};
 use metisdb::pending::{AccountBasic, MvMemory, StateError, StateKey, StateValue, TxIndex, WriteOp, EMPTY_CODE_HASH};
@@ -90,12 +91,20 @@ impl DebitChains {
     /// The chains of `txs` over the state before the first transaction. An
     /// EIP-7702 authorization anywhere in the block can give an account code:
     /// no chains then.
-    pub fn detect(txs: &[TxEnv], mv: &MvMemory<'_>) -> Self {
-        if txs.iter().any(|tx| !tx.authorization_list.is_empty()) {
+    pub fn detect(txs: &[TxEnv], mv: &MvMemory<'_>, hints: &DependencyHints) -> Self {
+        // Senders of more than one transaction, from the hints' same-sender
+        // links (no second map over every transaction of a large block).
+        let repeated: Vec<TxIndex> = (0..txs.len()).filter(|&tx| hints.previous_same_sender(tx).is_some()).collect();
+        if repeated.is_empty() || txs.iter().any(|tx| !tx.authorization_list.is_empty()) {
             return Self::default();
         }
+        let repeated: HashSet<Address> = repeated.into_iter().map(|tx| txs[tx].caller).collect();
+        let mut plain_count: HashMap<Address, usize> = HashMap::default();
+        for tx in txs.iter().filter(|tx| repeated.contains(&tx.caller) && plain_transfer_to(tx).is_some()) {
+            *plain_count.entry(tx.caller).or_default() += 1;
+        }
         let candidates: HashSet<Address> =
-            senders(txs).into_iter().filter(|(_, (plain, _))| *plain >= 2).map(|(sender, _)| sender).collect();
+            plain_count.into_iter().filter(|(_, plain)| *plain >= 2).map(|(sender, _)| sender).collect();
         if candidates.is_empty() {
             return Self::default();
         }
@@ -153,16 +162,10 @@ impl DebitChains {
     /// Once the block is done: every chain transaction would have passed
     /// revm's nonce and balance checks against the sender it really had.
     pub fn hold(&self, txs: &[TxEnv], mv: &MvMemory<'_>) -> Result<bool, StateError> {
-        let passes = |tx: TxIndex, sender: &AccountBasic| {
+        mv.check_debits(|tx, _, sender: &AccountBasic| {
             let tx = &txs[tx];
             sender.nonce == tx.nonce && tx.max_balance_spending().is_ok_and(|max| sender.balance >= max)
-        };
-        for sender in &self.senders {
-            if !mv.check_debits(sender, passes)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        })
     }
 }
 

@@ -40,9 +40,7 @@ pub struct DependencyHints {
 }
 
 impl DependencyHints {
-    /// Transactions of `chains` wait for no lower transaction of their sender:
-    /// they do not read it.
-    pub fn new(txs: &[TxEnv], chains: &DebitChains) -> Self {
+    pub fn new(txs: &[TxEnv]) -> Self {
         let mut last_of_sender: HashMap<Address, TxIndex> = HashMap::default();
         last_of_sender.reserve(txs.len());
         let mut previous_same_sender = Vec::with_capacity(txs.len());
@@ -50,8 +48,7 @@ impl DependencyHints {
         let mut predicted_at = Vec::with_capacity(txs.len() + 1);
         predicted_at.push(0);
         for (i, tx) in txs.iter().enumerate() {
-            let previous = last_of_sender.insert(tx.caller, i);
-            previous_same_sender.push(previous.filter(|_| !chains.contains(i)));
+            previous_same_sender.push(last_of_sender.insert(tx.caller, i));
             let start = predicted.len();
             if let TxKind::Call(to) = tx.kind {
                 predicted.push(to);
@@ -85,6 +82,21 @@ impl DependencyHints {
         (0..self.predicted_at.len() - 1)
             .filter(|&i| self.predicted[self.predicted_at[i]..self.predicted_at[i + 1]].contains(address))
             .collect()
+    }
+
+    /// The closest lower transaction of `tx`'s sender, if any.
+    pub fn previous_same_sender(&self, tx: TxIndex) -> Option<TxIndex> {
+        self.previous_same_sender[tx]
+    }
+
+    /// Transactions of `chains` wait for no lower transaction of their
+    /// sender: they do not read it.
+    pub fn release_chains(&mut self, chains: &DebitChains) {
+        for (tx, previous) in self.previous_same_sender.iter_mut().enumerate() {
+            if chains.contains(tx) {
+                *previous = None;
+            }
+        }
     }
 
     /// A lower transaction `tx` should wait for before executing, if any.
@@ -156,7 +168,7 @@ mod tests {
             call(6, c, &[a]),
             call(2, b, &[]),
         ];
-        let hints = DependencyHints::new(&txs, &DebitChains::default());
+        let hints = DependencyHints::new(&txs);
         let scheduler = Scheduler::new(txs.len());
         // Before any conflict only the same sender (tx 1 and tx 6) waits.
         let deps: Vec<_> = (0..txs.len()).map(|tx| hints.dependency(tx, &scheduler)).collect();

@@ -16,14 +16,13 @@
 //! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
 //! `--runs N` (best of N, default 3) and `--receipts` (also time the
 //! receipts root alone, on 1 and N threads). Uniswap swaps go to independent
-//! pairs unless `--pools` is given. `--state metisdb [--dir DIR]` runs the
+//! pairs unless `--pools` is given; every transaction has its own sender
+//! unless `--senders N` is given (fewer senders: same-sender chains, as in
+//! payouts). `--state metisdb [--dir DIR]` runs the
 //! blocks on a MetisDB snapshot of the parent state instead of the in-memory
 //! one: the state is written into a fresh database under DIR (default: the
 //! temp directory), and one unmeasured sequential run warms the pages the
 //! block reads.
-//!
-//! ```text
-//! ```
 
 use metis_executor::pending::{InMemoryState, StateView, WithBlockHashes};
 use metis_executor::replay::load_block_dir;
@@ -99,6 +98,8 @@ fn synthetic(args: &[String], workers: usize) {
     let gas: u64 = flag(args, "--gas").and_then(|g| g.parse().ok()).unwrap_or(1_000_000_000);
     let hot_ratio: f64 = flag(args, "--hot-ratio").and_then(|h| h.parse().ok()).unwrap_or(0.0);
     let pools: Option<usize> = flag(args, "--pools").and_then(|p| p.parse().ok());
+    // Fewer senders than transactions: same-sender chains (payouts).
+    let senders: Option<usize> = flag(args, "--senders").and_then(|s| s.parse().ok());
     let only = flag(args, "--only");
     let runs: usize = flag(args, "--runs").and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
     let mode = flag(args, "--mode").unwrap_or_else(|| "both".into());
@@ -124,7 +125,7 @@ fn synthetic(args: &[String], workers: usize) {
         let txs = (gas / gas_per_tx) as usize;
         // Independent pairs by default (as in pevm's gigagas swaps).
         let pools = pools.unwrap_or(if workload == Workload::Swaps { txs } else { 8 });
-        let spec = SyntheticSpec { txs, senders: txs, hot_ratio, pools, seed: 1 };
+        let spec = SyntheticSpec { txs, senders: senders.unwrap_or(txs).clamp(1, txs), hot_ratio, pools, seed: 1 };
         let block = synthetic_block(workload, &spec);
         let db = on_metisdb.then(|| metisdb_parent(&db_root.join(name), &block.state));
         let snapshot = db.as_ref().map(|db| WithBlockHashes {

@@ -7,7 +7,7 @@ mod sequential;
 
 pub use outcome::ExecStats;
 
-use crate::chains::{self, DebitChains};
+use crate::chains;
 use crate::error::ExecutorError;
 use crate::evm::{execute_system_call, CodeCache, EvmEnv};
 use crate::receipts::{receipts_root_with_threads, Receipt, PARALLEL_RECEIPTS};
@@ -189,29 +189,28 @@ fn run_block(
         other => other,
     };
     let started = Instant::now();
-    let chains = match mode {
-        ExecutionMode::Parallel { .. } => DebitChains::detect(txs, &mv),
-        _ => DebitChains::default(),
-    };
-    mv.set_debit_accounts(chains.senders.clone());
     let (outcomes, mut stats) = match mode {
         ExecutionMode::Sequential | ExecutionMode::Auto { .. } => {
             sequential::run_sequential(env, &mv, &codes, txs, policy == InvalidPolicy::FailBlock)
         }
-        ExecutionMode::Parallel { workers } => match parallel::run_parallel(env, &mv, &codes, txs, &chains, workers) {
-            Ok(run) => run,
-            Err(ParallelFailure::Panic { tx, message }) => {
-                return Err(ExecutorError::TransactionFailed {
-                    block,
-                    index: tx,
-                    reason: format!("worker panicked: {message}"),
-                })
+        ExecutionMode::Parallel { workers } => {
+            let (hints, chains) = parallel::prepare(txs, &mv);
+            mv.set_debit_accounts(chains.senders.clone());
+            match parallel::run_parallel(env, &mv, &codes, txs, hints, &chains, workers) {
+                Ok(run) => run,
+                Err(ParallelFailure::Panic { tx, message }) => {
+                    return Err(ExecutorError::TransactionFailed {
+                        block,
+                        index: tx,
+                        reason: format!("worker panicked: {message}"),
+                    })
+                }
+                Err(ParallelFailure::ChainBroken) => {
+                    drop(mv);
+                    return run_block(parent, input, txs, ExecutionMode::Sequential, policy);
+                }
             }
-            Err(ParallelFailure::ChainBroken) => {
-                drop(mv);
-                return run_block(parent, input, txs, ExecutionMode::Sequential, policy);
-            }
-        },
+        }
     };
     if !matches!(mode, ExecutionMode::Parallel { .. }) {
         stats.workers = 1;

@@ -180,15 +180,25 @@ fn claim_batch(txs: usize, workers: usize) -> usize {
     (txs / (workers.max(1) * 16)).clamp(1, MAX_CLAIM_BATCH)
 }
 
+/// The chains of a block and its dependency hints, which depend on each
+/// other; the memory must be given the chains' senders as debit accounts
+/// before the run.
+pub fn prepare(txs: &[TxEnv], mv: &MvMemory<'_>) -> (DependencyHints, DebitChains) {
+    let mut hints = DependencyHints::new(txs);
+    let chains = DebitChains::detect(txs, mv, &hints);
+    hints.release_chains(&chains);
+    (hints, chains)
+}
+
 /// Runs Block-STM over `txs` with `workers` threads, the transactions of
-/// `chains` as debits of their senders (the memory must have been given the
-/// chains' senders as debit accounts). The memory holds the final writes of
-/// every transaction afterwards.
+/// `chains` as debits of their senders ([`prepare`]). The memory holds the
+/// final writes of every transaction afterwards.
 pub fn run_parallel(
     env: &EvmEnv,
     mv: &MvMemory<'_>,
     codes: &CodeCache,
     txs: &[TxEnv],
+    hints: DependencyHints,
     chains: &DebitChains,
     workers: usize,
 ) -> Result<(Vec<TxOutcome>, ExecStats), ParallelFailure> {
@@ -199,7 +209,7 @@ pub fn run_parallel(
         codes,
         txs,
         scheduler: Scheduler::with_batch(txs.len(), claim_batch(txs.len(), workers)),
-        hints: DependencyHints::new(txs, chains),
+        hints,
         chains,
         slots: (0..txs.len()).map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new() })).collect(),
         failure: Mutex::new(None),

@@ -288,52 +288,75 @@ impl<'p> MvMemory<'p> {
         self.debit_accounts = accounts;
     }
 
-    /// Replays the history of debit account `address` once the block is
-    /// done, in transaction order: full writes, balance additions and debits.
-    /// Before each debit, `precondition(tx, account)` must accept the account
-    /// as the debiting transaction would have read it (nonce, balance).
-    /// Returns false if one does not, if a debit finds no account or more
-    /// than its balance, or if an estimate is left.
-    pub fn check_debits(
+    /// Replays the histories of the debit accounts once the block is done,
+    /// in one pass over the transactions: full writes, balance additions and
+    /// debits. Before each debit, `precondition(tx, account, state)` must
+    /// accept the account's state as the debiting transaction would have
+    /// read it (nonce, balance). Returns the final states, or `None` if a
+    /// precondition fails, a debit finds no account or more than its
+    /// balance, or an estimate is left.
+    fn replay_debits(
         &self,
-        address: &Address,
-        mut precondition: impl FnMut(TxIndex, &AccountBasic) -> bool,
-    ) -> Result<bool, StateError> {
-        let key = StateKey::Account(*address);
-        let versions: Vec<Entry> = read!(self.shard(&key)).get(&key).map_or_else(Vec::new, |v| v.to_vec());
-        let mut full_writes = versions.iter().peekable();
-        let beneficiary = self.lazy.as_ref() == Some(address);
-        let mut account = self.parent_account(address)?;
+        mut precondition: impl FnMut(TxIndex, &Address, &AccountBasic) -> bool,
+    ) -> Result<Option<HashMap<Address, Option<AccountBasic>>>, StateError> {
+        let mut accounts: HashMap<Address, Option<AccountBasic>> = HashMap::default();
+        // Full writes and shard additions by transactions that read the
+        // account in full, by transaction.
+        let mut events: Vec<(TxIndex, Address, EntryData)> = Vec::new();
+        for address in &self.debit_accounts {
+            accounts.insert(*address, self.parent_account(address)?);
+            let key = StateKey::Account(*address);
+            if let Some(versions) = read!(self.shard(&key)).get(&key) {
+                events.extend(versions.iter().map(|e| (e.tx, *address, e.data.clone())));
+            }
+        }
+        events.sort_by_key(|e| e.0);
+        let mut events = events.into_iter().peekable();
+        let beneficiary = self.lazy.filter(|b| self.debit_accounts.contains(b));
+        let add = |account: Option<AccountBasic>, amount: U256| {
+            self.add_balances(account, &[(Version { tx: 0, incarnation: 0 }, Delta::Add(amount))])
+        };
         for idx in 0..self.slots() {
             let last = lock!(self.last_writes[idx]);
-            if last.debited.as_ref() == Some(address) {
-                let LazyAmount::Write(_, amount) = last.debit else { return Ok(false) };
-                let Some(before) = account else { return Ok(false) };
-                if !precondition(idx, &before) || before.balance < amount {
-                    return Ok(false);
+            if let Some(address) = last.debited {
+                let LazyAmount::Write(_, amount) = last.debit else { return Ok(None) };
+                let account = accounts.get_mut(&address).expect("debits only of debit accounts");
+                let Some(before) = *account else { return Ok(None) };
+                if !precondition(idx, &address, &before) || before.balance < amount {
+                    return Ok(None);
                 }
-                account = Some(AccountBasic { nonce: before.nonce + 1, balance: before.balance - amount, ..before });
+                *account = Some(AccountBasic { nonce: before.nonce + 1, balance: before.balance - amount, ..before });
             }
-            if let Some(entry) = full_writes.next_if(|e| e.tx == idx) {
-                account = match &entry.data {
-                    EntryData::Write(StateValue::Account(value)) => *value,
-                    EntryData::AddBalance(amount) => {
-                        self.add_balances(account, &[(entry.version(), Delta::Add(*amount))])
-                    }
-                    _ => return Ok(false),
+            while let Some((_, address, data)) = events.next_if(|e| e.0 == idx) {
+                let account = accounts.get_mut(&address).expect("events only of debit accounts");
+                *account = match data {
+                    EntryData::Write(StateValue::Account(value)) => value,
+                    EntryData::AddBalance(amount) => add(*account, amount),
+                    _ => return Ok(None),
                 };
             }
-            if beneficiary {
+            if let Some(beneficiary) = beneficiary {
                 match last.lazy {
                     LazyAmount::None => {}
-                    LazyAmount::Write(incarnation, amount) => {
-                        account = self.add_balances(account, &[(Version { tx: idx, incarnation }, Delta::Add(amount))])
+                    LazyAmount::Write(_, amount) => {
+                        let account = accounts.get_mut(&beneficiary).expect("the beneficiary is a debit account");
+                        *account = add(*account, amount);
                     }
-                    LazyAmount::Estimate => return Ok(false),
+                    LazyAmount::Estimate => return Ok(None),
                 }
             }
         }
-        Ok(true)
+        Ok(Some(accounts))
+    }
+
+    /// Once the block is done: before each debit, `precondition(tx, account,
+    /// state)` accepts the debited account's state as the debiting
+    /// transaction would have read it, and no debit exceeds its balance.
+    pub fn check_debits(
+        &self,
+        precondition: impl FnMut(TxIndex, &Address, &AccountBasic) -> bool,
+    ) -> Result<bool, StateError> {
+        Ok(self.replay_debits(precondition)?.is_some())
     }
 
     fn is_lazy(&self, key: &StateKey) -> bool {
@@ -877,7 +900,19 @@ impl<'p> MvMemory<'p> {
         wipes: &HashMap<Address, TxIndex>,
     ) -> Result<Vec<(StateKey, StateValue)>, StateError> {
         let mut out = Vec::new();
-        for &address in self.lazy.iter().chain(self.debit_accounts.iter().filter(|a| Some(*a) != self.lazy.as_ref())) {
+        if !self.debit_accounts.is_empty() {
+            let Some(accounts) = self.replay_debits(|_, _, _| true)? else {
+                return Err(StateError {
+                    what: "final writes of the debited accounts".into(),
+                    reason: "an estimate or a debit above the balance is left".into(),
+                });
+            };
+            out.extend(
+                accounts.into_iter().map(|(address, value)| (StateKey::Account(address), StateValue::Account(value))),
+            );
+        }
+        let beneficiary = self.lazy.filter(|b| !self.debit_accounts.contains(b));
+        if let Some(address) = beneficiary {
             let key = StateKey::Account(address);
             match self.walk_lazy(&key, self.slots()) {
                 Walk::Blocked(tx) => return Err(leftover(&key, tx)),
@@ -1141,23 +1176,23 @@ mod tests {
             }
             assert_eq!(reads(&mv), reads(&reference), "beneficiary {beneficiary}");
             let mut seen = Vec::new();
-            let held = mv.check_debits(&addr(1), |tx, a| {
-                seen.push((tx, a.nonce, a.balance.to::<u64>()));
+            let held = mv.check_debits(|tx, address, a| {
+                seen.push((tx, *address, a.nonce, a.balance.to::<u64>()));
                 true
             });
             assert_eq!(held, Ok(true));
-            assert_eq!(seen, [(0, 0, 100), (2, 1, 95), (4, 2, 500)]);
+            assert_eq!(seen, [(0, addr(1), 0, 100), (2, addr(1), 1, 95), (4, addr(1), 2, 500)]);
             // A precondition that fails (a nonce gap) fails the check.
-            assert_eq!(mv.check_debits(&addr(1), |tx, _| tx != 2), Ok(false));
+            assert_eq!(mv.check_debits(|tx, _, _| tx != 2), Ok(false));
             assert_eq!(mv.final_writes().unwrap(), reference.final_writes().unwrap());
             // A debit above the balance fails it too.
             mv.record(Version { tx: 4, incarnation: 1 }, vec![(key, debit(501))]);
-            assert_eq!(mv.check_debits(&addr(1), |_, _| true), Ok(false));
+            assert_eq!(mv.check_debits(|_, _, _| true), Ok(false));
             // An aborted debit blocks the readers above it and the check.
             mv.convert_writes_to_estimates(2);
             assert_eq!(mv.read_account(&addr(1), 3), Err(ReadError::Blocked(2)));
             assert_eq!(mv.read_account(&addr(1), 2).unwrap().0, reference.read_account(&addr(1), 2).unwrap().0);
-            assert_eq!(mv.check_debits(&addr(1), |_, _| true), Ok(false));
+            assert_eq!(mv.check_debits(|_, _, _| true), Ok(false));
         }
     }
 
