@@ -120,9 +120,12 @@ impl ParallelRun<'_, '_> {
         }
         loop {
             *executions += 1;
-            let run = catch_unwind(AssertUnwindSafe(|| match self.chains.contains(tx) {
-                true => executor.execute_chain(tx, &self.txs[tx]),
-                false => executor.execute(tx, &self.txs[tx]),
+            let run = catch_unwind(AssertUnwindSafe(|| {
+                if self.chains.contains(tx) {
+                    executor.execute_chain(tx, &self.txs[tx])
+                } else {
+                    executor.execute(tx, &self.txs[tx])
+                }
             }));
             let (outcome, writes, reads) = match run {
                 Err(payload) => return self.fail(ParallelFailure::Panic { tx, message: panic_message(payload) }),

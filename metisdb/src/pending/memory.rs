@@ -300,6 +300,9 @@ impl<'p> MvMemory<'p> {
         mut precondition: impl FnMut(TxIndex, &Address, &AccountBasic) -> bool,
     ) -> Result<Option<HashMap<Address, Option<AccountBasic>>>, StateError> {
         let mut accounts: HashMap<Address, Option<AccountBasic>> = HashMap::default();
+        if self.debit_accounts.is_empty() {
+            return Ok(Some(accounts));
+        }
         // Full writes and shard additions by transactions that read the
         // account in full, by transaction.
         let mut events: Vec<(TxIndex, Address, EntryData)> = Vec::new();
