@@ -30,6 +30,14 @@ use revm::primitives::TxKind;
 /// maximum spending, far enough from the top that nothing overflows.
 pub const STAND_IN_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 62]);
 
+/// Plain transfers a sender needs in the block to be run as a chain. Below
+/// that, waiting for the sender's previous transaction (the dependency
+/// hints) costs little: a few transactions of one sender are usually far
+/// apart, and their predecessor has executed by the time they start, while
+/// a chain makes every read of its sender more expensive. Payouts send
+/// hundreds.
+const MIN_CHAIN_TXS: usize = 8;
+
 /// Gas of a plain transfer: the intrinsic gas and nothing else.
 const PLAIN_TRANSFER_GAS: u64 = 21_000;
 
@@ -67,19 +75,20 @@ fn senders(txs: &[TxEnv]) -> HashMap<Address, (usize, bool)> {
 }
 
 /// Transactions that do not have to wait for a lower transaction of their
-/// sender: each plain transfer by its form (a chain candidate), plus one for
-/// the other transactions of each sender.
+/// sender: one per sender, except that the plain transfers (by their form)
+/// of a chain candidate count one each.
 pub fn independent_transactions(txs: &[TxEnv]) -> usize {
-    if txs.iter().any(|tx| !tx.authorization_list.is_empty()) {
-        return senders(txs).len();
-    }
-    senders(txs).values().map(|&(plain, other)| plain + usize::from(other)).sum()
+    let chains_possible = txs.iter().all(|tx| tx.authorization_list.is_empty());
+    senders(txs)
+        .values()
+        .map(|&(plain, other)| if chains_possible && plain >= MIN_CHAIN_TXS { plain + usize::from(other) } else { 1 })
+        .sum()
 }
 
 /// The chains of one block.
 #[derive(Default)]
 pub struct DebitChains {
-    /// Senders of at least two plain transfers to accounts without code, the
+    /// Senders of at least [`MIN_CHAIN_TXS`] plain transfers to accounts without code, the
     /// sender itself an account without code. Their other transactions read
     /// and write them in full, as usual.
     pub senders: HashSet<Address>,
@@ -92,19 +101,26 @@ impl DebitChains {
     /// EIP-7702 authorization anywhere in the block can give an account code:
     /// no chains then.
     pub fn detect(txs: &[TxEnv], mv: &MvMemory<'_>, hints: &DependencyHints) -> Self {
-        // Senders of more than one transaction, from the hints' same-sender
-        // links (no second map over every transaction of a large block).
-        let repeated: Vec<TxIndex> = (0..txs.len()).filter(|&tx| hints.previous_same_sender(tx).is_some()).collect();
+        // Senders of at least MIN_CHAIN_TXS transactions, from the hints'
+        // same-sender links: no map over every transaction of a large block.
+        let mut sent_before: Vec<u32> = Vec::with_capacity(txs.len());
+        for tx in 0..txs.len() {
+            let count = hints.previous_same_sender(tx).map_or(0, |previous| sent_before[previous] + 1);
+            sent_before.push(count);
+        }
+        let repeated: HashSet<Address> = (0..txs.len())
+            .filter(|&tx| sent_before[tx] as usize + 1 == MIN_CHAIN_TXS)
+            .map(|tx| txs[tx].caller)
+            .collect();
         if repeated.is_empty() || txs.iter().any(|tx| !tx.authorization_list.is_empty()) {
             return Self::default();
         }
-        let repeated: HashSet<Address> = repeated.into_iter().map(|tx| txs[tx].caller).collect();
         let mut plain_count: HashMap<Address, usize> = HashMap::default();
         for tx in txs.iter().filter(|tx| repeated.contains(&tx.caller) && plain_transfer_to(tx).is_some()) {
             *plain_count.entry(tx.caller).or_default() += 1;
         }
         let candidates: HashSet<Address> =
-            plain_count.into_iter().filter(|(_, plain)| *plain >= 2).map(|(sender, _)| sender).collect();
+            plain_count.into_iter().filter(|(_, plain)| *plain >= MIN_CHAIN_TXS).map(|(sender, _)| sender).collect();
         if candidates.is_empty() {
             return Self::default();
         }
@@ -123,7 +139,8 @@ impl DebitChains {
         let senders: HashSet<Address> = chain_txs
             .into_iter()
             .filter(|(sender, count)| {
-                *count >= 2 && matches!(mv.read_account(sender, 0), Ok((Some(a), _)) if a.code_hash == EMPTY_CODE_HASH)
+                *count >= MIN_CHAIN_TXS
+                    && matches!(mv.read_account(sender, 0), Ok((Some(a), _)) if a.code_hash == EMPTY_CODE_HASH)
             })
             .map(|(sender, _)| sender)
             .collect();
@@ -184,8 +201,14 @@ mod tests {
         call.data = Bytes::from_static(&[1]);
         let mut to_precompile = transfer(4, 0);
         to_precompile.kind = TxKind::Call(Address::with_last_byte(2));
-        let txs = [transfer(1, 9), transfer(1, 8), transfer(2, 9), transfer(3, 9), call, transfer(4, 9), to_precompile];
-        assert_eq!(independent_transactions(&txs), 2 + 1 + (1 + 1) + (1 + 1));
+        let mut txs =
+            vec![transfer(1, 9), transfer(1, 8), transfer(2, 9), transfer(3, 9), call.clone(), transfer(4, 9)];
+        txs.push(to_precompile);
+        // Below MIN_CHAIN_TXS plain transfers a sender counts once.
+        assert_eq!(independent_transactions(&txs), 4);
+        let payouts = (0..MIN_CHAIN_TXS as u8).map(|i| transfer(5, 10 + i));
+        txs.extend(payouts.chain([TxEnv { caller: Address::repeat_byte(5), ..call }]));
+        assert_eq!(independent_transactions(&txs), 4 + MIN_CHAIN_TXS + 1);
         assert!(plain_transfer_to(&transfer(1, 1)).is_none(), "a transfer to oneself");
     }
 }

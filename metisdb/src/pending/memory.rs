@@ -179,14 +179,21 @@ enum LazyAmount {
     Estimate,
 }
 
+/// A transaction's debit of a debit account.
+#[derive(Debug)]
+struct Debit {
+    account: Address,
+    amount: LazyAmount,
+}
+
 #[derive(Debug, Default)]
 struct TxWrites {
     keys: Vec<StateKey>,
     /// Addition to the lazy account (the beneficiary).
     lazy: LazyAmount,
-    /// Debit of a debit account, and which.
-    debit: LazyAmount,
-    debited: Option<Address>,
+    /// Boxed: one transaction slot per transaction of the block, and only
+    /// chain transactions debit.
+    debit: Option<Box<Debit>>,
 }
 
 /// Multi-version memory over a parent snapshot.
@@ -321,8 +328,8 @@ impl<'p> MvMemory<'p> {
         };
         for idx in 0..self.slots() {
             let last = lock!(self.last_writes[idx]);
-            if let Some(address) = last.debited {
-                let LazyAmount::Write(_, amount) = last.debit else { return Ok(None) };
+            if let Some(Debit { account: address, amount }) = last.debit.as_deref() {
+                let (address, LazyAmount::Write(_, amount)) = (*address, *amount) else { return Ok(None) };
                 let account = accounts.get_mut(&address).expect("debits only of debit accounts");
                 let Some(before) = *account else { return Ok(None) };
                 if !precondition(idx, &address, &before) || before.balance < amount {
@@ -407,8 +414,10 @@ impl<'p> MvMemory<'p> {
             if beneficiary && !lazy(last.lazy, Delta::Add) {
                 return Walk::Blocked(idx);
             }
-            if debited && last.debited.as_ref() == Some(address) && !lazy(last.debit, Delta::Debit) {
-                return Walk::Blocked(idx);
+            if let Some(debit) = last.debit.as_deref().filter(|d| debited && d.account == *address) {
+                if !lazy(debit.amount, Delta::Debit) {
+                    return Walk::Blocked(idx);
+                }
             }
         }
         Walk::Found { base: None, additions }
@@ -645,7 +654,7 @@ impl<'p> MvMemory<'p> {
         debug_assert!(writes.windows(2).all(|w| w[0].0 != w[1].0), "duplicate key in write set");
         let mut keys: Vec<StateKey> = Vec::with_capacity(writes.len());
         let mut lazy = LazyAmount::None;
-        let mut debit = (LazyAmount::None, None);
+        let mut debit = None;
         for (key, op) in writes {
             keys.push(key);
             if matches!(key, StateKey::StorageWipe(_)) {
@@ -655,7 +664,10 @@ impl<'p> MvMemory<'p> {
                 WriteOp::Debit(amount) => {
                     let StateKey::Account(address) = key else { panic!("debit of {key:?}") };
                     assert!(self.debit_accounts.contains(&address), "debit of {address}, not a debit account");
-                    debit = (LazyAmount::Write(version.incarnation, amount), Some(address));
+                    debit = Some(Box::new(Debit {
+                        account: address,
+                        amount: LazyAmount::Write(version.incarnation, amount),
+                    }));
                     continue;
                 }
                 WriteOp::AddBalance(amount) if matches!(key, StateKey::Account(a) if self.lazy == Some(a)) => {
@@ -693,7 +705,7 @@ impl<'p> MvMemory<'p> {
         }
         let mut last = lock!(self.last_writes[version.tx]);
         last.lazy = lazy;
-        (last.debit, last.debited) = debit;
+        last.debit = debit;
         let mut wrote_new_location = false;
         if last.keys.is_empty() {
             wrote_new_location = !keys.is_empty();
@@ -729,7 +741,7 @@ impl<'p> MvMemory<'p> {
     pub fn convert_writes_to_estimates(&self, tx: TxIndex) {
         let mut last = lock!(self.last_writes[tx]);
         let TxWrites { lazy, debit, .. } = &mut *last;
-        for amount in [lazy, debit] {
+        for amount in std::iter::once(lazy).chain(debit.as_deref_mut().map(|d| &mut d.amount)) {
             if let LazyAmount::Write(..) = amount {
                 *amount = LazyAmount::Estimate;
             }
