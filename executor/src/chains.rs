@@ -60,31 +60,6 @@ fn plain_transfer_to(tx: &TxEnv) -> Option<Address> {
     plain.then_some(to)
 }
 
-/// Per sender: its plain transfers by their form, and whether it sent
-/// anything else.
-fn senders(txs: &[TxEnv]) -> HashMap<Address, (usize, bool)> {
-    let mut senders: HashMap<Address, (usize, bool)> = HashMap::default();
-    for tx in txs {
-        let (plain, other) = senders.entry(tx.caller).or_default();
-        match plain_transfer_to(tx) {
-            Some(_) => *plain += 1,
-            None => *other = true,
-        }
-    }
-    senders
-}
-
-/// Transactions that do not have to wait for a lower transaction of their
-/// sender: one per sender, except that the plain transfers (by their form)
-/// of a chain candidate count one each.
-pub fn independent_transactions(txs: &[TxEnv]) -> usize {
-    let chains_possible = txs.iter().all(|tx| tx.authorization_list.is_empty());
-    senders(txs)
-        .values()
-        .map(|&(plain, other)| if chains_possible && plain >= MIN_CHAIN_TXS { plain + usize::from(other) } else { 1 })
-        .sum()
-}
-
 /// The chains of one block.
 #[derive(Default)]
 pub struct DebitChains {
@@ -190,25 +165,27 @@ impl DebitChains {
 mod tests {
     use super::*;
     use alloy_primitives::Bytes;
+    use revm::context_interface::transaction::{AccessList, AccessListItem};
 
     fn transfer(caller: u8, to: u8) -> TxEnv {
         TxEnv { caller: Address::repeat_byte(caller), kind: TxKind::Call(Address::repeat_byte(to)), ..TxEnv::default() }
     }
 
     #[test]
-    fn only_plain_transfers_form_chains() {
-        let mut call = transfer(3, 9);
+    fn only_plain_transfers_by_their_form_are_chain_candidates() {
+        assert_eq!(plain_transfer_to(&transfer(1, 9)), Some(Address::repeat_byte(9)));
+        let mut call = transfer(1, 9);
         call.data = Bytes::from_static(&[1]);
-        let mut to_precompile = transfer(4, 0);
+        assert_eq!(plain_transfer_to(&call), None, "calldata");
+        let mut listed = transfer(1, 9);
+        listed.access_list = AccessList(vec![AccessListItem { address: Address::ZERO, storage_keys: vec![] }]);
+        assert_eq!(plain_transfer_to(&listed), None, "an access list");
+        let mut to_precompile = transfer(1, 0);
         to_precompile.kind = TxKind::Call(Address::with_last_byte(2));
-        let mut txs =
-            vec![transfer(1, 9), transfer(1, 8), transfer(2, 9), transfer(3, 9), call.clone(), transfer(4, 9)];
-        txs.push(to_precompile);
-        // Below MIN_CHAIN_TXS plain transfers a sender counts once.
-        assert_eq!(independent_transactions(&txs), 4);
-        let payouts = (0..MIN_CHAIN_TXS as u8).map(|i| transfer(5, 10 + i));
-        txs.extend(payouts.chain([TxEnv { caller: Address::repeat_byte(5), ..call }]));
-        assert_eq!(independent_transactions(&txs), 4 + MIN_CHAIN_TXS + 1);
-        assert!(plain_transfer_to(&transfer(1, 1)).is_none(), "a transfer to oneself");
+        assert_eq!(plain_transfer_to(&to_precompile), None, "a precompile");
+        assert_eq!(plain_transfer_to(&transfer(1, 1)), None, "a transfer to oneself");
+        let mut create = transfer(1, 9);
+        create.kind = TxKind::Create;
+        assert_eq!(plain_transfer_to(&create), None, "a creation");
     }
 }

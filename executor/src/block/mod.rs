@@ -7,7 +7,6 @@ mod sequential;
 
 pub use outcome::ExecStats;
 
-use crate::chains;
 use crate::error::ExecutorError;
 use crate::evm::{execute_system_call, CodeCache, EvmEnv};
 use crate::receipts::{receipts_root_with_threads, Receipt, PARALLEL_RECEIPTS};
@@ -85,8 +84,9 @@ pub const MIN_PARALLEL_TXS: usize = 16;
 /// Sequential when the block is small ([`MIN_PARALLEL_TXS`],
 /// [`MIN_PARALLEL_GAS`]) or when same-sender chains cover most of it (each
 /// transaction of a chain must wait for the previous one, so the block is
-/// serial by construction), unless they are chains of plain transfers
-/// ([`crate::chains`]).
+/// serial by construction). Payout chains of plain transfers
+/// ([`crate::chains`]) count as serial here too: they run in parallel, but
+/// their transfers are too small for a second worker to win.
 pub fn choose_workers(txs: &[TxEnv], workers: usize) -> usize {
     if workers <= 1 || txs.len() < MIN_PARALLEL_TXS {
         return 1;
@@ -95,7 +95,8 @@ pub fn choose_workers(txs: &[TxEnv], workers: usize) -> usize {
     if gas < MIN_PARALLEL_GAS {
         return 1;
     }
-    if chains::independent_transactions(txs) * 2 <= txs.len() {
+    let senders: alloy_primitives::map::HashSet<Address> = txs.iter().map(|tx| tx.caller).collect();
+    if senders.len() * 2 <= txs.len() {
         return 1;
     }
     workers
@@ -175,12 +176,6 @@ fn run_block(
     let block = input.number();
     let env = &input.env;
     // One slot per transaction plus one for the post-block withdrawals.
-    let mut mv = MvMemory::new(parent, txs.len() + 1, env.state_clear());
-    mv.set_lazy_account(env.block.beneficiary);
-    let codes = CodeCache::default();
-    let pre_block = pre_block_writes(input, &mv, &codes)?;
-    mv.set_pre_block_writes(pre_block);
-
     let mode = match mode {
         ExecutionMode::Auto { workers } => match choose_workers(txs, workers) {
             1 => ExecutionMode::Sequential,
@@ -188,6 +183,12 @@ fn run_block(
         },
         other => other,
     };
+    let mut mv = MvMemory::new(parent, txs.len() + 1, env.state_clear());
+    mv.set_lazy_account(env.block.beneficiary);
+    let codes = CodeCache::default();
+    let pre_block = pre_block_writes(input, &mv, &codes)?;
+    mv.set_pre_block_writes(pre_block);
+
     let started = Instant::now();
     let (outcomes, mut stats) = match mode {
         ExecutionMode::Sequential | ExecutionMode::Auto { .. } => {

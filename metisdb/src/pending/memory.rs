@@ -386,7 +386,15 @@ impl<'p> MvMemory<'p> {
         // a shard lock is held (`record` takes them in the other order).
         let versions: Vec<Entry> = {
             let shard = read!(self.shard(key));
-            shard.get(key).map_or_else(Vec::new, |v| v[..v.partition_point(|e| e.tx < tx)].to_vec())
+            shard.get(key).map_or_else(Vec::new, |v| {
+                let below = v.partition_point(|e| e.tx < tx);
+                // The walk stops at the newest full write below `tx`: the
+                // entries under it are never reached, and copying them made
+                // every full read of the beneficiary cost as much as all its
+                // writes so far (quadratic in a block of coinbase payouts).
+                let from = v[..below].iter().rposition(|e| matches!(e.data, EntryData::Write(_))).unwrap_or(0);
+                v[from..below].to_vec()
+            })
         };
         let mut next = versions.len();
         let mut additions = Vec::new();
