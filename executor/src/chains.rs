@@ -17,6 +17,12 @@
 //! fails, or a chain transaction did more than a plain transfer (its
 //! recipient turned out to have code), the parallel run is discarded and the
 //! block runs on the sequential path.
+//!
+//! Plain transfers are small (a few microseconds), and a block that is one
+//! long chain gains little from a second worker: auto mode still counts a
+//! chain as serial ([`crate::choose_workers`]). Chains keep a payout inside
+//! an otherwise parallel block from serializing it, and keep Block-STM from
+//! running a payout one transaction after the other.
 
 use crate::hints::DependencyHints;
 use alloy_primitives::map::{HashMap, HashSet};
@@ -90,22 +96,13 @@ impl DebitChains {
         if repeated.is_empty() || txs.iter().any(|tx| !tx.authorization_list.is_empty()) {
             return Self::default();
         }
-        let mut plain_count: HashMap<Address, usize> = HashMap::default();
-        for tx in txs.iter().filter(|tx| repeated.contains(&tx.caller) && plain_transfer_to(tx).is_some()) {
-            *plain_count.entry(tx.caller).or_default() += 1;
-        }
-        let candidates: HashSet<Address> =
-            plain_count.into_iter().filter(|(_, plain)| *plain >= MIN_CHAIN_TXS).map(|(sender, _)| sender).collect();
-        if candidates.is_empty() {
-            return Self::default();
-        }
         let without_code = |address: &Address| match mv.read_account(address, 0) {
             Ok((account, _)) => account.is_none_or(|a| a.code_hash == EMPTY_CODE_HASH),
             Err(_) => false,
         };
         let mut in_chain: Vec<bool> = txs
             .iter()
-            .map(|tx| candidates.contains(&tx.caller) && plain_transfer_to(tx).is_some_and(|to| without_code(&to)))
+            .map(|tx| repeated.contains(&tx.caller) && plain_transfer_to(tx).is_some_and(|to| without_code(&to)))
             .collect();
         let mut chain_txs: HashMap<Address, usize> = HashMap::default();
         for (tx, _) in txs.iter().zip(&in_chain).filter(|(_, chain)| **chain) {
