@@ -381,7 +381,6 @@ impl<'p> MvMemory<'p> {
     fn walk_lazy(&self, key: &StateKey, tx: TxIndex) -> Walk {
         let StateKey::Account(address) = key else { unreachable!("lazy keys are accounts") };
         let beneficiary = self.lazy.as_ref() == Some(address);
-        let debited = self.debit_accounts.contains(address);
         // Copied out: the per-transaction locks below are never taken while
         // a shard lock is held (`record` takes them in the other order).
         let versions: Vec<Entry> = {
@@ -422,7 +421,7 @@ impl<'p> MvMemory<'p> {
             if beneficiary && !lazy(last.lazy, Delta::Add) {
                 return Walk::Blocked(idx);
             }
-            if let Some(debit) = last.debit.as_deref().filter(|d| debited && d.account == *address) {
+            if let Some(debit) = last.debit.as_deref().filter(|d| d.account == *address) {
                 if !lazy(debit.amount, Delta::Debit) {
                     return Walk::Blocked(idx);
                 }
