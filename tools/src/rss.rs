@@ -97,11 +97,15 @@ fn page_kib() -> u64 {
     }
 }
 
-/// Reads `file` sequentially on a background thread to bring it into the
-/// page cache ahead of a full scan. The engine maps data files with
-/// `MADV_RANDOM` (right for point reads), so a cold scan through the map
-/// would fault one page at a time; one sequential pass is many times
-/// faster. Stops at the end of the file or when the returned guard drops.
+/// Brings `file` into the page cache ahead of a full scan, from a
+/// background thread. The engine maps data files with `MADV_RANDOM` (right
+/// for point reads), so a cold scan through the map would fault one page at
+/// a time; one sequential pass is many times faster. The pass asks the
+/// kernel to read ahead ([`PREFETCH_STEP`] at a time, `readahead(2)`), so
+/// the pages go into the page cache without being copied into this process
+/// (a `read` into a buffer copied the whole file, a fifth of an export's
+/// CPU at 10M accounts). Stops at the end of the file or when the returned
+/// guard drops.
 ///
 /// A second thread keeps the scan's resident set bounded while the guard
 /// lives: every few milliseconds it compares the file-backed resident
@@ -116,23 +120,34 @@ pub struct Prefetch {
     _trim: RssTrim,
 }
 
+/// Bytes [`Prefetch`] asks the kernel to read ahead per call. The kernel
+/// reads at most the device's readahead window per `readahead` call (128
+/// KiB by default, `queue/read_ahead_kb`) and ignores the rest, so larger
+/// steps would leave holes.
+pub const PREFETCH_STEP: u64 = 128 << 10;
+
 impl Prefetch {
     /// Starts prefetching `file` and bounding its resident pages to [`FILE_RSS_LIMIT_KIB`].
     pub fn start(file: &Path) -> Prefetch {
-        use std::io::Read;
+        use std::os::fd::AsRawFd;
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let (s2, path) = (stop.clone(), file.to_path_buf());
         let reader = std::thread::Builder::new()
             .name("prefetch".into())
             .spawn(move || {
-                let Ok(mut f) = std::fs::File::open(&path) else { return };
-                let mut buf = vec![0u8; 4 << 20];
-                while !s2.load(Ordering::Relaxed) {
-                    match f.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
+                let Ok(f) = std::fs::File::open(&path) else { return };
+                let Ok(len) = f.metadata().map(|m| m.len()) else { return };
+                let mut at = 0;
+                while at < len && !s2.load(Ordering::Relaxed) {
+                    let step = PREFETCH_STEP.min(len - at);
+                    // SAFETY: `f` is an open file for the whole call;
+                    // readahead only reads the file into the page cache.
+                    let rc = unsafe { libc::readahead(f.as_raw_fd(), at as libc::off64_t, step as usize) };
+                    if rc != 0 {
+                        return;
                     }
+                    at += step;
                 }
             })
             .ok();
