@@ -146,7 +146,7 @@ pub fn receipts_root_with_threads(receipts: &[Receipt], threads: usize) -> B256 
             builder.add_slot(path, node_ref, ChildKind::Leaf).expect("slots in key order");
         }
     }
-    builder.finish().expect("slots under branches").root
+    builder.finish().expect("slots under branches").root()
 }
 
 /// Indices with their trie keys `rlp(index)` as nibbles, in key order:
@@ -172,7 +172,7 @@ pub fn ordered_trie_root(items: impl ExactSizeIterator<Item = Vec<u8>>) -> B256 
         // Keys are distinct and sorted; encoded receipts are never empty.
         builder.add_leaf(key, &items[index]).expect("sorted distinct keys, non-empty items");
     }
-    builder.finish().expect("a trie of leaves only").root
+    builder.finish().expect("a trie of leaves only").root()
 }
 
 /// keccak256 of the RLP list of logs: the `logs` field of state tests.

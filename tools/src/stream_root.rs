@@ -46,7 +46,7 @@ impl StreamRoot {
 
     fn close(&mut self) -> Result<(), BuildError> {
         if let Some(o) = self.open.take() {
-            let root = if o.slots == 0 { metis_trie::EMPTY_ROOT_HASH } else { o.storage.finish()?.root };
+            let root = if o.slots == 0 { metis_trie::EMPTY_ROOT_HASH } else { o.storage.finish()?.root() };
             if let Some(stored) = o.stored_root {
                 if stored != root {
                     self.mismatch_count += 1;
@@ -82,7 +82,7 @@ impl StreamRoot {
     /// The state root of everything fed.
     pub fn finish(mut self) -> Result<(B256, Vec<StorageRootMismatch>, u64), BuildError> {
         self.close()?;
-        let root = self.accounts.finish()?.root;
+        let root = self.accounts.finish()?.root();
         Ok((root, self.mismatches, self.mismatch_count))
     }
 }

@@ -138,8 +138,6 @@ impl SubtrieTop {
 /// What [`RootBuilder::finish`] returns.
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
-    /// The trie root hash.
-    pub root: B256,
     /// The topmost node, for combining with sibling subtries.
     pub top: SubtrieTop,
     /// Records of the stored branch nodes created, sorted by path (empty
@@ -156,6 +154,14 @@ pub struct BuildOutput {
 }
 
 impl BuildOutput {
+    /// The trie root hash. Hashed on request (the top node's wrapper, when
+    /// it is a leaf or sits below an extension): a builder of one part of a
+    /// trie only needs [`BuildOutput::top`], and hashing a root nobody reads
+    /// cost an import one keccak per storage-trie part.
+    pub fn root(&self) -> B256 {
+        self.top.root_hash()
+    }
+
     /// The proof of `key`: the RLP of the nodes on its path, root first.
     /// Requires `key` to have been a proof target.
     pub fn proof(&self, key: &Nibbles) -> Vec<Bytes> {
@@ -437,19 +443,14 @@ impl RootBuilder {
         };
         // A root branch was already retained as a proof node when it
         // completed; a root leaf or extension is only built here.
-        if let Some(rlp) = top.root_wrapper_rlp() {
-            self.retain_proof(&Nibbles::new(), &rlp);
+        if !self.proof_targets.is_empty() {
+            if let Some(rlp) = top.root_wrapper_rlp() {
+                self.retain_proof(&Nibbles::new(), &rlp);
+            }
         }
-        let root = top.root_hash();
         self.records.sort_by(|a, b| a.0.cmp(&b.0));
         self.proof_nodes.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(BuildOutput {
-            root,
-            top,
-            records: self.records,
-            proof_nodes: self.proof_nodes,
-            branch_nodes: self.branch_nodes,
-        })
+        Ok(BuildOutput { top, records: self.records, proof_nodes: self.proof_nodes, branch_nodes: self.branch_nodes })
     }
 }
 
@@ -520,7 +521,7 @@ mod tests {
                 b.add_leaf(k.clone(), k.as_packed()).unwrap();
             }
         }
-        assert_eq!(b.finish().unwrap().root, full.root);
+        assert_eq!(b.finish().unwrap().root(), full.root());
         assert!(full.branch_nodes > full.records.len());
     }
 }

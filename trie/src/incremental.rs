@@ -512,5 +512,5 @@ pub fn full_root<L: LeafCursor>(leaves: &mut L) -> Result<FullRoot, TrieError> {
         entry = leaves.next().map_err(leaf_err)?;
     }
     let out = builder.finish()?;
-    Ok(FullRoot { root: out.root, records: out.records })
+    Ok(FullRoot { root: out.root(), records: out.records })
 }

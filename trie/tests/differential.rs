@@ -15,7 +15,7 @@ fn builder_root(leaves: &BTreeMap<B256, Vec<u8>>) -> B256 {
     for (k, v) in leaves {
         b.add_leaf(Nibbles::from_b256(k), v).unwrap();
     }
-    b.finish().unwrap().root
+    b.finish().unwrap().root()
 }
 
 /// One change of a batch.

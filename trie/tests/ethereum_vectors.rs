@@ -61,7 +61,7 @@ fn builder_root(contents: &BTreeMap<Vec<u8>, Vec<u8>>) -> B256 {
     for (k, v) in contents {
         b.add_leaf(Nibbles::unpack(k), v).unwrap();
     }
-    b.finish().unwrap().root
+    b.finish().unwrap().root()
 }
 
 fn apply(ops: &[(Vec<u8>, Option<Vec<u8>>)], secure: bool) -> BTreeMap<Vec<u8>, Vec<u8>> {

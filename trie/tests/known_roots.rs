@@ -9,7 +9,7 @@ fn root_of(leaves: &[(Vec<u8>, Vec<u8>)]) -> B256 {
     for (k, v) in leaves {
         b.add_leaf(Nibbles::unpack(k), v).unwrap();
     }
-    b.finish().unwrap().root
+    b.finish().unwrap().root()
 }
 
 #[test]

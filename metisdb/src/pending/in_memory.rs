@@ -123,7 +123,7 @@ fn secure_root(mut leaves: Vec<(B256, Vec<u8>)>) -> B256 {
         // non-empty RLP, the two conditions under which the builder errs.
         builder.add_leaf(Nibbles::from_b256(key), value).expect("sorted distinct keys, non-empty values");
     }
-    builder.finish().expect("a trie of leaves only").root
+    builder.finish().expect("a trie of leaves only").root()
 }
 
 impl InMemoryAccount {

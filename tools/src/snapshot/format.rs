@@ -485,17 +485,49 @@ impl<'a> EntryDecoder<'a> {
 /// hashes) before accounts (strictly increasing hashes), slots strictly
 /// increasing within their account and only after an account; preimages,
 /// when present, hash to their keys; code hashes match their code.
-#[derive(Default, Clone, Debug, PartialEq, Eq)]
+#[derive(Default, Clone, Debug)]
 pub struct OrderCheck {
     last_code: Option<B256>,
     last_account: Option<B256>,
     last_slot: Option<B256>,
+    slots: VerifiedSlots,
+}
+
+/// Slot preimages already checked: (keccak(slot), slot) pairs, direct-mapped
+/// by the hash's first bytes. Slot numbers repeat across contracts (0, 1,
+/// 2, ... in most of them), and a pair found here hashed correctly before,
+/// so the check skips its keccak.
+#[derive(Clone, Debug, Default)]
+struct VerifiedSlots(Vec<(B256, U256)>);
+
+impl VerifiedSlots {
+    const ENTRIES: usize = 1024;
+
+    fn index(hash: &B256) -> usize {
+        usize::from(u16::from_be_bytes([hash[0], hash[1]])) % Self::ENTRIES
+    }
+
+    /// Whether `slot` hashes to `hash`.
+    fn check(&mut self, hash: &B256, slot: &U256) -> bool {
+        if self.0.is_empty() {
+            self.0 = vec![(B256::ZERO, U256::ZERO); Self::ENTRIES];
+        }
+        let i = Self::index(hash);
+        if self.0[i] == (*hash, *slot) && *hash != B256::ZERO {
+            return true;
+        }
+        if metisdb::state::hash_slot(slot) != *hash {
+            return false;
+        }
+        self.0[i] = (*hash, *slot);
+        true
+    }
 }
 
 impl OrderCheck {
     /// Resumes the check after `account` (with slots up to `slot`) was the last entry.
     pub fn resume(last_code: Option<B256>, last_account: Option<B256>, last_slot: Option<B256>) -> Self {
-        OrderCheck { last_code, last_account, last_slot }
+        OrderCheck { last_code, last_account, last_slot, slots: VerifiedSlots::default() }
     }
 
     /// The last account seen.
@@ -558,7 +590,7 @@ impl OrderCheck {
                     return Err(format!("slot {hash:#x} of account {acct:#x} out of order"));
                 }
                 if let Some(s) = slot {
-                    if metisdb::state::hash_slot(s) != *hash {
+                    if !self.slots.check(hash, s) {
                         return Err(format!("slot {hash:#x} of account {acct:#x}: preimage does not hash to it"));
                     }
                 }
@@ -599,6 +631,30 @@ mod tests {
         }
         let ft = Footer { chunks: 1, accounts: 2, slots: 3, codes: 4, raw_bytes: 5, file_len: 6 };
         assert_eq!(Footer::decode(&ft.encode()).unwrap(), ft);
+    }
+
+    #[test]
+    fn slot_preimages_are_checked_even_when_their_hash_was_seen() {
+        let mut check = OrderCheck::default();
+        let info = AccountInfo { nonce: 0, balance: U256::from(1u64), code_hash: KECCAK_EMPTY };
+        let slot = U256::from(2u64);
+        let hash = metisdb::state::hash_slot(&slot);
+        // The same (hash, slot) pair under many accounts: checked from the cache.
+        for a in 1u8..=3 {
+            let acct = Entry::Account { hash: B256::repeat_byte(a), address: None, info };
+            check.check(&acct, ChunkKind::State).unwrap();
+            check.check(&Entry::Slot { hash, slot: Some(slot), value: U256::from(9u64) }, ChunkKind::State).unwrap();
+        }
+        // A wrong preimage for a cached hash, and a zero hash with a zero
+        // slot (the cache's empty entries), are still rejected.
+        let acct = Entry::Account { hash: B256::repeat_byte(4), address: None, info };
+        check.check(&acct, ChunkKind::State).unwrap();
+        let wrong = Entry::Slot { hash, slot: Some(U256::from(3u64)), value: U256::from(9u64) };
+        assert!(check.check(&wrong, ChunkKind::State).unwrap_err().contains("does not hash"));
+        let mut check = OrderCheck::default();
+        check.check(&Entry::Account { hash: B256::repeat_byte(5), address: None, info }, ChunkKind::State).unwrap();
+        let zero = Entry::Slot { hash: B256::ZERO, slot: Some(U256::ZERO), value: U256::from(9u64) };
+        assert!(check.check(&zero, ChunkKind::State).unwrap_err().contains("does not hash"));
     }
 
     #[test]

@@ -111,10 +111,11 @@ impl RecordTrie {
         }
         self.close_part(out)?;
         let o = self.top.finish().map_err(trie_err)?;
+        let root = o.root();
         for (p, r) in o.records {
             out(p, r)?;
         }
-        Ok(o.root)
+        Ok(root)
     }
 }
 
