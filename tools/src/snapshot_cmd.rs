@@ -98,6 +98,7 @@ pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
                 chunk_bytes: a.chunk_kib.clamp(4, 64 * 1024) << 10,
                 chain_id: a.chain_id,
                 block_hash,
+                ..ExportOptions::default()
             };
             let mut p = Progress::bytes("export", "accounts", None);
             let t0 = Instant::now();

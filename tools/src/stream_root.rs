@@ -149,7 +149,7 @@ pub fn check_state_root(
     let mut v = V(StreamRoot::new());
     let mut totals = WalkTotals::default();
     let mut t = |w: &WalkTotals| tick(w.accounts);
-    walk_state(snap, WalkOptions { preimages: false, tick: &mut t, release }, &mut totals, &mut v)?;
+    walk_state(snap, WalkOptions::all(false, &mut t, release), &mut totals, &mut v)?;
     let (computed, mismatches, mismatch_count) = v.0.finish().map_err(err)?;
     Ok(RootCheck {
         version: snap.version(),

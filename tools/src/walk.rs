@@ -76,9 +76,33 @@ pub struct WalkOptions<'a> {
     /// file-backed memory exceeds [`crate::rss::FILE_RSS_LIMIT_KIB`]
     /// (checked every 4096 accounts; see [`crate::rss::release_mapped`]).
     pub release: Option<&'a std::path::Path>,
+    /// Accounts from this key on (`&[]`: from the first).
+    pub start: &'a [u8],
+    /// Accounts below this key (`None`: to the last).
+    pub end: Option<&'a [u8]>,
 }
 
-/// Every account with its slots, in key order.
+impl<'a> WalkOptions<'a> {
+    /// The whole state, with or without preimages.
+    pub fn all(preimages: bool, tick: &'a mut dyn FnMut(&WalkTotals), release: Option<&'a std::path::Path>) -> Self {
+        WalkOptions { preimages, tick, release, start: &[], end: None }
+    }
+}
+
+impl WalkTotals {
+    /// Adds the counts of another pass.
+    pub fn add(&mut self, o: &WalkTotals) {
+        self.accounts += o.accounts;
+        self.slots += o.slots;
+        self.codes += o.codes;
+        self.bytes += o.bytes;
+        self.missing_address_preimages += o.missing_address_preimages;
+        self.missing_slot_preimages += o.missing_slot_preimages;
+    }
+}
+
+/// Every account with its slots, in key order (those with keys in
+/// `opts.start..opts.end`).
 pub fn walk_state(
     snap: &Snapshot,
     opts: WalkOptions<'_>,
@@ -86,10 +110,11 @@ pub fn walk_state(
     v: &mut dyn StateVisitor,
 ) -> Result<()> {
     let ctx = |t: &str| format!("read the {t} table");
-    let mut accounts = snap.range(ACCOUNTS, &[]).ctx(|| ctx("accounts"))?;
-    let mut storage = snap.range(STORAGE, &[]).ctx(|| ctx("storage"))?;
+    let below_end = |k: &[u8]| opts.end.is_none_or(|e| k < e);
+    let mut accounts = snap.range(ACCOUNTS, opts.start).ctx(|| ctx("accounts"))?;
+    let mut storage = snap.range(STORAGE, opts.start).ctx(|| ctx("storage"))?;
     let mut st_head = storage.next().ctx(|| ctx("storage"))?;
-    let mut pre = if opts.preimages { Some(snap.range(PREIMAGES, &[]).ctx(|| ctx("preimages"))?) } else { None };
+    let mut pre = if opts.preimages { Some(snap.range(PREIMAGES, opts.start).ctx(|| ctx("preimages"))?) } else { None };
     let mut pre_head = match pre.as_mut() {
         Some(p) => p.next().ctx(|| ctx("preimages"))?,
         None => None,
@@ -97,6 +122,9 @@ pub fn walk_state(
     // Slots repeat across accounts (slot 0, 1, ...): remember recent preimages.
     let mut slot_cache: HashMap<B256, Option<U256>> = HashMap::new();
     while let Some((k, val)) = accounts.next().ctx(|| ctx("accounts"))? {
+        if !below_end(k) {
+            break;
+        }
         if k.len() != 32 {
             return Err(bad(snap, format!("account key 0x{} is not 32 bytes", hex::encode(k))));
         }
@@ -178,7 +206,8 @@ pub fn walk_state(
             }
         }
     }
-    if let Some((sk, _)) = st_head {
+    // Storage of the next range belongs to it.
+    if let Some((sk, _)) = st_head.filter(|(sk, _)| below_end(sk)) {
         return Err(bad(
             snap,
             format!("storage of account 0x{} without an account record", hex::encode(&sk[..32.min(sk.len())])),

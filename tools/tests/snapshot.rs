@@ -171,6 +171,76 @@ fn export_pins_its_version_while_the_writer_commits() {
     drop(db);
 }
 
+/// Every entry of a snapshot file, in file order.
+fn entries_of(file: &Path) -> Vec<metis_tools::snapshot::format::Entry> {
+    let mut r = metis_tools::snapshot::reader::SnapshotReader::open(file).unwrap();
+    let (mut order, mut totals, mut v) = (Default::default(), Default::default(), Vec::new());
+    while let Some(chunk) = r.next_chunk().unwrap() {
+        metis_tools::snapshot::for_each_entry(file, &chunk, &mut order, &mut totals, |e| {
+            v.push(e);
+            Ok(())
+        })
+        .unwrap();
+    }
+    v
+}
+
+#[test]
+fn a_walk_split_into_many_units_writes_the_same_entries() {
+    use metis_tools::snapshot::export::{export, ExportOptions};
+    let (_t, t) = tmp();
+    let (src, one_unit, root) = source(&t);
+    let db = Db::open(&src, Options::default()).unwrap();
+    // 3000 accounts in units of 7 (428 units over two walkers, each
+    // holding at most a few units ahead of the writer), in small chunks.
+    let many = t.join("many.snap");
+    let opts = ExportOptions { accounts_per_unit: 7, chunk_bytes: 2048, ..Default::default() };
+    let sum = export(&db, None, &many, &opts, &mut |_, _| {}).unwrap();
+    drop(db);
+    assert_eq!(format!("{:#x}", sum.header.state_root), root);
+    let one = metis_ok(&["snapshot", "verify", s(&one_unit)]);
+    assert!(sum.footer.chunks > 428, "a chunk per unit at least: {}", sum.footer.chunks);
+    assert_eq!(sum.footer.accounts.to_string(), field(&one, "accounts"));
+    assert_eq!(sum.footer.slots.to_string(), field(&one, "slots"));
+    assert_eq!(sum.footer.codes.to_string(), field(&one, "codes"));
+    assert!(entries_of(&many) == entries_of(&one_unit), "same entries in the same order");
+    let v = metis_tools::snapshot::verify_file(&many, &mut |_, _| {}).unwrap();
+    assert_eq!(format!("{:#x}", v.computed_root), root);
+    let dst = t.join("dst");
+    import_snapshot(&dst, &many, &ImportOptions::default(), &mut |_, _, _| {}).unwrap();
+    assert_eq!(root_of(&dst), root);
+}
+
+#[test]
+fn a_walker_that_fails_stops_the_export_cleanly() {
+    use alloy_primitives::{Address, U256};
+    use metis_tools::snapshot::export::{export, ExportOptions};
+    use metisdb::state::{AccountInfo, KECCAK_EMPTY};
+    let (_t, t) = tmp();
+    let dir = t.join("bad");
+    let db = Db::open(&dir, Options::default()).unwrap();
+    let mut w = db.begin_state().unwrap();
+    for j in 0..300u64 {
+        let a = Address::from_word(alloy_primitives::keccak256(j.to_le_bytes()));
+        w.set_account(&a, Some(AccountInfo { nonce: 1, balance: U256::from(j + 1), code_hash: KECCAK_EMPTY })).unwrap();
+    }
+    w.commit(Vec::new()).unwrap();
+    // A slot of an account that does not exist, in the middle of the key space.
+    let mut txn = db.begin_write().unwrap();
+    let mut key = vec![0x80u8; 32];
+    key.extend_from_slice(&[1u8; 32]);
+    txn.put(metisdb::tables::STORAGE, &key, &[1]).unwrap();
+    txn.commit(metisdb::CommitInfo { state_root: db.state_root(), extra: Vec::new() }).unwrap();
+    for per_unit in [7, 1 << 16] {
+        let out = t.join(format!("bad-{per_unit}.snap"));
+        let opts = ExportOptions { accounts_per_unit: per_unit, chunk_bytes: 1024, ..Default::default() };
+        let e = export(&db, None, &out, &opts, &mut |_, _| {}).unwrap_err().to_string();
+        assert!(e.contains("storage of account 0x8080") && e.contains("without an account record"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(&t).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().contains(".snap")), "nothing written: {left:?}");
+    }
+}
+
 use alloy_primitives::B256;
 
 /// Runs an import expected to fail: non-zero exit, target unchanged (and

@@ -1,10 +1,14 @@
 //! `snapshot export`: one version of a database to a snapshot file.
 //!
 //! The export reads a [`metisdb::Snapshot`], which pins its version: the
-//! node can keep committing while it runs. The walk over the tables runs on
-//! the calling thread; compression, checksums and writes run on a second
-//! thread, with at most two chunks in flight between them. The file is
-//! written under a temporary name and renamed into place when complete.
+//! node can keep committing while it runs. The state is split into units
+//! (the codes, then account-hash ranges); [`WALKERS`] threads walk units in
+//! turn and compress their chunks, and the calling thread writes the units'
+//! chunks in key order, numbering and checksumming the frames. A walker
+//! starts a unit at most `Board::AHEAD` units beyond the one being
+//! written and holds at most a few chunks per unit, so memory stays bounded
+//! whatever the state size. The file is written under a temporary name and
+//! renamed into place when complete.
 
 use super::format::{put_account, put_code, put_slot, ChunkKind, Footer, Frame, Header};
 use crate::error::{DbContext, Error, Result};
@@ -28,11 +32,19 @@ pub struct ExportOptions {
     pub chain_id: Option<u64>,
     /// Block hash for the header (default: from the version record, else zero).
     pub block_hash: Option<B256>,
+    /// Accounts per unit of the parallel walk (see [`ACCOUNTS_PER_UNIT`]).
+    pub accounts_per_unit: u64,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { level: 1, chunk_bytes: 1 << 20, chain_id: None, block_hash: None }
+        ExportOptions {
+            level: 1,
+            chunk_bytes: 1 << 20,
+            chain_id: None,
+            block_hash: None,
+            accounts_per_unit: ACCOUNTS_PER_UNIT,
+        }
     }
 }
 
@@ -65,78 +77,151 @@ pub fn stored_chain_id(snap: &metisdb::Snapshot) -> Option<u64> {
     metisdb::state::genesis::parse(raw).ok()?.chain_id
 }
 
-enum Job {
-    Chunk(ChunkKind, Vec<u8>, u32),
-    End(Footer),
+/// Accounts per unit of the walk: the state is split into units of about
+/// this many accounts (by key prefix), walked by [`WALKERS`] threads and
+/// written in key order. Each unit ends with a chunk of its own, so a
+/// unit should hold many chunks' worth of entries.
+pub const ACCOUNTS_PER_UNIT: u64 = 1 << 16;
+/// Threads walking units of the state.
+pub const WALKERS: usize = 2;
+/// Compressed chunks a walker may hold ahead of the writer per unit (the
+/// bound on the export's buffered output: `WALKERS` x this x a chunk).
+const CHUNKS_AHEAD: usize = 8;
+
+/// A part of the snapshot walked by one thread: the codes, or the accounts
+/// with keys in `start..end`.
+#[derive(Clone, Debug)]
+enum Unit {
+    Codes,
+    State { start: Vec<u8>, end: Option<Vec<u8>> },
 }
 
-struct Writer {
-    path: PathBuf,
-    file: std::io::BufWriter<File>,
-    level: i32,
-    written: u64,
-    seq: u64,
+/// The units of a state of `accounts` accounts: the codes, then account
+/// ranges split at two-byte key prefixes.
+fn units(accounts: u64, per_unit: u64) -> Vec<Unit> {
+    let parts = (accounts / per_unit.max(1)).clamp(1, 1 << 16);
+    let bound = |i: u64| (i < parts).then(|| ((i << 16) / parts) as u16);
+    let mut v = vec![Unit::Codes];
+    for i in 0..parts {
+        let start = bound(i).filter(|&b| b > 0).map(|b| b.to_be_bytes().to_vec()).unwrap_or_default();
+        v.push(Unit::State { start, end: bound(i + 1).map(|b| b.to_be_bytes().to_vec()) });
+    }
+    v
 }
 
-impl Writer {
-    fn run(mut self, rx: Receiver<Job>, done: SyncSender<u64>) -> Result<(u64, u64)> {
-        let mut cctx = zstd::bulk::Compressor::new(self.level).map_err(|e| Error::io("zstd init", &self.path, e))?;
-        let mut footer = None;
-        for job in rx {
-            match job {
-                Job::Chunk(kind, raw, entries) => {
-                    let c = cctx.compress(&raw).map_err(|e| Error::io("zstd compress", &self.path, e))?;
-                    let frame = Frame::new(kind, self.seq, &c, raw.len(), entries);
-                    self.file.write_all(&frame.encode()).map_err(|e| Error::io("write", &self.path, e))?;
-                    self.file.write_all(&c).map_err(|e| Error::io("write", &self.path, e))?;
-                    self.written += (super::format::FRAME_LEN + c.len()) as u64;
-                    self.seq += 1;
-                    let _ = done.try_send(self.written);
-                }
-                Job::End(mut f) => {
-                    f.chunks = self.seq;
-                    f.file_len = self.written + super::format::FOOTER_LEN as u64;
-                    self.file.write_all(&f.encode()).map_err(|e| Error::io("write", &self.path, e))?;
-                    self.written = f.file_len;
-                    footer = Some(f);
-                }
+/// What a walker hands the writer for one unit.
+enum Out {
+    Chunk { kind: ChunkKind, compressed: Vec<u8>, raw_len: usize, entries: u32 },
+    End(Footer, WalkTotals),
+}
+
+/// Hand-over of units between walkers and the writer.
+#[derive(Default)]
+struct Board {
+    state: std::sync::Mutex<BoardState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct BoardState {
+    /// Receivers of the units started and not yet taken by the writer.
+    started: std::collections::HashMap<usize, Receiver<Out>>,
+    /// The next unit to start.
+    next: usize,
+    /// The unit the writer writes.
+    writing: usize,
+    stopped: bool,
+}
+
+impl Board {
+    /// Units a walker may start beyond the one being written: bounds the
+    /// output held in memory when one unit takes long (a large storage).
+    const AHEAD: usize = WALKERS + 1;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
+        // A panicking walker or writer fails the export anyway (join), so a
+        // poisoned lock's state is still fine to read.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the next unit (below `units`) with the receiver `rx`; waits
+    /// while it is too far ahead of the writer. `None` when every unit is
+    /// started or the export stopped.
+    fn start(&self, units: usize, rx: Receiver<Out>) -> Option<usize> {
+        let mut g = self.lock();
+        loop {
+            if g.stopped || g.next >= units {
+                return None;
             }
+            if g.next < g.writing + Self::AHEAD {
+                let u = g.next;
+                g.next += 1;
+                g.started.insert(u, rx);
+                self.changed.notify_all();
+                return Some(u);
+            }
+            g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner());
         }
-        let f = footer.ok_or_else(|| Error::Refused("the export stopped before its end".into()))?;
-        let file = self.file.into_inner().map_err(|e| Error::io("write", &self.path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))?;
-        Ok((f.chunks, self.written))
+    }
+
+    /// The receiver of `unit` once a walker started it; `None` after [`Board::stop`].
+    fn take(&self, unit: usize) -> Option<Receiver<Out>> {
+        let mut g = self.lock();
+        g.writing = unit;
+        self.changed.notify_all();
+        loop {
+            if g.stopped {
+                return None;
+            }
+            if let Some(rx) = g.started.remove(&unit) {
+                return Some(rx);
+            }
+            g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Ends the export: walkers start no more units, the writer takes no
+    /// more, and dropping the receivers releases walkers blocked on them.
+    fn stop(&self) {
+        let mut g = self.lock();
+        g.stopped = true;
+        g.started.clear();
+        self.changed.notify_all();
     }
 }
 
-/// Builds chunk payloads from the walk and hands them to the writer thread.
-struct Chunker<'a> {
-    tx: SyncSender<Job>,
+/// Calls [`Board::stop`] when dropped.
+struct StopOnDrop<'a>(&'a Board);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// Builds the chunks of one unit, compressed, and sends them to the writer.
+struct Chunker {
+    tx: SyncSender<Out>,
+    cctx: zstd::bulk::Compressor<'static>,
     buf: Vec<u8>,
     entries: u32,
     kind: ChunkKind,
     chunk_bytes: usize,
     footer: Footer,
-    written: &'a std::sync::atomic::AtomicU64,
-    progress: ExportProgress<'a>,
-    done_rx: Receiver<u64>,
+    path: PathBuf,
 }
 
-impl Chunker<'_> {
+impl Chunker {
     fn flush(&mut self) -> Result<()> {
         if self.entries == 0 {
             return Ok(());
         }
-        let raw = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk_bytes + 4096));
-        self.footer.raw_bytes += raw.len() as u64;
-        self.tx
-            .send(Job::Chunk(self.kind, raw, self.entries))
-            .map_err(|_| Error::Refused("the snapshot writer stopped".into()))?;
+        let compressed = self.cctx.compress(&self.buf).map_err(|e| Error::io("zstd compress", &self.path, e))?;
+        self.footer.raw_bytes += self.buf.len() as u64;
+        let out = Out::Chunk { kind: self.kind, compressed, raw_len: self.buf.len(), entries: self.entries };
+        self.tx.send(out).map_err(|_| Error::Refused("the snapshot writer stopped".into()))?;
+        self.buf.clear();
         self.entries = 0;
-        while let Ok(w) = self.done_rx.try_recv() {
-            self.written.store(w, std::sync::atomic::Ordering::Relaxed);
-        }
-        (self.progress)(self.written.load(std::sync::atomic::Ordering::Relaxed), self.footer.accounts);
         Ok(())
     }
 
@@ -149,7 +234,7 @@ impl Chunker<'_> {
     }
 }
 
-impl StateVisitor for Chunker<'_> {
+impl StateVisitor for Chunker {
     fn account(&mut self, hash: &B256, address: Option<&Address>, a: &StoredAccount) -> Result<()> {
         put_account(&mut self.buf, hash, address, &a.info);
         self.footer.accounts += 1;
@@ -160,6 +245,86 @@ impl StateVisitor for Chunker<'_> {
         self.footer.slots += 1;
         self.entry_done()
     }
+}
+
+/// Walks units in turn until none is left or the export stops.
+fn walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board, opts: &ExportOptions, path: &Path) -> Result<()> {
+    let mut cctx = zstd::bulk::Compressor::new(opts.level).map_err(|e| Error::io("zstd init", path, e))?;
+    loop {
+        let (tx, rx) = sync_channel::<Out>(CHUNKS_AHEAD);
+        let Some(u) = board.start(units.len(), rx) else { return Ok(()) };
+        let unit = &units[u];
+        let mut ch = Chunker {
+            tx,
+            cctx,
+            buf: Vec::with_capacity(opts.chunk_bytes + 4096),
+            entries: 0,
+            kind: ChunkKind::Codes,
+            chunk_bytes: opts.chunk_bytes,
+            footer: Footer::default(),
+            path: path.to_path_buf(),
+        };
+        let mut totals = WalkTotals::default();
+        match unit {
+            Unit::Codes => walk_codes(snap, &mut totals, None, |h, code| {
+                put_code(&mut ch.buf, h, code);
+                ch.footer.codes += 1;
+                ch.entry_done()
+            })?,
+            Unit::State { start, end } => {
+                ch.kind = ChunkKind::State;
+                let mut tick = |_: &WalkTotals| {};
+                // The prefetch's trim thread bounds the mapped pages.
+                let o = WalkOptions { start, end: end.as_deref(), ..WalkOptions::all(true, &mut tick, None) };
+                walk_state(snap, o, &mut totals, &mut ch)?;
+            }
+        }
+        ch.flush()?;
+        ch.tx.send(Out::End(ch.footer, totals)).map_err(|_| Error::Refused("the snapshot writer stopped".into()))?;
+        cctx = ch.cctx;
+    }
+}
+
+/// Writes the units' chunks in unit order; returns the footer (chunks,
+/// totals, file length) and the walks' totals.
+fn write_units(
+    file: &mut std::io::BufWriter<File>,
+    path: &Path,
+    units: usize,
+    board: &Board,
+    progress: ExportProgress<'_>,
+) -> Result<(Footer, WalkTotals)> {
+    let mut footer = Footer::default();
+    let mut totals = WalkTotals::default();
+    let mut written = super::format::HEADER_LEN as u64;
+    let stopped = || Error::Refused("a snapshot walker stopped".into());
+    for u in 0..units {
+        let rx = board.take(u).ok_or_else(stopped)?;
+        loop {
+            match rx.recv().map_err(|_| stopped())? {
+                Out::Chunk { kind, compressed, raw_len, entries } => {
+                    let frame = Frame::new(kind, footer.chunks, &compressed, raw_len, entries);
+                    file.write_all(&frame.encode()).map_err(|e| Error::io("write", path, e))?;
+                    file.write_all(&compressed).map_err(|e| Error::io("write", path, e))?;
+                    written += (super::format::FRAME_LEN + compressed.len()) as u64;
+                    footer.chunks += 1;
+                }
+                Out::End(f, t) => {
+                    footer.accounts += f.accounts;
+                    footer.slots += f.slots;
+                    footer.codes += f.codes;
+                    footer.raw_bytes += f.raw_bytes;
+                    totals.add(&t);
+                    break;
+                }
+            }
+            progress(written, footer.accounts);
+        }
+        progress(written, footer.accounts);
+    }
+    footer.file_len = written + super::format::FOOTER_LEN as u64;
+    file.write_all(&footer.encode()).map_err(|e| Error::io("write", path, e))?;
+    Ok((footer, totals))
 }
 
 /// Writes version `version` (default: the latest) of `db` to `out`.
@@ -192,62 +357,53 @@ pub fn export(
     let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let mut bw = std::io::BufWriter::with_capacity(4 << 20, file);
     bw.write_all(&header.encode()).map_err(|e| Error::io("write", &tmp, e))?;
-    let writer =
-        Writer { path: tmp.clone(), file: bw, level: opts.level, written: super::format::HEADER_LEN as u64, seq: 0 };
     let prefetch = crate::rss::Prefetch::start(db.path());
-    let (tx, rx) = sync_channel::<Job>(2);
-    let (done_tx, done_rx) = sync_channel::<u64>(1024);
-    let written = std::sync::atomic::AtomicU64::new(0);
-    let res = std::thread::scope(|s| -> Result<(Footer, WalkTotals, u64)> {
-        let handle = s.spawn(move || writer.run(rx, done_tx));
-        let walked = (|| -> Result<(Footer, WalkTotals)> {
-            let mut ch = Chunker {
-                tx,
-                buf: Vec::with_capacity(opts.chunk_bytes + 4096),
-                entries: 0,
-                kind: ChunkKind::Codes,
-                chunk_bytes: opts.chunk_bytes,
-                footer: Footer::default(),
-                written: &written,
-                progress,
-                done_rx,
-            };
-            let mut totals = WalkTotals::default();
-            walk_codes(&snap, &mut totals, Some(db.path()), |h, code| {
-                put_code(&mut ch.buf, h, code);
-                ch.footer.codes += 1;
-                ch.entry_done()
-            })?;
-            ch.flush()?;
-            ch.kind = ChunkKind::State;
-            let mut tick = |_: &WalkTotals| {};
-            walk_state(
-                &snap,
-                WalkOptions { preimages: true, tick: &mut tick, release: Some(db.path()) },
-                &mut totals,
-                &mut ch,
-            )?;
-            ch.flush()?;
-            let footer = ch.footer;
-            ch.tx.send(Job::End(footer)).map_err(|_| Error::Refused("the snapshot writer stopped".into()))?;
-            Ok((footer, totals))
-        })();
-        let written = handle.join().map_err(|_| Error::Refused("the snapshot writer panicked".into()))?;
-        // A writer error explains a walk error ("writer stopped"), so it wins.
-        let (chunks, bytes) = written?;
-        let (mut footer, totals) = walked?;
-        footer.chunks = chunks;
-        Ok((footer, totals, bytes))
+    let units = units(snap.latest_entries(metisdb::tables::ACCOUNTS), opts.accounts_per_unit);
+    let board = Board::default();
+    let res = std::thread::scope(|s| -> Result<(Footer, WalkTotals)> {
+        let walkers: Vec<_> = (0..WALKERS.min(units.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    // Stops the export if the walk fails or panics, so the writer does not wait for it.
+                    let guard = StopOnDrop(&board);
+                    let r = walker(&snap, &units, &board, opts, &tmp);
+                    if r.is_ok() {
+                        std::mem::forget(guard);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let written = write_units(&mut bw, &tmp, units.len(), &board, progress);
+        board.stop();
+        let mut walked = Ok(());
+        for w in walkers {
+            let r = w.join().map_err(|_| Error::Refused("a snapshot walker panicked".into()))?;
+            // The first walker error explains the others ("writer stopped").
+            if walked.is_ok() && !matches!(&r, Err(Error::Refused(m)) if m.contains("writer stopped")) {
+                walked = r;
+            }
+        }
+        // A walker's error explains the writer's ("a walker stopped"), and
+        // a writer's error the walkers'.
+        match (written, walked) {
+            (Ok(w), Ok(())) => Ok(w),
+            (Err(e), Ok(())) | (_, Err(e)) => Err(e),
+        }
     });
     drop(prefetch);
-    let (mut footer, totals, bytes) = match res {
+    let res = res.and_then(|(footer, totals)| {
+        let file = bw.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        Ok((footer, totals))
+    });
+    let (footer, totals) = match res {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
-    footer.file_len = bytes;
     std::fs::rename(&tmp, out).map_err(|e| Error::io("rename", out, e))?;
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if let Ok(d) = File::open(dir) {
