@@ -296,6 +296,10 @@ fn mainnet(dir: PathBuf, workers: usize) {
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     dirs.retain(|d| d.join("block.json").exists());
+    if dirs.is_empty() {
+        eprintln!("{}: no block directories (subdirectories with a block.json)", dir.display());
+        std::process::exit(2);
+    }
     dirs.sort_by_key(|d| d.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()));
     let (mut auto_speedups, mut stm_speedups) = (Vec::new(), Vec::new());
     println!("{}", machine_bounds());
