@@ -758,12 +758,28 @@ fn grow_file(inner: &Inner, w: &mut WriterState, page_count: u64) -> Result<()> 
 /// Writes pages sorted by number, merging neighbours into single writes.
 fn write_coalesced(inner: &Inner, writes: &mut [(u64, &[u8])], ps: usize) -> Result<()> {
     writes.sort_unstable_by_key(|(id, _)| *id);
-    let mut bufs: Vec<(u64, Vec<u8>)> = Vec::new();
+    // Runs of adjacent pages: (first page, bytes, writes), sized first so
+    // that each buffer is allocated once (a bulk load's commit is one run
+    // of tens of MiB, which growing by doubling copied twice over).
+    let mut runs: Vec<(u64, usize, usize)> = Vec::new();
     for (id, b) in writes.iter() {
-        match bufs.last_mut() {
-            Some((start, buf)) if *start + (buf.len() / ps) as u64 == *id => buf.extend_from_slice(b),
-            _ => bufs.push((*id, b.to_vec())),
+        match runs.last_mut() {
+            Some((start, len, n)) if *start + (*len / ps) as u64 == *id => {
+                *len += b.len();
+                *n += 1;
+            }
+            _ => runs.push((*id, b.len(), 1)),
         }
+    }
+    let mut bufs: Vec<(u64, Vec<u8>)> = Vec::with_capacity(runs.len());
+    let mut rest = writes.iter();
+    for (start, len, n) in runs {
+        let mut buf = Vec::with_capacity(len);
+        for (_, b) in rest.by_ref().take(n) {
+            buf.extend_from_slice(b);
+        }
+        debug_assert_eq!(buf.len(), len);
+        bufs.push((start, buf));
     }
     let ops: Vec<WriteOp<'_>> = bufs.iter().map(|(id, b)| WriteOp { offset: id * ps as u64, data: b }).collect();
     let bytes: usize = bufs.iter().map(|(_, b)| b.len()).sum();
