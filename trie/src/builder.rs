@@ -22,7 +22,7 @@
 //! every node on the path of a set of target keys (proof nodes).
 
 use crate::nibbles::Nibbles;
-use crate::node::{encode_branch, encode_extension, encode_leaf, NodeRef};
+use crate::node::{encode_branch, encode_extension, encode_leaf, encode_leaf_suffix_into, NodeRef};
 use crate::record::{BranchRecord, ChildKind};
 use crate::EMPTY_ROOT_HASH;
 use alloy_primitives::{keccak256, Bytes, B256};
@@ -226,6 +226,10 @@ pub struct RootBuilder {
     proof_targets: Vec<Nibbles>,
     proof_nodes: Vec<(Nibbles, Bytes)>,
     branch_nodes: usize,
+    /// The RLP of the leaf being hung, reused between leaves.
+    leaf_rlp: Vec<u8>,
+    /// A leaf value buffer to reuse for the next leaf.
+    spare_value: Vec<u8>,
 }
 
 impl RootBuilder {
@@ -254,7 +258,10 @@ impl RootBuilder {
         if value.is_empty() {
             return Err(BuildError::EmptyValue(key));
         }
-        self.add(Item::Leaf { key, value: value.to_vec() })
+        let mut owned = std::mem::take(&mut self.spare_value);
+        owned.clear();
+        owned.extend_from_slice(value);
+        self.add(Item::Leaf { key, value: owned })
     }
 
     /// Adds an already-hashed branch node at exactly `path` (everything
@@ -370,9 +377,15 @@ impl RootBuilder {
                     }
                     return Ok(());
                 }
-                let rlp = encode_leaf(&key.slice(depth + 1, key.len()), &value);
-                self.retain_proof(&key.prefix(depth + 1), &rlp);
-                (key.nibble(depth), NodeRef::from_rlp(&rlp), ChildKind::Leaf)
+                let mut rlp = std::mem::take(&mut self.leaf_rlp);
+                encode_leaf_suffix_into(&mut rlp, &key, depth + 1, &value);
+                if !self.proof_targets.is_empty() {
+                    self.retain_proof(&key.prefix(depth + 1), &rlp);
+                }
+                let node_ref = NodeRef::from_rlp(&rlp);
+                self.leaf_rlp = rlp;
+                self.spare_value = value;
+                (key.nibble(depth), node_ref, ChildKind::Leaf)
             }
             Item::Branch { path, node_ref, stored } => {
                 // The order checks in `add` reject items inside or above a

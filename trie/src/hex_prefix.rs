@@ -60,6 +60,29 @@ pub fn encode_into(path: &Nibbles, is_leaf: bool, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the hex-prefix encoding of `path[from..]` to `out`, as
+/// [`encode_into`] of `path.slice(from, path.len())` does, without building
+/// the slice when the suffix's nibble pairs are whole bytes of `path` (an
+/// even-length path, the case of every hashed key).
+pub fn encode_suffix_into(path: &Nibbles, from: usize, is_leaf: bool, out: &mut Vec<u8>) {
+    let from = from.min(path.len());
+    if path.len() % 2 == 1 {
+        encode_into(&path.slice(from, path.len()), is_leaf, out);
+        return;
+    }
+    let flag = if is_leaf { LEAF_FLAG } else { 0 };
+    let packed = path.as_packed();
+    if from % 2 == 1 {
+        // Odd suffix: its first nibble shares the flag byte; the pairs after
+        // it start at an even index, whole bytes of `path`.
+        out.push((flag | ODD_FLAG) << 4 | path.nibble(from));
+        out.extend_from_slice(&packed[from.div_ceil(2)..]);
+    } else {
+        out.push(flag << 4);
+        out.extend_from_slice(&packed[from / 2..]);
+    }
+}
+
 /// The hex-prefix encoding of `path`.
 pub fn encode(path: &Nibbles, is_leaf: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(path.len()));

@@ -107,6 +107,23 @@ pub fn encode_leaf(path: &Nibbles, value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Writes the RLP of the leaf holding `value` at `key[from..]` (the leaf
+/// of `key` hung below the branch at `key[..from]`) into `out`, replacing
+/// its contents: the bytes of [`encode_leaf`] of that slice, without
+/// building the slice or allocating (`out` is reused between leaves).
+pub fn encode_leaf_suffix_into(out: &mut Vec<u8>, key: &Nibbles, from: usize, value: &[u8]) {
+    let hp_len = hex_prefix::encoded_len(key.len() - from.min(key.len()));
+    // A one-byte hex prefix is the flag byte (< 0x80), its own RLP.
+    let hp_rlp_len = if hp_len == 1 { 1 } else { Header { list: false, payload_length: hp_len }.length() + hp_len };
+    out.clear();
+    Header { list: true, payload_length: hp_rlp_len + string_len(value) }.encode(out);
+    if hp_len > 1 {
+        Header { list: false, payload_length: hp_len }.encode(out);
+    }
+    hex_prefix::encode_suffix_into(key, from, true, out);
+    value.encode(out);
+}
+
 /// The RLP of an extension node: `[hex_prefix(path, ext), child]`.
 pub fn encode_extension(path: &Nibbles, child: &NodeRef) -> Vec<u8> {
     debug_assert!(!path.is_empty(), "extension nodes have a non-empty path");
@@ -364,5 +381,21 @@ mod tests {
         // extension whose child is a 3-byte string
         let bad = [0xc5, 0x11, 0x83, 1, 2, 3];
         assert_eq!(Node::decode(&bad[..]), Err(NodeDecodeError::InvalidExtensionChild));
+    }
+
+    #[test]
+    fn leaf_from_a_key_suffix_equals_the_leaf_of_the_slice() {
+        let mut out = vec![0xff; 3];
+        for key_len in [0usize, 1, 2, 7, 8, 63, 64, 65, 120, 130] {
+            let nibbles: Vec<u8> = (0..key_len).map(|i| (i * 7 % 16) as u8).collect();
+            let key = n(&nibbles);
+            for from in 0..=key_len {
+                for value_len in [1usize, 31, 55, 56, 200] {
+                    let value = vec![0x81u8; value_len];
+                    encode_leaf_suffix_into(&mut out, &key, from, &value);
+                    assert_eq!(out, encode_leaf(&key.slice(from, key_len), &value), "len {key_len} from {from}");
+                }
+            }
+        }
     }
 }
