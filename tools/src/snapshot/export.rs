@@ -84,8 +84,8 @@ pub fn stored_chain_id(snap: &metisdb::Snapshot) -> Option<u64> {
 pub const ACCOUNTS_PER_UNIT: u64 = 1 << 16;
 /// Threads walking units of the state.
 pub const WALKERS: usize = 2;
-/// Compressed chunks a walker may hold ahead of the writer per unit (the
-/// bound on the export's buffered output: `WALKERS` x this x a chunk).
+/// Compressed chunks a unit's walker may hold ahead of the writer: the
+/// export buffers at most `Board::AHEAD` units x this many chunks.
 const CHUNKS_AHEAD: usize = 8;
 
 /// A part of the snapshot walked by one thread: the codes, or the accounts
@@ -108,6 +108,9 @@ fn units(accounts: u64, per_unit: u64) -> Vec<Unit> {
     }
     v
 }
+
+/// A walker's error when the writer stopped first (the writer's error says why).
+const WRITER_STOPPED: &str = "the snapshot writer stopped";
 
 /// What a walker hands the writer for one unit.
 enum Out {
@@ -219,7 +222,7 @@ impl Chunker {
         let compressed = self.cctx.compress(&self.buf).map_err(|e| Error::io("zstd compress", &self.path, e))?;
         self.footer.raw_bytes += self.buf.len() as u64;
         let out = Out::Chunk { kind: self.kind, compressed, raw_len: self.buf.len(), entries: self.entries };
-        self.tx.send(out).map_err(|_| Error::Refused("the snapshot writer stopped".into()))?;
+        self.tx.send(out).map_err(|_| Error::Refused(WRITER_STOPPED.into()))?;
         self.buf.clear();
         self.entries = 0;
         Ok(())
@@ -280,7 +283,7 @@ fn walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board, opts: &Export
             }
         }
         ch.flush()?;
-        ch.tx.send(Out::End(ch.footer, totals)).map_err(|_| Error::Refused("the snapshot writer stopped".into()))?;
+        ch.tx.send(Out::End(ch.footer, totals)).map_err(|_| Error::Refused(WRITER_STOPPED.into()))?;
         cctx = ch.cctx;
     }
 }
@@ -374,13 +377,16 @@ pub fn export(
                 })
             })
             .collect();
-        let written = write_units(&mut bw, &tmp, units.len(), &board, progress);
-        board.stop();
+        let written = {
+            // Once the writer is done (or unwinds), walkers start nothing more.
+            let _stop = StopOnDrop(&board);
+            write_units(&mut bw, &tmp, units.len(), &board, progress)
+        };
         let mut walked = Ok(());
         for w in walkers {
             let r = w.join().map_err(|_| Error::Refused("a snapshot walker panicked".into()))?;
             // The first walker error explains the others ("writer stopped").
-            if walked.is_ok() && !matches!(&r, Err(Error::Refused(m)) if m.contains("writer stopped")) {
+            if walked.is_ok() && !matches!(&r, Err(Error::Refused(m)) if m == WRITER_STOPPED) {
                 walked = r;
             }
         }
