@@ -19,10 +19,12 @@
 //! block runs on the sequential path.
 //!
 //! Plain transfers are small (a few microseconds), and a block that is one
-//! long chain gains little from a second worker: auto mode still counts a
-//! chain as serial ([`crate::choose_workers`]). Chains keep a payout inside
-//! an otherwise parallel block from serializing it, and keep Block-STM from
-//! running a payout one transaction after the other.
+//! long chain gains little from a second worker in its transactions: auto
+//! mode runs such a block in parallel only when it is large enough for its
+//! receipts and final writes to be built on every thread too
+//! ([`crate::choose_workers`]). Chains keep a payout inside an otherwise
+//! parallel block from serializing it, and keep Block-STM from running a
+//! payout one transaction after the other.
 
 use crate::hints::DependencyHints;
 use alloy_primitives::map::{HashMap, HashSet};
@@ -55,7 +57,7 @@ fn is_precompile_range(address: &Address) -> bool {
 /// The recipient of `tx` if it is a plain transfer by its form: a call with
 /// no calldata, no access list, no blobs and no authorizations, to another
 /// account outside the precompile range.
-fn plain_transfer_to(tx: &TxEnv) -> Option<Address> {
+pub(crate) fn plain_transfer_to(tx: &TxEnv) -> Option<Address> {
     let TxKind::Call(to) = tx.kind else { return None };
     let plain = tx.data.is_empty()
         && tx.access_list.0.is_empty()
