@@ -20,8 +20,8 @@
 //!
 //! Plain transfers are small (a few microseconds), and a block that is one
 //! long chain gains little from a second worker in its transactions: auto
-//! mode runs such a block in parallel only when it is large enough for its
-//! receipts and final writes to be built on every thread too
+//! mode runs such a block in parallel only when it is large enough for the
+//! receipts and final writes built on every thread to pay
 //! ([`crate::choose_workers`]). Chains keep a payout inside an otherwise
 //! parallel block from serializing it, and keep Block-STM from running a
 //! payout one transaction after the other.

@@ -80,6 +80,14 @@ pub const MIN_PARALLEL_GAS: u64 = 4_000_000;
 /// [`ExecutionMode::Auto`].
 pub const MIN_PARALLEL_TXS: usize = 16;
 
+/// Transactions from which a block covered by same-sender payout chains
+/// runs in parallel in [`ExecutionMode::Auto`]. At 2 workers, transfers
+/// from 4 or 64 senders: 47,619 of them 1.39-1.44x, 4,761 1.12x, 9,523
+/// 1.09x; the 1,414-transaction mainnet block 13287210 0.89-1.23x
+/// (depending on how far apart the host placed the two vCPUs), so it stays
+/// sequential, as do the 380- and 579-transaction payout blocks (0.82-0.98x).
+pub const MIN_PARALLEL_PAYOUT_TXS: usize = 4 * PARALLEL_RECEIPTS;
+
 /// The workers [`ExecutionMode::Auto`] uses for `txs` (1: sequential).
 /// Sequential when the block is small ([`MIN_PARALLEL_TXS`],
 /// [`MIN_PARALLEL_GAS`]) or when same-sender chains cover most of it (each
@@ -87,12 +95,9 @@ pub const MIN_PARALLEL_TXS: usize = 16;
 /// serial by construction). Payout chains of plain transfers
 /// ([`crate::chains`]) run in parallel, but their transfers are too small
 /// for a second worker to win much: a block they cover runs in parallel
-/// only when it is large enough to finish on every thread too
-/// ([`PARALLEL_RECEIPTS`]) and at least half of it are plain transfers by
-/// their form. (At 2 workers: 1,414-transaction mainnet block 13287210,
-/// 1.12-1.23x; 47,619 transfers from 4 or 64 senders, 1.41-1.44x; the
-/// 380- and 579-transaction payout blocks 5891667 and 11814555,
-/// 0.83-0.98x, stay sequential.)
+/// only from [`MIN_PARALLEL_PAYOUT_TXS`] transactions, at least half of
+/// them plain transfers by their form, where building the receipts and
+/// final writes on every thread pays.
 pub fn choose_workers(txs: &[TxEnv], workers: usize) -> usize {
     if workers <= 1 || txs.len() < MIN_PARALLEL_TXS {
         return 1;
@@ -104,7 +109,7 @@ pub fn choose_workers(txs: &[TxEnv], workers: usize) -> usize {
     let senders: alloy_primitives::map::HashSet<Address> = txs.iter().map(|tx| tx.caller).collect();
     if senders.len() * 2 <= txs.len() {
         let plain = txs.iter().filter(|tx| crate::chains::plain_transfer_to(tx).is_some()).count();
-        let payout = txs.len() >= PARALLEL_RECEIPTS && plain * 2 >= txs.len();
+        let payout = txs.len() >= MIN_PARALLEL_PAYOUT_TXS && plain * 2 >= txs.len();
         return if payout { workers } else { 1 };
     }
     workers
@@ -414,14 +419,15 @@ mod tests {
         let payout = |n: usize, senders: u64, data: &[u8]| -> Vec<TxEnv> {
             (0..n).map(|i| tx(i as u64 % senders, 1_000 + i as u64, data)).collect()
         };
+        let large = MIN_PARALLEL_PAYOUT_TXS;
         // Independent transfers.
         assert_eq!(choose_workers(&payout(PARALLEL_RECEIPTS, PARALLEL_RECEIPTS as u64, &[]), 2), 2);
-        // A payout large enough to finish on two threads.
-        assert_eq!(choose_workers(&payout(PARALLEL_RECEIPTS, 4, &[]), 2), 2);
+        // A large payout.
+        assert_eq!(choose_workers(&payout(large, 4, &[]), 2), 2);
         // A smaller payout, and a large chain of contract calls: serial.
-        assert_eq!(choose_workers(&payout(PARALLEL_RECEIPTS - 1, 4, &[]), 2), 1);
-        assert_eq!(choose_workers(&payout(PARALLEL_RECEIPTS, 4, &[0xa9]), 2), 1);
+        assert_eq!(choose_workers(&payout(large - 1, 4, &[]), 2), 1);
+        assert_eq!(choose_workers(&payout(large, 4, &[0xa9]), 2), 1);
         // One worker is always sequential.
-        assert_eq!(choose_workers(&payout(PARALLEL_RECEIPTS, 4, &[]), 1), 1);
+        assert_eq!(choose_workers(&payout(large, 4, &[]), 1), 1);
     }
 }
