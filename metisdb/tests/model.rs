@@ -202,3 +202,44 @@ fn large_random_workload_with_deep_trees() {
     }
     run(ops, 4);
 }
+
+/// Sorted appends (as a bulk load or the change log makes them), in long
+/// runs that split full leaves at the right edge of three-level trees,
+/// with large values, updates and deletes of earlier keys in between.
+#[test]
+fn sorted_appends_with_updates_and_deletes_in_between() {
+    let mut ops = Vec::new();
+    let mut x: u64 = 0x9e37_79b9;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut appended = 0u64;
+    for round in 0..10 {
+        for i in 0..4000u64 {
+            let r = next();
+            let len = match r % 50 {
+                0 => 3000 + (r >> 8) as usize % 9000,
+                _ => (r >> 8) as usize % 150,
+            };
+            let key = |n: u64| [b"k".as_slice(), &n.to_be_bytes()].concat();
+            ops.push(Op::Put((round % 2) as u8, key(appended), len, r as u8));
+            appended += 1;
+            if i % 97 == 0 && appended > 10 {
+                let old = key((r >> 16) % appended);
+                if r % 2 == 0 {
+                    ops.push(Op::Delete((round % 2) as u8, old));
+                } else {
+                    ops.push(Op::Put((round % 2) as u8, old, (r >> 24) as usize % 300, r as u8));
+                }
+            }
+        }
+        ops.push(Op::Commit);
+        if round % 3 == 2 {
+            ops.push(Op::Reopen);
+        }
+    }
+    run(ops, 4);
+}

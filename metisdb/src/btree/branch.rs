@@ -84,15 +84,21 @@ pub fn search(page: &[u8], key: &[u8]) -> Result<usize, Malformed> {
     let n = count(page);
     let kp = key_prefix(key);
     let pa = prefixes_at(n);
+    let sep_cmp = |i: usize| -> Result<Ordering, Malformed> {
+        Ok(match get_u64(page, pa + 8 * i).cmp(&kp) {
+            Ordering::Equal => separator(page, i)?.cmp(key),
+            o => o,
+        })
+    };
+    // Keys past the last separator first: appends (sorted loads) go there.
+    if n > 0 && sep_cmp(n - 1)? != Ordering::Greater {
+        return Ok(n);
+    }
     // Upper bound: first separator > key.
     let (mut lo, mut hi) = (0usize, n);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        let ord = match get_u64(page, pa + 8 * mid).cmp(&kp) {
-            Ordering::Equal => separator(page, mid)?.cmp(key),
-            o => o,
-        };
-        if ord == Ordering::Greater {
+        if sep_cmp(mid)? == Ordering::Greater {
             hi = mid;
         } else {
             lo = mid + 1;

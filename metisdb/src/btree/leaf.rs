@@ -133,6 +133,14 @@ fn cmp_at(page: &[u8], i: usize, key: &[u8], kp: u64) -> Result<Ordering, Malfor
 pub fn search(page: &[u8], key: &[u8]) -> Result<Result<usize, usize>, Malformed> {
     let kp = key_prefix(key);
     let (mut lo, mut hi) = (0usize, count(page));
+    // Past the last entry first: appends (sorted loads) go there.
+    if hi > 0 {
+        match cmp_at(page, hi - 1, key, kp)? {
+            Ordering::Less => return Ok(Err(hi)),
+            Ordering::Equal => return Ok(Ok(hi - 1)),
+            Ordering::Greater => {}
+        }
+    }
     while lo < hi {
         let mid = (lo + hi) / 2;
         match cmp_at(page, mid, key, kp)? {

@@ -535,29 +535,43 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
 
     fn split_leaf(&mut self, id: u64, pos: usize, key: &[u8], value: NewValue<'_>) -> Ins {
         let version = self.dirty.version;
+        let n = leaf::count(self.dirty.page(id).expect("dirty"));
+        if pos == n && n > 0 {
+            // Appending past the last entry (sequential loads: the change
+            // log, sorted imports): the full leaf stays as it is and the new
+            // entry starts the right page, so sequential loads fill pages
+            // completely and the left page is not rebuilt.
+            let sep = {
+                let page = self.dirty.page(id).expect("dirty");
+                // Invariant: the page was checked when it was made dirty and edited only by this module.
+                let (last, _) = leaf::entry(page, n - 1).expect("dirty leaf entries decode");
+                branch::shortest_separator(last, key)
+            };
+            let rid = self.dirty.new_page(self.table, self.hot_leaves);
+            let right = self.dirty.page_mut(rid);
+            leaf::init(right, version);
+            let ok = leaf::insert(right, 0, key, value.as_ref());
+            debug_assert!(ok, "one entry always fits an empty leaf");
+            return Ins::Split { left: id, sep, right: rid };
+        }
         let copy = self.dirty.page(id).expect("dirty").to_vec();
-        let n = leaf::count(&copy);
         let mut entries: Vec<(&[u8], ValueRef<'_>)> = Vec::with_capacity(n + 1);
         for i in 0..n {
             // Invariant: the page was checked when it was made dirty and edited only by this module.
             entries.push(leaf::entry(&copy, i).expect("dirty leaf entries decode"));
         }
         entries.insert(pos, (key, value.as_ref()));
-        // Appending at the end of a leaf keeps the old entries together: sequential
-        // loads (the change log, sorted imports) then fill pages completely.
-        let m = if pos == n {
-            n
-        } else {
-            let sizes: Vec<usize> = entries.iter().map(|(k, v)| leaf::entry_size(k.len(), v)).collect();
-            let total: usize = sizes.iter().sum();
-            let mut acc = 0;
-            let mut m = 0;
-            while m < entries.len() - 1 && acc + sizes[m] <= total / 2 {
-                acc += sizes[m];
-                m += 1;
-            }
-            m.max(1)
-        };
+        // An insert inside the leaf splits it in two halves by bytes.
+        debug_assert!(pos < n, "an append to a full leaf is handled above");
+        let sizes: Vec<usize> = entries.iter().map(|(k, v)| leaf::entry_size(k.len(), v)).collect();
+        let total: usize = sizes.iter().sum();
+        let mut acc = 0;
+        let mut m = 0;
+        while m < entries.len() - 1 && acc + sizes[m] <= total / 2 {
+            acc += sizes[m];
+            m += 1;
+        }
+        let m = m.max(1);
         let sep = branch::shortest_separator(entries[m - 1].0, entries[m].0);
         leaf::build(self.dirty.page_mut(id), version, entries[..m].iter().copied());
         let rid = self.dirty.new_page(self.table, self.hot_leaves);
