@@ -160,6 +160,35 @@ impl BranchBuf {
     }
 }
 
+/// Appends separator `sep` and child `right` after the last child, which
+/// becomes `left` (a split of the last child, as sorted loads make them), in
+/// place; `false` (page unchanged) when the page has no room. The page must
+/// be a checked branch whose separators are all below `sep`.
+pub fn try_append(page: &mut [u8], sep: &[u8], left: u64, right: u64) -> bool {
+    let n = count(page);
+    debug_assert!(n == 0 || separator(page, n - 1).is_ok_and(|last| last < sep));
+    let top = get_u16(page, 12) as usize;
+    let cell = CELL_HEADER_LEN + sep.len();
+    // The arrays grow by a child, a prefix and an offset; the cell goes below the others.
+    if offsets_at(n + 1) + 2 * (n + 1) + cell > top {
+        return false;
+    }
+    // Offsets move by 16 bytes and prefixes by 8 (the child arrays grow in
+    // front of them); offsets first, as the prefixes move into their place.
+    page.copy_within(offsets_at(n)..offsets_at(n) + 2 * n, offsets_at(n + 1));
+    page.copy_within(prefixes_at(n)..prefixes_at(n) + 8 * n, prefixes_at(n + 1));
+    put_u64(page, children_at() + 8 * n, left);
+    put_u64(page, children_at() + 8 * (n + 1), right);
+    let top = top - cell;
+    put_u16(page, top, sep.len() as u16);
+    page[top + CELL_HEADER_LEN..top + cell].copy_from_slice(sep);
+    put_u64(page, prefixes_at(n + 1) + 8 * n, key_prefix(sep));
+    put_u16(page, offsets_at(n + 1) + 2 * n, top as u16);
+    put_u16(page, 10, (n + 1) as u16);
+    put_u16(page, 12, top as u16);
+    true
+}
+
 /// The shortest key `s` with `left < s <= right` (suffix truncation of `right`).
 pub fn shortest_separator(left: &[u8], right: &[u8]) -> Vec<u8> {
     debug_assert!(left < right);
@@ -186,6 +215,32 @@ mod tests {
         for (k, want) in cases {
             assert_eq!(search(&p, k).unwrap(), want, "{k:?}");
         }
+    }
+
+    #[test]
+    fn append_in_place_equals_the_re_encoded_branch() {
+        let mut buf = BranchBuf { level: 2, seps: vec![b"b".to_vec()], children: vec![10, 11] };
+        let mut p = vec![0u8; 512];
+        buf.encode(&mut p, 3);
+        let mut appended = 0;
+        for i in 0u16.. {
+            let sep = [b"c".as_slice(), &i.to_be_bytes(), &[7; 5][..(i % 6) as usize]].concat();
+            let (left, right) = (100 + u64::from(i), 1000 + u64::from(i));
+            let mut expect = buf.clone();
+            *expect.children.last_mut().unwrap() = left;
+            expect.seps.push(sep.clone());
+            expect.children.push(right);
+            if !try_append(&mut p, &sep, left, right) {
+                assert!(expect.encoded_size() > p.len(), "room was left for {} separators", expect.seps.len());
+                break;
+            }
+            appended += 1;
+            assert_eq!(BranchBuf::decode(&p).unwrap(), expect);
+            assert_eq!(search(&p, &sep).unwrap(), expect.seps.len());
+            assert_eq!(search(&p, b"b").unwrap(), 1);
+            buf = expect;
+        }
+        assert!(appended > 10, "{appended}");
     }
 
     #[test]

@@ -497,6 +497,10 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             }
             Ins::Split { left, sep, right } => {
                 let id = self.make_dirty(id, level)?;
+                let page = self.dirty.page_mut(id);
+                if i == branch::count(page) && branch::try_append(page, &sep, left, right) {
+                    return Ok(Ins::Same(id));
+                }
                 let mut b = BranchBuf::decode(self.dirty.page(id).expect("dirty")).map_err(|m| self.corrupt(id, m))?;
                 b.children[i] = left;
                 b.seps.insert(i, sep);
