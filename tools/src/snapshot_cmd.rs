@@ -100,9 +100,12 @@ pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
                 block_hash,
                 ..ExportOptions::default()
             };
-            let mut p = Progress::bytes("export", "accounts", None);
+            // Progress and ETA over the accounts (the newest version's count:
+            // close enough for an older one).
+            let accounts = db.snapshot(None).map(|s| s.latest_entries(metisdb::tables::ACCOUNTS)).ok();
+            let mut p = Progress::new("export", "accounts", accounts);
             let t0 = Instant::now();
-            let s = export(&db, a.version, &a.out, &opts, &mut |bytes, accounts| p.set_bytes(bytes, accounts))?;
+            let s = export(&db, a.version, &a.out, &opts, &mut |_, accounts| p.set(accounts))?;
             p.finish();
             let secs = t0.elapsed().as_secs_f64();
             println!("snapshot {}", a.out.display());
@@ -134,7 +137,8 @@ pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
                 threads: a.threads,
                 ..ImportOptions::default()
             };
-            let mut p = Progress::bytes("import", "entries", None);
+            // Progress and ETA over the bytes of the snapshot file.
+            let mut p = Progress::bytes("import", "entries", std::fs::metadata(&a.file).map(|m| m.len()).ok());
             let t0 = Instant::now();
             let res = import_snapshot(&a.datadir, &a.file, &opts, &mut |done, _total, items| p.set_bytes(done, items));
             p.finish();
