@@ -174,17 +174,22 @@ proptest! {
     }
 }
 
-/// Enough keys for trees three levels deep, with splits, merges and root collapses.
-#[test]
-fn large_random_workload_with_deep_trees() {
-    let mut ops = Vec::new();
-    let mut x: u64 = 0x1234_5678;
-    let mut next = || {
+/// A deterministic pseudo-random sequence (xorshift64) from `seed`.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
-    };
+    }
+}
+
+/// Enough keys for trees three levels deep, with splits, merges and root collapses.
+#[test]
+fn large_random_workload_with_deep_trees() {
+    let mut ops = Vec::new();
+    let mut next = xorshift(0x1234_5678);
     for round in 0..12 {
         for _ in 0..3000 {
             let r = next();
@@ -209,13 +214,7 @@ fn large_random_workload_with_deep_trees() {
 #[test]
 fn sorted_appends_with_updates_and_deletes_in_between() {
     let mut ops = Vec::new();
-    let mut x: u64 = 0x9e37_79b9;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x9e37_79b9);
     let mut appended = 0u64;
     for round in 0..10 {
         for i in 0..4000u64 {
