@@ -119,6 +119,71 @@ impl RecordTrie {
     }
 }
 
+/// Storage tries of up to this many slots are built by one builder when
+/// their account closes, from leaves held until then; larger ones go
+/// through a [`RecordTrie`] split at [`STORAGE_SPLIT`], whose memory stays
+/// bounded whatever their size. (Most contracts hold a handful of slots,
+/// and a split trie pays a builder per slot then: every slot of a small
+/// trie is a part of its own.)
+pub const SMALL_STORAGE_LEAVES: usize = 256;
+
+/// The storage trie of the account being loaded.
+enum StorageTrie {
+    Small(Vec<(B256, Vec<u8>)>),
+    Split(Box<RecordTrie>),
+}
+
+impl StorageTrie {
+    fn new() -> StorageTrie {
+        StorageTrie::Small(Vec::new())
+    }
+
+    /// Adds the next leaf (keys strictly increasing); `out` gets the records of completed parts.
+    fn add_leaf(
+        &mut self,
+        key: &B256,
+        value: &[u8],
+        out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            StorageTrie::Small(leaves) if leaves.len() < SMALL_STORAGE_LEAVES => {
+                leaves.push((*key, value.to_vec()));
+                Ok(())
+            }
+            StorageTrie::Small(leaves) => {
+                let mut split = RecordTrie::new(STORAGE_SPLIT);
+                for (k, v) in leaves.drain(..) {
+                    split.add_leaf(&k, &v, out)?;
+                }
+                split.add_leaf(key, value, out)?;
+                *self = StorageTrie::Split(Box::new(split));
+                Ok(())
+            }
+            StorageTrie::Split(split) => split.add_leaf(key, value, out),
+        }
+    }
+
+    /// Completes the trie: hands out the remaining records and returns the root.
+    fn finish(self, out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>) -> Result<B256> {
+        match self {
+            StorageTrie::Small(leaves) if leaves.is_empty() => Ok(EMPTY_ROOT_HASH),
+            StorageTrie::Small(leaves) => {
+                let mut b = RootBuilder::new().with_records(true);
+                for (k, v) in &leaves {
+                    b.add_leaf(Nibbles::unpack(k.as_slice()), v).map_err(trie_err)?;
+                }
+                let o = b.finish().map_err(trie_err)?;
+                let root = o.root();
+                for (p, r) in o.records {
+                    out(p, r)?;
+                }
+                Ok(root)
+            }
+            StorageTrie::Split(split) => split.finish(out),
+        }
+    }
+}
+
 fn trie_err(e: BuildError) -> Error {
     Error::Refused(format!("the entries cannot form a trie: {e}"))
 }
@@ -126,7 +191,7 @@ fn trie_err(e: BuildError) -> Error {
 struct Open {
     hash: B256,
     info: AccountInfo,
-    storage: RecordTrie,
+    storage: StorageTrie,
 }
 
 /// Table writes in the order they are made, in one buffer.
@@ -216,7 +281,7 @@ impl Tries {
             let hash = B256::try_from(k).map_err(|_| Error::Refused("a staged account key is not 32 bytes".into()))?;
             let a = StoredAccount::decode(v).map_err(|r| Error::Refused(format!("staged account {hash:#x}: {r}")))?;
             if hash == last {
-                self.open = Some(Open { hash, info: a.info, storage: RecordTrie::new(STORAGE_SPLIT) });
+                self.open = Some(Open { hash, info: a.info, storage: StorageTrie::new() });
                 found = true;
                 break;
             }
@@ -255,7 +320,7 @@ impl Tries {
                 if let Some(a) = address {
                     ops.put(PREIMAGES, hash.as_slice(), a.as_slice());
                 }
-                self.open = Some(Open { hash: *hash, info: *info, storage: RecordTrie::new(STORAGE_SPLIT) });
+                self.open = Some(Open { hash: *hash, info: *info, storage: StorageTrie::new() });
             }
             Entry::Slot { hash, slot, value } => {
                 let Some(leaf) = storage_leaf_value(value) else { return Ok(()) };
