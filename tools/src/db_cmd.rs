@@ -20,14 +20,15 @@ pub enum DbCommand {
         json: bool,
     },
     /// Check every reachable page and invariant, and recompute the state
-    /// root from the leaves; exit 0 only when all hold.
+    /// root and every stored branch record (account and storage tries) from
+    /// the leaves; exit 0 only when all hold.
     Verify {
         #[command(flatten)]
         dir: DataDir,
         /// Print JSON instead of lines.
         #[arg(long)]
         json: bool,
-        /// Skip the state-root recomputation (pages and invariants only).
+        /// Skip the state-root and branch-record recomputation (pages and invariants only).
         #[arg(long)]
         skip_root: bool,
     },
@@ -148,6 +149,12 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                                 c.stored, c.computed
                             ));
                         }
+                        report.problems.extend(c.record_problems.iter().cloned());
+                        if c.record_problem_count > c.record_problems.len() as u64 {
+                            report
+                                .problems
+                                .push(format!("... {} branch record problems in all", c.record_problem_count));
+                        }
                         Some(c)
                     }
                     Err(e) => {
@@ -157,6 +164,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                 }
             };
             let root_line = root.as_ref().map(|c| format!("{:#x}", c.computed));
+            let records_checked = root.as_ref().map(|c| c.records_checked);
             if json {
                 println!(
                     "{}",
@@ -166,12 +174,16 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                         "tables": report.tables.iter().map(|t| serde_json::json!({"name": t.name, "entries": t.entries, "pages": t.pages, "depth": t.depth})).collect::<Vec<_>>(),
                         "problems": report.problems,
                         "state_root_recomputed": root_line,
+                        "records_checked": records_checked,
                     })
                 );
             } else {
                 println!("version {}", report.version.map_or("none".into(), |v| v.to_string()));
                 if let Some(r) = &root_line {
                     println!("state_root_recomputed {r}");
+                }
+                if let Some(n) = records_checked {
+                    println!("records_checked {n}");
                 }
                 println!("pages_checked {}", report.pages_checked);
                 println!("free_pages {}", report.free_pages);

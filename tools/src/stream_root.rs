@@ -87,6 +87,63 @@ impl StreamRoot {
     }
 }
 
+/// Checks the stored branch records (tables `account_trie` and
+/// `storage_trie`) against the records a bulk load of the same leaves
+/// makes ([`crate::snapshot::load::Tries`]), which are exactly those the
+/// incremental writer keeps. A missing or wrong record does not change any
+/// root the database reports, but a later commit would build on it: a
+/// wrong child hash gives wrong roots, a missing record costs reading leaves.
+struct RecordCheck<'a> {
+    snap: &'a metisdb::Snapshot,
+    tries: crate::snapshot::load::Tries,
+    ops: crate::snapshot::load::Ops,
+    /// Records recomputed.
+    checked: u64,
+    /// Of those, not stored.
+    missing: u64,
+    /// Problems found (first 100) and how many in all.
+    problems: Vec<String>,
+    problem_count: u64,
+}
+
+impl RecordCheck<'_> {
+    fn problem(&mut self, p: String) {
+        self.problem_count += 1;
+        if self.problems.len() < 100 {
+            self.problems.push(p);
+        }
+    }
+
+    /// Compares the records made so far with the stored ones.
+    fn drain(&mut self) -> crate::Result<()> {
+        use metisdb::tables::{ACCOUNT_TRIE, STORAGE_TRIE};
+        let ops = std::mem::take(&mut self.ops);
+        for (t, k, v) in ops.iter() {
+            let table = metisdb::Table(t);
+            if table != ACCOUNT_TRIE && table != STORAGE_TRIE {
+                continue;
+            }
+            self.checked += 1;
+            let stored = self
+                .snap
+                .get(table, k)
+                .map_err(|e| crate::Error::Db { context: "read a branch record".into(), source: Box::new(e) })?;
+            let name = if table == ACCOUNT_TRIE { "account_trie" } else { "storage_trie" };
+            match stored {
+                None => {
+                    self.missing += 1;
+                    self.problem(format!("{name} record 0x{} is missing", hex::encode(k)))
+                }
+                Some(s) if s != v => {
+                    self.problem(format!("{name} record 0x{} differs from its leaves' record", hex::encode(k)))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What [`check_state_root`] found.
 #[derive(Clone, Debug)]
 pub struct RootCheck {
@@ -104,12 +161,18 @@ pub struct RootCheck {
     pub accounts: u64,
     /// Slots read.
     pub slots: u64,
+    /// Branch records recomputed from the leaves and compared.
+    pub records_checked: u64,
+    /// Records missing, differing or stored without a branch behind them (first 100).
+    pub record_problems: Vec<String>,
+    /// How many such records.
+    pub record_problem_count: u64,
 }
 
 impl RootCheck {
     /// True when the recomputed root equals the stored one and every storage root matched.
     pub fn ok(&self) -> bool {
-        self.stored == self.computed && self.mismatch_count == 0
+        self.stored == self.computed && self.mismatch_count == 0 && self.record_problem_count == 0
     }
 }
 
@@ -121,10 +184,11 @@ pub fn check_state_root(
     release: Option<&std::path::Path>,
     tick: &mut dyn FnMut(u64),
 ) -> crate::Result<RootCheck> {
+    use crate::snapshot::format::Entry;
     use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
-    struct V(StreamRoot);
+    struct V<'a>(StreamRoot, RecordCheck<'a>);
     let err = |e: BuildError| crate::Error::Refused(format!("the leaves cannot form a trie: {e}"));
-    impl StateVisitor for V {
+    impl StateVisitor for V<'_> {
         fn account(
             &mut self,
             hash: &B256,
@@ -133,10 +197,18 @@ pub fn check_state_root(
         ) -> crate::Result<()> {
             self.0
                 .account(*hash, a.info, Some(a.storage_root))
-                .map_err(|e| crate::Error::Refused(format!("account {hash:#x}: {e}")))
+                .map_err(|e| crate::Error::Refused(format!("account {hash:#x}: {e}")))?;
+            let r = &mut self.1;
+            r.tries.apply(&Entry::Account { hash: *hash, address: None, info: a.info }, &mut r.ops)?;
+            r.drain()
         }
         fn slot(&mut self, hash: &B256, _: Option<&U256>, value: &U256) -> crate::Result<()> {
             self.0.slot(*hash, value).map_err(|e| crate::Error::Refused(format!("slot {hash:#x}: {e}")))?;
+            let r = &mut self.1;
+            r.tries.apply(&Entry::Slot { hash: *hash, slot: None, value: *value }, &mut r.ops)?;
+            if r.ops.len() >= 4096 {
+                r.drain()?;
+            }
             Ok(())
         }
     }
@@ -146,11 +218,38 @@ pub fn check_state_root(
     );
     // Warm the page cache sequentially (see `Prefetch`); the guard stops it on return.
     let _prefetch = release.map(crate::rss::Prefetch::start);
-    let mut v = V(StreamRoot::new());
+    let records = RecordCheck {
+        snap,
+        tries: crate::snapshot::load::Tries::new(),
+        ops: crate::snapshot::load::Ops::new(),
+        checked: 0,
+        missing: 0,
+        problems: Vec::new(),
+        problem_count: 0,
+    };
+    let mut v = V(StreamRoot::new(), records);
     let mut totals = WalkTotals::default();
     let mut t = |w: &WalkTotals| tick(w.accounts);
     walk_state(snap, WalkOptions::all(false, &mut t, release), &mut totals, &mut v)?;
     let (computed, mismatches, mismatch_count) = v.0.finish().map_err(err)?;
+    let mut r = v.1;
+    let tries = std::mem::take(&mut r.tries);
+    tries.finish(&mut r.ops)?;
+    r.drain()?;
+    // Every stored record that has a branch behind it was found above;
+    // the others are stale.
+    let stored_records =
+        count_entries(snap, metisdb::tables::ACCOUNT_TRIE)? + count_entries(snap, metisdb::tables::STORAGE_TRIE)?;
+    let found = r.checked - r.missing;
+    if stored_records > found {
+        r.problem(format!(
+            "{} branch records are stored without a branch behind them ({stored_records} stored, {} recomputed \
+             from the leaves, {} of them missing)",
+            stored_records - found,
+            r.checked,
+            r.missing
+        ));
+    }
     Ok(RootCheck {
         version: snap.version(),
         stored,
@@ -159,5 +258,19 @@ pub fn check_state_root(
         mismatch_count,
         accounts: totals.accounts,
         slots: totals.slots,
+        records_checked: r.checked,
+        record_problems: r.problems,
+        record_problem_count: r.problem_count,
     })
+}
+
+/// Entries of `table` in the snapshot's version (counted by a scan).
+fn count_entries(snap: &metisdb::Snapshot, table: metisdb::Table) -> crate::Result<u64> {
+    let db_err = |e| crate::Error::Db { context: "count branch records".into(), source: Box::new(e) };
+    let mut it = snap.range(table, &[]).map_err(db_err)?;
+    let mut n = 0;
+    while it.next().map_err(db_err)?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }

@@ -1,4 +1,4 @@
-//! `metis db get`, `metis db stats` and the state-root part of `metis db verify`.
+//! `metis db get`, `metis db stats` and the state-root and branch-record part of `metis db verify`.
 
 mod common;
 
@@ -91,4 +91,40 @@ fn db_verify_recomputes_the_state_root_and_names_a_bad_storage_root() {
     assert!(out.contains(&format!("account {victim:#x}: stored storage root 0x7777")), "{out}");
     assert!(out.contains("FAILED"), "{out}");
     let _ = (KECCAK_EMPTY, AccountInfo::default());
+}
+
+#[test]
+fn db_verify_checks_the_branch_records_against_the_leaves() {
+    use metisdb::tables::ACCOUNT_TRIE;
+    let (_t, t) = tmp();
+    let d = t.join("d");
+    synth(&d, 3000, 2, 100);
+    let out = metis_ok(&["db", "verify", "--datadir", s(&d)]);
+    let checked: u64 = field(&out, "records_checked").parse().unwrap();
+    assert!(checked > 10, "{out}");
+    // Damage the account trie's records behind the state writer's back:
+    // drop the first, change the second's bytes, add one no branch stands behind.
+    let db = Db::open(&d, Options::default()).unwrap();
+    let snap = db.snapshot(None).unwrap();
+    let mut it = snap.range(ACCOUNT_TRIE, &[]).unwrap();
+    let (first, _) = it.next().unwrap().map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap();
+    let (second, mut value) = it.next().unwrap().map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap();
+    drop(it);
+    drop(snap);
+    let last = value.len() - 1;
+    value[last] ^= 1;
+    let mut w = db.begin_write().unwrap();
+    w.delete(ACCOUNT_TRIE, &first).unwrap();
+    w.put(ACCOUNT_TRIE, &second, &value).unwrap();
+    w.put(ACCOUNT_TRIE, &[0xff; 40], &value).unwrap();
+    let stored = db.state_root();
+    w.commit(CommitInfo { state_root: stored, extra: Vec::new() }).unwrap();
+    drop(db);
+    let o = metis(&["db", "verify", "--datadir", s(&d)]);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains(&format!("account_trie record 0x{} is missing", hex::encode(&first))), "{out}");
+    assert!(out.contains(&format!("account_trie record 0x{} differs", hex::encode(&second))), "{out}");
+    assert!(out.contains("1 branch records are stored without a branch behind them"), "{out}");
+    assert!(out.contains("FAILED"), "{out}");
 }

@@ -236,7 +236,8 @@ impl Ops {
         self.list.is_empty()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u8, &[u8], &[u8])> + '_ {
+    /// The writes in order: (table id, key, value).
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &[u8], &[u8])> + '_ {
         self.list.iter().map(|&(t, at, kl, vl)| {
             let (at, kl, vl) = (at as usize, kl as usize, vl as usize);
             (t, &self.buf[at..at + kl], &self.buf[at + kl..at + kl + vl])
