@@ -93,10 +93,18 @@ impl StreamRoot {
 /// incremental writer keeps. A missing or wrong record does not change any
 /// root the database reports, but a later commit would build on it: a
 /// wrong child hash gives wrong roots, a missing record costs reading leaves.
+///
+/// A first pass only sums a digest of the recomputed records and compares
+/// it with a digest of one scan of the stored tables; only when they differ
+/// does a second pass look every recomputed record up to name the bad ones.
 struct RecordCheck<'a> {
     snap: &'a metisdb::Snapshot,
     tries: crate::snapshot::load::Tries,
     ops: crate::snapshot::load::Ops,
+    /// Look every record up (second pass) instead of summing the digest.
+    locate: bool,
+    /// Order-independent digest of the records recomputed (see [`record_digest`]).
+    digest: u64,
     /// Records recomputed.
     checked: u64,
     /// Of those, not stored.
@@ -106,7 +114,42 @@ struct RecordCheck<'a> {
     problem_count: u64,
 }
 
-impl RecordCheck<'_> {
+/// The digest of one record: the sum of these over a set of records is
+/// the same in any order.
+fn record_digest(table: u8, key: &[u8], value: &[u8]) -> u64 {
+    let seed = xxhash_rust::xxh3::xxh3_64_with_seed(key, u64::from(table));
+    xxhash_rust::xxh3::xxh3_64_with_seed(value, seed)
+}
+
+/// (entries, digest) of the stored branch records, in one scan per table.
+fn stored_records(snap: &metisdb::Snapshot) -> crate::Result<(u64, u64)> {
+    let db_err = |e| crate::Error::Db { context: "read the branch records".into(), source: Box::new(e) };
+    let (mut n, mut digest) = (0u64, 0u64);
+    for table in [metisdb::tables::ACCOUNT_TRIE, metisdb::tables::STORAGE_TRIE] {
+        let mut it = snap.range(table, &[]).map_err(db_err)?;
+        while let Some((k, v)) = it.next().map_err(db_err)? {
+            n += 1;
+            digest = digest.wrapping_add(record_digest(table.0, k, v));
+        }
+    }
+    Ok((n, digest))
+}
+
+impl<'a> RecordCheck<'a> {
+    fn new(snap: &'a metisdb::Snapshot, locate: bool) -> Self {
+        RecordCheck {
+            snap,
+            tries: crate::snapshot::load::Tries::new(),
+            ops: crate::snapshot::load::Ops::new(),
+            locate,
+            digest: 0,
+            checked: 0,
+            missing: 0,
+            problems: Vec::new(),
+            problem_count: 0,
+        }
+    }
+
     fn problem(&mut self, p: String) {
         self.problem_count += 1;
         if self.problems.len() < 100 {
@@ -124,6 +167,10 @@ impl RecordCheck<'_> {
                 continue;
             }
             self.checked += 1;
+            if !self.locate {
+                self.digest = self.digest.wrapping_add(record_digest(t, k, v));
+                continue;
+            }
             let stored = self
                 .snap
                 .get(table, k)
@@ -186,7 +233,7 @@ pub fn check_state_root(
 ) -> crate::Result<RootCheck> {
     use crate::snapshot::format::Entry;
     use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
-    struct V<'a>(StreamRoot, RecordCheck<'a>);
+    struct V<'a>(Option<StreamRoot>, RecordCheck<'a>);
     let err = |e: BuildError| crate::Error::Refused(format!("the leaves cannot form a trie: {e}"));
     impl StateVisitor for V<'_> {
         fn account(
@@ -195,15 +242,18 @@ pub fn check_state_root(
             _: Option<&alloy_primitives::Address>,
             a: &metisdb::state::StoredAccount,
         ) -> crate::Result<()> {
-            self.0
-                .account(*hash, a.info, Some(a.storage_root))
-                .map_err(|e| crate::Error::Refused(format!("account {hash:#x}: {e}")))?;
+            if let Some(root) = self.0.as_mut() {
+                root.account(*hash, a.info, Some(a.storage_root))
+                    .map_err(|e| crate::Error::Refused(format!("account {hash:#x}: {e}")))?;
+            }
             let r = &mut self.1;
             r.tries.apply(&Entry::Account { hash: *hash, address: None, info: a.info }, &mut r.ops)?;
             r.drain()
         }
         fn slot(&mut self, hash: &B256, _: Option<&U256>, value: &U256) -> crate::Result<()> {
-            self.0.slot(*hash, value).map_err(|e| crate::Error::Refused(format!("slot {hash:#x}: {e}")))?;
+            if let Some(root) = self.0.as_mut() {
+                root.slot(*hash, value).map_err(|e| crate::Error::Refused(format!("slot {hash:#x}: {e}")))?;
+            }
             let r = &mut self.1;
             r.tries.apply(&Entry::Slot { hash: *hash, slot: None, value: *value }, &mut r.ops)?;
             if r.ops.len() >= 4096 {
@@ -218,37 +268,46 @@ pub fn check_state_root(
     );
     // Warm the page cache sequentially (see `Prefetch`); the guard stops it on return.
     let _prefetch = release.map(crate::rss::Prefetch::start);
-    let records = RecordCheck {
-        snap,
-        tries: crate::snapshot::load::Tries::new(),
-        ops: crate::snapshot::load::Ops::new(),
-        checked: 0,
-        missing: 0,
-        problems: Vec::new(),
-        problem_count: 0,
-    };
-    let mut v = V(StreamRoot::new(), records);
+    let mut v = V(Some(StreamRoot::new()), RecordCheck::new(snap, false));
     let mut totals = WalkTotals::default();
     let mut t = |w: &WalkTotals| tick(w.accounts);
     walk_state(snap, WalkOptions::all(false, &mut t, release), &mut totals, &mut v)?;
-    let (computed, mismatches, mismatch_count) = v.0.finish().map_err(err)?;
+    let (computed, mismatches, mismatch_count) = v.0.take().expect("set above").finish().map_err(err)?;
+    let finish = |r: &mut RecordCheck<'_>| -> crate::Result<()> {
+        let tries = std::mem::take(&mut r.tries);
+        tries.finish(&mut r.ops)?;
+        r.drain()
+    };
     let mut r = v.1;
-    let tries = std::mem::take(&mut r.tries);
-    tries.finish(&mut r.ops)?;
-    r.drain()?;
-    // Every stored record that has a branch behind it was found above;
-    // the others are stale.
-    let stored_records =
-        count_entries(snap, metisdb::tables::ACCOUNT_TRIE)? + count_entries(snap, metisdb::tables::STORAGE_TRIE)?;
-    let found = r.checked - r.missing;
-    if stored_records > found {
-        r.problem(format!(
-            "{} branch records are stored without a branch behind them ({stored_records} stored, {} recomputed \
-             from the leaves, {} of them missing)",
-            stored_records - found,
-            r.checked,
-            r.missing
-        ));
+    finish(&mut r)?;
+    let (stored_count, stored_digest) = stored_records(snap)?;
+    if (stored_count, stored_digest) != (r.checked, r.digest) {
+        // Something differs: walk again, looking every record up.
+        let mut v = V(None, RecordCheck::new(snap, true));
+        let mut again = WalkTotals::default();
+        let mut t = |_: &WalkTotals| {};
+        walk_state(snap, WalkOptions::all(false, &mut t, release), &mut again, &mut v)?;
+        r = v.1;
+        finish(&mut r)?;
+        // Every stored record that has a branch behind it was found; the
+        // others are stale.
+        let found = r.checked - r.missing;
+        if stored_count > found {
+            r.problem(format!(
+                "{} branch records are stored without a branch behind them ({stored_count} stored, {} recomputed \
+                 from the leaves, {} of them missing)",
+                stored_count - found,
+                r.checked,
+                r.missing
+            ));
+        }
+        if r.problem_count == 0 {
+            r.problem(format!(
+                "the branch records differ from those of the leaves ({stored_count} stored, {} recomputed), \
+                 though none was found missing, different or stale",
+                r.checked
+            ));
+        }
     }
     Ok(RootCheck {
         version: snap.version(),
@@ -262,15 +321,4 @@ pub fn check_state_root(
         record_problems: r.problems,
         record_problem_count: r.problem_count,
     })
-}
-
-/// Entries of `table` in the snapshot's version (counted by a scan).
-fn count_entries(snap: &metisdb::Snapshot, table: metisdb::Table) -> crate::Result<u64> {
-    let db_err = |e| crate::Error::Db { context: "count branch records".into(), source: Box::new(e) };
-    let mut it = snap.range(table, &[]).map_err(db_err)?;
-    let mut n = 0;
-    while it.next().map_err(db_err)?.is_some() {
-        n += 1;
-    }
-    Ok(n)
 }
