@@ -109,6 +109,12 @@ struct RecordCheck<'a> {
     checked: u64,
     /// Of those, not stored.
     missing: u64,
+    /// (account, stored storage root) of the accounts whose computed record
+    /// has not come out of the tries yet (first pass).
+    stored_roots: std::collections::VecDeque<(B256, B256)>,
+    /// Accounts whose stored storage root is not their slots' (first 100), and how many.
+    mismatches: Vec<StorageRootMismatch>,
+    mismatch_count: u64,
     /// Problems found (first 100) and how many in all.
     problems: Vec<String>,
     problem_count: u64,
@@ -145,9 +151,28 @@ impl<'a> RecordCheck<'a> {
             digest: 0,
             checked: 0,
             missing: 0,
+            stored_roots: std::collections::VecDeque::new(),
+            mismatches: Vec::new(),
+            mismatch_count: 0,
             problems: Vec::new(),
             problem_count: 0,
         }
+    }
+
+    /// Checks a closed account's computed storage root (in its record) against the stored one.
+    fn account_record(&mut self, key: &[u8], value: &[u8]) -> crate::Result<()> {
+        let computed = StoredAccount::decode(value)
+            .map_err(|r| crate::Error::Refused(format!("account {}: {r}", hex::encode(key))))?
+            .storage_root;
+        let Some((account, stored)) = self.stored_roots.pop_front() else { return Ok(()) };
+        debug_assert_eq!(account.as_slice(), key, "accounts close in the order they were fed");
+        if stored != computed {
+            self.mismatch_count += 1;
+            if self.mismatches.len() < 100 {
+                self.mismatches.push(StorageRootMismatch { account, stored, computed });
+            }
+        }
+        Ok(())
     }
 
     fn problem(&mut self, p: String) {
@@ -159,10 +184,13 @@ impl<'a> RecordCheck<'a> {
 
     /// Compares the records made so far with the stored ones.
     fn drain(&mut self) -> crate::Result<()> {
-        use metisdb::tables::{ACCOUNT_TRIE, STORAGE_TRIE};
+        use metisdb::tables::{ACCOUNTS, ACCOUNT_TRIE, STORAGE_TRIE};
         let ops = std::mem::take(&mut self.ops);
         for (t, k, v) in ops.iter() {
             let table = metisdb::Table(t);
+            if table == ACCOUNTS && !self.locate {
+                self.account_record(k, v)?;
+            }
             if table != ACCOUNT_TRIE && table != STORAGE_TRIE {
                 continue;
             }
@@ -233,8 +261,9 @@ pub fn check_state_root(
 ) -> crate::Result<RootCheck> {
     use crate::snapshot::format::Entry;
     use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
-    struct V<'a>(Option<StreamRoot>, RecordCheck<'a>);
-    let err = |e: BuildError| crate::Error::Refused(format!("the leaves cannot form a trie: {e}"));
+    // One set of trie builders (the bulk load's) gives the state root, the
+    // storage roots and the branch records.
+    struct V<'a>(RecordCheck<'a>);
     impl StateVisitor for V<'_> {
         fn account(
             &mut self,
@@ -242,19 +271,15 @@ pub fn check_state_root(
             _: Option<&alloy_primitives::Address>,
             a: &metisdb::state::StoredAccount,
         ) -> crate::Result<()> {
-            if let Some(root) = self.0.as_mut() {
-                root.account(*hash, a.info, Some(a.storage_root))
-                    .map_err(|e| crate::Error::Refused(format!("account {hash:#x}: {e}")))?;
+            let r = &mut self.0;
+            if !r.locate {
+                r.stored_roots.push_back((*hash, a.storage_root));
             }
-            let r = &mut self.1;
             r.tries.apply(&Entry::Account { hash: *hash, address: None, info: a.info }, &mut r.ops)?;
             r.drain()
         }
         fn slot(&mut self, hash: &B256, _: Option<&U256>, value: &U256) -> crate::Result<()> {
-            if let Some(root) = self.0.as_mut() {
-                root.slot(*hash, value).map_err(|e| crate::Error::Refused(format!("slot {hash:#x}: {e}")))?;
-            }
-            let r = &mut self.1;
+            let r = &mut self.0;
             r.tries.apply(&Entry::Slot { hash: *hash, slot: None, value: *value }, &mut r.ops)?;
             if r.ops.len() >= 4096 {
                 r.drain()?;
@@ -268,26 +293,27 @@ pub fn check_state_root(
     );
     // Warm the page cache sequentially (see `Prefetch`); the guard stops it on return.
     let _prefetch = release.map(crate::rss::Prefetch::start);
-    let mut v = V(Some(StreamRoot::new()), RecordCheck::new(snap, false));
+    let mut v = V(RecordCheck::new(snap, false));
     let mut totals = WalkTotals::default();
     let mut t = |w: &WalkTotals| tick(w.accounts);
     walk_state(snap, WalkOptions::all(false, &mut t, release), &mut totals, &mut v)?;
-    let (computed, mismatches, mismatch_count) = v.0.take().expect("set above").finish().map_err(err)?;
-    let finish = |r: &mut RecordCheck<'_>| -> crate::Result<()> {
+    let finish = |r: &mut RecordCheck<'_>| -> crate::Result<B256> {
         let tries = std::mem::take(&mut r.tries);
-        tries.finish(&mut r.ops)?;
-        r.drain()
+        let root = tries.finish(&mut r.ops)?;
+        r.drain()?;
+        Ok(root)
     };
-    let mut r = v.1;
-    finish(&mut r)?;
+    let mut r = v.0;
+    let computed = finish(&mut r)?;
+    let (mismatches, mismatch_count) = (std::mem::take(&mut r.mismatches), r.mismatch_count);
     let (stored_count, stored_digest) = stored_records(snap)?;
     if (stored_count, stored_digest) != (r.checked, r.digest) {
         // Something differs: walk again, looking every record up.
-        let mut v = V(None, RecordCheck::new(snap, true));
+        let mut v = V(RecordCheck::new(snap, true));
         let mut again = WalkTotals::default();
         let mut t = |_: &WalkTotals| {};
         walk_state(snap, WalkOptions::all(false, &mut t, release), &mut again, &mut v)?;
-        r = v.1;
+        r = v.0;
         finish(&mut r)?;
         // Every stored record that has a branch behind it was found; the
         // others are stale.
