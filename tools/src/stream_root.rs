@@ -1,8 +1,10 @@
-//! State roots computed in one pass over leaves in key order, with memory
-//! proportional to the trie depth (no branch records are kept): accounts by
-//! keccak(address), each followed by its slots by keccak(slot). Used to
-//! check snapshot files without importing them and to recompute the state
-//! root of a database from its leaves.
+//! State roots computed in one pass over leaves in key order: accounts by
+//! keccak(address), each followed by its slots by keccak(slot).
+//! [`StreamRoot`] keeps no branch records (memory: the trie depth) and
+//! checks snapshot files without importing them; [`check_state_root`]
+//! recomputes a database's state root, storage roots and branch records
+//! from its leaves with the bulk load's trie builders (memory: one part of
+//! a trie) and compares them with what is stored.
 
 use alloy_primitives::{B256, U256};
 use metis_trie::{storage_leaf_value, BuildError, Nibbles, RootBuilder};
@@ -252,8 +254,9 @@ impl RootCheck {
 }
 
 /// Recomputes the state root of a snapshot's version from its leaves (one
-/// pass in key order; memory: the trie depth) and checks every account's
-/// stored storage root against its slots. `tick` gets the accounts done.
+/// pass in key order), checks every account's stored storage root against
+/// its slots and every stored branch record against the leaves (see
+/// [`RecordCheck`]). `tick` gets the accounts done.
 pub fn check_state_root(
     snap: &metisdb::Snapshot,
     release: Option<&std::path::Path>,
