@@ -21,6 +21,17 @@ pub struct StorageRootMismatch {
     pub computed: B256,
 }
 
+/// Findings listed in reports (the rest are only counted).
+const LISTED: usize = 100;
+
+/// Counts `item` and keeps it if fewer than [`LISTED`] are kept.
+fn note<T>(kept: &mut Vec<T>, count: &mut u64, item: T) {
+    *count += 1;
+    if kept.len() < LISTED {
+        kept.push(item);
+    }
+}
+
 struct Open {
     hash: B256,
     info: AccountInfo,
@@ -51,10 +62,8 @@ impl StreamRoot {
             let root = if o.slots == 0 { metis_trie::EMPTY_ROOT_HASH } else { o.storage.finish()?.root() };
             if let Some(stored) = o.stored_root {
                 if stored != root {
-                    self.mismatch_count += 1;
-                    if self.mismatches.len() < 100 {
-                        self.mismatches.push(StorageRootMismatch { account: o.hash, stored, computed: root });
-                    }
+                    let m = StorageRootMismatch { account: o.hash, stored, computed: root };
+                    note(&mut self.mismatches, &mut self.mismatch_count, m);
                 }
             }
             let leaf = StoredAccount { info: o.info, storage_root: root }.trie_account().encode_to_vec();
@@ -169,25 +178,21 @@ impl<'a> RecordCheck<'a> {
         let Some((account, stored)) = self.stored_roots.pop_front() else { return Ok(()) };
         debug_assert_eq!(account.as_slice(), key, "accounts close in the order they were fed");
         if stored != computed {
-            self.mismatch_count += 1;
-            if self.mismatches.len() < 100 {
-                self.mismatches.push(StorageRootMismatch { account, stored, computed });
-            }
+            note(&mut self.mismatches, &mut self.mismatch_count, StorageRootMismatch { account, stored, computed });
         }
         Ok(())
     }
 
     fn problem(&mut self, p: String) {
-        self.problem_count += 1;
-        if self.problems.len() < 100 {
-            self.problems.push(p);
-        }
+        note(&mut self.problems, &mut self.problem_count, p);
     }
 
     /// Compares the records made so far with the stored ones.
     fn drain(&mut self) -> crate::Result<()> {
         use metisdb::tables::{ACCOUNTS, ACCOUNT_TRIE, STORAGE_TRIE};
-        let ops = std::mem::take(&mut self.ops);
+        // Taken out while it is read (the checks below borrow `self`), then
+        // put back empty: one buffer for the whole walk.
+        let mut ops = std::mem::take(&mut self.ops);
         for (t, k, v) in ops.iter() {
             let table = metisdb::Table(t);
             if table == ACCOUNTS && !self.locate {
@@ -217,6 +222,8 @@ impl<'a> RecordCheck<'a> {
                 Some(_) => {}
             }
         }
+        ops.clear();
+        self.ops = ops;
         Ok(())
     }
 }

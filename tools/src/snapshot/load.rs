@@ -226,6 +226,12 @@ impl Ops {
         self.buf.len() as u64 + 16 * self.list.len() as u64
     }
 
+    /// Forgets the writes, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.list.clear();
+    }
+
     /// Number of writes.
     pub fn len(&self) -> usize {
         self.list.len()
