@@ -194,7 +194,7 @@ fn large_random_workload_with_deep_trees() {
         for _ in 0..3000 {
             let r = next();
             let k = (r % 20_000).to_be_bytes().to_vec();
-            if round >= 8 && r % 3 != 0 {
+            if round >= 8 && !r.is_multiple_of(3) {
                 ops.push(Op::Delete((r >> 20) as u8 % 2, k));
             } else {
                 ops.push(Op::Put((r >> 20) as u8 % 2, k, (r >> 32) as usize % 200, r as u8));
@@ -228,7 +228,7 @@ fn sorted_appends_with_updates_and_deletes_in_between() {
             appended += 1;
             if i % 97 == 0 && appended > 10 {
                 let old = key((r >> 16) % appended);
-                if r % 2 == 0 {
+                if r.is_multiple_of(2) {
                     ops.push(Op::Delete((round % 2) as u8, old));
                 } else {
                     ops.push(Op::Put((round % 2) as u8, old, (r >> 24) as usize % 300, r as u8));
