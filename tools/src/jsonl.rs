@@ -276,7 +276,7 @@ pub fn export_state(
             missing: None,
         };
         let mut totals = WalkTotals::default();
-        walk_state(&snap, WalkOptions::all(true, progress, Some(db.path())), &mut totals, &mut lw)?;
+        walk_state(&snap, WalkOptions::all(true, progress), &mut totals, &mut lw)?;
         let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
         f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         Ok(totals)

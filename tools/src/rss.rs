@@ -15,25 +15,9 @@ pub fn rss_kib() -> Option<u64> {
     proc_status_kib("VmRSS:")
 }
 
-/// File-backed resident memory of this process in KiB (RssFile), if readable.
-pub fn rss_file_kib() -> Option<u64> {
-    proc_status_kib("RssFile:")
-}
-
-/// Resident file pages above which [`release_if_above`] releases mappings.
+/// File-backed resident memory ([`Prefetch`] and [`RssTrim`] keep a
+/// scan's mapped data-file pages to about this much).
 pub const FILE_RSS_LIMIT_KIB: u64 = 128 << 10;
-
-/// Calls [`release_mapped`] on `file` when this process's file-backed
-/// resident memory exceeds `limit_kib`. Returns whether it did.
-pub fn release_if_above(file: &Path, limit_kib: u64) -> bool {
-    match rss_file_kib() {
-        Some(k) if k > limit_kib => {
-            release_mapped(file);
-            true
-        }
-        _ => false,
-    }
-}
 
 fn proc_status_kib(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;

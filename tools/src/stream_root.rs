@@ -306,7 +306,7 @@ pub fn check_state_root(
     let mut v = V(RecordCheck::new(snap, false));
     let mut totals = WalkTotals::default();
     let mut t = |w: &WalkTotals| tick(w.accounts);
-    walk_state(snap, WalkOptions::all(false, &mut t, release), &mut totals, &mut v)?;
+    walk_state(snap, WalkOptions::all(false, &mut t), &mut totals, &mut v)?;
     let finish = |r: &mut RecordCheck<'_>| -> crate::Result<B256> {
         let tries = std::mem::take(&mut r.tries);
         let root = tries.finish(&mut r.ops)?;
@@ -322,7 +322,7 @@ pub fn check_state_root(
         let mut v = V(RecordCheck::new(snap, true));
         let mut again = WalkTotals::default();
         let mut t = |_: &WalkTotals| {};
-        walk_state(snap, WalkOptions::all(false, &mut t, release), &mut again, &mut v)?;
+        walk_state(snap, WalkOptions::all(false, &mut t), &mut again, &mut v)?;
         r = v.0;
         finish(&mut r)?;
         // Every stored record that has a branch behind it was found; the

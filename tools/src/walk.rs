@@ -2,7 +2,9 @@
 //! accounts by keccak(address), each with its slots by keccak(slot), with
 //! the preimages (address, slot) when the database recorded them. Three
 //! cursors move forward together (accounts, storage, preimages), so the
-//! pass reads each table once in key order.
+//! pass reads each table once in key order. A full walk over a large
+//! database runs under a [`crate::rss::Prefetch`], whose trim thread bounds
+//! the pages it leaves mapped.
 
 use crate::error::{DbContext, Error, Result};
 use alloy_primitives::{Address, B256, U256};
@@ -48,7 +50,6 @@ fn bad(snap: &Snapshot, what: String) -> Error {
 pub fn walk_codes(
     snap: &Snapshot,
     totals: &mut WalkTotals,
-    release: Option<&std::path::Path>,
     mut f: impl FnMut(&B256, &[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut it = snap.range(CODE, &[]).ctx(|| "read the code table".into())?;
@@ -59,9 +60,6 @@ pub fn walk_codes(
         totals.codes += 1;
         totals.bytes += (k.len() + v.len()) as u64;
         f(&B256::from_slice(k), v)?;
-        if let (Some(file), true) = (release, totals.codes.is_multiple_of(4096)) {
-            crate::rss::release_if_above(file, crate::rss::FILE_RSS_LIMIT_KIB);
-        }
     }
     Ok(())
 }
@@ -72,10 +70,6 @@ pub struct WalkOptions<'a> {
     pub preimages: bool,
     /// Called every 4096 accounts with the totals so far.
     pub tick: &'a mut dyn FnMut(&WalkTotals),
-    /// Data file whose mapped pages are dropped from the resident set when
-    /// file-backed memory exceeds [`crate::rss::FILE_RSS_LIMIT_KIB`]
-    /// (checked every 4096 accounts; see [`crate::rss::release_mapped`]).
-    pub release: Option<&'a std::path::Path>,
     /// Accounts from this key on (`&[]`: from the first).
     pub start: &'a [u8],
     /// Accounts below this key (`None`: to the last).
@@ -84,8 +78,8 @@ pub struct WalkOptions<'a> {
 
 impl<'a> WalkOptions<'a> {
     /// The whole state, with or without preimages.
-    pub fn all(preimages: bool, tick: &'a mut dyn FnMut(&WalkTotals), release: Option<&'a std::path::Path>) -> Self {
-        WalkOptions { preimages, tick, release, start: &[], end: None }
+    pub fn all(preimages: bool, tick: &'a mut dyn FnMut(&WalkTotals)) -> Self {
+        WalkOptions { preimages, tick, start: &[], end: None }
     }
 }
 
@@ -201,9 +195,6 @@ pub fn walk_state(
         v.end_account()?;
         if totals.accounts.is_multiple_of(4096) {
             (opts.tick)(totals);
-            if let Some(f) = opts.release {
-                crate::rss::release_if_above(f, crate::rss::FILE_RSS_LIMIT_KIB);
-            }
         }
     }
     // Storage of the next range belongs to it.

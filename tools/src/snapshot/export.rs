@@ -269,7 +269,7 @@ fn walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board, opts: &Export
         };
         let mut totals = WalkTotals::default();
         match unit {
-            Unit::Codes => walk_codes(snap, &mut totals, None, |h, code| {
+            Unit::Codes => walk_codes(snap, &mut totals, |h, code| {
                 put_code(&mut ch.buf, h, code);
                 ch.footer.codes += 1;
                 ch.entry_done()
@@ -277,8 +277,7 @@ fn walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board, opts: &Export
             Unit::State { start, end } => {
                 ch.kind = ChunkKind::State;
                 let mut tick = |_: &WalkTotals| {};
-                // The prefetch's trim thread bounds the mapped pages.
-                let o = WalkOptions { start, end: end.as_deref(), ..WalkOptions::all(true, &mut tick, None) };
+                let o = WalkOptions { start, end: end.as_deref(), ..WalkOptions::all(true, &mut tick) };
                 walk_state(snap, o, &mut totals, &mut ch)?;
             }
         }
