@@ -13,6 +13,9 @@
 //! same line first: on a virtual machine whose host moves or shares the
 //! vCPUs, it tells whether a parallel figure was taken on two real cores.
 //!
+//! `--no-machine` leaves that line out (under valgrind its two spinning
+//! threads take minutes).
+//!
 //! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
 //! `--runs N` (best of N, default 3) and `--receipts` (also time the
 //! receipts root alone, on 1 and N threads). Uniswap swaps go to independent
@@ -70,7 +73,7 @@ fn main() {
                 eprintln!("usage: exec_bench mainnet <dir> [--workers N]");
                 std::process::exit(2);
             };
-            mainnet(PathBuf::from(dir), workers);
+            mainnet(&args, PathBuf::from(dir), workers);
         }
         Some("machine") => machine(),
         _ => {
@@ -111,7 +114,7 @@ fn synthetic(args: &[String], workers: usize) {
             std::process::exit(2);
         }
     };
-    println!("{}", machine_bounds());
+    print_machine_bounds(args);
     let db_root = flag(args, "--dir").map_or_else(|| std::env::temp_dir().join("exec-bench-metisdb"), PathBuf::from);
     println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {}, state {}; phases: transactions + finish ms)", allocator(), if on_metisdb { "MetisDB (warm)" } else { "in memory" });
     for (name, workload, gas_per_tx) in [
@@ -209,6 +212,12 @@ impl std::fmt::Display for MachineBounds {
     }
 }
 
+fn print_machine_bounds(args: &[String]) {
+    if !args.iter().any(|a| a == "--no-machine") {
+        println!("{}", machine_bounds());
+    }
+}
+
 fn machine() {
     println!("{}", machine_bounds());
 }
@@ -291,7 +300,7 @@ fn metisdb_parent(dir: &std::path::Path, state: &InMemoryState) -> Db {
     db
 }
 
-fn mainnet(dir: PathBuf, workers: usize) {
+fn mainnet(args: &[String], dir: PathBuf, workers: usize) {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -302,7 +311,7 @@ fn mainnet(dir: PathBuf, workers: usize) {
     }
     dirs.sort_by_key(|d| d.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()));
     let (mut auto_speedups, mut stm_speedups) = (Vec::new(), Vec::new());
-    println!("{}", machine_bounds());
+    print_machine_bounds(args);
     println!(
         "block       txs   seq ms   stm ms   auto ms  stm x   auto x  workers  ok  (workers {workers}, best of 5 or more, allocator {}; Block-STM aborts, waits; phases: transactions + finish ms)",
         allocator()
