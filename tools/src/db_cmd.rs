@@ -117,7 +117,12 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
         DbCommand::Verify { dir, json, skip_root } => {
             let db = open_existing(&dir.datadir, Durability::Sync)?;
             let mut p = Progress::new("verify", "pages", None);
+            // The page pass reads every page in tree order, all over the
+            // file: read the file ahead sequentially and keep the mapped
+            // pages bounded, as the root pass below does.
+            let prefetch = metis_tools::rss::Prefetch::start(db.path());
             let mut report = db.verify(&mut |done, _| p.set(done))?;
+            drop(prefetch);
             p.finish();
             let root = if skip_root || !report.ok() || report.version.is_none() {
                 None
