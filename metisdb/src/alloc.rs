@@ -381,6 +381,33 @@ impl Allocator {
     #[cfg(not(debug_assertions))]
     fn check(&self, _at: &str) {}
 
+    /// Places the free-list run of a durable point: takes its pages from the
+    /// log stream and returns (first page, pages, payload), the payload being
+    /// the free space that remains ([`Allocator::unreachable`], encoded).
+    ///
+    /// A reopened database knows the run only from the payload length the
+    /// meta records, so the payload must need every page of the run: taking
+    /// the run out of the free space can shorten the encoding (an extent
+    /// disappears or merges) below what the estimate reserved, and the last
+    /// page of the run would then be neither free nor reachable after a
+    /// reopen. The payload is padded to the run's length instead.
+    pub fn place_free_list(&mut self, page_size: usize) -> (u64, u64, Vec<u8>) {
+        // Taking pages out of the free set can split at most one extent, hence the slack.
+        let estimate = encode_pages(&self.unreachable()).len() + 32;
+        let n = crate::page::pages_for_run(estimate, page_size);
+        let first = self.alloc_run(Stream::Log, n);
+        // The payload must need all n pages: longer than what n - 1 hold.
+        let min_len = ((n - 1) as usize * page_size + 1).saturating_sub(crate::page::RUN_PAYLOAD_OFFSET);
+        let payload = encode_pages_min_len(&self.unreachable(), min_len);
+        assert_eq!(
+            crate::page::pages_for_run(payload.len(), page_size),
+            n,
+            "the free list cannot be padded to its run ({} bytes, {n} pages)",
+            payload.len()
+        );
+        (first, n, payload)
+    }
+
     /// Pages in use by the latest state (including meta pages), for space policies.
     pub fn live_pages(&self) -> u64 {
         debug_assert_eq!(self.unreachable_len(), self.unreachable().len() as u64);
@@ -406,14 +433,6 @@ fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn get_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
@@ -427,9 +446,34 @@ fn get_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
+/// Most bytes of a varint of a `u64` (what [`get_varint`] reads).
+const MAX_VARINT_LEN: usize = 10;
+
+fn varint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).div_ceil(7).max(1)
+}
+
+/// Writes `v` in exactly `width` bytes (at least its canonical length):
+/// continuation bytes with no value bits pad it.
+fn put_varint_wide(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    debug_assert!(width >= varint_len(v) && width <= MAX_VARINT_LEN);
+    for i in 0..width {
+        let more = if i + 1 < width { 0x80 } else { 0 };
+        out.push((v & 0x7f) as u8 | more);
+        v >>= 7;
+    }
+}
+
 /// Encodes sorted, distinct page numbers as extents: count, then
 /// (gap from the previous extent's end, length) varint pairs.
 pub fn encode_pages(pages: &[u64]) -> Vec<u8> {
+    encode_pages_min_len(pages, 0)
+}
+
+/// [`encode_pages`], at least `min_len` bytes long if the varints can be
+/// widened that far (each to [`MAX_VARINT_LEN`] bytes); [`decode_pages`]
+/// reads the same pages either way.
+pub fn encode_pages_min_len(pages: &[u64], min_len: usize) -> Vec<u8> {
     debug_assert!(pages.windows(2).all(|w| w[0] < w[1]));
     let mut extents: Vec<(u64, u64)> = Vec::new();
     for &p in pages {
@@ -438,13 +482,21 @@ pub fn encode_pages(pages: &[u64]) -> Vec<u8> {
             _ => extents.push((p, 1)),
         }
     }
-    let mut out = Vec::with_capacity(extents.len() * 3 + 10);
-    put_varint(&mut out, extents.len() as u64);
+    let mut values = Vec::with_capacity(1 + 2 * extents.len());
+    values.push(extents.len() as u64);
     let mut end = 0;
     for (s, l) in extents {
-        put_varint(&mut out, s - end);
-        put_varint(&mut out, l);
+        values.extend([s - end, l]);
         end = s + l;
+    }
+    let canonical: usize = values.iter().map(|&v| varint_len(v)).sum();
+    let mut padding = min_len.saturating_sub(canonical);
+    let mut out = Vec::with_capacity(canonical + padding);
+    for v in values {
+        let len = varint_len(v);
+        let extra = padding.min(MAX_VARINT_LEN - len);
+        padding -= extra;
+        put_varint_wide(&mut out, v, len + extra);
     }
     out
 }
@@ -490,6 +542,20 @@ mod tests {
     }
 
     #[test]
+    fn padded_encodings_decode_to_the_same_pages() {
+        let pages = vec![2, 3, 4, 9, 11, 12, 1000, 70_000, 70_001, 1 << 40];
+        let canonical = encode_pages(&pages);
+        // Six extents: 13 varints of at most 10 bytes each.
+        for min_len in [0, canonical.len(), canonical.len() + 1, canonical.len() + 37, 130] {
+            let b = encode_pages_min_len(&pages, min_len);
+            assert_eq!(b.len(), min_len.max(canonical.len()), "min_len {min_len}");
+            assert_eq!(decode_pages(&b, 2, (1 << 40) + 1).unwrap(), pages, "min_len {min_len}");
+        }
+        assert_eq!(encode_pages_min_len(&pages, 1000).len(), 130, "padding stops at ten bytes per varint");
+        assert_eq!(decode_pages(&encode_pages_min_len(&[], 10), 2, 3).unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
     fn quarantine_waits_for_the_gate_and_segments_fill_sequentially() {
         let mut a = Allocator::new(2, 2, vec![]);
         let pages = a.alloc(Stream::Cold, 300);
@@ -512,6 +578,47 @@ mod tests {
         let q = b.alloc(Stream::Cold, 10);
         assert_eq!(q[0], 256, "whole free segments are reused first");
         assert!(b.unreachable().windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// Allocators in many states (random free extents, a log segment opened
+    /// at random): the free-list run's payload needs exactly the run's pages,
+    /// decodes to the free space left after the run, and never lists the run.
+    #[test]
+    fn free_list_payload_needs_every_page_of_its_run() {
+        let ps = 4096;
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut short = 0;
+        for case in 0..3000u64 {
+            // Enough single-page holes for a free list of one to four pages.
+            let page_count = 4_000 + next() % 20_000;
+            let mut free: Vec<u64> = (2..page_count).filter(|_| next() % 4 == 0).collect();
+            free.dedup();
+            let mut a = Allocator::new(page_count, 2, free);
+            if case % 2 == 0 {
+                a.alloc_run(Stream::Log, 1 + next() % 40);
+            }
+            let estimate_pages = crate::page::pages_for_run(encode_pages(&a.unreachable()).len() + 32, ps);
+            let (first, n, payload) = a.place_free_list(ps);
+            assert_eq!(n, estimate_pages);
+            if crate::page::pages_for_run(encode_pages(&a.unreachable()).len(), ps) < n {
+                short += 1;
+            }
+            assert_eq!(
+                crate::page::pages_for_run(payload.len(), ps),
+                n,
+                "case {case}: a reopened database would see a run of fewer pages than were taken"
+            );
+            let listed = decode_pages(&payload, 2, a.page_count()).unwrap();
+            assert_eq!(listed, a.unreachable(), "case {case}");
+            assert!(listed.iter().all(|p| !(first..first + n).contains(p)), "case {case}: the run is listed free");
+        }
+        assert!(short > 0, "no case shortened the encoding: the test does not reach the case it is for");
     }
 
     #[test]

@@ -798,13 +798,8 @@ pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -
     if let Some((first, n)) = w.blob.take() {
         w.alloc.quarantine(c.seq, (first..first + n).collect());
     }
-    // Place the new run, then encode the free space that remains. Taking
-    // pages out of the free set can split at most one extent, hence the slack.
-    let estimate = alloc::encode_pages(&w.alloc.unreachable()).len() + 32;
-    let n = page::pages_for_run(estimate, ps);
-    let first = w.alloc.alloc_run(Stream::Log, n);
-    let payload = alloc::encode_pages(&w.alloc.unreachable());
-    debug_assert!(page::pages_for_run(payload.len(), ps) <= n);
+    // Place the new run, then encode the free space that remains.
+    let (first, n, payload) = w.alloc.place_free_list(ps);
     let run = build_run(RunKind::FreeList, 0, &payload, ps, inner.salt, first, latest);
     let page_count = w.alloc.page_count();
     grow_file(inner, w, page_count)?;
