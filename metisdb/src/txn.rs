@@ -14,7 +14,7 @@
 //! trusted (a failed fsync may have dropped dirty pages), so only a reopen,
 //! which reads what is really on disk, may continue.
 
-use crate::alloc::{self, Stream, SEGMENT_PAGES};
+use crate::alloc::{Stream, SEGMENT_PAGES};
 use crate::btree::leaf::{self, ValueRef};
 use crate::btree::write::{is_temp, patch_refs, Dirty, NewValue, TreeWriter, RUN_BIT, TEMP_BIT};
 use crate::btree::{self, branch, Cursor, PageSource, TreeRoot};
