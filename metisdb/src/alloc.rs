@@ -597,8 +597,7 @@ mod tests {
         for case in 0..3000u64 {
             // Enough single-page holes for a free list of one to four pages.
             let page_count = 4_000 + next() % 20_000;
-            let mut free: Vec<u64> = (2..page_count).filter(|_| next() % 4 == 0).collect();
-            free.dedup();
+            let free: Vec<u64> = (2..page_count).filter(|_| next() % 4 == 0).collect();
             let mut a = Allocator::new(page_count, 2, free);
             if case % 2 == 0 {
                 a.alloc_run(Stream::Log, 1 + next() % 40);

@@ -7,9 +7,14 @@ mod common;
 use common::{fast_tempdir, random_commit, read_all, Model, Rng};
 use metisdb::{Db, Options};
 
+/// Commits of each test's update phase (`METIS_CLEANING_COMMITS`, default 150).
+fn commits() -> usize {
+    std::env::var("METIS_CLEANING_COMMITS").ok().and_then(|s| s.parse().ok()).unwrap_or(150)
+}
+
 #[test]
 fn steady_updates_keep_the_file_bounded_through_cleaning() {
-    let commits: usize = std::env::var("METIS_CLEANING_COMMITS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
+    let commits = commits();
     let dir = fast_tempdir();
     let db = Db::open(dir.path(), Options { retention: Some(2), ..Options::default() }).unwrap();
     let mut m = Model::new();
@@ -57,7 +62,7 @@ fn steady_updates_keep_the_file_bounded_through_cleaning() {
 /// pages, updated by every commit, and a reopen plus verify after each.
 #[test]
 fn every_durable_point_reopens_with_every_page_accounted_for() {
-    let commits: usize = std::env::var("METIS_CLEANING_COMMITS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
+    let commits = commits();
     let dir = fast_tempdir();
     let opts = || Options { retention: Some(2), ..Options::default() };
     let mut db = Db::open(dir.path(), opts()).unwrap();

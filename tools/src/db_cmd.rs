@@ -117,12 +117,11 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
         DbCommand::Verify { dir, json, skip_root } => {
             let db = open_existing(&dir.datadir, Durability::Sync)?;
             let mut p = Progress::new("verify", "pages", None);
-            // The page pass reads every page in tree order, all over the
-            // file: read the file ahead sequentially and keep the mapped
-            // pages bounded, as the root pass below does.
-            let prefetch = metis_tools::rss::Prefetch::start(db.path());
+            // Both passes read the whole file (the page pass in tree order,
+            // the root pass in key order): read it ahead sequentially once
+            // and keep the mapped pages bounded while they run.
+            let _prefetch = metis_tools::rss::Prefetch::start(db.path());
             let mut report = db.verify(&mut |done, _| p.set(done))?;
-            drop(prefetch);
             p.finish();
             let root = if skip_root || !report.ok() || report.version.is_none() {
                 None
@@ -133,7 +132,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                     "accounts",
                     Some(snap.latest_entries(metisdb::tables::ACCOUNTS)),
                 );
-                let c = metis_tools::stream_root::check_state_root(&snap, Some(db.path()), &mut |n| p.set(n));
+                let c = metis_tools::stream_root::check_state_root(&snap, &mut |n| p.set(n));
                 p.finish();
                 match c {
                     Ok(c) => {

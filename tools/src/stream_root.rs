@@ -263,12 +263,9 @@ impl RootCheck {
 /// Recomputes the state root of a snapshot's version from its leaves (one
 /// pass in key order), checks every account's stored storage root against
 /// its slots and every stored branch record against the leaves (see
-/// [`RecordCheck`]). `tick` gets the accounts done.
-pub fn check_state_root(
-    snap: &metisdb::Snapshot,
-    release: Option<&std::path::Path>,
-    tick: &mut dyn FnMut(u64),
-) -> crate::Result<RootCheck> {
+/// [`RecordCheck`]). `tick` gets the accounts done. The walk reads the whole
+/// file: callers run it under a [`crate::rss::Prefetch`].
+pub fn check_state_root(snap: &metisdb::Snapshot, tick: &mut dyn FnMut(u64)) -> crate::Result<RootCheck> {
     use crate::snapshot::format::Entry;
     use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
     // One set of trie builders (the bulk load's) gives the state root, the
@@ -301,8 +298,6 @@ pub fn check_state_root(
         snap.state_root()
             .map_err(|e| crate::Error::Db { context: "read the state root".into(), source: Box::new(e) })?,
     );
-    // Warm the page cache sequentially (see `Prefetch`); the guard stops it on return.
-    let _prefetch = release.map(crate::rss::Prefetch::start);
     let mut v = V(RecordCheck::new(snap, false));
     let mut totals = WalkTotals::default();
     let mut t = |w: &WalkTotals| tick(w.accounts);
