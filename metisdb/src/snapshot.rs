@@ -158,6 +158,13 @@ impl Snapshot {
     pub fn range(&self, table: Table, start: &[u8]) -> Result<Range<'_>> {
         self.inner.metrics.reads.add(1);
         let main = Cursor::seek(self, self.root(table), start)?;
+        let overlays = self.overlays(table, start)?;
+        Ok(Range { snap: self, main, main_head: None, overlays })
+    }
+
+    /// The change records of `table` from `start` on, one per version after
+    /// this snapshot's, oldest first (none when reading the newest version).
+    pub(crate) fn overlays(&self, table: Table, start: &[u8]) -> Result<Vec<Overlay<'_>>> {
         let mut overlays = Vec::new();
         if table.versioned() {
             for &cs in &self.change_sets {
@@ -166,7 +173,7 @@ impl Snapshot {
                 overlays.push(Overlay { set, page: cs.0, table, next, head: None });
             }
         }
-        Ok(Range { snap: self, main, main_head: None, overlays })
+        Ok(overlays)
     }
 }
 
@@ -220,17 +227,19 @@ impl PageSource for Snapshot {
     }
 }
 
-struct Overlay<'a> {
+/// The change records of one table in one newer version's change set, in key order.
+pub(crate) struct Overlay<'a> {
     set: ChangeSet<'a>,
     page: u64,
     table: Table,
     next: usize,
-    head: Option<(&'a [u8], Option<&'a [u8]>)>,
+    /// The next unconsumed (key, value before that version), once filled.
+    pub(crate) head: Option<(&'a [u8], Option<&'a [u8]>)>,
 }
 
 impl<'a> Overlay<'a> {
     /// Moves to the next change of this table, if the head was consumed.
-    fn fill(&mut self, snap: &Snapshot) -> Result<()> {
+    pub(crate) fn fill(&mut self, snap: &Snapshot) -> Result<()> {
         if self.head.is_none() && self.next < self.set.len() {
             let e = self.set.entry(self.next).map_err(|r| snap.corrupt(self.page, r))?;
             if e.table == self.table {

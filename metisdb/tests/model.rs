@@ -62,6 +62,31 @@ fn visible(history: &[Model], v: usize) -> Model {
     m
 }
 
+fn scan_from(snap: &metisdb::Snapshot, t: Table, start: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut got = Vec::new();
+    let mut s = snap.scan(t, start).unwrap();
+    while let Some((k, val)) = s.current() {
+        got.push((k.to_vec(), val.to_vec()));
+        s.advance().unwrap();
+    }
+    got
+}
+
+/// Asserts equal entry lists, naming the first difference (not printing values of up to 20 KB).
+fn same_entries(got: &[(Vec<u8>, Vec<u8>)], want: &[(Vec<u8>, Vec<u8>)], what: &str) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+        let (g, w) = (&got[i], &want[i]);
+        panic!(
+            "{what}: entry {i} differs: got key {:?} ({} value bytes), want key {:?} ({} value bytes)",
+            g.0,
+            g.1.len(),
+            w.0,
+            w.1.len()
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{what}: entry count");
+}
+
 fn check_version(db: &Db, history: &[Model], v: usize) {
     let snap = db.snapshot(Some(v as u64)).unwrap();
     let want = visible(history, v);
@@ -76,6 +101,20 @@ fn check_version(db: &Db, history: &[Model], v: usize) {
             want.iter().filter(|((tt, _), _)| *tt == t).map(|((_, k), v)| (k.clone(), v.clone())).collect();
         assert_eq!(got.len(), exp.len(), "version {v} table {t}: entry count");
         assert_eq!(got, exp, "version {v} table {t}: contents");
+        // The same through a scan with its own page buffers, from the first
+        // key, from a stored key and from just after one.
+        same_entries(&scan_from(&snap, table(t), &[]), &exp, &format!("version {v} table {t}: scan"));
+        if let Some((k, _)) = exp.get(exp.len() / 2) {
+            let at = exp.len() / 2;
+            same_entries(
+                &scan_from(&snap, table(t), k),
+                &exp[at..],
+                &format!("version {v} table {t}: scan from {k:?}"),
+            );
+            let after = [k.as_slice(), &[0]].concat();
+            let what = format!("version {v} table {t}: scan after {k:?}");
+            same_entries(&scan_from(&snap, table(t), &after), &exp[at + 1..], &what);
+        }
         // Point reads, including absent keys.
         for ((_, k), val) in want.iter().filter(|((tt, _), _)| *tt == t) {
             assert_eq!(snap.get(table(t), k).unwrap(), Some(&val[..]), "version {v} table {t} key {k:?}");

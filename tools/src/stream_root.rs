@@ -143,10 +143,11 @@ fn stored_records(snap: &metisdb::Snapshot) -> crate::Result<(u64, u64)> {
     let db_err = |e| crate::Error::Db { context: "read the branch records".into(), source: Box::new(e) };
     let (mut n, mut digest) = (0u64, 0u64);
     for table in [metisdb::tables::ACCOUNT_TRIE, metisdb::tables::STORAGE_TRIE] {
-        let mut it = snap.range(table, &[]).map_err(db_err)?;
-        while let Some((k, v)) = it.next().map_err(db_err)? {
+        let mut it = snap.scan(table, &[]).map_err(db_err)?;
+        while let Some((k, v)) = it.current() {
             n += 1;
             digest = digest.wrapping_add(record_digest(table.0, k, v));
+            it.advance().map_err(db_err)?;
         }
     }
     Ok((n, digest))

@@ -1,10 +1,12 @@
 //! One ordered pass over the state of a snapshot: bytecodes by hash, then
 //! accounts by keccak(address), each with its slots by keccak(slot), with
 //! the preimages (address, slot) when the database recorded them. Three
-//! cursors move forward together (accounts, storage, preimages), so the
-//! pass reads each table once in key order. A full walk over a large
-//! database runs under a [`crate::rss::Prefetch`], whose trim thread bounds
-//! the pages it leaves mapped.
+//! scans move forward together (accounts, storage, preimages), so the pass
+//! reads each table once in key order, with positioned reads into the
+//! scans' own page buffers ([`metisdb::Scan`]): a full walk over a large
+//! database leaves next to nothing mapped. It runs under a
+//! [`crate::rss::Prefetch`], which reads the file into the page cache ahead
+//! of it (and bounds what the slot-preimage lookups map).
 
 use crate::error::{DbContext, Error, Result};
 use alloy_primitives::{Address, B256, U256};
@@ -52,14 +54,15 @@ pub fn walk_codes(
     totals: &mut WalkTotals,
     mut f: impl FnMut(&B256, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut it = snap.range(CODE, &[]).ctx(|| "read the code table".into())?;
-    while let Some((k, v)) = it.next().ctx(|| "read the code table".into())? {
+    let mut it = snap.scan(CODE, &[]).ctx(|| "read the code table".into())?;
+    while let Some((k, v)) = it.current() {
         if k.len() != 32 {
             return Err(bad(snap, format!("code key 0x{} is not 32 bytes", hex::encode(k))));
         }
         totals.codes += 1;
         totals.bytes += (k.len() + v.len()) as u64;
         f(&B256::from_slice(k), v)?;
+        it.advance().ctx(|| "read the code table".into())?;
     }
     Ok(())
 }
@@ -105,17 +108,12 @@ pub fn walk_state(
 ) -> Result<()> {
     let ctx = |t: &str| format!("read the {t} table");
     let below_end = |k: &[u8]| opts.end.is_none_or(|e| k < e);
-    let mut accounts = snap.range(ACCOUNTS, opts.start).ctx(|| ctx("accounts"))?;
-    let mut storage = snap.range(STORAGE, opts.start).ctx(|| ctx("storage"))?;
-    let mut st_head = storage.next().ctx(|| ctx("storage"))?;
-    let mut pre = if opts.preimages { Some(snap.range(PREIMAGES, opts.start).ctx(|| ctx("preimages"))?) } else { None };
-    let mut pre_head = match pre.as_mut() {
-        Some(p) => p.next().ctx(|| ctx("preimages"))?,
-        None => None,
-    };
+    let mut accounts = snap.scan(ACCOUNTS, opts.start).ctx(|| ctx("accounts"))?;
+    let mut storage = snap.scan(STORAGE, opts.start).ctx(|| ctx("storage"))?;
+    let mut pre = if opts.preimages { Some(snap.scan(PREIMAGES, opts.start).ctx(|| ctx("preimages"))?) } else { None };
     // Slots repeat across accounts (slot 0, 1, ...): remember recent preimages.
     let mut slot_cache: HashMap<B256, Option<U256>> = HashMap::new();
-    while let Some((k, val)) = accounts.next().ctx(|| ctx("accounts"))? {
+    while let Some((k, val)) = accounts.current() {
         if !below_end(k) {
             break;
         }
@@ -126,9 +124,9 @@ pub fn walk_state(
         let acct = StoredAccount::decode(val).map_err(|r| bad(snap, format!("account {hash:#x}: {r}")))?;
         let mut address = None;
         if let Some(p) = pre.as_mut() {
-            while let Some((pk, pv)) = pre_head {
+            while let Some((pk, pv)) = p.current() {
                 if pk < k {
-                    pre_head = p.next().ctx(|| ctx("preimages"))?;
+                    p.advance().ctx(|| ctx("preimages"))?;
                     continue;
                 }
                 if pk == k && pv.len() == 20 {
@@ -141,7 +139,7 @@ pub fn walk_state(
             }
         }
         // Storage keys below this account belong to no account.
-        if let Some((sk, _)) = st_head {
+        if let Some((sk, _)) = storage.current() {
             if sk.len() != 64 {
                 return Err(bad(snap, format!("storage key 0x{} is not 64 bytes", hex::encode(sk))));
             }
@@ -155,7 +153,7 @@ pub fn walk_state(
         totals.accounts += 1;
         totals.bytes += (k.len() + val.len()) as u64;
         v.account(&hash, address.as_ref(), &acct)?;
-        while let Some((sk, sv)) = st_head {
+        while let Some((sk, sv)) = storage.current() {
             if sk.len() != 64 || &sk[..32] != k {
                 break;
             }
@@ -190,15 +188,16 @@ pub fn walk_state(
             totals.slots += 1;
             totals.bytes += (sk.len() + sv.len()) as u64;
             v.slot(&sh, slot.as_ref(), &value)?;
-            st_head = storage.next().ctx(|| ctx("storage"))?;
+            storage.advance().ctx(|| ctx("storage"))?;
         }
         v.end_account()?;
         if totals.accounts.is_multiple_of(4096) {
             (opts.tick)(totals);
         }
+        accounts.advance().ctx(|| ctx("accounts"))?;
     }
     // Storage of the next range belongs to it.
-    if let Some((sk, _)) = st_head.filter(|(sk, _)| below_end(sk)) {
+    if let Some((sk, _)) = storage.current().filter(|(sk, _)| below_end(sk)) {
         return Err(bad(
             snap,
             format!("storage of account 0x{} without an account record", hex::encode(&sk[..32.min(sk.len())])),

@@ -32,18 +32,23 @@ pub trait PageSource {
 /// Reads a tree node and checks it is of the kind its parent expects.
 pub(crate) fn node<S: PageSource + ?Sized>(src: &S, id: u64, level: u8) -> Result<&[u8]> {
     let p = src.page(id)?;
-    let bad = |r: &str| src.corrupt(id, r);
-    match page::kind(p) {
-        Some(PageKind::Leaf) if level == 0 => leaf::check(p).map_err(|m| bad(m.0))?,
-        Some(PageKind::Branch) if level > 0 => {
-            branch::check(p).map_err(|m| bad(m.0))?;
-            if branch::level(p) != level {
-                return Err(bad("branch level differs from its depth"));
-            }
-        }
-        _ => return Err(bad("unexpected page kind for this tree level")),
-    }
+    check_node(p, level).map_err(|m| src.corrupt(id, m.0))?;
     Ok(p)
+}
+
+/// Checks that a (checksum-verified) page is a well-formed node of `level`.
+pub(crate) fn check_node(p: &[u8], level: u8) -> std::result::Result<(), Malformed> {
+    match page::kind(p) {
+        Some(PageKind::Leaf) if level == 0 => leaf::check(p),
+        Some(PageKind::Branch) if level > 0 => {
+            branch::check(p)?;
+            if branch::level(p) != level {
+                return Err(Malformed("branch level differs from its depth"));
+            }
+            Ok(())
+        }
+        _ => Err(Malformed("unexpected page kind for this tree level")),
+    }
 }
 
 /// Payload of a value run: the owning key (so that cleaning can find the
