@@ -261,8 +261,7 @@ pub fn export_state(
     let root = B256::from(snap.state_root().ctx(|| "read the state root".into())?);
     let name = out.file_name().ok_or_else(|| Error::Refused(format!("{} is not a file name", out.display())))?;
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    let f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let mut w = crate::direct_out::DirectOut::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let prefetch = crate::rss::Prefetch::start(db.path());
     let res = (|| -> Result<WalkTotals> {
         write_root_line(&mut w, &root).map_err(|e| Error::io("write", &tmp, e))?;
@@ -277,8 +276,7 @@ pub fn export_state(
         };
         let mut totals = WalkTotals::default();
         walk_state(&snap, WalkOptions::all(true, progress), &mut totals, &mut lw)?;
-        let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        w.finish().map_err(|e| Error::io("write and fsync", &tmp, e))?;
         Ok(totals)
     })();
     drop(prefetch);

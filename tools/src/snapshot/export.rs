@@ -8,9 +8,11 @@
 //! starts a unit at most `Board::AHEAD` units beyond the one being
 //! written and holds at most a few chunks per unit, so memory stays bounded
 //! whatever the state size. The file is written under a temporary name and
-//! renamed into place when complete.
+//! renamed into place when complete, around the page cache
+//! ([`DirectOut`]).
 
 use super::format::{put_account, put_code, put_slot, ChunkKind, Footer, Frame, Header};
+use crate::direct_out::DirectOut;
 use crate::error::{DbContext, Error, Result};
 use crate::walk::{walk_codes, walk_state, StateVisitor, WalkOptions, WalkTotals};
 use alloy_primitives::{Address, B256, U256};
@@ -290,7 +292,7 @@ fn walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board, opts: &Export
 /// Writes the units' chunks in unit order; returns the footer (chunks,
 /// totals, file length) and the walks' totals.
 fn write_units(
-    file: &mut std::io::BufWriter<File>,
+    file: &mut DirectOut,
     path: &Path,
     units: usize,
     board: &Board,
@@ -356,8 +358,7 @@ pub fn export(
     };
     let name = out.file_name().ok_or_else(|| Error::Refused(format!("{} is not a file name", out.display())))?;
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    let mut bw = std::io::BufWriter::with_capacity(4 << 20, file);
+    let mut bw = DirectOut::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     bw.write_all(&header.encode()).map_err(|e| Error::io("write", &tmp, e))?;
     let prefetch = crate::rss::Prefetch::start(db.path());
     let units = units(snap.latest_entries(metisdb::tables::ACCOUNTS), opts.accounts_per_unit);
@@ -398,8 +399,7 @@ pub fn export(
     });
     drop(prefetch);
     let res = res.and_then(|(footer, totals)| {
-        let file = bw.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        bw.finish().map_err(|e| Error::io("write and fsync", &tmp, e))?;
         Ok((footer, totals))
     });
     let (footer, totals) = match res {
