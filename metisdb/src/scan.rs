@@ -283,13 +283,19 @@ impl Snapshot {
         if id < self.inner.first_page || id.checked_add(count).is_none_or(|end| end > self.state.page_count) {
             return Err(self.corrupt(id, "page number outside the file"));
         }
-        let ps = self.inner.page_size;
-        buf.resize(count as usize * ps, 0);
-        self.read_exact_at(buf, id * ps as u64)?;
+        self.read_raw_pages(id, count, buf)?;
         if !page::verify_checksum(buf, self.inner.salt, id) {
             return Err(self.corrupt(id, "checksum mismatch"));
         }
         Ok(())
+    }
+
+    /// Reads pages `[id, id + count)` into `buf`, unchecked (for `verify`,
+    /// which reports what is wrong with them).
+    pub(crate) fn read_raw_pages(&self, id: u64, count: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let ps = self.inner.page_size;
+        buf.resize(count as usize * ps, 0);
+        self.read_exact_at(buf, id * ps as u64)
     }
 
     /// Reads the run at `id` holding a value of `len` bytes into `buf`;

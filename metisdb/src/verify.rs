@@ -90,25 +90,39 @@ impl Checker<'_> {
         true
     }
 
-    fn raw(&self, first: u64, n: u64) -> Option<&[u8]> {
-        self.snap.state.map.pages(first, n)
+    /// Pages `[first, first + n)` read from the file (not through the map:
+    /// a full check of a large database would leave all of it mapped), or
+    /// `None` with the failure recorded.
+    fn read(&mut self, first: u64, n: u64, what: &str) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        match self.snap.read_raw_pages(first, n, &mut buf) {
+            Ok(()) => Some(buf),
+            Err(e) => {
+                self.problem(format!("{what}: pages {first}..{}: {e}", first + n));
+                None
+            }
+        }
     }
 
-    fn check_run(&mut self, id: u64, len: u32, what: &str) -> u64 {
+    /// Checks the run at `id` that a reference says holds `len` payload
+    /// bytes. Returns the pages it counts for and, when sound, its bytes.
+    fn check_run(&mut self, id: u64, len: u32, what: &str) -> (u64, Option<Vec<u8>>) {
         let n = page::pages_for_run(len as usize, self.ps);
         if !self.mark(id, n, what) {
-            return 0;
+            return (0, None);
         }
-        let Some(b) = self.raw(id, n) else { return 0 };
-        if !page::verify_checksum(b, self.salt, id) {
+        let Some(b) = self.read(id, n, what) else { return (n, None) };
+        if !page::verify_checksum(&b, self.salt, id) {
             self.problem(format!("{what}: run at page {id}: checksum mismatch"));
-        } else if page::kind(b) != Some(PageKind::Run)
-            || page::run_pages(b) as u64 != n
-            || page::get_u64(b, page::RUN_LEN_OFFSET) != len as u64
+        } else if page::kind(&b) != Some(PageKind::Run)
+            || page::run_pages(&b) as u64 != n
+            || page::get_u64(&b, page::RUN_LEN_OFFSET) != len as u64
         {
             self.problem(format!("{what}: run at page {id}: header does not match its reference"));
+        } else {
+            return (n, Some(b));
         }
-        n
+        (n, None)
     }
 
     /// Walks a subtree; keys must lie in `[lo, hi)`. Returns (entries, pages).
@@ -125,10 +139,9 @@ impl Checker<'_> {
         if depth > MAX_DEPTH || !self.mark(id, 1, what) {
             return (0, 0);
         }
-        let Some(p) = self.raw(id, 1) else {
-            return (0, 0);
+        let Some(p) = self.read(id, 1, what) else {
+            return (0, 1);
         };
-        let p = p.to_vec();
         if !page::verify_checksum(&p, self.salt, id) {
             self.problem(format!("{what}: page {id}: checksum mismatch"));
             return (0, 1);
@@ -162,16 +175,13 @@ impl Checker<'_> {
                             if let ValueRef::Run { page, len } = v {
                                 // A value run holds the owning key, then the value.
                                 let payload_len = 2 + k.len() + len as usize;
-                                let n = self.check_run(page, payload_len as u32, what);
+                                let (n, run) = self.check_run(page, payload_len as u32, what);
                                 pages += n;
-                                if n > 0 {
-                                    let owner = self.raw(page, n).and_then(|b| {
-                                        let payload = b.get(
-                                            crate::page::RUN_PAYLOAD_OFFSET
-                                                ..crate::page::RUN_PAYLOAD_OFFSET + payload_len,
-                                        )?;
-                                        crate::btree::split_value_run(payload).map(|(key, _)| key == k)
-                                    });
+                                if let Some(b) = run {
+                                    let owner = b
+                                        .get(page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + payload_len)
+                                        .and_then(crate::btree::split_value_run)
+                                        .map(|(key, _)| key == k);
                                     if owner != Some(true) {
                                         self.problem(format!("{what}: value run at page {page} does not name its key"));
                                     }
@@ -322,12 +332,7 @@ fn check_history(ck: &mut Checker<'_>) -> Result<()> {
             }
             continue;
         }
-        let what = "change set";
-        if ck.check_run(r.changes_page, r.changes_len as u32, what) == 0 {
-            continue;
-        }
-        let n = page::pages_for_run(r.changes_len as usize, ck.ps);
-        let Some(bytes) = snap.state.map.pages(r.changes_page, n) else { continue };
+        let (_, Some(bytes)) = ck.check_run(r.changes_page, r.changes_len as u32, "change set") else { continue };
         let payload = &bytes[page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + r.changes_len as usize];
         match ChangeSet::parse(payload) {
             Err(e) => ck.problem(format!("version {v}: {e}")),

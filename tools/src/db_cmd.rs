@@ -117,9 +117,9 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
         DbCommand::Verify { dir, json, skip_root } => {
             let db = open_existing(&dir.datadir, Durability::Sync)?;
             let mut p = Progress::new("verify", "pages", None);
-            // Both passes read the whole file (the page pass in tree order,
-            // the root pass in key order): read it ahead sequentially once
-            // and keep the mapped pages bounded while they run.
+            // Both passes read the whole file with pread (the page pass in
+            // tree order, the root pass in key order): read it into the page
+            // cache ahead of them, sequentially, once.
             let _prefetch = metis_tools::rss::Prefetch::start(db.path());
             let mut report = db.verify(&mut |done, _| p.set(done))?;
             p.finish();
