@@ -116,24 +116,35 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
         }
         DbCommand::Verify { dir, json, skip_root } => {
             let db = open_existing(&dir.datadir, Durability::Sync)?;
-            let mut p = Progress::new("verify", "pages", None);
             // Both passes read the whole file with pread (the page pass in
             // tree order, the root pass in key order): read it into the page
-            // cache ahead of them, sequentially, once.
+            // cache ahead of them, sequentially, once. They are independent
+            // and run side by side (the root pass is mostly keccak, the page
+            // pass mostly reads); the root pass's findings count only when
+            // the pages are sound (on damaged pages it would fail on the
+            // same damage).
             let _prefetch = metis_tools::rss::Prefetch::start(db.path());
-            let mut report = db.verify(&mut |done, _| p.set(done))?;
-            p.finish();
-            let root = if skip_root || !report.ok() || report.version.is_none() {
-                None
-            } else {
-                let snap = db.snapshot(None)?;
-                let mut p = Progress::new(
-                    "verify: state root",
-                    "accounts",
-                    Some(snap.latest_entries(metisdb::tables::ACCOUNTS)),
-                );
-                let c = metis_tools::stream_root::check_state_root(&snap, &mut |n| p.set(n));
+            let snap = db.snapshot(None)?;
+            let (report, root_pass) = std::thread::scope(|s| {
+                let root_pass = (!skip_root && snap.version().is_some()).then(|| {
+                    s.spawn(|| {
+                        let accounts = snap.latest_entries(metisdb::tables::ACCOUNTS);
+                        let mut p = Progress::new("verify: state root", "accounts", Some(accounts));
+                        let c = metis_tools::stream_root::check_state_root(&snap, &mut |n| p.set(n));
+                        p.finish();
+                        c
+                    })
+                });
+                let mut p = Progress::new("verify", "pages", None);
+                let report = db.verify(&mut |done, _| p.set(done));
                 p.finish();
+                let root_pass = root_pass.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                (report, root_pass)
+            });
+            let mut report = report?;
+            let root = if !report.ok() {
+                None
+            } else if let Some(c) = root_pass {
                 match c {
                     Ok(c) => {
                         for m in &c.mismatches {
@@ -166,6 +177,8 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                         None
                     }
                 }
+            } else {
+                None
             };
             let root_line = root.as_ref().map(|c| format!("{:#x}", c.computed));
             let records_checked = root.as_ref().map(|c| c.records_checked);

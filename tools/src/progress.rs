@@ -1,9 +1,20 @@
 //! Progress reporting for long commands: a bar with rate and ETA on a
 //! terminal, a log line every few seconds otherwise.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+
+/// Every bar of the process, so that reports running at the same time
+/// (the two passes of `db verify`) each keep a line of their own.
+fn terminal_bar(len: Option<u64>) -> ProgressBar {
+    static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
+    let b = match len {
+        Some(t) => ProgressBar::new(t),
+        None => ProgressBar::new_spinner(),
+    };
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())).add(b)
+}
 
 /// A progress reporter over a known or unknown total.
 pub struct Progress {
@@ -23,11 +34,7 @@ impl Progress {
     /// Starts reporting `what`, counting `unit`s.
     pub fn new(what: &'static str, unit: &'static str, total: Option<u64>) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let b = match total {
-                Some(t) => ProgressBar::new(t),
-                None => ProgressBar::new_spinner(),
-            };
-            b.set_draw_target(ProgressDrawTarget::stderr());
+            let b = terminal_bar(total);
             let tmpl = if total.is_some() {
                 format!("{what} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} ETA {{eta}}")
             } else {
@@ -46,11 +53,7 @@ impl Progress {
     /// `unit`s (count and rate shown alongside).
     pub fn bytes(what: &'static str, unit: &'static str, total_bytes: Option<u64>) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let b = match total_bytes {
-                Some(t) => ProgressBar::new(t),
-                None => ProgressBar::new_spinner(),
-            };
-            b.set_draw_target(ProgressDrawTarget::stderr());
+            let b = terminal_bar(total_bytes);
             let tmpl = if total_bytes.is_some() {
                 format!("{what} [{{bar:30}}] {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} ETA {{eta}} {{msg}}")
             } else {
