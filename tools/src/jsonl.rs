@@ -261,7 +261,7 @@ pub fn export_state(
     let root = B256::from(snap.state_root().ctx(|| "read the state root".into())?);
     let name = out.file_name().ok_or_else(|| Error::Refused(format!("{} is not a file name", out.display())))?;
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    let mut w = crate::direct_out::DirectOut::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let mut w = crate::direct_io::DirectOut::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let prefetch = crate::rss::Prefetch::start(db.path());
     let res = (|| -> Result<WalkTotals> {
         write_root_line(&mut w, &root).map_err(|e| Error::io("write", &tmp, e))?;

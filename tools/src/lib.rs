@@ -1,7 +1,7 @@
 //! Library side of the `metis` command: pieces shared by its subcommands
 //! and usable from tests.
 
-pub mod direct_out;
+pub mod direct_io;
 pub mod error;
 pub mod import;
 pub mod jsonl;

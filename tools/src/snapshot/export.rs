@@ -12,7 +12,7 @@
 //! ([`DirectOut`]).
 
 use super::format::{put_account, put_code, put_slot, ChunkKind, Footer, Frame, Header};
-use crate::direct_out::DirectOut;
+use crate::direct_io::DirectOut;
 use crate::error::{DbContext, Error, Result};
 use crate::walk::{walk_codes, walk_state, StateVisitor, WalkOptions, WalkTotals};
 use alloy_primitives::{Address, B256, U256};

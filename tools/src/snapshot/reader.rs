@@ -1,10 +1,11 @@
 //! Streaming reader of snapshot files: the header, then one checked and
-//! decompressed chunk at a time, then the footer. Memory: one chunk.
+//! decompressed chunk at a time, then the footer. Memory: one chunk and
+//! the read buffer; the file is read around the page cache ([`DirectIn`]).
 
 use super::format::{Footer, Frame, Header, HeaderError, CHUNK_TAG, FOOTER_LEN, FOOTER_TAG, FRAME_LEN, HEADER_LEN};
+use crate::direct_io::DirectIn;
 use crate::error::{Error, Result};
-use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// A decompressed, checked chunk.
@@ -38,7 +39,7 @@ pub struct Position {
 /// Reads a snapshot file chunk by chunk.
 pub struct SnapshotReader {
     path: PathBuf,
-    file: BufReader<File>,
+    file: DirectIn,
     header: Header,
     file_len: u64,
     pos: Position,
@@ -64,9 +65,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 impl SnapshotReader {
     /// Opens `path` and checks its header.
     pub fn open(path: &Path) -> Result<SnapshotReader> {
-        let f = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let file_len = f.metadata().map_err(|e| Error::io("stat", path, e))?.len();
-        let mut file = BufReader::with_capacity(1 << 20, f);
+        let mut file = DirectIn::open(path).map_err(|e| Error::io("open", path, e))?;
+        let file_len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
         let mut b = [0u8; HEADER_LEN];
         let n = read_full(&mut file, &mut b).map_err(|e| Error::io("read", path, e))?;
         let header = Header::decode(&b[..n]).map_err(|e| match e {
