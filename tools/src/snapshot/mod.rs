@@ -98,31 +98,62 @@ pub struct VerifySummary {
 
 /// Checks a snapshot file without importing it: header, every chunk's
 /// checksum and contents, entry order, code hashes, footer totals, and the
-/// state root recomputed from the entries (memory: one chunk plus the trie
-/// depth). `progress` gets (bytes read, entries read).
+/// state root recomputed from the entries (memory: a few chunks plus the
+/// trie depth). `progress` gets (bytes read, entries read). Two threads: one
+/// reads, decompresses and checks the chunks, the calling thread hashes the
+/// tries (both mostly keccak: preimages and code hashes, trie nodes).
 pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifySummary> {
+    /// Decoded chunks in flight between the threads.
+    const CHUNKS_AHEAD: usize = 4;
     let mut r = SnapshotReader::open(path)?;
-    let mut order = OrderCheck::default();
-    let mut totals = Totals::default();
-    let mut root = StreamRoot::new();
+    let header = r.header().clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, u64, u64)>(CHUNKS_AHEAD);
     let trie_err = |e: metis_trie::BuildError| Error::bad(path, "trie", e.to_string());
-    while let Some(chunk) = r.next_chunk()? {
-        for_each_entry(path, &chunk, &mut order, &mut totals, |e| {
-            match e {
-                Entry::Code { .. } => {}
-                Entry::Account { hash, info, .. } => root.account(hash, info, None).map_err(trie_err)?,
-                Entry::Slot { hash, value, .. } => {
-                    root.slot(hash, &value).map_err(trie_err)?;
+    let (decoded, hashed) = std::thread::scope(|s| {
+        let decoder = s.spawn(move || -> Result<Option<Footer>> {
+            let mut order = OrderCheck::default();
+            let mut totals = Totals::default();
+            while let Some(chunk) = r.next_chunk()? {
+                let mut entries = Vec::with_capacity(chunk.frame.entries as usize);
+                for_each_entry(path, &chunk, &mut order, &mut totals, |e| {
+                    if !matches!(e, Entry::Code { .. }) {
+                        entries.push(e);
+                    }
+                    Ok(())
+                })?;
+                if tx.send((entries, r.position().offset, totals.items())).is_err() {
+                    // The hashing side stopped; its error explains why.
+                    return Ok(None);
                 }
             }
+            let footer = *r.footer().expect("next_chunk returns None only after the footer");
+            check_totals(path, &footer, &totals)?;
+            Ok(Some(footer))
+        });
+        let mut root = StreamRoot::new();
+        let hashed = (|| -> Result<()> {
+            for (entries, offset, items) in rx {
+                for e in entries {
+                    match e {
+                        Entry::Code { .. } => {}
+                        Entry::Account { hash, info, .. } => root.account(hash, info, None).map_err(trie_err)?,
+                        Entry::Slot { hash, value, .. } => {
+                            root.slot(hash, &value).map_err(trie_err)?;
+                        }
+                    }
+                }
+                progress(offset, items);
+            }
             Ok(())
-        })?;
-        progress(r.position().offset, totals.items());
-    }
-    let footer = *r.footer().expect("next_chunk returns None only after the footer");
-    check_totals(path, &footer, &totals)?;
-    let (computed_root, _, _) = root.finish().map_err(trie_err)?;
-    let header = r.header().clone();
+        })()
+        .and_then(|()| root.finish().map(|(computed, _, _)| computed).map_err(trie_err));
+        // Returning drops the receiver (when hashing failed), which stops the decoder.
+        (decoder.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), hashed)
+    });
+    // A damaged chunk explains a hashing failure after it.
+    let footer = decoded?;
+    let computed_root = hashed?;
+    let footer = footer.expect("the decoder stops early only when hashing failed");
     if computed_root != header.state_root {
         return Err(Error::RootMismatch {
             what: format!("the header of {}", path.display()),
