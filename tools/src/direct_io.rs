@@ -16,7 +16,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
-/// Alignment of direct writes: buffer address, file offset and length.
+/// Alignment of direct transfers: buffer address, file offset and length.
 /// 4 KiB covers every logical block size in use.
 pub const ALIGN: usize = 4096;
 /// Bytes moved per read or write (a multiple of [`ALIGN`]).
@@ -79,11 +79,6 @@ impl DirectOut {
         let (file, direct) = open_direct(std::fs::OpenOptions::new().write(true).create(true).truncate(true), path)?;
         let (raw, start) = aligned_buffer();
         Ok(DirectOut { file, direct, raw, start, len: 0, flushed: 0 })
-    }
-
-    /// True when writes bypass the page cache.
-    pub fn is_direct(&self) -> bool {
-        self.direct
     }
 
     /// Writes the buffered bytes, padded to [`ALIGN`] when direct; returns
