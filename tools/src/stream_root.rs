@@ -261,66 +261,119 @@ impl RootCheck {
     }
 }
 
+/// Leaves per message from the walking thread to the hashing one.
+const LEAVES_PER_BATCH: usize = 4096;
+/// Messages in flight between them.
+const BATCHES_AHEAD: usize = 8;
+/// A walker's error when the hashing side stopped first (its error says why).
+const HASHER_STOPPED: &str = "the hashing thread stopped";
+
+/// Leaves in key order with the stored storage root of each account, and
+/// the accounts walked so far.
+type LeafBatch = (Vec<(crate::snapshot::format::Entry, Option<B256>)>, u64);
+
+/// Collects the walk's leaves into batches for the hashing thread.
+struct LeafBatcher {
+    tx: std::sync::mpsc::SyncSender<LeafBatch>,
+    batch: Vec<(crate::snapshot::format::Entry, Option<B256>)>,
+    accounts: u64,
+}
+
+impl LeafBatcher {
+    fn push(&mut self, e: crate::snapshot::format::Entry, stored_root: Option<B256>) -> crate::Result<()> {
+        self.batch.push((e, stored_root));
+        if self.batch.len() >= LEAVES_PER_BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> crate::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(LEAVES_PER_BATCH));
+        self.tx.send((batch, self.accounts)).map_err(|_| crate::Error::Refused(HASHER_STOPPED.into()))
+    }
+}
+
+impl crate::walk::StateVisitor for LeafBatcher {
+    fn account(&mut self, hash: &B256, _: Option<&alloy_primitives::Address>, a: &StoredAccount) -> crate::Result<()> {
+        self.accounts += 1;
+        self.push(
+            crate::snapshot::format::Entry::Account { hash: *hash, address: None, info: a.info },
+            Some(a.storage_root),
+        )
+    }
+    fn slot(&mut self, hash: &B256, _: Option<&U256>, value: &U256) -> crate::Result<()> {
+        self.push(crate::snapshot::format::Entry::Slot { hash: *hash, slot: None, value: *value }, None)
+    }
+}
+
+/// One pass over the leaves of `snap` through a [`RecordCheck`]: a thread
+/// walks the tables (reads and decoding), the calling thread runs the trie
+/// builders (keccak). Returns the check, the walk's totals and the root.
+fn check_leaves<'a>(
+    snap: &'a metisdb::Snapshot,
+    locate: bool,
+    tick: &mut dyn FnMut(u64),
+) -> crate::Result<(RecordCheck<'a>, crate::walk::WalkTotals, B256)> {
+    use crate::snapshot::format::Entry;
+    use crate::walk::{walk_state, WalkOptions, WalkTotals};
+    let (tx, rx) = std::sync::mpsc::sync_channel::<LeafBatch>(BATCHES_AHEAD);
+    std::thread::scope(|s| {
+        let walker = s.spawn(move || -> crate::Result<WalkTotals> {
+            let mut b = LeafBatcher { tx, batch: Vec::with_capacity(LEAVES_PER_BATCH), accounts: 0 };
+            let mut totals = WalkTotals::default();
+            let mut t = |_: &WalkTotals| {};
+            walk_state(snap, WalkOptions::all(false, &mut t), &mut totals, &mut b)?;
+            b.send()?;
+            Ok(totals)
+        });
+        let mut r = RecordCheck::new(snap, locate);
+        let hashed = (|| -> crate::Result<B256> {
+            for (batch, accounts) in &rx {
+                for (e, stored_root) in batch {
+                    let account = matches!(e, Entry::Account { .. });
+                    if let (Entry::Account { hash, .. }, Some(root), false) = (&e, stored_root, locate) {
+                        r.stored_roots.push_back((*hash, root));
+                    }
+                    r.tries.apply(&e, &mut r.ops)?;
+                    if account || r.ops.len() >= 4096 {
+                        r.drain()?;
+                    }
+                }
+                tick(accounts);
+            }
+            let root = std::mem::take(&mut r.tries).finish(&mut r.ops)?;
+            r.drain()?;
+            Ok(root)
+        })();
+        // Stops the walker if hashing failed.
+        drop(rx);
+        let walked = walker.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        match (walked, hashed) {
+            (Ok(totals), Ok(root)) => Ok((r, totals, root)),
+            (Err(crate::Error::Refused(m)), Err(e)) if m == HASHER_STOPPED => Err(e),
+            // A walk that failed explains what the hashing saw after it.
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
+    })
+}
+
 /// Recomputes the state root of a snapshot's version from its leaves (one
 /// pass in key order), checks every account's stored storage root against
 /// its slots and every stored branch record against the leaves (see
 /// [`RecordCheck`]). `tick` gets the accounts done. The walk reads the whole
 /// file: callers run it under a [`crate::rss::Prefetch`].
 pub fn check_state_root(snap: &metisdb::Snapshot, tick: &mut dyn FnMut(u64)) -> crate::Result<RootCheck> {
-    use crate::snapshot::format::Entry;
-    use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
-    // One set of trie builders (the bulk load's) gives the state root, the
-    // storage roots and the branch records.
-    struct V<'a>(RecordCheck<'a>);
-    impl StateVisitor for V<'_> {
-        fn account(
-            &mut self,
-            hash: &B256,
-            _: Option<&alloy_primitives::Address>,
-            a: &metisdb::state::StoredAccount,
-        ) -> crate::Result<()> {
-            let r = &mut self.0;
-            if !r.locate {
-                r.stored_roots.push_back((*hash, a.storage_root));
-            }
-            r.tries.apply(&Entry::Account { hash: *hash, address: None, info: a.info }, &mut r.ops)?;
-            r.drain()
-        }
-        fn slot(&mut self, hash: &B256, _: Option<&U256>, value: &U256) -> crate::Result<()> {
-            let r = &mut self.0;
-            r.tries.apply(&Entry::Slot { hash: *hash, slot: None, value: *value }, &mut r.ops)?;
-            if r.ops.len() >= 4096 {
-                r.drain()?;
-            }
-            Ok(())
-        }
-    }
     let stored = B256::from(
         snap.state_root()
             .map_err(|e| crate::Error::Db { context: "read the state root".into(), source: Box::new(e) })?,
     );
-    let mut v = V(RecordCheck::new(snap, false));
-    let mut totals = WalkTotals::default();
-    let mut t = |w: &WalkTotals| tick(w.accounts);
-    walk_state(snap, WalkOptions::all(false, &mut t), &mut totals, &mut v)?;
-    let finish = |r: &mut RecordCheck<'_>| -> crate::Result<B256> {
-        let tries = std::mem::take(&mut r.tries);
-        let root = tries.finish(&mut r.ops)?;
-        r.drain()?;
-        Ok(root)
-    };
-    let mut r = v.0;
-    let computed = finish(&mut r)?;
+    let (mut r, totals, computed) = check_leaves(snap, false, tick)?;
     let (mismatches, mismatch_count) = (std::mem::take(&mut r.mismatches), r.mismatch_count);
     let (stored_count, stored_digest) = stored_records(snap)?;
     if (stored_count, stored_digest) != (r.checked, r.digest) {
         // Something differs: walk again, looking every record up.
-        let mut v = V(RecordCheck::new(snap, true));
-        let mut again = WalkTotals::default();
-        let mut t = |_: &WalkTotals| {};
-        walk_state(snap, WalkOptions::all(false, &mut t), &mut again, &mut v)?;
-        r = v.0;
-        finish(&mut r)?;
+        r = check_leaves(snap, true, &mut |_| {})?.0;
         // Every stored record that has a branch behind it was found; the
         // others are stale.
         let found = r.checked - r.missing;
