@@ -82,22 +82,20 @@ fn page_kib() -> u64 {
 }
 
 /// Brings `file` into the page cache ahead of a full scan, from a
-/// background thread. The engine maps data files with `MADV_RANDOM` (right
-/// for point reads), so a cold scan through the map would fault one page at
-/// a time; one sequential pass is many times faster. The pass asks the
-/// kernel to read ahead ([`PREFETCH_STEP`] at a time, `readahead(2)`), so
-/// the pages go into the page cache without being copied into this process
-/// (a `read` into a buffer copied the whole file, a fifth of an export's
-/// CPU at 10M accounts). Stops at the end of the file or when the returned
-/// guard drops.
+/// background thread. A scan in key order reads pages from all over the
+/// file (`metisdb::Scan`, one `pread` per page); on a cold cache each would
+/// wait for a 4 KiB read of its own, while one sequential pass is many
+/// times faster. The pass asks the kernel to read ahead ([`PREFETCH_STEP`]
+/// at a time, `readahead(2)`), so the pages go into the page cache without
+/// being copied into this process (a `read` into a buffer copied the whole
+/// file, a fifth of an export's CPU at 10M accounts). Stops at the end of
+/// the file or when the returned guard drops.
 ///
-/// A second thread keeps the scan's resident set bounded while the guard
-/// lives: every few milliseconds it compares the file-backed resident
+/// A second thread keeps the file's mapped pages bounded while the guard
+/// lives (point reads beside the scan, such as slot preimages, go through
+/// the map): every few milliseconds it compares the file-backed resident
 /// memory with [`FILE_RSS_LIMIT_KIB`] and releases the file's mapped pages
-/// ([`release_mapped`]) when above. (A scan in key order touches pages all
-/// over the file, and the kernel maps cached neighbours of every faulting
-/// page too, so checks between entries of the scan would have to be very
-/// frequent to bound it.)
+/// ([`release_mapped`]) when above.
 pub struct Prefetch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     reader: Option<std::thread::JoinHandle<()>>,
