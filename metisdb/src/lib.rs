@@ -37,7 +37,7 @@ pub mod verify;
 pub use db::{Db, Durability, Options, StorageWrapper, DATA_FILE, DEFAULT_RETENTION, LOCK_FILE};
 pub use error::{Error, Result};
 pub use history::VersionRecord;
-pub use scan::Scan;
+pub use scan::{PagedLookup, Scan};
 pub use snapshot::{Range, Snapshot};
 pub use stats::{Stats, TableStats};
 pub use tables::Table;

@@ -66,7 +66,7 @@ impl<'a> PagedCursor<'a> {
         }
         let (mut id, mut level) = (root.page, root.level);
         loop {
-            let page = c.read_node(id, level, Vec::new())?;
+            let page = read_node(snap, id, level, Vec::new())?;
             let index = if level == 0 {
                 match leaf::search(&page, start).map_err(|m| snap.corrupt(id, m.0))? {
                     Ok(i) | Err(i) => i,
@@ -86,13 +86,6 @@ impl<'a> PagedCursor<'a> {
         }
         c.settle()?;
         Ok(c)
-    }
-
-    /// Reads node `id` of `level` into `buf` (reused) and checks it.
-    fn read_node(&self, id: u64, level: u8, mut buf: Vec<u8>) -> Result<Vec<u8>> {
-        self.snap.read_pages(id, 1, &mut buf)?;
-        btree::check_node(&buf, level).map_err(|m| self.snap.corrupt(id, m.0))?;
-        Ok(buf)
     }
 
     /// The current entry.
@@ -158,7 +151,7 @@ impl<'a> PagedCursor<'a> {
                 let level = self.root.level - depth as u8;
                 let top = self.path.last().expect("a branch above");
                 let id = branch::child(&top.page, top.index);
-                let page = self.read_node(id, level, std::mem::take(&mut spare))?;
+                let page = read_node(self.snap, id, level, std::mem::take(&mut spare))?;
                 self.path.push(Level { id, page, index: 0 });
                 if level == 0 {
                     break;
@@ -268,7 +261,79 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// Branch pages a [`PagedLookup`] keeps (16 MiB at 4 KiB pages); it
+/// starts over when full.
+const MAX_CACHED_BRANCHES: usize = 4096;
+
+/// Point reads of one table that read pages with `pread` (branch pages
+/// cached, the leaf and value run into buffers of its own) instead of
+/// through the map: for many lookups beside a full scan, where map reads
+/// would fault pages (and their neighbours) in all over the file. The
+/// value returned by [`PagedLookup::get`] lives until the next call.
+pub struct PagedLookup<'a> {
+    snap: &'a Snapshot,
+    table: crate::Table,
+    branches: std::collections::HashMap<u64, Vec<u8>>,
+    leaf: Vec<u8>,
+    run: Vec<u8>,
+}
+
+impl<'a> PagedLookup<'a> {
+    /// The value of `key` at the snapshot's version, as [`Snapshot::get`] gives it.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<&[u8]>> {
+        let snap = self.snap;
+        snap.inner.metrics.reads.add(1);
+        if !snap.is_latest() && self.table.versioned() {
+            if let Some(old) = snap.changed_after(self.table, key)? {
+                return Ok(old);
+            }
+        }
+        let root = snap.root(self.table);
+        if root.is_empty() {
+            return Ok(None);
+        }
+        if root.level as usize >= MAX_DEPTH {
+            return Err(snap.corrupt(root.page, "tree deeper than the limit"));
+        }
+        let (mut id, mut level) = (root.page, root.level);
+        while level > 0 {
+            if !self.branches.contains_key(&id) {
+                if self.branches.len() >= MAX_CACHED_BRANCHES {
+                    self.branches.clear();
+                }
+                let page = read_node(snap, id, level, Vec::new())?;
+                self.branches.insert(id, page);
+            }
+            let page = &self.branches[&id];
+            let i = branch::search(page, key).map_err(|m| snap.corrupt(id, m.0))?;
+            id = branch::child(page, i);
+            level -= 1;
+        }
+        self.leaf = read_node(snap, id, 0, std::mem::take(&mut self.leaf))?;
+        let Ok(i) = leaf::search(&self.leaf, key).map_err(|m| snap.corrupt(id, m.0))? else { return Ok(None) };
+        match leaf::entry(&self.leaf, i).map_err(|m| snap.corrupt(id, m.0))?.1 {
+            ValueRef::Inline(v) => Ok(Some(v)),
+            ValueRef::Run { page, len } => {
+                let start = snap.read_run_value(page, len, &mut self.run)?;
+                Ok(Some(&self.run[start..start + len as usize]))
+            }
+        }
+    }
+}
+
+/// Reads node `id` of `level` into `buf` (reused) and checks it.
+fn read_node(snap: &Snapshot, id: u64, level: u8, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+    snap.read_pages(id, 1, &mut buf)?;
+    btree::check_node(&buf, level).map_err(|m| snap.corrupt(id, m.0))?;
+    Ok(buf)
+}
+
 impl Snapshot {
+    /// Point reads of `table` with positioned reads (see [`PagedLookup`]).
+    pub fn paged_lookup(&self, table: crate::Table) -> PagedLookup<'_> {
+        PagedLookup { snap: self, table, branches: std::collections::HashMap::new(), leaf: Vec::new(), run: Vec::new() }
+    }
+
     /// Like [`Snapshot::range`], but reads the tree's pages with positioned
     /// reads into the scan's own buffers (see the module documentation):
     /// for full scans of large tables.

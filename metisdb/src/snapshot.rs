@@ -89,7 +89,7 @@ impl Snapshot {
     }
 
     /// True when reading the newest version (no history lookups).
-    fn is_latest(&self) -> bool {
+    pub(crate) fn is_latest(&self) -> bool {
         self.version == self.state.latest()
     }
 
@@ -144,7 +144,7 @@ impl Snapshot {
 
     /// The old value recorded by the first commit after this version that
     /// changed `key`, if any did.
-    fn changed_after(&self, table: Table, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
+    pub(crate) fn changed_after(&self, table: Table, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
         for &cs in &self.change_sets {
             let set = self.change_set(cs)?;
             if let Some(old) = set.get(table, key).map_err(|r| self.corrupt(cs.0, r))? {

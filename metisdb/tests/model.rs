@@ -115,12 +115,16 @@ fn check_version(db: &Db, history: &[Model], v: usize) {
             let what = format!("version {v} table {t}: scan after {k:?}");
             same_entries(&scan_from(&snap, table(t), &after), &exp[at + 1..], &what);
         }
-        // Point reads, including absent keys.
+        // Point reads, including absent keys, through the map and with positioned reads.
+        let mut paged = snap.paged_lookup(table(t));
         for ((_, k), val) in want.iter().filter(|((tt, _), _)| *tt == t) {
             assert_eq!(snap.get(table(t), k).unwrap(), Some(&val[..]), "version {v} table {t} key {k:?}");
+            assert_eq!(paged.get(k).unwrap(), Some(&val[..]), "version {v} table {t} key {k:?}, paged");
         }
         for probe in [vec![200u8], vec![0u8; 32], vec![]] {
-            assert_eq!(snap.get(table(t), &probe).unwrap().map(|x| x.to_vec()), want.get(&(t, probe.clone())).cloned());
+            let want = want.get(&(t, probe.clone())).cloned();
+            assert_eq!(snap.get(table(t), &probe).unwrap().map(|x| x.to_vec()), want);
+            assert_eq!(paged.get(&probe).unwrap().map(|x| x.to_vec()), want, "paged probe {probe:?}");
         }
     }
 }

@@ -113,6 +113,7 @@ pub fn walk_state(
     let mut pre = if opts.preimages { Some(snap.scan(PREIMAGES, opts.start).ctx(|| ctx("preimages"))?) } else { None };
     // Slots repeat across accounts (slot 0, 1, ...): remember recent preimages.
     let mut slot_cache: HashMap<B256, Option<U256>> = HashMap::new();
+    let mut slot_preimages = snap.paged_lookup(PREIMAGES);
     while let Some((k, val)) = accounts.current() {
         if !below_end(k) {
             break;
@@ -169,8 +170,8 @@ pub fn walk_state(
                 let s = match slot_cache.get(&sh) {
                     Some(s) => *s,
                     None => {
-                        let s = snap
-                            .get(PREIMAGES, sh.as_slice())
+                        let s = slot_preimages
+                            .get(sh.as_slice())
                             .ctx(|| ctx("preimages"))?
                             .filter(|b| b.len() == 32)
                             .map(U256::from_be_slice);
