@@ -100,10 +100,16 @@ fn judge(dir: &Path, f: &Fixture, full: bool) -> Outcome {
             }
         }
         assert!(&scanned == want, "WRONG ANSWER: a scan of version {v} reads differently from what was committed");
-        // Point reads go through the same pages, but check a few.
+        // Point reads go through the same pages, but check a few, through
+        // the map and with positioned reads.
         for ((t, k), val) in want.iter().take(16) {
             match snap.get(TABLES[*t as usize], k) {
                 Ok(x) => assert_eq!(x, Some(&val[..]), "WRONG ANSWER on a point read"),
+                Err(e) if e.is_corruption() => return Outcome::Detected,
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+            match snap.paged_lookup(TABLES[*t as usize]).get(k) {
+                Ok(x) => assert_eq!(x, Some(&val[..]), "WRONG ANSWER on a paged point read"),
                 Err(e) if e.is_corruption() => return Outcome::Detected,
                 Err(e) => panic!("unexpected error: {e}"),
             }
