@@ -21,6 +21,7 @@
 
 use crate::error::{DbContext, Error, Result};
 use crate::import::{check_target, install, staging_dir, Sink};
+use crate::snapshot::export::{units, Board, StopOnDrop, Unit, ACCOUNTS_PER_UNIT, WALKERS};
 use crate::snapshot::format::{Entry, EntryDecoder};
 use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
 use alloy_primitives::{keccak256, Address, B256, U256};
@@ -158,10 +159,8 @@ struct LineWriter<'a, W: Write> {
     path: &'a Path,
     /// Bytecodes by hash, read with pread beside the walk.
     codes: metisdb::PagedLookup<'a>,
-    open: bool,
     slots_in_line: u64,
     address: Option<Address>,
-    missing: Option<String>,
 }
 
 impl<W: Write> LineWriter<'_, W> {
@@ -173,7 +172,6 @@ impl<W: Write> LineWriter<'_, W> {
 impl<W: Write> StateVisitor for LineWriter<'_, W> {
     fn account(&mut self, hash: &B256, address: Option<&Address>, a: &StoredAccount) -> Result<()> {
         let Some(address) = address else {
-            self.missing.get_or_insert_with(|| format!("account {hash:#x}"));
             return Err(Error::Refused(format!(
                 "account {hash:#x} has no recorded address preimage; export-state needs the addresses \
                  (databases made with preimages off can only be exported as snapshots)"
@@ -200,7 +198,6 @@ impl<W: Write> StateVisitor for LineWriter<'_, W> {
             })();
             r.map_err(|e| self.io(e))?;
         }
-        self.open = true;
         self.slots_in_line = 0;
         Ok(())
     }
@@ -234,7 +231,6 @@ impl<W: Write> StateVisitor for LineWriter<'_, W> {
             writeln!(self.out, ",\"address\":\"{address:#x}\"}}")
         })();
         r.map_err(|e| self.io(e))?;
-        self.open = false;
         Ok(())
     }
 }
@@ -254,11 +250,89 @@ pub struct DumpSummary {
     pub codes: u64,
 }
 
-/// Writes version `version` (default latest) of `db` as a JSONL dump to `out`.
+/// Dump bytes a walker hands the writer at a time.
+const PIECE_BYTES: usize = 1 << 20;
+/// Pieces of one unit in flight to the writer.
+const PIECES_AHEAD: usize = 8;
+
+/// What a dump walker hands the writer for one unit.
+enum Piece {
+    Lines(Vec<u8>),
+    End(WalkTotals),
+}
+
+/// The lines of one unit, in pieces of about [`PIECE_BYTES`], to the writer.
+struct PieceOut {
+    buf: Vec<u8>,
+    tx: std::sync::mpsc::SyncSender<Piece>,
+}
+
+impl PieceOut {
+    fn send(&mut self) -> std::io::Result<()> {
+        let lines = std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE_BYTES + (64 << 10)));
+        self.tx.send(Piece::Lines(lines)).map_err(|_| std::io::Error::other(WRITER_STOPPED))
+    }
+}
+
+impl Write for PieceOut {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIECE_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A walker's error when the writer stopped first (the writer's error says why).
+const WRITER_STOPPED: &str = "the dump writer stopped";
+
+/// Walks units of the state in turn, writing their lines, until none is left.
+fn dump_walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board<Piece>, path: &Path) -> Result<()> {
+    loop {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(PIECES_AHEAD);
+        let Some(u) = board.start(units.len(), rx) else { return Ok(()) };
+        let Unit::State { start, end } = &units[u] else { continue };
+        let mut lw = LineWriter {
+            out: PieceOut { buf: Vec::with_capacity(PIECE_BYTES + (64 << 10)), tx },
+            path,
+            codes: snap.paged_lookup(CODE),
+            slots_in_line: 0,
+            address: None,
+        };
+        let mut totals = WalkTotals::default();
+        let mut tick = |_: &WalkTotals| {};
+        let o = WalkOptions { start, end: end.as_deref(), ..WalkOptions::all(true, &mut tick) };
+        walk_state(snap, o, &mut totals, &mut lw)?;
+        let stopped = || Error::Refused(WRITER_STOPPED.into());
+        lw.out.send().map_err(|_| stopped())?;
+        lw.out.tx.send(Piece::End(totals)).map_err(|_| stopped())?;
+    }
+}
+
+/// Writes version `version` (default latest) of `db` as a JSONL dump to
+/// `out`. The state is split into units of account ranges as the snapshot
+/// export splits it; [`crate::snapshot::export::WALKERS`] threads walk them
+/// and the calling thread writes their lines in key order. `progress` gets
+/// the totals after each unit.
 pub fn export_state(
     db: &Db,
     version: Option<u64>,
     out: &Path,
+    progress: &mut dyn FnMut(&WalkTotals),
+) -> Result<DumpSummary> {
+    export_state_in_units(db, version, out, ACCOUNTS_PER_UNIT, progress)
+}
+
+/// [`export_state`] with units of about `accounts_per_unit` accounts.
+pub fn export_state_in_units(
+    db: &Db,
+    version: Option<u64>,
+    out: &Path,
+    accounts_per_unit: u64,
     progress: &mut dyn FnMut(&WalkTotals),
 ) -> Result<DumpSummary> {
     let snap = db.snapshot(version).ctx(|| format!("open version {version:?}"))?;
@@ -268,23 +342,66 @@ pub fn export_state(
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let mut w = crate::direct_io::DirectOut::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let prefetch = crate::rss::Prefetch::start(db.path());
-    let res = (|| -> Result<WalkTotals> {
-        write_root_line(&mut w, &root).map_err(|e| Error::io("write", &tmp, e))?;
-        let mut lw = LineWriter {
-            out: &mut w,
-            path: &tmp,
-            codes: snap.paged_lookup(CODE),
-            open: false,
-            slots_in_line: 0,
-            address: None,
-            missing: None,
-        };
-        let mut totals = WalkTotals::default();
-        walk_state(&snap, WalkOptions::all(true, progress), &mut totals, &mut lw)?;
+    // The state units only: codes go inline with their accounts.
+    let units: Vec<Unit> = units(snap.latest_entries(metisdb::tables::ACCOUNTS), accounts_per_unit)
+        .into_iter()
+        .filter(|u| matches!(u, Unit::State { .. }))
+        .collect();
+    let board = Board::<Piece>::default();
+    let res = std::thread::scope(|s| -> Result<WalkTotals> {
+        let walkers: Vec<_> = (0..WALKERS.min(units.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    // Stops the dump if the walk fails or panics, so the writer does not wait for it.
+                    let guard = StopOnDrop(&board);
+                    let r = dump_walker(&snap, &units, &board, &tmp);
+                    if r.is_ok() {
+                        std::mem::forget(guard);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let written = (|| -> Result<WalkTotals> {
+            // Once the writer is done (or fails), walkers start nothing more.
+            let _stop = StopOnDrop(&board);
+            let write_err = |e| Error::io("write", &tmp, e);
+            write_root_line(&mut w, &root).map_err(write_err)?;
+            let mut totals = WalkTotals::default();
+            let stopped = || Error::Refused("a dump walker stopped".into());
+            for u in 0..units.len() {
+                let rx = board.take(u).ok_or_else(stopped)?;
+                loop {
+                    match rx.recv().map_err(|_| stopped())? {
+                        Piece::Lines(lines) => w.write_all(&lines).map_err(write_err)?,
+                        Piece::End(t) => {
+                            totals.add(&t);
+                            break;
+                        }
+                    }
+                }
+                progress(&totals);
+            }
+            Ok(totals)
+        })();
+        let mut walked = Ok(());
+        for h in walkers {
+            let r = h.join().map_err(|_| Error::Refused("a dump walker panicked".into()))?;
+            // The first walker error explains the others and the writer's.
+            let writer_stopped = matches!(&r, Err(Error::Refused(m)) if m == WRITER_STOPPED)
+                || matches!(&r, Err(Error::Io { source, .. }) if source.to_string() == WRITER_STOPPED);
+            if walked.is_ok() && !writer_stopped {
+                walked = r;
+            }
+        }
+        walked?;
+        written
+    });
+    drop(prefetch);
+    let res = res.and_then(|totals| {
         w.finish().map_err(|e| Error::io("write and fsync", &tmp, e))?;
         Ok(totals)
-    })();
-    drop(prefetch);
+    });
     let totals = match res {
         Ok(t) => t,
         Err(e) => {

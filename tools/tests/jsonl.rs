@@ -53,6 +53,49 @@ fn export_state_then_init_state_gives_the_same_root() {
     assert_eq!(std::fs::read_to_string(&dump2).unwrap(), text);
 }
 
+/// A dump walked in many units by two threads is the same file as one
+/// walked in one unit, and a walker's error (no address preimage) is the
+/// one reported, with no file left behind.
+#[test]
+fn a_dump_split_into_many_units_writes_the_same_lines() {
+    use metis_tools::jsonl::export_state_in_units;
+    let (_t, t) = tmp();
+    let src = t.join("src");
+    synth(&src, 2500, 3, 200);
+    let one = t.join("one.jsonl");
+    let out = metis_ok(&["export-state", "--datadir", s(&src), "--out", s(&one)]);
+    let db = metisdb::Db::open(&src, metisdb::Options::default()).unwrap();
+    let many = t.join("many.jsonl");
+    // About 2,500 accounts in units of 7: some 350 units over two walkers.
+    let sum = export_state_in_units(&db, None, &many, 7, &mut |_| {}).unwrap();
+    assert_eq!(sum.accounts.to_string(), field(&out, "accounts"));
+    assert!(sum.accounts > 2000);
+    assert!(std::fs::read(&many).unwrap() == std::fs::read(&one).unwrap(), "the same bytes");
+    drop(db);
+
+    let nopre = t.join("nopre");
+    metis_ok(&[
+        "db",
+        "synth",
+        "--datadir",
+        s(&nopre),
+        "--accounts",
+        "40",
+        "--blocks",
+        "0",
+        "--changes",
+        "0",
+        "--preimages",
+        "false",
+    ]);
+    let db = metisdb::Db::open(&nopre, metisdb::Options::default()).unwrap();
+    let out = t.join("x.jsonl");
+    let e = export_state_in_units(&db, None, &out, 3, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("no recorded address preimage"), "{e}");
+    assert!(!out.exists());
+    assert!(std::fs::read_dir(&t).unwrap().all(|f| !f.unwrap().file_name().to_string_lossy().ends_with(".partial")));
+}
+
 fn rlp_account(nonce: u64, balance: U256, storage_root: B256, code_hash: B256) -> Vec<u8> {
     let payload = nonce.length() + balance.length() + storage_root.length() + code_hash.length();
     let mut out = Vec::new();

@@ -93,14 +93,14 @@ const CHUNKS_AHEAD: usize = 8;
 /// A part of the snapshot walked by one thread: the codes, or the accounts
 /// with keys in `start..end`.
 #[derive(Clone, Debug)]
-enum Unit {
+pub(crate) enum Unit {
     Codes,
     State { start: Vec<u8>, end: Option<Vec<u8>> },
 }
 
 /// The units of a state of `accounts` accounts: the codes, then account
 /// ranges split at two-byte key prefixes.
-fn units(accounts: u64, per_unit: u64) -> Vec<Unit> {
+pub(crate) fn units(accounts: u64, per_unit: u64) -> Vec<Unit> {
     let parts = (accounts / per_unit.max(1)).clamp(1, 1 << 16);
     let bound = |i: u64| (i < parts).then(|| ((i << 16) / parts) as u16);
     let mut v = vec![Unit::Codes];
@@ -120,17 +120,21 @@ enum Out {
     End(Footer, WalkTotals),
 }
 
-/// Hand-over of units between walkers and the writer.
-#[derive(Default)]
-struct Board {
-    state: std::sync::Mutex<BoardState>,
+/// Hand-over of units between walkers and the writer, whose messages are `M`.
+pub(crate) struct Board<M> {
+    state: std::sync::Mutex<BoardState<M>>,
     changed: std::sync::Condvar,
 }
 
-#[derive(Default)]
-struct BoardState {
+impl<M> Default for Board<M> {
+    fn default() -> Self {
+        Board { state: std::sync::Mutex::new(BoardState::default()), changed: std::sync::Condvar::new() }
+    }
+}
+
+struct BoardState<M> {
     /// Receivers of the units started and not yet taken by the writer.
-    started: std::collections::HashMap<usize, Receiver<Out>>,
+    started: std::collections::HashMap<usize, Receiver<M>>,
     /// The next unit to start.
     next: usize,
     /// The unit the writer writes.
@@ -138,12 +142,18 @@ struct BoardState {
     stopped: bool,
 }
 
-impl Board {
+impl<M> Default for BoardState<M> {
+    fn default() -> Self {
+        BoardState { started: std::collections::HashMap::new(), next: 0, writing: 0, stopped: false }
+    }
+}
+
+impl<M> Board<M> {
     /// Units a walker may start beyond the one being written: bounds the
     /// output held in memory when one unit takes long (a large storage).
     const AHEAD: usize = WALKERS + 1;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoardState<M>> {
         // A panicking walker or writer fails the export anyway (join), so a
         // poisoned lock's state is still fine to read.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -152,7 +162,7 @@ impl Board {
     /// Starts the next unit (below `units`) with the receiver `rx`; waits
     /// while it is too far ahead of the writer. `None` when every unit is
     /// started or the export stopped.
-    fn start(&self, units: usize, rx: Receiver<Out>) -> Option<usize> {
+    pub(crate) fn start(&self, units: usize, rx: Receiver<M>) -> Option<usize> {
         let mut g = self.lock();
         loop {
             if g.stopped || g.next >= units {
@@ -170,7 +180,7 @@ impl Board {
     }
 
     /// The receiver of `unit` once a walker started it; `None` after [`Board::stop`].
-    fn take(&self, unit: usize) -> Option<Receiver<Out>> {
+    pub(crate) fn take(&self, unit: usize) -> Option<Receiver<M>> {
         let mut g = self.lock();
         g.writing = unit;
         self.changed.notify_all();
@@ -187,7 +197,7 @@ impl Board {
 
     /// Ends the export: walkers start no more units, the writer takes no
     /// more, and dropping the receivers releases walkers blocked on them.
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let mut g = self.lock();
         g.stopped = true;
         g.started.clear();
@@ -196,9 +206,9 @@ impl Board {
 }
 
 /// Calls [`Board::stop`] when dropped.
-struct StopOnDrop<'a>(&'a Board);
+pub(crate) struct StopOnDrop<'a, M>(pub(crate) &'a Board<M>);
 
-impl Drop for StopOnDrop<'_> {
+impl<M> Drop for StopOnDrop<'_, M> {
     fn drop(&mut self) {
         self.0.stop();
     }
@@ -253,7 +263,13 @@ impl StateVisitor for Chunker {
 }
 
 /// Walks units in turn until none is left or the export stops.
-fn walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board, opts: &ExportOptions, path: &Path) -> Result<()> {
+fn walker(
+    snap: &metisdb::Snapshot,
+    units: &[Unit],
+    board: &Board<Out>,
+    opts: &ExportOptions,
+    path: &Path,
+) -> Result<()> {
     let mut cctx = zstd::bulk::Compressor::new(opts.level).map_err(|e| Error::io("zstd init", path, e))?;
     loop {
         let (tx, rx) = sync_channel::<Out>(CHUNKS_AHEAD);
@@ -295,7 +311,7 @@ fn write_units(
     file: &mut DirectOut,
     path: &Path,
     units: usize,
-    board: &Board,
+    board: &Board<Out>,
     progress: ExportProgress<'_>,
 ) -> Result<(Footer, WalkTotals)> {
     let mut footer = Footer::default();
@@ -362,7 +378,7 @@ pub fn export(
     bw.write_all(&header.encode()).map_err(|e| Error::io("write", &tmp, e))?;
     let prefetch = crate::rss::Prefetch::start(db.path());
     let units = units(snap.latest_entries(metisdb::tables::ACCOUNTS), opts.accounts_per_unit);
-    let board = Board::default();
+    let board = Board::<Out>::default();
     let res = std::thread::scope(|s| -> Result<(Footer, WalkTotals)> {
         let walkers: Vec<_> = (0..WALKERS.min(units.len()))
             .map(|_| {
