@@ -295,7 +295,10 @@ fn dump_walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board<Piece>, p
     loop {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(PIECES_AHEAD);
         let Some(u) = board.start(units.len(), rx) else { return Ok(()) };
-        let Unit::State { start, end } = &units[u] else { continue };
+        // (The dump's units are state ranges only: codes go inline.)
+        let Unit::State { start, end } = &units[u] else {
+            return Err(Error::Refused(format!("dump unit {u} is not a range of accounts")));
+        };
         let mut lw = LineWriter {
             out: PieceOut { buf: Vec::with_capacity(PIECE_BYTES + (64 << 10)), tx },
             path,
