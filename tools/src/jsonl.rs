@@ -726,4 +726,14 @@ mod tests {
         );
         assert!(parse_account_line(r#"{"balance":"0x1","address":"0x01"}"#).is_err());
     }
+
+    #[test]
+    fn hex_strings() {
+        assert_eq!(hex_bytes("0x0a0B", 2).unwrap(), vec![0x0a, 0x0b]);
+        assert_eq!(hex_bytes("abc", 2).unwrap(), vec![0x0a, 0xbc], "odd length");
+        assert_eq!(hex_bytes("0X", 2).unwrap(), Vec::<u8>::new());
+        for bad in ["0x0x12", "0xzz", "0x12 ", "0x123456"] {
+            assert!(hex_bytes(bad, 2).is_err(), "{bad:?}");
+        }
+    }
 }
