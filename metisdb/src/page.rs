@@ -114,6 +114,16 @@ pub fn set_run_pages(first: &mut [u8], pages: u32) {
     put_u16(first, 14, (pages >> 16) as u16);
 }
 
+/// The payload of a (checksum-verified) run: its kind must be a run and
+/// the length in its header must fit the run's bytes.
+pub fn run_payload(bytes: &[u8]) -> Result<&[u8], &'static str> {
+    if kind(bytes) != Some(PageKind::Run) {
+        return Err("value points to a page that is not a run");
+    }
+    let len = get_u64(bytes, RUN_LEN_OFFSET) as usize;
+    bytes.get(RUN_PAYLOAD_OFFSET..RUN_PAYLOAD_OFFSET.saturating_add(len)).ok_or("run payload longer than the run")
+}
+
 /// Pages needed for a run carrying `payload_len` bytes.
 pub fn pages_for_run(payload_len: usize, page_size: usize) -> u64 {
     (RUN_PAYLOAD_OFFSET + payload_len).div_ceil(page_size) as u64

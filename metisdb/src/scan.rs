@@ -16,8 +16,8 @@
 
 use crate::btree::{self, branch, leaf, leaf::ValueRef, PageSource, TreeRoot, MAX_DEPTH};
 use crate::error::{Error, Result};
-use crate::page::{self, PageKind};
-use crate::snapshot::{Overlay, Snapshot};
+use crate::page;
+use crate::snapshot::{merge_next, Merged, Overlay, Snapshot};
 
 /// One level of a [`PagedCursor`]'s path: a page and the position in it.
 struct Level {
@@ -211,52 +211,24 @@ impl<'a> Scan<'a> {
         self.settle()
     }
 
-    /// Picks the smallest key among the tree and the overlays; the oldest
-    /// overlay holding it gives the value at this version (or says the key
-    /// did not exist then).
+    /// Moves to the next key of the merge (see [`merge_next`]), skipping
+    /// keys that did not exist at this version.
     fn settle(&mut self) -> Result<()> {
         loop {
-            for o in &mut self.overlays {
-                o.fill(self.snap)?;
-            }
-            let tree_key = self.tree.current().map(|(k, _)| k);
-            let mut min = tree_key;
-            for o in &self.overlays {
-                if let Some((k, _)) = o.head {
-                    if min.is_none_or(|m| k < m) {
-                        min = Some(k);
-                    }
-                }
-            }
-            let Some(key) = min else {
-                self.head = Head::End;
-                return Ok(());
-            };
-            let mut from_overlay: Option<(&'a [u8], Option<&'a [u8]>)> = None;
-            for o in &mut self.overlays {
-                if let Some((k, old)) = o.head {
-                    if k == key {
-                        from_overlay.get_or_insert((k, old));
-                        o.head = None;
-                    }
-                }
-            }
-            let tree_has_key = tree_key == Some(key);
-            match from_overlay {
-                None => {
-                    self.head = Head::Tree;
-                    return Ok(());
-                }
-                Some((k, old)) => {
-                    if tree_has_key {
+            match merge_next(self.snap, &mut self.overlays, self.tree.current().map(|(k, _)| k))? {
+                Merged::End => self.head = Head::End,
+                Merged::Tree => self.head = Head::Tree,
+                Merged::Changed { key, old, in_tree } => {
+                    if in_tree {
                         self.tree.advance()?;
                     }
-                    if let Some(v) = old {
-                        self.head = Head::Old(k, v);
-                        return Ok(());
+                    match old {
+                        Some(v) => self.head = Head::Old(key, v),
+                        None => continue,
                     }
                 }
             }
+            return Ok(());
         }
     }
 }
@@ -364,31 +336,27 @@ impl Snapshot {
     }
 
     /// Reads the run at `id` holding a value of `len` bytes into `buf`;
-    /// returns the offset of the value in it.
+    /// returns the offset of the value in it. Checked as
+    /// [`PageSource::run_payload`] checks a run in the map.
     fn read_run_value(&self, id: u64, len: u32, buf: &mut Vec<u8>) -> Result<usize> {
-        // The first page says how many pages the run has; the checksum covers them all.
-        let ps = self.inner.page_size;
         if id < self.inner.first_page || id >= self.state.page_count {
             return Err(self.corrupt(id, "run starts outside the file"));
         }
-        buf.resize(ps, 0);
-        self.read_exact_at(buf, id * ps as u64)?;
+        // The first page says how many pages the run has; the checksum covers them all.
+        let ps = self.inner.page_size;
+        self.read_raw_pages(id, 1, buf)?;
         let n = page::run_pages(buf) as u64;
         if n == 0 || id + n > self.state.page_count {
             return Err(self.corrupt(id, "run extends past the file"));
         }
-        self.read_pages(id, n, buf)?;
-        if page::kind(buf) != Some(PageKind::Run) {
-            return Err(self.corrupt(id, "value points to a page that is not a run"));
+        buf.resize(n as usize * ps, 0);
+        self.read_exact_at(&mut buf[ps..], (id + 1) * ps as u64)?;
+        if !page::verify_checksum(buf, self.inner.salt, id) {
+            return Err(self.corrupt(id, "checksum mismatch"));
         }
-        let payload_len = page::get_u64(buf, page::RUN_LEN_OFFSET) as usize;
-        let payload = buf
-            .get(page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET.saturating_add(payload_len))
-            .ok_or_else(|| self.corrupt(id, "run payload longer than the run"))?;
-        match btree::split_value_run(payload) {
-            Some((_, value)) if value.len() == len as usize => Ok(offset_in(buf, value)),
-            _ => Err(self.corrupt(id, "value run length differs from the leaf's record")),
-        }
+        let payload = page::run_payload(buf).map_err(|r| self.corrupt(id, r))?;
+        let value = btree::run_value(payload, len).map_err(|r| self.corrupt(id, r))?;
+        Ok(offset_in(buf, value))
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {

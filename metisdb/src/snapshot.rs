@@ -7,7 +7,7 @@ use crate::btree::{self, Cursor, PageSource, TreeRoot};
 use crate::db::{Committed, Db, Inner};
 use crate::error::{Error, Result};
 use crate::history::{self, ChangeSet, VersionRecord};
-use crate::page::{self, PageKind};
+use crate::page;
 use crate::tables::{self, Table};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -213,13 +213,7 @@ impl PageSource for Snapshot {
             map.set_verified(id, n);
             self.inner.metrics.pages_verified.add(n);
         }
-        if page::kind(bytes) != Some(PageKind::Run) {
-            return Err(self.corrupt(id, "value points to a page that is not a run"));
-        }
-        let len = page::get_u64(bytes, page::RUN_LEN_OFFSET) as usize;
-        bytes
-            .get(page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET.saturating_add(len))
-            .ok_or_else(|| self.corrupt(id, "run payload longer than the run"))
+        page::run_payload(bytes).map_err(|r| self.corrupt(id, r))
     }
 
     fn corrupt(&self, id: u64, reason: &str) -> Error {
@@ -234,12 +228,12 @@ pub(crate) struct Overlay<'a> {
     table: Table,
     next: usize,
     /// The next unconsumed (key, value before that version), once filled.
-    pub(crate) head: Option<(&'a [u8], Option<&'a [u8]>)>,
+    head: Option<(&'a [u8], Option<&'a [u8]>)>,
 }
 
 impl<'a> Overlay<'a> {
     /// Moves to the next change of this table, if the head was consumed.
-    pub(crate) fn fill(&mut self, snap: &Snapshot) -> Result<()> {
+    fn fill(&mut self, snap: &Snapshot) -> Result<()> {
         if self.head.is_none() && self.next < self.set.len() {
             let e = self.set.entry(self.next).map_err(|r| snap.corrupt(self.page, r))?;
             if e.table == self.table {
@@ -263,17 +257,53 @@ pub struct Range<'a> {
     overlays: Vec<Overlay<'a>>,
 }
 
-impl<'a> Range<'a> {
-    fn fill(&mut self) -> Result<()> {
-        if self.main_head.is_none() {
-            self.main_head = self.main.next()?;
-        }
-        for o in &mut self.overlays {
-            o.fill(self.snap)?;
-        }
-        Ok(())
-    }
+/// The next step of merging a tree with newer versions' change records.
+pub(crate) enum Merged<'a> {
+    /// Nothing is left.
+    End,
+    /// The tree's current key comes next, unchanged after this version.
+    Tree,
+    /// A newer version changed `key`: `old` is its value at this version
+    /// (`None`: it did not exist then); `in_tree` says the tree's current
+    /// entry is this key (superseded, to be skipped).
+    Changed { key: &'a [u8], old: Option<&'a [u8]>, in_tree: bool },
+}
 
+/// Picks the smallest key among the tree's current one (`tree_key`) and the
+/// overlays' heads (filled first), and consumes the overlay heads holding
+/// it; the oldest overlay holding it has the value at this version.
+pub(crate) fn merge_next<'a>(
+    snap: &Snapshot,
+    overlays: &mut [Overlay<'a>],
+    tree_key: Option<&[u8]>,
+) -> Result<Merged<'a>> {
+    for o in overlays.iter_mut() {
+        o.fill(snap)?;
+    }
+    let mut oldest: Option<(&'a [u8], Option<&'a [u8]>)> = None;
+    for o in overlays.iter() {
+        if let Some((k, old)) = o.head {
+            if oldest.is_none_or(|(m, _)| k < m) {
+                oldest = Some((k, old));
+            }
+        }
+    }
+    match (oldest, tree_key) {
+        (None, None) => Ok(Merged::End),
+        (Some((k, _)), Some(t)) if t < k => Ok(Merged::Tree),
+        (None, Some(_)) => Ok(Merged::Tree),
+        (Some((key, old)), t) => {
+            for o in overlays.iter_mut() {
+                if o.head.is_some_and(|(k, _)| k == key) {
+                    o.head = None;
+                }
+            }
+            Ok(Merged::Changed { key, old, in_tree: t == Some(key) })
+        }
+    }
+}
+
+impl<'a> Range<'a> {
     /// Next (key, value), or `None` at the end.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
@@ -281,37 +311,20 @@ impl<'a> Range<'a> {
             return self.main.next();
         }
         loop {
-            self.fill()?;
-            let mut min: Option<&'a [u8]> = self.main_head.map(|(k, _)| k);
-            for o in &self.overlays {
-                if let Some((k, _)) = o.head {
-                    if min.is_none_or(|m| k < m) {
-                        min = Some(k);
+            if self.main_head.is_none() {
+                self.main_head = self.main.next()?;
+            }
+            match merge_next(self.snap, &mut self.overlays, self.main_head.map(|(k, _)| k))? {
+                Merged::End => return Ok(None),
+                Merged::Tree => return Ok(self.main_head.take()),
+                Merged::Changed { key, old, in_tree } => {
+                    if in_tree {
+                        self.main_head = None;
+                    }
+                    if let Some(v) = old {
+                        return Ok(Some((key, v)));
                     }
                 }
-            }
-            let Some(key) = min else { return Ok(None) };
-            // The oldest overlay holding the key has the value at our version.
-            let mut from_overlay: Option<Option<&'a [u8]>> = None;
-            for o in &mut self.overlays {
-                if let Some((k, old)) = o.head {
-                    if k == key {
-                        from_overlay.get_or_insert(old);
-                        o.head = None;
-                    }
-                }
-            }
-            let main_value = match self.main_head {
-                Some((k, v)) if k == key => {
-                    self.main_head = None;
-                    Some(v)
-                }
-                _ => None,
-            };
-            match from_overlay {
-                Some(Some(v)) => return Ok(Some((key, v))),
-                Some(None) => continue,
-                None => return Ok(Some((key, main_value.expect("the minimum came from the tree")))),
             }
         }
     }

@@ -73,13 +73,15 @@ pub fn split_value_run(payload: &[u8]) -> Option<(&[u8], &[u8])> {
 pub(crate) fn value_bytes<'a, S: PageSource + ?Sized>(src: &'a S, v: ValueRef<'a>) -> Result<&'a [u8]> {
     match v {
         ValueRef::Inline(b) => Ok(b),
-        ValueRef::Run { page, len } => {
-            let payload = src.run_payload(page)?;
-            match split_value_run(payload) {
-                Some((_, value)) if value.len() == len as usize => Ok(value),
-                _ => Err(src.corrupt(page, "value run length differs from the leaf's record")),
-            }
-        }
+        ValueRef::Run { page, len } => run_value(src.run_payload(page)?, len).map_err(|r| src.corrupt(page, r)),
+    }
+}
+
+/// The value in a value run's payload, which a leaf says is `len` bytes long.
+pub(crate) fn run_value(payload: &[u8], len: u32) -> std::result::Result<&[u8], &'static str> {
+    match split_value_run(payload) {
+        Some((_, value)) if value.len() == len as usize => Ok(value),
+        _ => Err("value run length differs from the leaf's record"),
     }
 }
 
