@@ -21,7 +21,7 @@
 
 use crate::error::{DbContext, Error, Result};
 use crate::import::{check_target, install, staging_dir, Sink};
-use crate::snapshot::export::{units, Board, StopOnDrop, Unit, ACCOUNTS_PER_UNIT, WALKERS};
+use crate::snapshot::export::{units, walk_and_write, Board, Unit, ACCOUNTS_PER_UNIT, WRITER_STOPPED};
 use crate::snapshot::format::{Entry, EntryDecoder};
 use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
 use alloy_primitives::{keccak256, Address, B256, U256};
@@ -287,9 +287,6 @@ impl Write for PieceOut {
     }
 }
 
-/// A walker's error when the writer stopped first (the writer's error says why).
-const WRITER_STOPPED: &str = "the dump writer stopped";
-
 /// Walks units of the state in turn, writing their lines, until none is left.
 fn dump_walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board<Piece>, path: &Path) -> Result<()> {
     loop {
@@ -351,23 +348,12 @@ pub fn export_state_in_units(
         .filter(|u| matches!(u, Unit::State { .. }))
         .collect();
     let board = Board::<Piece>::default();
-    let res = std::thread::scope(|s| -> Result<WalkTotals> {
-        let walkers: Vec<_> = (0..WALKERS.min(units.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    // Stops the dump if the walk fails or panics, so the writer does not wait for it.
-                    let guard = StopOnDrop(&board);
-                    let r = dump_walker(&snap, &units, &board, &tmp);
-                    if r.is_ok() {
-                        std::mem::forget(guard);
-                    }
-                    r
-                })
-            })
-            .collect();
-        let written = (|| -> Result<WalkTotals> {
-            // Once the writer is done (or fails), walkers start nothing more.
-            let _stop = StopOnDrop(&board);
+    let res = walk_and_write(
+        &board,
+        units.len(),
+        "dump",
+        || dump_walker(&snap, &units, &board, &tmp),
+        || -> Result<WalkTotals> {
             let write_err = |e| Error::io("write", &tmp, e);
             write_root_line(&mut w, &root).map_err(write_err)?;
             let mut totals = WalkTotals::default();
@@ -386,20 +372,8 @@ pub fn export_state_in_units(
                 progress(&totals);
             }
             Ok(totals)
-        })();
-        let mut walked = Ok(());
-        for h in walkers {
-            let r = h.join().map_err(|_| Error::Refused("a dump walker panicked".into()))?;
-            // The first walker error explains the others and the writer's.
-            let writer_stopped = matches!(&r, Err(Error::Refused(m)) if m == WRITER_STOPPED)
-                || matches!(&r, Err(Error::Io { source, .. }) if source.to_string() == WRITER_STOPPED);
-            if walked.is_ok() && !writer_stopped {
-                walked = r;
-            }
-        }
-        walked?;
-        written
-    });
+        },
+    );
     drop(prefetch);
     let res = res.and_then(|totals| {
         w.finish().map_err(|e| Error::io("write and fsync", &tmp, e))?;

@@ -112,7 +112,60 @@ pub(crate) fn units(accounts: u64, per_unit: u64) -> Vec<Unit> {
 }
 
 /// A walker's error when the writer stopped first (the writer's error says why).
-const WRITER_STOPPED: &str = "the snapshot writer stopped";
+pub(crate) const WRITER_STOPPED: &str = "the writer stopped";
+
+/// True for a walker's [`WRITER_STOPPED`] error, as a refusal or as the
+/// I/O error of a sink that hands bytes to the writer.
+fn writer_stopped(r: &Result<()>) -> bool {
+    match r {
+        Err(Error::Refused(m)) => m == WRITER_STOPPED,
+        Err(Error::Io { source, .. }) => source.to_string() == WRITER_STOPPED,
+        _ => false,
+    }
+}
+
+/// Runs `walk` on up to [`WALKERS`] threads (one per unit at most), taking
+/// units from `board`, and `write` on the calling thread; each side stops
+/// the other when it fails or panics. The first walker error is returned
+/// (it explains the others' and the writer's "a walker stopped"), else the
+/// writer's result. `what` names the walkers in a panic's error.
+pub(crate) fn walk_and_write<M: Send, T>(
+    board: &Board<M>,
+    units: usize,
+    what: &str,
+    walk: impl Fn() -> Result<()> + Sync,
+    write: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        let walkers: Vec<_> = (0..WALKERS.min(units))
+            .map(|_| {
+                s.spawn(|| {
+                    // Stops the board if the walk fails or panics, so the writer does not wait for it.
+                    let guard = StopOnDrop(board);
+                    let r = walk();
+                    if r.is_ok() {
+                        std::mem::forget(guard);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let written = {
+            // Once the writer is done (or unwinds), walkers start nothing more.
+            let _stop = StopOnDrop(board);
+            write()
+        };
+        let mut walked = Ok(());
+        for w in walkers {
+            let r = w.join().map_err(|_| Error::Refused(format!("a {what} walker panicked")))?;
+            if walked.is_ok() && !writer_stopped(&r) {
+                walked = r;
+            }
+        }
+        walked?;
+        written
+    })
+}
 
 /// What a walker hands the writer for one unit.
 enum Out {
@@ -197,7 +250,7 @@ impl<M> Board<M> {
 
     /// Ends the export: walkers start no more units, the writer takes no
     /// more, and dropping the receivers releases walkers blocked on them.
-    pub(crate) fn stop(&self) {
+    fn stop(&self) {
         let mut g = self.lock();
         g.stopped = true;
         g.started.clear();
@@ -206,7 +259,7 @@ impl<M> Board<M> {
 }
 
 /// Calls [`Board::stop`] when dropped.
-pub(crate) struct StopOnDrop<'a, M>(pub(crate) &'a Board<M>);
+struct StopOnDrop<'a, M>(&'a Board<M>);
 
 impl<M> Drop for StopOnDrop<'_, M> {
     fn drop(&mut self) {
@@ -379,40 +432,13 @@ pub fn export(
     let prefetch = crate::rss::Prefetch::start(db.path());
     let units = units(snap.latest_entries(metisdb::tables::ACCOUNTS), opts.accounts_per_unit);
     let board = Board::<Out>::default();
-    let res = std::thread::scope(|s| -> Result<(Footer, WalkTotals)> {
-        let walkers: Vec<_> = (0..WALKERS.min(units.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    // Stops the export if the walk fails or panics, so the writer does not wait for it.
-                    let guard = StopOnDrop(&board);
-                    let r = walker(&snap, &units, &board, opts, &tmp);
-                    if r.is_ok() {
-                        std::mem::forget(guard);
-                    }
-                    r
-                })
-            })
-            .collect();
-        let written = {
-            // Once the writer is done (or unwinds), walkers start nothing more.
-            let _stop = StopOnDrop(&board);
-            write_units(&mut bw, &tmp, units.len(), &board, progress)
-        };
-        let mut walked = Ok(());
-        for w in walkers {
-            let r = w.join().map_err(|_| Error::Refused("a snapshot walker panicked".into()))?;
-            // The first walker error explains the others ("writer stopped").
-            if walked.is_ok() && !matches!(&r, Err(Error::Refused(m)) if m == WRITER_STOPPED) {
-                walked = r;
-            }
-        }
-        // A walker's error explains the writer's ("a walker stopped"), and
-        // a writer's error the walkers'.
-        match (written, walked) {
-            (Ok(w), Ok(())) => Ok(w),
-            (Err(e), Ok(())) | (_, Err(e)) => Err(e),
-        }
-    });
+    let res = walk_and_write(
+        &board,
+        units.len(),
+        "snapshot",
+        || walker(&snap, &units, &board, opts, &tmp),
+        || write_units(&mut bw, &tmp, units.len(), &board, progress),
+    );
     drop(prefetch);
     let res = res.and_then(|(footer, totals)| {
         bw.finish().map_err(|e| Error::io("write and fsync", &tmp, e))?;
