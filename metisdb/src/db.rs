@@ -272,7 +272,7 @@ fn choose_meta(storage: &dyn Storage, path: &Path, file_len: u64) -> Result<(Met
     if errors.iter().all(|(_, e)| *e == MetaError::ForeignMagic) {
         return Err(Error::NotMetisDb { path: path.into() });
     }
-    if let Some((_, MetaError::NewerFormat(v))) = errors.iter().find(|(_, e)| matches!(e, MetaError::NewerFormat(_))) {
+    if let Some((_, MetaError::OtherFormat(v))) = errors.iter().find(|(_, e)| matches!(e, MetaError::OtherFormat(_))) {
         return Err(Error::UnsupportedFormat { path: path.into(), found: *v, supported: meta::FORMAT_VERSION });
     }
     let reason = errors.iter().map(|(s, e)| format!("meta {s}: {e}")).collect::<Vec<_>>().join("; ");

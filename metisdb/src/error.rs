@@ -48,8 +48,11 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The file was written by a newer, unknown format version.
-    #[error("{path} has format version {found}; this build reads up to {supported}")]
+    /// The file was written in another format version (older or newer).
+    #[error(
+        "{path} has format version {found}; this build reads version {supported} only (move the state with \
+         `metis snapshot export` run by the build that wrote it, then `metis snapshot import`)"
+    )]
     UnsupportedFormat {
         /// Data file.
         path: PathBuf,

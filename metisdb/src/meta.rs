@@ -10,7 +10,10 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"METISDB\0";
 /// Current on-disk format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// Current on-disk format version. 2: branch records stored by the policy of
+/// `metis_trie::stores_record` (version 1 stored every branch with a branch
+/// child); a file of another version is refused, not reinterpreted.
+pub const FORMAT_VERSION: u32 = 2;
 /// Byte offset of meta slot `i`.
 pub const META_OFFSETS: [u64; 2] = [0, 4096];
 /// Bytes of a meta record covered by its checksum.
@@ -61,8 +64,8 @@ pub enum MetaError {
     ForeignMagic,
     /// The checksum does not match.
     Checksum,
-    /// Written by a newer format.
-    NewerFormat(u32),
+    /// Written in another format version than this build's.
+    OtherFormat(u32),
     /// A field is out of range.
     Invalid(&'static str),
 }
@@ -73,9 +76,7 @@ impl std::fmt::Display for MetaError {
             MetaError::Truncated => write!(f, "truncated"),
             MetaError::ForeignMagic => write!(f, "foreign magic"),
             MetaError::Checksum => write!(f, "checksum mismatch"),
-            MetaError::NewerFormat(v) => {
-                write!(f, "format version {v} is newer than {FORMAT_VERSION}")
-            }
+            MetaError::OtherFormat(v) => write!(f, "format version {v}, not {FORMAT_VERSION}"),
             MetaError::Invalid(r) => write!(f, "{r}"),
         }
     }
@@ -126,11 +127,11 @@ impl Meta {
             return Err(MetaError::Checksum);
         }
         let format = get_u32(b, 16);
-        if format > FORMAT_VERSION {
-            return Err(MetaError::NewerFormat(format));
-        }
         if format == 0 {
             return Err(MetaError::Invalid("format version 0"));
+        }
+        if format != FORMAT_VERSION {
+            return Err(MetaError::OtherFormat(format));
         }
         let page_size = get_u32(b, 20);
         if !page_size.is_power_of_two() || !(4096..=32768).contains(&page_size) {

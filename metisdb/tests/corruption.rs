@@ -221,21 +221,24 @@ fn truncated_empty_foreign_and_future_files_give_typed_errors() {
             other => panic!("foreign file: {:?}", other.err()),
         }
     }
-    // A newer format version with valid checksums.
-    let mut b = f.bytes.clone();
-    for (slot, off) in [0usize, 4096].into_iter().enumerate() {
-        let rec = &mut b[off..off + metisdb::meta::META_LEN];
-        rec[16..20].copy_from_slice(&(metisdb::meta::FORMAT_VERSION + 1).to_le_bytes());
-        let sum = xxhash_rust::xxh3::xxh3_64_with_seed(&rec[8..], 0x4d45_5441_0000_0000 | slot as u64);
-        rec[..8].copy_from_slice(&sum.to_le_bytes());
-    }
-    let dir = fast_tempdir();
-    std::fs::write(dir.path().join(metisdb::DATA_FILE), &b).unwrap();
-    match Db::open(dir.path(), Options::default()) {
-        Err(Error::UnsupportedFormat { found, .. }) => {
-            assert_eq!(found, metisdb::meta::FORMAT_VERSION + 1)
+    // Another format version (newer, or the older record policy) with valid checksums.
+    for version in [metisdb::meta::FORMAT_VERSION + 1, metisdb::meta::FORMAT_VERSION - 1] {
+        let mut b = f.bytes.clone();
+        for (slot, off) in [0usize, 4096].into_iter().enumerate() {
+            let rec = &mut b[off..off + metisdb::meta::META_LEN];
+            rec[16..20].copy_from_slice(&version.to_le_bytes());
+            let sum = xxhash_rust::xxh3::xxh3_64_with_seed(&rec[8..], 0x4d45_5441_0000_0000 | slot as u64);
+            rec[..8].copy_from_slice(&sum.to_le_bytes());
         }
-        other => panic!("future format: {:?}", other.err()),
+        let dir = fast_tempdir();
+        std::fs::write(dir.path().join(metisdb::DATA_FILE), &b).unwrap();
+        match Db::open(dir.path(), Options::default()) {
+            Err(e @ Error::UnsupportedFormat { found, .. }) => {
+                assert_eq!(found, version);
+                assert!(e.to_string().contains("snapshot export"), "{e}");
+            }
+            other => panic!("format {version}: {:?}", other.err()),
+        }
     }
 }
 

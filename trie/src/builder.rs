@@ -23,7 +23,7 @@
 
 use crate::nibbles::Nibbles;
 use crate::node::{encode_branch, encode_extension, encode_leaf, encode_leaf_suffix_into, NodeRef};
-use crate::record::{BranchRecord, ChildKind};
+use crate::record::{stores_record, BranchRecord, ChildKind};
 use crate::EMPTY_ROOT_HASH;
 use alloy_primitives::{keccak256, Bytes, B256};
 use core::fmt;
@@ -429,7 +429,7 @@ impl RootBuilder {
         let path = item_path.prefix(frame.depth);
         let rlp = encode_branch(&frame.children, frame.value.as_deref());
         self.retain_proof(&path, &rlp);
-        let stored = frame.value.is_none() && frame.branch_mask != 0;
+        let stored = frame.value.is_none() && stores_record(frame.branch_mask, frame.stored_mask);
         if stored && self.retain_records {
             let children = frame.children.iter().flatten().copied().collect();
             // The frame's masks satisfy the record invariants: >= 2 children

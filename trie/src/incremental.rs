@@ -12,9 +12,9 @@
 //! - a stored branch with changed keys below it is *visited*: its unchanged
 //!   children are taken from the record as opaque child references, its
 //!   changed children are walked in turn;
-//! - a changed child that is a leaf or a bottom (non-stored) branch is
-//!   rebuilt from the leaves under it, which are the changed leaves and their
-//!   at most 16 siblings.
+//! - a changed child that is a leaf or an unstored branch is rebuilt from
+//!   the leaves under it (a few dozen at most for hashed keys: the storage
+//!   policy of [`crate::record`] stores every branch of a full level).
 //!
 //! Deletions can leave a visited branch with a single child, which must then
 //! merge with its parent (the branch disappears, the child's path grows). An
@@ -22,7 +22,7 @@
 //! walk checks, with one leaf seek per changed child, whether the branch
 //! keeps at least two children. If not, its remaining unchanged child is fed
 //! structurally instead: a stored child branch by its own record, a leaf or
-//! bottom branch by its leaves.
+//! unstored branch by its leaves.
 //!
 //! Everything is fed to a [`RootBuilder`] in key order; it rebuilds the
 //! branches on the changed paths and reports their records. Records of
@@ -288,7 +288,7 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
 
     /// Feeds the new contents under `prefix`, given the old topmost stored
     /// branch under it (`None`: no stored branch, so the old contents are at
-    /// most one bottom branch or leaf and the new ones are read as leaves).
+    /// most one unstored branch or leaf and the new ones are read as leaves).
     pub(crate) fn walk_under(
         &mut self,
         prefix: &Nibbles,

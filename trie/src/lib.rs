@@ -62,7 +62,7 @@ pub use incremental::{
 pub use nibbles::Nibbles;
 pub use node::NodeRef;
 pub use proof::{prove, prove_many};
-pub use record::{BranchRecord, ChildKind};
+pub use record::{stores_record, BranchRecord, ChildKind, STORED_BRANCH_CHILDREN};
 pub use verify::{verify_proof, ProofError};
 
 /// Root hash of the empty trie: `keccak256(rlp(""))`.

@@ -2,22 +2,22 @@
 //!
 //! # Which branch nodes are stored
 //!
-//! A branch node is stored if and only if at least one of its children is
-//! itself a branch node (directly or behind an extension node). A branch
-//! whose children are all leaves (a *bottom* branch) is not stored.
+//! A branch node is stored if and only if one of its children is a stored
+//! branch, or at least [`STORED_BRANCH_CHILDREN`] (8) of its 16 children are
+//! branch nodes (directly or behind an extension node): [`stores_record`].
+//! So the stored branches form the top of the trie, where it is full, and a
+//! branch that is not stored has nothing stored below it.
 //!
-//! Why: with uniformly distributed hashed keys, bottom branches are the
-//! most numerous kind of branch. Below the depth where the trie stops being
-//! full, most leaves that share a slot do so in pairs or triples, each pair
-//! forming one small bottom branch (see the measured ratio in the crate
-//! README). Each bottom branch is cheap to rebuild: it has at most 16
-//! leaves, adjacent in the leaf table, so one seek and a few `next` calls
-//! bring it back. Not storing them removes the majority of records and the
-//! deepest, most often rewritten level of record writes from every commit;
-//! the price is re-reading the siblings of a changed leaf under a bottom
-//! branch, which sit next to the changed leaf in the leaf table anyway.
-//! Every other branch is stored, so a commit never reads leaves beyond the
-//! changed ones and those siblings.
+//! Why: with uniformly distributed hashed keys the trie is full down to
+//! some depth and sparse below it. A branch whose children are mostly
+//! leaves (below the full part) holds a few dozen leaves at most, adjacent
+//! in the leaf table, and one seek and a few `next` calls bring them back.
+//! Storing only the full part leaves one record per ~150 leaves at 1M
+//! keys (crate README): a commit of random changes rewrites a record per
+//! change at the bottom of the stored part instead of one per level of the
+//! sparse part, so far fewer record pages and change-set bytes. The price
+//! is re-reading and rehashing the leaves under the changed unstored
+//! branch, which sit next to the changed leaf in the leaf table.
 //!
 //! Branch nodes with a value (possible only when keys have different
 //! lengths, never in the hashed state tries) are never stored.
@@ -43,13 +43,25 @@
 //! | 5 | 2 | `stored_mask`, big-endian: subset of `branch_mask` |
 //! | 7 | … | one entry per set bit of `state_mask`, ascending nibble: a length byte `L` then `L` bytes; `L = 32` is a child hash, `1 <= L <= 31` is the child's embedded RLP node |
 //!
-//! A valid record has at least two children, at least one branch child,
+//! A valid record has at least two children, masks the policy stores,
 //! embedded children that decode as trie nodes of exactly `L` bytes, and no
 //! trailing bytes. Records are at most 7 + 16 × 33 = 535 bytes.
 
 use crate::node::{encode_branch, Node, NodeRef, MAX_INLINE_NODE_LEN};
 use alloy_primitives::B256;
 use core::fmt;
+
+/// A branch with at least this many branch children is stored.
+pub const STORED_BRANCH_CHILDREN: u32 = 8;
+
+/// The storage policy (this module's docs): a branch node without a value is
+/// stored iff one of its children is a stored branch, or at least
+/// [`STORED_BRANCH_CHILDREN`] of its children are branches. So a branch
+/// that is not stored has nothing stored below it, and the topmost branch
+/// under a path is stored whenever any branch under it is.
+pub fn stores_record(branch_mask: u16, stored_mask: u16) -> bool {
+    stored_mask != 0 || branch_mask.count_ones() >= STORED_BRANCH_CHILDREN
+}
 
 /// Current record format version (first byte).
 pub const RECORD_VERSION: u8 = 1;
@@ -82,8 +94,8 @@ pub enum RecordError {
     /// `branch_mask` not within `state_mask`, or `stored_mask` not within
     /// `branch_mask`.
     MaskNotSubset,
-    /// No branch child: such a branch is never stored.
-    NoBranchChild,
+    /// Masks of a branch the storage policy does not store ([`stores_record`]).
+    NotStored,
     /// A child entry length other than 1..=32.
     InvalidRefLength(u8),
     /// An embedded child that is not a trie node of the given length.
@@ -105,9 +117,11 @@ impl fmt::Display for RecordError {
             Self::MaskNotSubset => {
                 write!(f, "branch record masks are inconsistent (need stored ⊆ branch ⊆ state)")
             }
-            Self::NoBranchChild => {
-                write!(f, "branch record has no branch child (such branches are not stored)")
-            }
+            Self::NotStored => write!(
+                f,
+                "branch record of a branch that is not stored (needs a stored branch child or at least \
+                 {STORED_BRANCH_CHILDREN} branch children)"
+            ),
             Self::InvalidRefLength(l) => {
                 write!(f, "branch record child reference length {l} is not in 1..=32")
             }
@@ -152,8 +166,8 @@ impl BranchRecord {
         if branch_mask & !state_mask != 0 || stored_mask & !branch_mask != 0 {
             return Err(RecordError::MaskNotSubset);
         }
-        if branch_mask == 0 {
-            return Err(RecordError::NoBranchChild);
+        if !stores_record(branch_mask, stored_mask) {
+            return Err(RecordError::NotStored);
         }
         if children.len() != state_mask.count_ones() as usize {
             return Err(RecordError::ChildCountMismatch);
@@ -323,5 +337,32 @@ mod tests {
         let mut bad = enc;
         bad[7] = 0; // zero-length reference
         assert_eq!(BranchRecord::decode(&bad), Err(RecordError::InvalidRefLength(0)));
+    }
+
+    /// Only masks the policy stores make a record: a stored branch child,
+    /// or at least `STORED_BRANCH_CHILDREN` branch children.
+    #[test]
+    fn records_follow_the_storage_policy() {
+        let h = NodeRef::from_hash(B256::repeat_byte(0xcd));
+        let full = u16::MAX;
+        let with_branches = |n: u32| (1u16 << n).wrapping_sub(1);
+        for n in 0..=16u32 {
+            let branch_mask = if n == 16 { full } else { with_branches(n) };
+            let expect_ok = n >= STORED_BRANCH_CHILDREN;
+            let r = BranchRecord::new(full, branch_mask, 0, vec![h; 16]);
+            assert_eq!(r.is_ok(), expect_ok, "{n} branch children, none stored: {r:?}");
+            if let Ok(r) = r {
+                assert_eq!(BranchRecord::decode(&r.encode()), Ok(r));
+            } else {
+                assert_eq!(r, Err(RecordError::NotStored));
+            }
+        }
+        // One stored branch child is enough, whatever the rest are.
+        assert!(BranchRecord::new(0b11, 0b01, 0b01, vec![h; 2]).is_ok());
+        assert_eq!(BranchRecord::new(0b11, 0b01, 0, vec![h; 2]), Err(RecordError::NotStored));
+        // Decoding applies the same rule: masks patched to one unstored branch child.
+        let mut enc = BranchRecord::new(0b11, 0b01, 0b01, vec![h; 2]).unwrap().encode();
+        enc[5..7].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(BranchRecord::decode(&enc), Err(RecordError::NotStored));
     }
 }

@@ -39,7 +39,7 @@ fn check(change: impl Fn(&mut MemLeaves) -> B256 + Copy) {
     let large = measure(60_000, change);
     for r in [&small, &large] {
         // One record per stored level (at most ~6 here) plus the root seek;
-        // leaves: at most one bottom branch (<= 16 leaves) plus seeks.
+        // leaves: those under one unstored branch (a few dozen) plus seeks.
         assert!(r.record_reads <= 12, "record reads {}", r.record_reads);
         assert!(r.leaf_reads <= 40, "leaf reads {}", r.leaf_reads);
         assert!(r.upserts <= 6, "upserts {}", r.upserts);

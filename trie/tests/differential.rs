@@ -242,13 +242,18 @@ proptest! {
 }
 
 /// Keys that all share a prefix of `shared` nibbles with `base` (so the
-/// root is an extension and deletions collapse branches into extensions).
-fn clustered_key(base: B256) -> impl Strategy<Value = B256> {
+/// root is an extension and deletions collapse branches into extensions),
+/// `shared` drawn per key. With `dense_at = Some(d)` every key shares `d`
+/// nibbles and the next nibble takes all 16 values, so the branch at depth
+/// `d` has many branch children and is stored (under the storage policy a
+/// cluster of only 3-way branches stores nothing).
+fn clustered_key(base: B256, dense_at: Option<usize>) -> impl Strategy<Value = B256> {
     (8usize..62, any::<[u8; 32]>()).prop_map(move |(shared, tail)| {
+        let shared = dense_at.unwrap_or(shared);
         let mut path = Nibbles::from_b256(&base);
         path.truncate(shared);
-        for n in Nibbles::unpack(&tail).iter().skip(shared) {
-            path.push(n % 3);
+        for (i, n) in Nibbles::unpack(&tail).iter().enumerate().skip(shared) {
+            path.push(if i == shared && dense_at.is_some() { n } else { n % 3 });
         }
         path.pad_to_b256(0).expect("64 nibbles")
     })
@@ -257,15 +262,15 @@ fn clustered_key(base: B256) -> impl Strategy<Value = B256> {
 /// A starting leaf set and batches of changes, all keys clustered around
 /// one random base key.
 fn clustered_case() -> impl Strategy<Value = (BTreeMap<B256, Vec<u8>>, Vec<Vec<Op>>)> {
-    any::<[u8; 32]>().prop_flat_map(|b| {
+    (any::<[u8; 32]>(), proptest::option::of(8usize..58)).prop_flat_map(|(b, dense)| {
         let base = B256::from(b);
         let op = prop_oneof![
-            2 => (clustered_key(base), value_strategy()).prop_map(|(k, v)| Op::Set(k, v)),
+            2 => (clustered_key(base, dense), value_strategy()).prop_map(|(k, v)| Op::Set(k, v)),
             3 => any::<usize>().prop_map(Op::Delete),
             1 => (any::<usize>(), value_strategy()).prop_map(|(i, v)| Op::Update(i, v)),
         ];
         (
-            proptest::collection::btree_map(clustered_key(base), value_strategy(), 1..80),
+            proptest::collection::btree_map(clustered_key(base, dense), value_strategy(), 1..80),
             proptest::collection::vec(proptest::collection::vec(op, 1..20), 1..8),
         )
     })
