@@ -330,16 +330,23 @@ impl<'db> WriteTxn<'db> {
     /// Cleaning: moves the live pages of the emptiest segments into this
     /// commit, so that those segments become whole free segments again and
     /// commits keep writing sequentially without growing the file. A steady
-    /// quarter of the commit's own pages; as many as the commit writes when
-    /// free segments run short or the file is more than twice its live
-    /// pages. Every moved page is one more write and the file is never
+    /// quarter of the commit's own pages, rising to as many as the commit
+    /// writes as free segments run short (or when the file is more than
+    /// twice its live pages). Every moved page is one more write and the file is never
     /// shortened, so compacting a looser file costs commit time and returns
     /// no space: 2x trades file size for commit time (docs/benchmarks.md).
     fn clean(&mut self) -> Result<()> {
         let need = self.dirty.live_counts().0 as u64;
         let (live, size) = (self.w.alloc.live_pages(), self.w.alloc.page_count());
         let spare = self.w.alloc.free_segments() as u64 * SEGMENT_PAGES;
-        let budget = if size > 2 * live || spare < 2 * need { need.max(4 * SEGMENT_PAGES) } else { need / 4 };
+        // Between two commits' worth of free segments and one the budget
+        // ramps up from a quarter to all of the commit's pages: a step at
+        // two made commits alternate between cleaning a lot and a little.
+        let budget = if size > 2 * live || spare <= need {
+            need.max(4 * SEGMENT_PAGES)
+        } else {
+            need / 4 + (2 * need).saturating_sub(spare) * 3 / 4
+        };
         // Pages at or past the parent's end of file were allocated by this
         // commit (its change set): they hold nothing to move, and reading
         // them through the map would fault past the end of the file.
