@@ -9,7 +9,6 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"METISDB\0";
-/// Current on-disk format version.
 /// Current on-disk format version. 2: branch records stored by the policy of
 /// `metis_trie::stores_record` (version 1 stored every branch with a branch
 /// child); a file of another version is refused, not reinterpreted.

@@ -332,9 +332,10 @@ impl<'db> WriteTxn<'db> {
     /// commits keep writing sequentially without growing the file. A steady
     /// quarter of the commit's own pages, rising to as many as the commit
     /// writes as free segments run short (or when the file is more than
-    /// twice its live pages). Every moved page is one more write and the file is never
-    /// shortened, so compacting a looser file costs commit time and returns
-    /// no space: 2x trades file size for commit time (docs/benchmarks.md).
+    /// twice its live pages). Every moved page is one more write and the
+    /// file is never shortened, so compacting a looser file costs commit
+    /// time and returns no space: 2x trades file size for commit time
+    /// (docs/benchmarks.md).
     fn clean(&mut self) -> Result<()> {
         let need = self.dirty.live_counts().0 as u64;
         let (live, size) = (self.w.alloc.live_pages(), self.w.alloc.page_count());

@@ -433,7 +433,7 @@ impl RootBuilder {
         if stored && self.retain_records {
             let children = frame.children.iter().flatten().copied().collect();
             // The frame's masks satisfy the record invariants: >= 2 children
-            // (no value), branch_mask != 0, and set_child keeps the subsets.
+            // (no value), masks the policy stores, and set_child keeps the subsets.
             match BranchRecord::new(frame.state_mask, frame.branch_mask, frame.stored_mask, children) {
                 Ok(record) => self.records.push((path.clone(), record)),
                 Err(e) => debug_assert!(false, "frame violates record invariants: {e}"),
