@@ -15,9 +15,10 @@
 //!
 //! Import ([`init_state`]) does not need the lines in any order: a first
 //! pass turns them into records keyed by hashed address (and hashed slot),
-//! sorted in bounded runs on disk; a merge of the runs feeds the same
-//! staged, batched writer as a snapshot import. Memory is one sort run
-//! plus one batch, whatever the file size.
+//! parsed on two threads in batches of lines and sorted in bounded runs on
+//! disk; a merge of the runs feeds the same staged, batched writer as a
+//! snapshot import. Memory is one sort run plus one batch, whatever the
+//! file size.
 
 use crate::error::{DbContext, Error, Result};
 use crate::import::{check_target, install, staging_dir, Sink};
@@ -470,6 +471,130 @@ impl RunReader {
     }
 }
 
+// ---- parsing on worker threads ---------------------------------------------
+
+/// Text of the dump handed to a parsing thread at a time.
+const PARSE_BATCH_BYTES: usize = 1 << 20;
+/// Parsing threads; the calling thread reads the file and sorts.
+const PARSE_THREADS: usize = 2;
+
+/// Whole lines of the dump, the first being line `first_line`.
+struct LineBatch {
+    first_line: u64,
+    text: String,
+}
+
+/// The sort records of a [`LineBatch`].
+struct ParsedBatch {
+    records: Vec<Record>,
+    accounts: u64,
+    bytes: u64,
+}
+
+/// The sort records of one account line: its code (if any), the account,
+/// its slots; each state record ends with the line number (to name
+/// duplicates after the sort).
+fn account_records(line: &str, lineno: u64, out: &mut Vec<Record>) -> std::result::Result<(), String> {
+    let a = parse_account_line(line)?;
+    let ah = keccak256(a.address);
+    let code_hash = if a.code.is_empty() { KECCAK_EMPTY } else { keccak256(&a.code) };
+    if !a.code.is_empty() {
+        let mut k = vec![0u8];
+        k.extend_from_slice(code_hash.as_slice());
+        out.push((k, a.code));
+    }
+    let mut k = vec![1u8];
+    k.extend_from_slice(ah.as_slice());
+    let mut v = Vec::with_capacity(96);
+    crate::snapshot::format::put_account(
+        &mut v,
+        &ah,
+        Some(&a.address),
+        &AccountInfo { nonce: a.nonce, balance: a.balance, code_hash },
+    );
+    v.extend_from_slice(&lineno.to_le_bytes());
+    for (slot, value) in a.storage {
+        let sh = metisdb::state::hash_slot(&slot);
+        let mut sk = k.clone();
+        sk.extend_from_slice(sh.as_slice());
+        let mut sv = Vec::with_capacity(72);
+        crate::snapshot::format::put_slot(&mut sv, &sh, Some(&slot), &value);
+        sv.extend_from_slice(&lineno.to_le_bytes());
+        out.push((sk, sv));
+    }
+    out.push((k, v));
+    Ok(())
+}
+
+fn parse_batch(file: &Path, batch: &LineBatch) -> Result<ParsedBatch> {
+    let mut parsed = ParsedBatch { records: Vec::new(), accounts: 0, bytes: batch.text.len() as u64 };
+    for (i, line) in batch.text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let lineno = batch.first_line + i as u64;
+        account_records(t, lineno, &mut parsed.records).map_err(|e| Error::bad(file, format!("line {lineno}"), e))?;
+        parsed.accounts += 1;
+    }
+    Ok(parsed)
+}
+
+/// Reads the account lines of the dump (after line 1) in batches, parses
+/// them on [`PARSE_THREADS`] threads and hands the results to `take` in
+/// input order, so the first bad line in the file is the error reported.
+/// Memory: at most two batches per thread in flight.
+fn parse_in_order(file: &Path, r: &mut BufReader<File>, take: &mut dyn FnMut(ParsedBatch) -> Result<()>) -> Result<()> {
+    std::thread::scope(|scope| {
+        let mut to_workers = Vec::with_capacity(PARSE_THREADS);
+        let mut from_workers = Vec::with_capacity(PARSE_THREADS);
+        for _ in 0..PARSE_THREADS {
+            let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<LineBatch>(2);
+            let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel::<Result<ParsedBatch>>(2);
+            scope.spawn(move || {
+                // Ends when the reader hangs up, or when it stops taking results.
+                for batch in batch_rx {
+                    if parsed_tx.send(parse_batch(file, &batch)).is_err() {
+                        break;
+                    }
+                }
+            });
+            to_workers.push(batch_tx);
+            from_workers.push(parsed_rx);
+        }
+        let (mut sent, mut taken, mut next_line, mut eof) = (0usize, 0usize, 2u64, false);
+        loop {
+            while !eof && sent - taken < 2 * PARSE_THREADS {
+                let mut text = String::with_capacity(PARSE_BATCH_BYTES + 4096);
+                let first_line = next_line;
+                while text.len() < PARSE_BATCH_BYTES {
+                    let n = r.read_line(&mut text).map_err(|e| Error::io("read", file, e))?;
+                    if n == 0 {
+                        eof = true;
+                        break;
+                    }
+                    next_line += 1;
+                }
+                if text.is_empty() {
+                    break;
+                }
+                if to_workers[sent % PARSE_THREADS].send(LineBatch { first_line, text }).is_err() {
+                    return Err(Error::Refused("a dump parsing thread stopped".into()));
+                }
+                sent += 1;
+            }
+            if taken == sent {
+                return Ok(());
+            }
+            let parsed = from_workers[taken % PARSE_THREADS]
+                .recv()
+                .map_err(|_| Error::Refused("a dump parsing thread stopped".into()))??;
+            taken += 1;
+            take(parsed)?;
+        }
+    })
+}
+
 /// Settings of [`init_state`].
 #[derive(Clone)]
 pub struct InitStateOptions {
@@ -546,56 +671,16 @@ fn init_staged(
     let sort_dir = staging.join("sort");
     std::fs::create_dir_all(&sort_dir).map_err(|e| Error::io("create dir", &sort_dir, e))?;
     let mut runs = RunWriter { dir: sort_dir, runs: Vec::new(), buf: Vec::new(), bytes: 0, limit: opts.sort_bytes };
-    let mut line = String::new();
-    let mut lineno = 1u64;
-    let mut read = 0u64;
-    let mut accounts = 0u64;
-    loop {
-        line.clear();
-        let n = r.read_line(&mut line).map_err(|e| Error::io("read", file, e))?;
-        if n == 0 {
-            break;
+    let (mut read, mut accounts) = (0u64, 0u64);
+    parse_in_order(file, r, &mut |parsed| {
+        read += parsed.bytes;
+        accounts += parsed.accounts;
+        for (k, v) in parsed.records {
+            runs.push(k, v)?;
         }
-        lineno += 1;
-        read += n as u64;
-        let t = line.trim();
-        if t.is_empty() {
-            continue;
-        }
-        let a = parse_account_line(t).map_err(|e| Error::bad(file, format!("line {lineno}"), e))?;
-        let ah = keccak256(a.address);
-        let code_hash = if a.code.is_empty() { KECCAK_EMPTY } else { keccak256(&a.code) };
-        if !a.code.is_empty() {
-            let mut k = vec![0u8];
-            k.extend_from_slice(code_hash.as_slice());
-            runs.push(k, a.code)?;
-        }
-        let mut k = vec![1u8];
-        k.extend_from_slice(ah.as_slice());
-        let mut v = Vec::with_capacity(96);
-        crate::snapshot::format::put_account(
-            &mut v,
-            &ah,
-            Some(&a.address),
-            &AccountInfo { nonce: a.nonce, balance: a.balance, code_hash },
-        );
-        // Line number of the account, to name duplicates.
-        v.extend_from_slice(&lineno.to_le_bytes());
-        runs.push(k.clone(), v)?;
-        for (slot, value) in a.storage {
-            let sh = metisdb::state::hash_slot(&slot);
-            let mut sk = k.clone();
-            sk.extend_from_slice(sh.as_slice());
-            let mut sv = Vec::with_capacity(72);
-            crate::snapshot::format::put_slot(&mut sv, &sh, Some(&slot), &value);
-            sv.extend_from_slice(&lineno.to_le_bytes());
-            runs.push(sk, sv)?;
-        }
-        accounts += 1;
-        if accounts.is_multiple_of(4096) {
-            progress(read / 2, total, accounts);
-        }
-    }
+        progress(read / 2, total, accounts);
+        Ok(())
+    })?;
     runs.spill()?;
     // Merge the runs into the staging database.
     let mut readers = Vec::with_capacity(runs.runs.len());

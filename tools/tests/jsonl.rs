@@ -186,6 +186,26 @@ fn a_hand_written_reth_dump_imports_with_the_reference_root() {
     assert!(stderr(&o).contains("line 4") && stderr(&o).contains("not 20 bytes"), "{}", stderr(&o));
     assert_eq!(tree_digest(&target), vec!["<absent>".to_string()]);
 
+    // Lines are parsed in batches on several threads: with two bad lines
+    // megabytes apart (blank lines between), the first one is reported.
+    let long = t.join("long.jsonl");
+    let filler = " ".repeat(1000);
+    let mut text_long: Vec<String> = text.lines().map(str::to_string).collect();
+    text_long.extend(std::iter::repeat_n(filler.clone(), 1500));
+    text_long.push("{\"address\":\"0x12\",\"balance\":\"0x1\"}".into());
+    let first_bad = text_long.len();
+    text_long.extend(std::iter::repeat_n(filler, 1500));
+    text_long.push("not json".into());
+    std::fs::write(&long, text_long.join("\n")).unwrap();
+    let o = metis(&["init-state", "--datadir", s(&target), s(&long)]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!("line {first_bad}:")) && stderr(&o).contains("not 20 bytes"),
+        "expected line {first_bad}: {}",
+        stderr(&o)
+    );
+    assert_eq!(tree_digest(&target), vec!["<absent>".to_string()]);
+
     // The same account twice.
     let dup = t.join("dup.jsonl");
     std::fs::write(&dup, format!("{}{}", text, text.lines().nth(1).unwrap())).unwrap();
