@@ -26,10 +26,8 @@ use crate::snapshot::load::{BatchWriter, Ops, Tries};
 use crate::snapshot::reader::{Position, SnapshotReader};
 use crate::snapshot::{check_totals, for_each_entry, Totals};
 use alloy_primitives::B256;
-use metisdb::state::{StateWriter, KECCAK_EMPTY};
-use metisdb::tables::{CODE, METADATA, PREIMAGES};
+use metisdb::tables::METADATA;
 use metisdb::{Db, Options};
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -243,115 +241,6 @@ impl Checkpoint {
             last_slot: h(2),
             complete: flags & 8 != 0,
         })
-    }
-}
-
-/// Writes entries in key order into a database, in batches.
-pub(crate) struct Sink<'db> {
-    db: &'db Db,
-    version: u64,
-    threads: Option<usize>,
-    w: Option<StateWriter<'db>>,
-    current: Option<B256>,
-    slot_preimages: HashSet<B256>,
-    /// Entry bytes applied in the open batch.
-    pub pending: u64,
-    /// Batches committed.
-    pub batches: u64,
-}
-
-impl<'db> Sink<'db> {
-    pub(crate) fn new(db: &'db Db, version: u64, threads: Option<usize>) -> Self {
-        Sink { db, version, threads, w: None, current: None, slot_preimages: HashSet::new(), pending: 0, batches: 0 }
-    }
-
-    fn writer(&mut self) -> Result<&mut StateWriter<'db>> {
-        if self.w.is_none() {
-            let mut w = self.db.begin_state().ctx(|| "begin a staging batch".into())?;
-            w.set_record_preimages(false);
-            if let Some(t) = self.threads {
-                w.set_threads(t);
-            }
-            // No history inside the staging database: every batch replaces the version.
-            w.txn_mut().rebase(self.version);
-            self.w = Some(w);
-        }
-        Ok(self.w.as_mut().expect("set above"))
-    }
-
-    /// Writes one entry. Entries must come in snapshot order (checked by the caller).
-    pub(crate) fn apply(&mut self, e: Entry) -> Result<()> {
-        self.writer()?;
-        let w = self.w.as_mut().expect("opened above");
-        let db_err = |what: String| move |source| Error::Db { context: what, source: Box::new(source) };
-        match e {
-            Entry::Code { hash, code } => {
-                w.set_code(&hash, &code).map_err(db_err(format!("write code {hash:#x}")))?;
-                self.pending += 40 + code.len() as u64;
-            }
-            Entry::Account { hash, address, info } => {
-                if info.code_hash != KECCAK_EMPTY
-                    && w.txn().get(CODE, info.code_hash.as_slice()).map_err(db_err("read code".into()))?.is_none()
-                {
-                    return Err(Error::Refused(format!(
-                        "account {hash:#x} has code {:#x}, which the input does not hold",
-                        info.code_hash
-                    )));
-                }
-                w.set_account_by_hash(&hash, Some(info)).map_err(db_err(format!("write account {hash:#x}")))?;
-                if let Some(a) = address {
-                    w.txn_mut()
-                        .put(PREIMAGES, hash.as_slice(), a.as_slice())
-                        .map_err(db_err("write preimage".into()))?;
-                }
-                self.current = Some(hash);
-                self.pending += 96;
-            }
-            Entry::Slot { hash, slot, value } => {
-                let acct = self.current.ok_or_else(|| Error::Refused("a slot precedes every account".into()))?;
-                w.set_storage_by_hash(&acct, &hash, &value)
-                    .map_err(db_err(format!("write slot {hash:#x} of {acct:#x}")))?;
-                if let Some(s) = slot {
-                    if self.slot_preimages.len() > 1 << 16 {
-                        self.slot_preimages.clear();
-                    }
-                    if self.slot_preimages.insert(hash) {
-                        w.txn_mut()
-                            .put(PREIMAGES, hash.as_slice(), &s.to_be_bytes::<32>())
-                            .map_err(db_err("write preimage".into()))?;
-                    }
-                }
-                self.pending += 100;
-            }
-        }
-        Ok(())
-    }
-
-    /// Commits the open batch with `meta` entries in the metadata table.
-    pub(crate) fn commit(&mut self, meta: &[(&[u8], &[u8])]) -> Result<()> {
-        let w = self.writer()?;
-        for (k, v) in meta {
-            w.txn_mut().put(METADATA, k, v).ctx(|| "write import metadata".into())?;
-        }
-        let w = self.w.take().expect("opened above");
-        w.commit(Vec::new()).ctx(|| format!("commit import batch {}", self.batches + 1))?;
-        self.batches += 1;
-        self.pending = 0;
-        Ok(())
-    }
-
-    /// Computes the root of everything written; when it equals `expected`,
-    /// commits the last batch with `meta` and returns the root. On a
-    /// mismatch nothing of the last batch is committed.
-    pub(crate) fn finish(&mut self, expected: B256, what: &str, meta: &[(&[u8], &[u8])]) -> Result<B256> {
-        let w = self.writer()?;
-        let root = w.compute_root().ctx(|| "compute the state root".into())?;
-        if root != expected {
-            self.w = None;
-            return Err(Error::RootMismatch { what: what.into(), expected, computed: root });
-        }
-        self.commit(meta)?;
-        Ok(root)
     }
 }
 

@@ -16,14 +16,16 @@
 //! Import ([`init_state`]) does not need the lines in any order: a first
 //! pass turns them into records keyed by hashed address (and hashed slot),
 //! parsed on two threads in batches of lines and sorted in bounded runs on
-//! disk; a merge of the runs feeds the same staged, batched writer as a
-//! snapshot import. Memory is one sort run plus one batch, whatever the
-//! file size.
+//! disk; a merge of the runs (on its own thread) feeds the bulk load of a
+//! snapshot import (tries hashed on another thread, batched commits into
+//! a staging database). Memory is one sort run plus a few batches,
+//! whatever the file size.
 
 use crate::error::{DbContext, Error, Result};
-use crate::import::{check_target, install, staging_dir, Sink};
+use crate::import::{check_target, install, staging_dir};
 use crate::snapshot::export::{units, walk_and_write, Board, Unit, ACCOUNTS_PER_UNIT, WRITER_STOPPED};
 use crate::snapshot::format::{Entry, EntryDecoder};
+use crate::snapshot::load::{BatchWriter, Ops, Tries};
 use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
 use alloy_primitives::{keccak256, Address, B256, U256};
 use metisdb::state::{AccountInfo, StoredAccount, KECCAK_EMPTY};
@@ -606,19 +608,11 @@ pub struct InitStateOptions {
     pub sort_bytes: usize,
     /// Entry bytes per committed batch.
     pub batch_bytes: u64,
-    /// Hashing threads.
-    pub threads: Option<usize>,
 }
 
 impl Default for InitStateOptions {
     fn default() -> Self {
-        InitStateOptions {
-            db: Options::default(),
-            version: 0,
-            sort_bytes: 128 << 20,
-            batch_bytes: 32 << 20,
-            threads: None,
-        }
+        InitStateOptions { db: Options::default(), version: 0, sort_bytes: 128 << 20, batch_bytes: 32 << 20 }
     }
 }
 
@@ -688,72 +682,158 @@ fn init_staged(
         let f = File::open(p).map_err(|e| Error::io("open", p, e))?;
         readers.push(RunReader { r: BufReader::with_capacity(256 << 10, f), path: p.clone() });
     }
-    // (key, run, value), smallest key first.
-    type Head = std::cmp::Reverse<(Vec<u8>, usize, Vec<u8>)>;
-    let mut heap: BinaryHeap<Head> = BinaryHeap::new();
-    for (i, rd) in readers.iter_mut().enumerate() {
-        if let Some((k, v)) = rd.next()? {
-            heap.push(std::cmp::Reverse((k, i, v)));
-        }
-    }
     let db = Db::open(staging, Options { create: true, ..opts.db.clone() })
         .ctx(|| format!("open the staging database {}", staging.display()))?;
-    let mut sink = Sink::new(&db, opts.version, opts.threads);
-    let mut last: Option<(Vec<u8>, u64)> = None;
-    let (mut n_accounts, mut n_slots, mut n_codes) = (0u64, 0u64, 0u64);
-    let mut merged = 0u64;
-    while let Some(std::cmp::Reverse((k, i, v))) = heap.pop() {
-        if let Some(next) = readers[i].next()? {
-            heap.push(std::cmp::Reverse((next.0, i, next.1)));
-        }
-        merged += (k.len() + v.len()) as u64;
-        let dup = last.as_ref().is_some_and(|(lk, _)| *lk == k);
-        if k[0] == 0 {
-            // Identical code of several accounts: written once.
-            if !dup {
-                let hash = B256::from_slice(&k[1..33]);
-                n_codes += 1;
-                sink.apply(Entry::Code { hash, code: v })?;
+    // Three stages, as in a snapshot import: merging and checking the
+    // sorted records, hashing (tries, records, roots), and tree inserts
+    // with commits on the calling thread.
+    let mut sink = BatchWriter::new(&db, opts.version);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Merged>>(8);
+    let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<Hashed>>(8);
+    let summary = std::thread::scope(|s| -> Result<DumpSummary> {
+        s.spawn(move || merge_runs(readers, file, tx));
+        s.spawn(move || hash_merged(rx, htx));
+        // `hrx` moves in here: an early return drops it, which stops the other stages.
+        for msg in hrx {
+            let h = msg?;
+            sink.apply(&h.ops)?;
+            if let Some((computed, totals)) = h.end {
+                if computed != root {
+                    sink.abandon();
+                    let what = format!("line 1 of {}", file.display());
+                    return Err(Error::RootMismatch { what, expected: root, computed });
+                }
+                sink.commit(&[], None, computed)?;
+                return Ok(DumpSummary { version: opts.version, state_root: computed, ..totals });
             }
-            last = Some((k, 0));
-        } else {
-            // Every state record ends with the line number it came from.
-            let (payload, l) = v.split_at(v.len().saturating_sub(8));
-            let line_of =
-                u64::from_le_bytes(l.try_into().map_err(|_| Error::Refused("internal sort record is short".into()))?);
-            if dup {
-                let first = last.as_ref().map_or(0, |(_, l)| *l);
-                let what = if k.len() == 33 { "account" } else { "storage slot" };
-                return Err(Error::bad(
-                    file,
-                    format!("line {line_of}"),
-                    format!("{what} {} appears twice (first at line {first})", hex::encode(&k[1..])),
-                ));
+            if sink.pending >= opts.batch_bytes {
+                sink.commit(&[], h.open, B256::ZERO)?;
+                progress(total / 2 + (h.merged.min(total) / 2), total, h.accounts);
             }
-            let e = EntryDecoder::new(payload)
-                .next()
-                .map_err(|r| Error::Refused(format!("internal sort record: {r}")))?
-                .ok_or_else(|| Error::Refused("internal sort record is empty".into()))?;
-            match e {
-                Entry::Account { .. } => n_accounts += 1,
-                Entry::Slot { .. } => n_slots += 1,
-                Entry::Code { .. } => {}
-            }
-            sink.apply(e)?;
-            last = Some((k, line_of));
         }
-        if sink.pending >= opts.batch_bytes {
-            sink.commit(&[])?;
-            progress(total / 2 + (merged.min(total) / 2), total, n_accounts);
-        }
-    }
-    drop(readers);
-    let what = format!("line 1 of {}", file.display());
-    let got = sink.finish(root, &what, &[])?;
+        Err(Error::Refused("the merge of the sorted dump stopped".into()))
+    })?;
     drop(sink);
     drop(db);
-    progress(total, total, n_accounts);
-    Ok(DumpSummary { version: opts.version, state_root: got, accounts: n_accounts, slots: n_slots, codes: n_codes })
+    progress(total, total, summary.accounts);
+    Ok(summary)
+}
+
+/// Entries of the merged runs, a batch at a time.
+struct Merged {
+    entries: Vec<Entry>,
+    /// Record bytes merged so far and accounts among them.
+    merged: u64,
+    accounts: u64,
+    /// The last batch: the totals (version and root left for the caller).
+    end: Option<DumpSummary>,
+}
+
+/// Entries per [`Merged`] batch.
+const MERGED_BATCH: usize = 4096;
+
+/// Merges the sorted runs into entries in import order (codes, then each
+/// account followed by its slots), dropping repeated codes and refusing
+/// an account or slot that appears twice (naming both lines).
+fn merge_runs(mut readers: Vec<RunReader>, file: &Path, tx: std::sync::mpsc::SyncSender<Result<Merged>>) {
+    let res = (|| -> Result<()> {
+        // (key, run, value), smallest key first.
+        type Head = std::cmp::Reverse<(Vec<u8>, usize, Vec<u8>)>;
+        let mut heap: BinaryHeap<Head> = BinaryHeap::new();
+        for (i, rd) in readers.iter_mut().enumerate() {
+            if let Some((k, v)) = rd.next()? {
+                heap.push(std::cmp::Reverse((k, i, v)));
+            }
+        }
+        let mut last: Option<(Vec<u8>, u64)> = None;
+        let mut totals = DumpSummary { version: 0, state_root: B256::ZERO, accounts: 0, slots: 0, codes: 0 };
+        let mut merged = 0u64;
+        let mut entries = Vec::with_capacity(MERGED_BATCH);
+        while let Some(std::cmp::Reverse((k, i, v))) = heap.pop() {
+            if let Some(next) = readers[i].next()? {
+                heap.push(std::cmp::Reverse((next.0, i, next.1)));
+            }
+            merged += (k.len() + v.len()) as u64;
+            let dup = last.as_ref().is_some_and(|(lk, _)| *lk == k);
+            if k[0] == 0 {
+                // Identical code of several accounts: written once.
+                if !dup {
+                    totals.codes += 1;
+                    entries.push(Entry::Code { hash: B256::from_slice(&k[1..33]), code: v });
+                }
+                last = Some((k, 0));
+            } else {
+                // Every state record ends with the line number it came from.
+                let (payload, l) = v.split_at(v.len().saturating_sub(8));
+                let line_of = u64::from_le_bytes(
+                    l.try_into().map_err(|_| Error::Refused("internal sort record is short".into()))?,
+                );
+                if dup {
+                    let first = last.as_ref().map_or(0, |(_, l)| *l);
+                    let what = if k.len() == 33 { "account" } else { "storage slot" };
+                    return Err(Error::bad(
+                        file,
+                        format!("line {line_of}"),
+                        format!("{what} {} appears twice (first at line {first})", hex::encode(&k[1..])),
+                    ));
+                }
+                let e = EntryDecoder::new(payload)
+                    .next()
+                    .map_err(|r| Error::Refused(format!("internal sort record: {r}")))?
+                    .ok_or_else(|| Error::Refused("internal sort record is empty".into()))?;
+                match e {
+                    Entry::Account { .. } => totals.accounts += 1,
+                    Entry::Slot { .. } => totals.slots += 1,
+                    Entry::Code { .. } => {}
+                }
+                entries.push(e);
+                last = Some((k, line_of));
+            }
+            if entries.len() >= MERGED_BATCH {
+                let batch = std::mem::replace(&mut entries, Vec::with_capacity(MERGED_BATCH));
+                let m = Merged { entries: batch, merged, accounts: totals.accounts, end: None };
+                if tx.send(Ok(m)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let _ = tx.send(Ok(Merged { entries, merged, accounts: totals.accounts, end: Some(totals) }));
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = tx.send(Err(e));
+    }
+}
+
+/// The writes of one merged batch, the account whose slots may continue,
+/// and after the last batch the state root with the totals.
+struct Hashed {
+    ops: Ops,
+    open: Option<(B256, AccountInfo)>,
+    merged: u64,
+    accounts: u64,
+    end: Option<(B256, DumpSummary)>,
+}
+
+fn hash_merged(rx: std::sync::mpsc::Receiver<Result<Merged>>, tx: std::sync::mpsc::SyncSender<Result<Hashed>>) {
+    let mut tries = Tries::new();
+    for msg in rx {
+        let res = msg.and_then(|m| {
+            let mut ops = Ops::new();
+            for e in &m.entries {
+                tries.apply(e, &mut ops)?;
+            }
+            let end = match m.end {
+                Some(totals) => Some((std::mem::take(&mut tries).finish(&mut ops)?, totals)),
+                None => None,
+            };
+            Ok(Hashed { ops, open: tries.open_account(), merged: m.merged, accounts: m.accounts, end })
+        });
+        let stop = !matches!(res, Ok(Hashed { end: None, .. }));
+        if tx.send(res).is_err() || stop {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
