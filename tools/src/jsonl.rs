@@ -688,6 +688,9 @@ fn init_staged(
     // sorted records, hashing (tries, records, roots), and tree inserts
     // with commits on the calling thread.
     let mut sink = BatchWriter::new(&db, opts.version);
+    // Copy-on-write reads touch pages all over the staging file; keep them
+    // out of the resident set.
+    let _trim = crate::rss::RssTrim::start(&staging.join(metisdb::DATA_FILE), crate::rss::FILE_RSS_LIMIT_KIB);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Merged>>(8);
     let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<Hashed>>(8);
     let summary = std::thread::scope(|s| -> Result<DumpSummary> {
