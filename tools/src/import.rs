@@ -22,7 +22,7 @@
 
 use crate::error::{DbContext, Error, Result};
 use crate::snapshot::format::{Entry, OrderCheck};
-use crate::snapshot::load::{BatchWriter, Ops, Tries};
+use crate::snapshot::load::{hash_batches, BatchWriter, EntryBatch, HashedBatch, Tries};
 use crate::snapshot::reader::{Position, SnapshotReader};
 use crate::snapshot::{check_totals, for_each_entry, Totals};
 use alloy_primitives::B256;
@@ -318,25 +318,21 @@ pub fn import_snapshot(
         // Three stages, a few chunks apart: reading, decompressing, decoding
         // and checking entries; hashing (tries, records, roots); tree
         // inserts and commits.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(8);
-        let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(16);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<EntryBatch<Checkpoint>>>(8);
+        let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<HashedBatch<Checkpoint>>>(16);
         let start_totals = cp.totals;
         let what = format!("the header of {}", file.display());
         let end = std::thread::scope(|s| -> Result<Checkpoint> {
             s.spawn(move || decode_chunks(reader, file, order, start_totals, tx));
-            s.spawn(move || hash_chunks(tries, rx, htx));
+            s.spawn(move || hash_batches(tries, rx, htx));
             // `hrx` moves in here: an early return drops it, which stops the other stages.
             for msg in hrx {
                 let p = msg?;
                 sink.apply(&p.ops)?;
-                progress(p.checkpoint.pos.offset, total_bytes, p.checkpoint.totals.items());
+                progress(p.meta.pos.offset, total_bytes, p.meta.totals.items());
                 if let Some(root) = p.root {
-                    let cp = Checkpoint {
-                        header_id: cp.header_id,
-                        file_len: cp.file_len,
-                        complete: true,
-                        ..p.checkpoint.clone()
-                    };
+                    let cp =
+                        Checkpoint { header_id: cp.header_id, file_len: cp.file_len, complete: true, ..p.meta.clone() };
                     if root != header.state_root {
                         sink.abandon();
                         return Err(Error::RootMismatch { what, expected: header.state_root, computed: root });
@@ -345,7 +341,7 @@ pub fn import_snapshot(
                     return Ok(cp);
                 }
                 if sink.pending >= opts.batch_bytes {
-                    let c = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, ..p.checkpoint.clone() };
+                    let c = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, ..p.meta.clone() };
                     sink.commit(&[(PROGRESS_KEY, &c.encode())], p.open, B256::ZERO)?;
                     if opts.stop_after_batches.is_some_and(|n| sink.batches >= n) {
                         return Err(Error::Refused(format!(
@@ -393,50 +389,12 @@ pub fn import_snapshot(
     })
 }
 
-/// The writes of one chunk, where the file stands after it, and the
-/// account whose slots may continue; at the end, the state root.
-struct Prepared {
-    ops: Ops,
-    checkpoint: Checkpoint,
-    open: Option<(B256, metisdb::state::AccountInfo)>,
-    root: Option<B256>,
-}
-
-fn hash_chunks(
-    mut tries: Tries,
-    rx: std::sync::mpsc::Receiver<Result<Decoded>>,
-    tx: std::sync::mpsc::SyncSender<Result<Prepared>>,
-) {
-    for msg in rx {
-        let res = msg.and_then(|d| {
-            let mut ops = Ops::new();
-            for e in &d.entries {
-                tries.apply(e, &mut ops)?;
-            }
-            let root = if d.end { Some(std::mem::take(&mut tries).finish(&mut ops)?) } else { None };
-            Ok(Prepared { ops, checkpoint: d.checkpoint, open: tries.open_account(), root })
-        });
-        let stop = !matches!(res, Ok(Prepared { root: None, .. }));
-        if tx.send(res).is_err() || stop {
-            return;
-        }
-    }
-}
-
-/// The checked entries of one chunk and where the file stands after it.
-struct Decoded {
-    entries: Vec<Entry>,
-    checkpoint: Checkpoint,
-    /// The footer was reached and its totals match (no entries).
-    end: bool,
-}
-
 fn decode_chunks(
     mut reader: SnapshotReader,
     file: &Path,
     mut order: OrderCheck,
     mut totals: Totals,
-    tx: std::sync::mpsc::SyncSender<Result<Decoded>>,
+    tx: std::sync::mpsc::SyncSender<Result<EntryBatch<Checkpoint>>>,
 ) {
     let at = |reader: &SnapshotReader, order: &OrderCheck, totals: Totals| Checkpoint {
         pos: reader.position(),
@@ -457,18 +415,19 @@ fn decode_chunks(
             Ok(Some(entries))
         })();
         let msg = match res {
-            Ok(Some(entries)) => Ok(Decoded { entries, checkpoint: at(&reader, &order, totals), end: false }),
+            Ok(Some(entries)) => Ok(EntryBatch { entries, meta: at(&reader, &order, totals), last: false }),
             Ok(None) => {
                 let footer = *reader.footer().expect("next_chunk returns None only after the footer");
-                check_totals(file, &footer, &totals).map(|()| Decoded {
+                // The footer was reached and its totals match: the end, with no entries.
+                check_totals(file, &footer, &totals).map(|()| EntryBatch {
                     entries: Vec::new(),
-                    checkpoint: at(&reader, &order, totals),
-                    end: true,
+                    meta: at(&reader, &order, totals),
+                    last: true,
                 })
             }
             Err(e) => Err(e),
         };
-        let stop = !matches!(msg, Ok(Decoded { end: false, .. }));
+        let stop = !matches!(msg, Ok(EntryBatch { last: false, .. }));
         if tx.send(msg).is_err() || stop {
             return;
         }

@@ -25,7 +25,7 @@ use crate::error::{DbContext, Error, Result};
 use crate::import::{check_target, install, staging_dir};
 use crate::snapshot::export::{units, walk_and_write, Board, Unit, ACCOUNTS_PER_UNIT, WRITER_STOPPED};
 use crate::snapshot::format::{Entry, EntryDecoder};
-use crate::snapshot::load::{BatchWriter, Ops, Tries};
+use crate::snapshot::load::{hash_batches, BatchWriter, EntryBatch, HashedBatch, Tries};
 use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
 use alloy_primitives::{keccak256, Address, B256, U256};
 use metisdb::state::{AccountInfo, StoredAccount, KECCAK_EMPTY};
@@ -691,16 +691,16 @@ fn init_staged(
     // Copy-on-write reads touch pages all over the staging file; keep them
     // out of the resident set.
     let _trim = crate::rss::RssTrim::start(&staging.join(metisdb::DATA_FILE), crate::rss::FILE_RSS_LIMIT_KIB);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Merged>>(8);
-    let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<Hashed>>(8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<EntryBatch<Merged>>>(8);
+    let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<HashedBatch<Merged>>>(8);
     let summary = std::thread::scope(|s| -> Result<DumpSummary> {
         s.spawn(move || merge_runs(readers, file, tx));
-        s.spawn(move || hash_merged(rx, htx));
+        s.spawn(move || hash_batches(Tries::new(), rx, htx));
         // `hrx` moves in here: an early return drops it, which stops the other stages.
         for msg in hrx {
             let h = msg?;
             sink.apply(&h.ops)?;
-            if let Some((computed, totals)) = h.end {
+            if let (Some(computed), Some(totals)) = (h.root, h.meta.totals) {
                 if computed != root {
                     sink.abandon();
                     let what = format!("line 1 of {}", file.display());
@@ -711,7 +711,7 @@ fn init_staged(
             }
             if sink.pending >= opts.batch_bytes {
                 sink.commit(&[], h.open, B256::ZERO)?;
-                progress(total / 2 + (h.merged.min(total) / 2), total, h.accounts);
+                progress(total / 2 + (h.meta.bytes.min(total) / 2), total, h.meta.accounts);
             }
         }
         Err(Error::Refused("the merge of the sorted dump stopped".into()))
@@ -722,23 +722,22 @@ fn init_staged(
     Ok(summary)
 }
 
-/// Entries of the merged runs, a batch at a time.
+/// Where the merge stands after a batch of entries.
 struct Merged {
-    entries: Vec<Entry>,
-    /// Record bytes merged so far and accounts among them.
-    merged: u64,
+    /// Record bytes merged so far, and accounts among them.
+    bytes: u64,
     accounts: u64,
-    /// The last batch: the totals (version and root left for the caller).
-    end: Option<DumpSummary>,
+    /// After the last batch: the totals (version and root left for the caller).
+    totals: Option<DumpSummary>,
 }
 
-/// Entries per [`Merged`] batch.
+/// Entries per batch of the merge.
 const MERGED_BATCH: usize = 4096;
 
 /// Merges the sorted runs into entries in import order (codes, then each
 /// account followed by its slots), dropping repeated codes and refusing
 /// an account or slot that appears twice (naming both lines).
-fn merge_runs(mut readers: Vec<RunReader>, file: &Path, tx: std::sync::mpsc::SyncSender<Result<Merged>>) {
+fn merge_runs(mut readers: Vec<RunReader>, file: &Path, tx: std::sync::mpsc::SyncSender<Result<EntryBatch<Merged>>>) {
     let res = (|| -> Result<()> {
         // (key, run, value), smallest key first.
         type Head = std::cmp::Reverse<(Vec<u8>, usize, Vec<u8>)>;
@@ -794,48 +793,18 @@ fn merge_runs(mut readers: Vec<RunReader>, file: &Path, tx: std::sync::mpsc::Syn
             }
             if entries.len() >= MERGED_BATCH {
                 let batch = std::mem::replace(&mut entries, Vec::with_capacity(MERGED_BATCH));
-                let m = Merged { entries: batch, merged, accounts: totals.accounts, end: None };
-                if tx.send(Ok(m)).is_err() {
+                let meta = Merged { bytes: merged, accounts: totals.accounts, totals: None };
+                if tx.send(Ok(EntryBatch { entries: batch, meta, last: false })).is_err() {
                     return Ok(());
                 }
             }
         }
-        let _ = tx.send(Ok(Merged { entries, merged, accounts: totals.accounts, end: Some(totals) }));
+        let meta = Merged { bytes: merged, accounts: totals.accounts, totals: Some(totals) };
+        let _ = tx.send(Ok(EntryBatch { entries, meta, last: true }));
         Ok(())
     })();
     if let Err(e) = res {
         let _ = tx.send(Err(e));
-    }
-}
-
-/// The writes of one merged batch, the account whose slots may continue,
-/// and after the last batch the state root with the totals.
-struct Hashed {
-    ops: Ops,
-    open: Option<(B256, AccountInfo)>,
-    merged: u64,
-    accounts: u64,
-    end: Option<(B256, DumpSummary)>,
-}
-
-fn hash_merged(rx: std::sync::mpsc::Receiver<Result<Merged>>, tx: std::sync::mpsc::SyncSender<Result<Hashed>>) {
-    let mut tries = Tries::new();
-    for msg in rx {
-        let res = msg.and_then(|m| {
-            let mut ops = Ops::new();
-            for e in &m.entries {
-                tries.apply(e, &mut ops)?;
-            }
-            let end = match m.end {
-                Some(totals) => Some((std::mem::take(&mut tries).finish(&mut ops)?, totals)),
-                None => None,
-            };
-            Ok(Hashed { ops, open: tries.open_account(), merged: m.merged, accounts: m.accounts, end })
-        });
-        let stop = !matches!(res, Ok(Hashed { end: None, .. }));
-        if tx.send(res).is_err() || stop {
-            return;
-        }
     }
 }
 

@@ -367,6 +367,54 @@ impl Tries {
     }
 }
 
+/// Entries in import order (codes, then each account followed by its
+/// slots) with what the caller tracks beside them; `last` ends the load.
+pub struct EntryBatch<M> {
+    /// The entries.
+    pub entries: Vec<Entry>,
+    /// The caller's own (a position in the input, totals).
+    pub meta: M,
+    /// No entries follow.
+    pub last: bool,
+}
+
+/// The writes of an [`EntryBatch`], the account whose slots may continue,
+/// and after the last batch the state root.
+pub struct HashedBatch<M> {
+    /// Table writes.
+    pub ops: Ops,
+    /// The account whose slots may continue in the next batch.
+    pub open: Option<(B256, AccountInfo)>,
+    /// The batch's `meta`.
+    pub meta: M,
+    /// The state root, after the last batch.
+    pub root: Option<B256>,
+}
+
+/// The hashing stage of a load (its own thread): turns batches into
+/// writes with `tries`, in order, until the last batch, an error, or the
+/// writer hanging up.
+pub fn hash_batches<M>(
+    mut tries: Tries,
+    rx: std::sync::mpsc::Receiver<Result<EntryBatch<M>>>,
+    tx: std::sync::mpsc::SyncSender<Result<HashedBatch<M>>>,
+) {
+    for msg in rx {
+        let res = msg.and_then(|b| {
+            let mut ops = Ops::new();
+            for e in &b.entries {
+                tries.apply(e, &mut ops)?;
+            }
+            let root = if b.last { Some(std::mem::take(&mut tries).finish(&mut ops)?) } else { None };
+            Ok(HashedBatch { ops, open: tries.open_account(), meta: b.meta, root })
+        });
+        let stop = !matches!(res, Ok(HashedBatch { root: None, .. }));
+        if tx.send(res).is_err() || stop {
+            return;
+        }
+    }
+}
+
 /// Writes the branch records a [`RecordTrie`] hands out into `table`, under `prefix`.
 fn record_sink<'a>(
     ops: &'a mut Ops,
