@@ -68,6 +68,10 @@ pub struct Options {
     pub create: bool,
     /// Optional wrapper around the backend.
     pub wrap_storage: Option<StorageWrapper>,
+    /// Open a file of an older format version (down to
+    /// [`meta::OLDEST_READABLE_FORMAT`]) for reading, to export its state;
+    /// every write transaction on it is refused.
+    pub read_older_format: bool,
 }
 
 impl Default for Options {
@@ -80,6 +84,7 @@ impl Default for Options {
             backend: Backend::Auto,
             create: true,
             wrap_storage: None,
+            read_older_format: false,
         }
     }
 }
@@ -150,6 +155,9 @@ pub(crate) struct Inner {
     pub options: Options,
     pub metrics: Metrics,
     _lock: File,
+    /// The file's format version when older than this build's (opened
+    /// with `read_older_format`: reads only).
+    pub older_format: Option<u32>,
 }
 
 /// A MetisDB database handle. Cheap to clone; all clones share one writer
@@ -216,6 +224,7 @@ fn create_file(path: &Path, page_size: usize, retention: u32) -> Result<()> {
     let tmp = path.with_extension("db.tmp");
     let first = meta::first_data_page(page_size);
     let m = Meta {
+        format: meta::FORMAT_VERSION,
         page_size: page_size as u32,
         salt: random_salt(),
         sequence: 1,
@@ -312,6 +321,10 @@ impl Db {
         }
         let file_len = storage.len().map_err(|e| Error::io("stat", &path, e))?;
         let (m, slot) = choose_meta(storage.as_ref(), &path, file_len)?;
+        let older_format = (m.format != meta::FORMAT_VERSION).then_some(m.format);
+        if let (Some(found), false) = (older_format, options.read_older_format) {
+            return Err(Error::UnsupportedFormat { path, found, supported: meta::FORMAT_VERSION });
+        }
         let page_size = m.page_size as usize;
         let map = Mapping::new(storage.file(), reserve_for(m.page_count, page_size), page_size)
             .map_err(|e| Error::io("mmap", &path, e))?;
@@ -355,6 +368,7 @@ impl Db {
                 options,
                 metrics: Metrics::default(),
                 _lock: lock,
+                older_format,
             }),
         })
     }

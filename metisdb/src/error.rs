@@ -48,10 +48,11 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The file was written in another format version (older or newer).
+    /// The file was written in another format version (older or newer),
+    /// or a write was attempted on an older file opened for reading.
     #[error(
-        "{path} has format version {found}; this build reads version {supported} only (move the state with \
-         `metis snapshot export` run by the build that wrote it, then `metis snapshot import`)"
+        "{path} has format version {found}; this build writes version {supported} only (move the state with \
+         `metis snapshot export`, which reads older versions too, then `metis snapshot import`)"
     )]
     UnsupportedFormat {
         /// Data file.

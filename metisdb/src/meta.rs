@@ -13,6 +13,9 @@ pub const MAGIC: [u8; 8] = *b"METISDB\0";
 /// `metis_trie::stores_record` (version 1 stored every branch with a branch
 /// child); a file of another version is refused, not reinterpreted.
 pub const FORMAT_VERSION: u32 = 2;
+/// Oldest format version a database opens in for reading (to export its
+/// state: the leaves are the same in every version so far).
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
 /// Byte offset of meta slot `i`.
 pub const META_OFFSETS: [u64; 2] = [0, 4096];
 /// Bytes of a meta record covered by its checksum.
@@ -30,6 +33,8 @@ pub fn first_data_page(page_size: usize) -> u64 {
 /// Decoded meta page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
+    /// Format version the file was written in.
+    pub format: u32,
     /// Page size of the file.
     pub page_size: u32,
     /// Random per-file value mixed into every page checksum.
@@ -90,7 +95,7 @@ impl Meta {
     pub fn encode(&self, slot: usize) -> Vec<u8> {
         let mut b = vec![0u8; META_LEN];
         b[8..16].copy_from_slice(&MAGIC);
-        put_u32(&mut b, 16, FORMAT_VERSION);
+        put_u32(&mut b, 16, self.format);
         put_u32(&mut b, 20, self.page_size);
         put_u64(&mut b, 24, self.salt);
         put_u64(&mut b, 32, self.sequence);
@@ -129,7 +134,7 @@ impl Meta {
         if format == 0 {
             return Err(MetaError::Invalid("format version 0"));
         }
-        if format != FORMAT_VERSION {
+        if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&format) {
             return Err(MetaError::OtherFormat(format));
         }
         let page_size = get_u32(b, 20);
@@ -148,6 +153,7 @@ impl Meta {
         let mut state_root = [0u8; 32];
         state_root.copy_from_slice(&b[88..120]);
         let m = Meta {
+            format,
             page_size,
             salt: get_u64(b, 24),
             sequence: get_u64(b, 32),
@@ -196,6 +202,7 @@ mod tests {
         let mut tables = [TreeRoot::default(); MAX_TABLES];
         tables[1] = TreeRoot { page: 5, level: 2, entries: 99 };
         Meta {
+            format: FORMAT_VERSION,
             page_size: 4096,
             salt: 77,
             sequence: 3,

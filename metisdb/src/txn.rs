@@ -66,6 +66,10 @@ impl Db {
     /// Starts the write transaction for the next version. Waits for a
     /// running write transaction of another thread to finish.
     pub fn begin_write(&self) -> Result<WriteTxn<'_>> {
+        if let Some(found) = self.inner.older_format {
+            let path = self.inner.path.clone();
+            return Err(Error::UnsupportedFormat { path, found, supported: crate::meta::FORMAT_VERSION });
+        }
         let mut w = self.inner.writer.lock().map_err(|_| Error::Poisoned { cause: "a writer panicked".into() })?;
         if let Some(cause) = &w.poisoned {
             return Err(Error::Poisoned { cause: cause.clone() });
@@ -821,6 +825,7 @@ pub(crate) fn durable_point(inner: &Inner, w: &mut WriterState, c: &Committed) -
     let t2 = Instant::now();
     w.sequence += 1;
     let m = Meta {
+        format: meta::FORMAT_VERSION,
         page_size: ps as u32,
         salt: inner.salt,
         sequence: w.sequence,

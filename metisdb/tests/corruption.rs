@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fast_tempdir, random_commit, Model, Rng, TABLES};
+use common::{fast_tempdir, random_commit, read_all, Model, Rng, TABLES};
 use metisdb::{Db, Error, Options};
 use std::path::Path;
 
@@ -238,6 +238,25 @@ fn truncated_empty_foreign_and_future_files_give_typed_errors() {
                 assert!(e.to_string().contains("snapshot export"), "{e}");
             }
             other => panic!("format {version}: {:?}", other.err()),
+        }
+        // Opened for reading (to export its state): an older file reads
+        // back its latest version; any write is refused and leaves the
+        // file as it was. A newer one stays refused.
+        let read_only = Options { read_older_format: true, ..Options::default() };
+        match Db::open(dir.path(), read_only) {
+            Ok(db) if version < metisdb::meta::FORMAT_VERSION => {
+                assert!(read_all(&db).unwrap() == *f.models.last().unwrap(), "contents of the older file");
+                match db.begin_write() {
+                    Err(Error::UnsupportedFormat { found, .. }) => assert_eq!(found, version),
+                    other => panic!("a write on an older file: {:?}", other.err()),
+                }
+                drop(db);
+                assert!(std::fs::read(dir.path().join(metisdb::DATA_FILE)).unwrap() == b, "the file changed");
+            }
+            Err(Error::UnsupportedFormat { found, .. }) if version > metisdb::meta::FORMAT_VERSION => {
+                assert_eq!(found, version)
+            }
+            other => panic!("format {version} opened for reading: {:?}", other.err()),
         }
     }
 }

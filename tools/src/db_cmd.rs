@@ -88,10 +88,21 @@ pub struct DataDir {
 
 /// Opens an existing database (never creates one).
 pub fn open_existing(dir: &std::path::Path, durability: Durability) -> Result<Db> {
+    open_with(dir, Options { create: false, durability, ..Options::default() })
+}
+
+/// Opens an existing database for reading its state out (snapshot export,
+/// export-state): a file of an older format version opens too, so that
+/// its state can move to this build (its write transactions are refused).
+pub fn open_to_export(dir: &std::path::Path) -> Result<Db> {
+    open_with(dir, Options { create: false, read_older_format: true, ..Options::default() })
+}
+
+fn open_with(dir: &std::path::Path, options: Options) -> Result<Db> {
     if !dir.join(metisdb::DATA_FILE).exists() {
         return Err(format!("no database in {} (missing {})", dir.display(), metisdb::DATA_FILE).into());
     }
-    Ok(Db::open(dir, Options { create: false, durability, ..Options::default() })?)
+    Ok(Db::open(dir, options)?)
 }
 
 fn hex32(b: &[u8; 32]) -> String {

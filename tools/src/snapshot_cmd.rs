@@ -1,12 +1,11 @@
 //! `metis snapshot export|import|verify`.
 
-use crate::db_cmd::open_existing;
+use crate::db_cmd::open_to_export;
 use clap::{Args, Subcommand};
 use metis_tools::import::{import_snapshot, staging_dir, ImportOptions};
 use metis_tools::progress::Progress;
 use metis_tools::snapshot::export::{export, ExportOptions};
 use metis_tools::snapshot::verify_file;
-use metisdb::Durability;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -85,7 +84,7 @@ fn peak_line() {
 pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
     match cmd {
         SnapshotCommand::Export(a) => {
-            let db = open_existing(&a.datadir, Durability::Sync)?;
+            let db = open_to_export(&a.datadir)?;
             let block_hash = match &a.block_hash {
                 Some(h) => Some(
                     h.parse::<alloy_primitives::B256>()
