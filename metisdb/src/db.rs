@@ -393,6 +393,12 @@ impl Db {
         self.inner.committed.load().oldest
     }
 
+    /// Format version of the file (older than this build's only when
+    /// opened with [`Options::read_older_format`]).
+    pub fn format_version(&self) -> u32 {
+        self.inner.older_format.unwrap_or(meta::FORMAT_VERSION)
+    }
+
     /// State root of the latest version.
     pub fn state_root(&self) -> [u8; 32] {
         self.inner.committed.load().state_root

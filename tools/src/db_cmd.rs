@@ -91,10 +91,12 @@ pub fn open_existing(dir: &std::path::Path, durability: Durability) -> Result<Db
     open_with(dir, Options { create: false, durability, ..Options::default() })
 }
 
-/// Opens an existing database for reading its state out (snapshot export,
-/// export-state): a file of an older format version opens too, so that
-/// its state can move to this build (its write transactions are refused).
-pub fn open_to_export(dir: &std::path::Path) -> Result<Db> {
+/// Opens an existing database for commands that only read it (info, stats,
+/// get, prove, snapshot export, export-state): a file of an older format
+/// version opens too, so that it can be inspected and its state moved to
+/// this build (its write transactions are refused). `db verify` does not:
+/// it checks the stored records against this build's policy.
+pub fn open_for_reading(dir: &std::path::Path) -> Result<Db> {
     open_with(dir, Options { create: false, read_older_format: true, ..Options::default() })
 }
 
@@ -113,14 +115,26 @@ fn hex32(b: &[u8; 32]) -> String {
 pub fn run(cmd: DbCommand) -> Result<ExitCode> {
     match cmd {
         DbCommand::Info { dir, json } => {
-            let db = open_existing(&dir.datadir, Durability::Sync)?;
+            let db = open_for_reading(&dir.datadir)?;
             let root = hex32(&db.state_root());
+            let format = db.format_version();
             match (db.latest_version(), json) {
-                (Some(v), false) => println!("version {v}\nstate_root {root}"),
-                (None, false) => println!("version none\nstate_root {root}"),
+                (v, false) => {
+                    let v = v.map_or("none".to_string(), |v| v.to_string());
+                    println!("version {v}\nstate_root {root}");
+                    // Only an older file says so: the usual output stays two lines.
+                    if format != metisdb::meta::FORMAT_VERSION {
+                        println!("format {format} (older: read only; move it with snapshot export and import)");
+                    }
+                }
                 (v, true) => println!(
                     "{}",
-                    serde_json::json!({"version": v, "state_root": root, "oldest_version": db.oldest_version()})
+                    serde_json::json!({
+                        "version": v,
+                        "state_root": root,
+                        "oldest_version": db.oldest_version(),
+                        "format": format
+                    })
                 ),
             }
             Ok(ExitCode::SUCCESS)
@@ -228,7 +242,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         DbCommand::Stats { dir, json } => {
-            let db = open_existing(&dir.datadir, Durability::Sync)?;
+            let db = open_for_reading(&dir.datadir)?;
             let s = db.stats()?;
             let oldest_reader = s.oldest_reader.map(|r| format!("version {} for {} ms", r.requested, r.age_ms));
             let free_pct = if s.page_count == 0 { 0.0 } else { 100.0 * s.free_pages as f64 / s.page_count as f64 };
@@ -282,7 +296,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
         DbCommand::Prove { dir, address, slots, version } => {
             let address = parse_address(&address)?;
             let slots = slots.iter().map(|s| parse_u256(s)).collect::<Result<Vec<_>>>()?;
-            let db = open_existing(&dir.datadir, Durability::Sync)?;
+            let db = open_for_reading(&dir.datadir)?;
             let snap = db.snapshot(version)?;
             let proof = metisdb::state::account_proof(&snap, &address, &slots)?;
             let root = alloy_primitives::B256::from(snap.state_root()?);
@@ -293,7 +307,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
         DbCommand::Get { dir, address, slots, code, version, json } => {
             let address = parse_address(&address)?;
             let slots = slots.iter().map(|s| parse_u256(s)).collect::<Result<Vec<_>>>()?;
-            let db = open_existing(&dir.datadir, Durability::Sync)?;
+            let db = open_for_reading(&dir.datadir)?;
             let snap = db.snapshot(version)?;
             let v = snap.version().map_or("none".to_string(), |v| v.to_string());
             use metisdb::state::StateRead;

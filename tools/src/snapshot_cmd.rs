@@ -1,6 +1,6 @@
 //! `metis snapshot export|import|verify`.
 
-use crate::db_cmd::open_to_export;
+use crate::db_cmd::open_for_reading;
 use clap::{Args, Subcommand};
 use metis_tools::import::{import_snapshot, staging_dir, ImportOptions};
 use metis_tools::progress::Progress;
@@ -84,7 +84,7 @@ fn peak_line() {
 pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
     match cmd {
         SnapshotCommand::Export(a) => {
-            let db = open_to_export(&a.datadir)?;
+            let db = open_for_reading(&a.datadir)?;
             let block_hash = match &a.block_hash {
                 Some(h) => Some(
                     h.parse::<alloy_primitives::B256>()

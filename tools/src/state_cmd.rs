@@ -1,6 +1,6 @@
 //! `metis init-state` and `metis export-state`: reth's JSONL state dump.
 
-use crate::db_cmd::open_to_export;
+use crate::db_cmd::open_for_reading;
 use clap::Args;
 use metis_tools::jsonl::{export_state, init_state, InitStateOptions};
 use metis_tools::progress::Progress;
@@ -72,7 +72,7 @@ pub fn run_init(a: InitStateArgs) -> Result<ExitCode> {
 
 /// Runs `metis export-state`.
 pub fn run_export(a: ExportStateArgs) -> Result<ExitCode> {
-    let db = open_to_export(&a.datadir)?;
+    let db = open_for_reading(&a.datadir)?;
     let total = db.snapshot(a.version).map(|s| s.latest_entries(metisdb::tables::ACCOUNTS)).ok();
     let mut p = Progress::new("export-state", "accounts", total);
     let t0 = Instant::now();

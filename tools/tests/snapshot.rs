@@ -614,9 +614,10 @@ fn an_imported_database_keeps_correct_incremental_roots() {
 }
 
 /// A database of an older format version (the leaves are the same; the
-/// trie records followed another policy): the commands that write refuse
-/// it, naming the way out; `snapshot export` reads it, unchanged, and the
-/// import gives a database of this build's format with the same root.
+/// trie records followed another policy): commands that only read open
+/// it, `db verify` refuses it naming the way out, `snapshot export` reads
+/// it (unchanged) and the import gives a database of this build's format
+/// with the same root.
 #[test]
 fn an_older_format_moves_to_this_one_through_a_snapshot() {
     let (_t, t) = tmp();
@@ -633,7 +634,12 @@ fn an_older_format_moves_to_this_one_through_a_snapshot() {
     }
     std::fs::write(&file, &b).unwrap();
 
-    let o = metis(&["db", "info", "--datadir", s(&src)]);
+    // Commands that only read it open it; `db verify` (which checks the
+    // stored records against this build's policy) does not.
+    let info = metis_ok(&["db", "info", "--datadir", s(&src)]);
+    assert!(field(&info, "format").starts_with(&format!("{older} (older")), "{info}");
+    assert_eq!(field(&info, "state_root"), root);
+    let o = metis(&["db", "verify", "--datadir", s(&src)]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains(&format!("format version {older}")) && e.contains("snapshot export"), "{e}");
@@ -645,6 +651,9 @@ fn an_older_format_moves_to_this_one_through_a_snapshot() {
     let dst = t.join("new");
     let i = metis_ok(&["snapshot", "import", "--datadir", s(&dst), s(&snap)]);
     assert_eq!(field(&i, "state_root"), root);
+    let info = metis_ok(&["db", "info", "--datadir", s(&dst), "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["format"], metisdb::meta::FORMAT_VERSION);
     let ver = metis_ok(&["db", "verify", "--datadir", s(&dst)]);
     assert_eq!(field(&ver, "state_root_recomputed"), root);
     assert!(ver.trim_end().ends_with("ok"), "{ver}");
