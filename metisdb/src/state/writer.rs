@@ -334,27 +334,25 @@ impl<'db> StateWriter<'db> {
     pub fn compute_root(&mut self) -> Result<B256> {
         let mut stats = RootStats::default();
         let t0 = Instant::now();
-        // 1. Storage tries.
+        // 1. Storage tries, each with its account read on the same thread.
         let storage = std::mem::take(&mut self.storage);
-        let mut jobs: Vec<(B256, PrefixSet)> = Vec::with_capacity(storage.len());
-        for (ah, slots) in storage {
-            if self.txn.account_by_hash(&ah)?.is_none() {
+        let jobs: Vec<(B256, PrefixSet)> =
+            storage.into_iter().map(|(ah, slots)| (ah, PrefixSet::from_keys(slots))).collect();
+        let txn = &self.txn;
+        let results = parallel_map(&jobs, self.threads, |(ah, set)| -> Result<Option<(StoredAccount, RootUpdate)>> {
+            let Some(acct) = txn.account_by_hash(ah)? else {
                 // A deleted account: its storage must be gone too.
                 let (lo, _) = prefix_range(ah.as_slice());
-                let mut it = self.txn.range(tables::STORAGE, &lo)?;
+                let mut it = txn.range(tables::STORAGE, &lo)?;
                 if it.next()?.is_some_and(|(k, _)| k.starts_with(ah.as_slice())) {
                     return Err(Error::InvalidState(format!(
                         "storage written for account 0x{ah:x}, which does not exist"
                     )));
                 }
-                continue;
-            }
-            jobs.push((ah, PrefixSet::from_keys(slots)));
-        }
-        stats.storage_tries = jobs.len();
-        let txn = &self.txn;
-        let results = parallel_map(&jobs, self.threads, |(ah, set)| -> Result<RootUpdate> {
-            Ok(update_root(set, &mut StorageLeaves::new(txn, *ah), &mut TrieBranches::storage(txn, ah))?)
+                return Ok(None);
+            };
+            let update = update_root(set, &mut StorageLeaves::new(txn, *ah), &mut TrieBranches::storage(txn, ah))?;
+            Ok(Some((acct, update)))
         });
         stats.storage_walk_ns = t0.elapsed().as_nanos() as u64;
         let tw = Instant::now();
@@ -362,8 +360,7 @@ impl<'db> StateWriter<'db> {
         // trie's walk reads them); the storage tries' records can wait.
         let mut storage_updates: Vec<(B256, RootUpdate)> = Vec::with_capacity(jobs.len());
         for ((ah, _), res) in jobs.iter().zip(results) {
-            let u = res?;
-            let mut acct = self.txn.account_by_hash(ah)?.expect("checked above");
+            let Some((mut acct, u)) = res? else { continue };
             if acct.storage_root != u.root {
                 acct.storage_root = u.root;
                 self.txn.put(tables::ACCOUNTS, ah.as_slice(), &acct.encode())?;
@@ -371,6 +368,7 @@ impl<'db> StateWriter<'db> {
             self.accounts.insert(*ah);
             storage_updates.push((*ah, u));
         }
+        stats.storage_tries = storage_updates.len();
         // 2. The account trie.
         let changed = PrefixSet::from_keys(std::mem::take(&mut self.accounts));
         stats.accounts = changed.len();
