@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use metis_tools::progress::Progress;
-use metisdb::{Db, Durability, Options};
+use metisdb::{Db, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -87,8 +87,8 @@ pub struct DataDir {
 }
 
 /// Opens an existing database (never creates one).
-pub fn open_existing(dir: &std::path::Path, durability: Durability) -> Result<Db> {
-    open_with(dir, Options { create: false, durability, ..Options::default() })
+pub fn open_existing(dir: &std::path::Path) -> Result<Db> {
+    open_with(dir, Options { create: false, ..Options::default() })
 }
 
 /// Opens an existing database for commands that only read it (info, stats,
@@ -140,7 +140,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DbCommand::Verify { dir, json, skip_root } => {
-            let db = open_existing(&dir.datadir, Durability::Sync)?;
+            let db = open_existing(&dir.datadir)?;
             // Both passes read the whole file with pread (the page pass in
             // tree order, the root pass in key order): read it into the page
             // cache ahead of them, sequentially, once. They are independent
