@@ -700,18 +700,19 @@ fn init_staged(
         for msg in hrx {
             let h = msg?;
             sink.apply(&h.ops)?;
-            if let (Some(computed), Some(totals)) = (h.root, h.meta.totals) {
+            // The root comes with the last batch.
+            if let Some(computed) = h.root {
                 if computed != root {
                     sink.abandon();
                     let what = format!("line 1 of {}", file.display());
                     return Err(Error::RootMismatch { what, expected: root, computed });
                 }
                 sink.commit(&[], None, computed)?;
-                return Ok(DumpSummary { version: opts.version, state_root: computed, ..totals });
+                return Ok(DumpSummary { version: opts.version, state_root: computed, ..h.meta.totals });
             }
             if sink.pending >= opts.batch_bytes {
                 sink.commit(&[], h.open, B256::ZERO)?;
-                progress(total / 2 + (h.meta.bytes.min(total) / 2), total, h.meta.accounts);
+                progress(total / 2 + (h.meta.bytes.min(total) / 2), total, h.meta.totals.accounts);
             }
         }
         Err(Error::Refused("the merge of the sorted dump stopped".into()))
@@ -724,11 +725,10 @@ fn init_staged(
 
 /// Where the merge stands after a batch of entries.
 struct Merged {
-    /// Record bytes merged so far, and accounts among them.
+    /// Record bytes merged so far.
     bytes: u64,
-    accounts: u64,
-    /// After the last batch: the totals (version and root left for the caller).
-    totals: Option<DumpSummary>,
+    /// Accounts, slots and codes merged so far (version and root left for the caller).
+    totals: DumpSummary,
 }
 
 /// Entries per batch of the merge.
@@ -748,7 +748,7 @@ fn merge_runs(mut readers: Vec<RunReader>, file: &Path, tx: std::sync::mpsc::Syn
             }
         }
         let mut last: Option<(Vec<u8>, u64)> = None;
-        let mut totals = DumpSummary { version: 0, state_root: B256::ZERO, accounts: 0, slots: 0, codes: 0 };
+        let mut totals = DumpSummary::default();
         let mut merged = 0u64;
         let mut entries = Vec::with_capacity(MERGED_BATCH);
         while let Some(std::cmp::Reverse((k, i, v))) = heap.pop() {
@@ -793,13 +793,13 @@ fn merge_runs(mut readers: Vec<RunReader>, file: &Path, tx: std::sync::mpsc::Syn
             }
             if entries.len() >= MERGED_BATCH {
                 let batch = std::mem::replace(&mut entries, Vec::with_capacity(MERGED_BATCH));
-                let meta = Merged { bytes: merged, accounts: totals.accounts, totals: None };
+                let meta = Merged { bytes: merged, totals: totals.clone() };
                 if tx.send(Ok(EntryBatch { entries: batch, meta, last: false })).is_err() {
                     return Ok(());
                 }
             }
         }
-        let meta = Merged { bytes: merged, accounts: totals.accounts, totals: Some(totals) };
+        let meta = Merged { bytes: merged, totals };
         let _ = tx.send(Ok(EntryBatch { entries, meta, last: true }));
         Ok(())
     })();
