@@ -65,7 +65,7 @@ impl<'a, 'p> TxDb<'a, 'p> {
                 })
             })
         })?;
-        let code = CodeCache::analyse(shared.original_bytes());
+        let code = CodeCache::private_copy(&shared);
         self.local_codes.insert(code_hash, code.clone());
         Ok(code)
     }
