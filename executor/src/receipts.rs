@@ -1,6 +1,7 @@
 //! Receipts: consensus encoding, logs bloom, receipts root, logs hash.
 
-use alloy_primitives::{keccak256, Bloom, Log, B256};
+use alloy_primitives::map::HashSet;
+use alloy_primitives::{keccak256, Address, Bloom, Log, B256};
 use alloy_rlp::{Encodable, Header};
 use metis_trie::node::{encode_branch, encode_leaf};
 use metis_trie::{ChildKind, Nibbles, NodeRef, RootBuilder};
@@ -45,10 +46,29 @@ impl Receipt {
 pub type LogsBloom = Option<Box<Bloom>>;
 
 /// The bloom of `logs`.
+///
+/// Each address and topic sets three bits chosen by its keccak; one already
+/// in the bloom would set the same bits again, so its hash is skipped. Logs
+/// repeat their inputs a lot (an event's signature, the emitting contract,
+/// the parties of a swap or an airdrop's sender): a Uniswap-V2 swap has 3
+/// repeats in 10 inputs, and the 10,041 Transfer logs of mainnet block
+/// 15537394 repeat all but their recipients, which made the bloom 60% of
+/// that block's time.
 pub fn logs_bloom<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Bloom {
     let mut bloom = Bloom::ZERO;
+    // Addresses and topics apart: a topic holding an address (12 zero
+    // bytes, then the address) hashes differently from the address itself.
+    let mut addresses: HashSet<Address> = HashSet::default();
+    let mut topics: HashSet<B256> = HashSet::default();
     for log in logs {
-        bloom.accrue_log(log);
+        if addresses.insert(log.address) {
+            bloom.m3_2048(log.address.as_slice());
+        }
+        for topic in log.topics() {
+            if topics.insert(*topic) {
+                bloom.m3_2048(topic.as_slice());
+            }
+        }
     }
     bloom
 }
@@ -185,7 +205,6 @@ pub fn logs_hash(logs: &[Log]) -> B256 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::Address;
     use alloy_trie::{HashBuilder, Nibbles as AlloyNibbles};
     use proptest::prelude::*;
 
@@ -213,6 +232,27 @@ mod tests {
             items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..120), 0..300)
         ) {
             prop_assert_eq!(ordered_trie_root(items.clone().into_iter()), reference_root(&items));
+        }
+    }
+
+    fn arb_log() -> impl Strategy<Value = Log> {
+        // Few distinct values, so that addresses and topics repeat within a
+        // transaction's logs, and topics that hold one of the addresses.
+        let address = (0u8..4).prop_map(Address::with_last_byte);
+        let topic = prop_oneof![
+            (0u8..6).prop_map(B256::with_last_byte),
+            (0u8..4).prop_map(|a| Address::with_last_byte(a).into_word())
+        ];
+        (address, proptest::collection::vec(topic, 0..=4))
+            .prop_map(|(address, topics)| Log::new_unchecked(address, topics, Default::default()))
+    }
+
+    proptest! {
+        #[test]
+        fn logs_bloom_matches_alloy(logs in proptest::collection::vec(arb_log(), 0..40)) {
+            let mut reference = Bloom::ZERO;
+            reference.accrue_logs(&logs);
+            prop_assert_eq!(logs_bloom(&logs), reference);
         }
     }
 
