@@ -14,6 +14,7 @@ mod chains;
 mod error;
 pub mod evm;
 mod hints;
+pub mod pool;
 pub mod receipts;
 pub mod replay;
 pub mod scheduler;

@@ -220,13 +220,7 @@ pub fn run_parallel(
         validation_aborts: AtomicUsize::new(0),
         dependency_waits: AtomicUsize::new(0),
     };
-    std::thread::scope(|scope| {
-        for id in 1..workers {
-            let run = &run;
-            scope.spawn(move || run.worker(id, workers));
-        }
-        run.worker(0, workers);
-    });
+    crate::pool::on_workers(workers, |id| run.worker(id, workers));
     if let Some(failure) = lock!(run.failure).take() {
         return Err(failure);
     }
