@@ -97,6 +97,26 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (T, f64) {
     best.expect("runs >= 1")
 }
 
+/// The best run of each of `modes`, taken in rounds of one run of each, in
+/// an order that rotates by round: the host changes speed over seconds,
+/// and modes timed one after the other in blocks of runs would compare
+/// different machines.
+fn best_of_interleaved<M: Copy, T>(runs: usize, modes: &[M], mut f: impl FnMut(M) -> T) -> Vec<(T, f64)> {
+    let mut best: Vec<Option<(T, f64)>> = modes.iter().map(|_| None).collect();
+    for round in 0..runs {
+        for k in 0..modes.len() {
+            let i = (round + k) % modes.len();
+            let start = Instant::now();
+            let out = f(modes[i]);
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            if best[i].as_ref().is_none_or(|(_, best_ms)| ms < *best_ms) {
+                best[i] = Some((out, ms));
+            }
+        }
+    }
+    best.into_iter().map(|b| b.expect("runs >= 1")).collect()
+}
+
 fn synthetic(args: &[String], workers: usize) {
     let gas: u64 = flag(args, "--gas").and_then(|g| g.parse().ok()).unwrap_or(1_000_000_000);
     let hot_ratio: f64 = flag(args, "--hot-ratio").and_then(|h| h.parse().ok()).unwrap_or(0.0);
@@ -145,18 +165,24 @@ fn synthetic(args: &[String], workers: usize) {
             }
             None => &block.state,
         };
-        let run = |mode: ExecutionMode| {
-            let (out, ms) = best_of(runs, || execute_block(parent, &block.input, &block.txs, mode));
-            match out {
+        let mut modes = Vec::new();
+        if mode != "par" {
+            modes.push(ExecutionMode::Sequential);
+        }
+        if mode != "seq" {
+            modes.push(ExecutionMode::Parallel { workers });
+        }
+        let mut timed = best_of_interleaved(runs, &modes, |mode| execute_block(parent, &block.input, &block.txs, mode))
+            .into_iter()
+            .map(|(out, ms)| match out {
                 Ok(out) => (out, ms),
                 Err(e) => {
                     eprintln!("{name}: {e}");
                     std::process::exit(1);
                 }
-            }
-        };
-        let seq = (mode != "par").then(|| run(ExecutionMode::Sequential));
-        let par = (mode != "seq").then(|| run(ExecutionMode::Parallel { workers }));
+            });
+        let seq = (mode != "par").then(|| timed.next().expect("a sequential run"));
+        let par = (mode != "seq").then(|| timed.next().expect("a parallel run"));
         if let (Some((seq, _)), Some((par, _))) = (&seq, &par) {
             assert_eq!(seq.final_writes, par.final_writes, "{name}: parallel post-state differs");
         }
@@ -324,19 +350,21 @@ fn mainnet(args: &[String], dir: PathBuf, workers: usize) {
                 continue;
             }
         };
-        let time = |mode: ExecutionMode| {
-            // Warm-up (first use of the KZG setup, page faults), then the best
-            // of at least 5 runs and of about 100 ms of runs: a block of a few
-            // transactions takes a fraction of a millisecond, where five runs
-            // are at the mercy of one interruption.
-            let started = Instant::now();
+        // Warm-up (first use of the KZG setup, page faults), then the best
+        // of at least 5 rounds and of about 100 ms of runs per mode: a block of a
+        // few transactions takes a fraction of a millisecond, where five runs
+        // are at the mercy of one interruption.
+        let modes = [ExecutionMode::Sequential, ExecutionMode::Parallel { workers }, ExecutionMode::Auto { workers }];
+        let started = Instant::now();
+        for mode in modes {
             let _ = execute_block(&fixture.state, &fixture.input, &fixture.txs, mode);
-            let runs = (0.1 / started.elapsed().as_secs_f64().max(1e-6)).clamp(5.0, 500.0) as usize;
-            best_of(runs, || execute_block(&fixture.state, &fixture.input, &fixture.txs, mode))
-        };
-        let (seq, seq_ms) = time(ExecutionMode::Sequential);
-        let (stm, stm_ms) = time(ExecutionMode::Parallel { workers });
-        let (auto, auto_ms) = time(ExecutionMode::Auto { workers });
+        }
+        let runs = (0.3 / started.elapsed().as_secs_f64().max(1e-6)).clamp(5.0, 500.0) as usize;
+        let mut timed =
+            best_of_interleaved(runs, &modes, |mode| execute_block(&fixture.state, &fixture.input, &fixture.txs, mode))
+                .into_iter();
+        let mut next = || timed.next().expect("one result per mode");
+        let ((seq, seq_ms), (stm, stm_ms), (auto, auto_ms)) = (next(), next(), next());
         let ok = match (&seq, &stm, &auto) {
             (Ok(s), Ok(p), Ok(a)) => {
                 s.receipts == p.receipts
