@@ -22,7 +22,9 @@
 //! every node on the path of a set of target keys (proof nodes).
 
 use crate::nibbles::Nibbles;
-use crate::node::{encode_branch, encode_extension, encode_leaf, encode_leaf_suffix_into, NodeRef};
+use crate::node::{
+    encode_branch, encode_extension, encode_leaf, encode_leaf_suffix_into, NodeRef, MAX_INLINE_NODE_LEN,
+};
 use crate::record::{stores_record, BranchRecord, ChildKind};
 use crate::EMPTY_ROOT_HASH;
 use alloy_primitives::{keccak256, Bytes, B256};
@@ -73,16 +75,42 @@ impl std::error::Error for BuildError {}
 /// One input of the builder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Leaf { key: Nibbles, value: Vec<u8> },
-    Branch { path: Nibbles, node_ref: NodeRef, stored: bool },
-    Slot { path: Nibbles, node_ref: NodeRef, kind: ChildKind },
+    Leaf {
+        key: Nibbles,
+        value: Vec<u8>,
+    },
+    Branch {
+        path: Nibbles,
+        node_ref: NodeRef,
+        stored: bool,
+    },
+    Slot {
+        path: Nibbles,
+        node_ref: NodeRef,
+        kind: ChildKind,
+    },
+    /// A branch node the builder completed, not hashed yet (never fed by a
+    /// caller).
+    Completed {
+        path: Nibbles,
+        rlp: Vec<u8>,
+        stored: bool,
+    },
 }
 
 impl Item {
     fn path(&self) -> &Nibbles {
         match self {
             Self::Leaf { key, .. } => key,
-            Self::Branch { path, .. } | Self::Slot { path, .. } => path,
+            Self::Branch { path, .. } | Self::Slot { path, .. } | Self::Completed { path, .. } => path,
+        }
+    }
+
+    /// A completed branch as a hashed one (other items as they are).
+    fn hashed(self) -> Self {
+        match self {
+            Self::Completed { path, rlp, stored } => Self::Branch { path, node_ref: NodeRef::from_rlp(&rlp), stored },
+            other => other,
         }
     }
 }
@@ -230,6 +258,15 @@ pub struct RootBuilder {
     leaf_rlp: Vec<u8>,
     /// A leaf value buffer to reuse for the next leaf.
     spare_value: Vec<u8>,
+    /// Children hung by hash (leaves and completed branches) whose hashes
+    /// wait for their parent branch to complete, so that a branch's
+    /// children are hashed in one batch (`metis_keccak`: eight at a time
+    /// where the CPU can): `(frame depth, nibble, kind, end of the RLP in
+    /// deferred_rlp)`, innermost frame last.
+    deferred: Vec<(usize, u8, ChildKind, usize)>,
+    deferred_rlp: Vec<u8>,
+    /// Hashes of the deferred leaves, reused between branches.
+    deferred_hashes: Vec<B256>,
 }
 
 impl RootBuilder {
@@ -382,11 +419,24 @@ impl RootBuilder {
                 if !self.proof_targets.is_empty() {
                     self.retain_proof(&key.prefix(depth + 1), &rlp);
                 }
+                let nibble = key.nibble(depth);
+                self.spare_value = value;
+                if rlp.len() > MAX_INLINE_NODE_LEN {
+                    // Hashed with the branch's other children when it completes.
+                    self.defer(depth, nibble, ChildKind::Leaf, &rlp);
+                    self.leaf_rlp = rlp;
+                    return Ok(());
+                }
                 let node_ref = NodeRef::from_rlp(&rlp);
                 self.leaf_rlp = rlp;
-                self.spare_value = value;
-                (key.nibble(depth), node_ref, ChildKind::Leaf)
+                (nibble, node_ref, ChildKind::Leaf)
             }
+            Item::Completed { path, rlp, stored } if path.len() == depth + 1 && rlp.len() > MAX_INLINE_NODE_LEN => {
+                // A direct child: hashed with its siblings when the parent completes.
+                self.defer(depth, path.nibble(depth), ChildKind::Branch { stored }, &rlp);
+                return Ok(());
+            }
+            item @ Item::Completed { .. } => return self.hang(item.hashed()),
             Item::Branch { path, node_ref, stored } => {
                 // The order checks in `add` reject items inside or above a
                 // hashed branch; this guards the invariant without panicking.
@@ -418,10 +468,11 @@ impl RootBuilder {
     /// Completes the innermost open branch, whose path is a prefix of
     /// `item_path`, and returns it as an item to hang into its parent.
     fn pop_frame(&mut self, item_path: &Nibbles) -> Item {
-        let Some(frame) = self.stack.pop() else {
+        let Some(mut frame) = self.stack.pop() else {
             // `place` only pops after hanging into an existing frame.
             unreachable!("pop_frame on an empty stack");
         };
+        self.hang_deferred(&mut frame);
         // A frame is created where two items diverge, so it gets at least two
         // entries (children or a value) before it completes.
         debug_assert!(frame.entry_count() >= 2, "branch completed with {} entries", frame.entry_count());
@@ -439,7 +490,39 @@ impl RootBuilder {
                 Err(e) => debug_assert!(false, "frame violates record invariants: {e}"),
             }
         }
-        Item::Branch { path, node_ref: NodeRef::from_rlp(&rlp), stored }
+        Item::Completed { path, rlp, stored }
+    }
+
+    /// Defers the hash of a child of the innermost open frame (at `depth`).
+    fn defer(&mut self, depth: usize, nibble: u8, kind: ChildKind, rlp: &[u8]) {
+        self.deferred_rlp.extend_from_slice(rlp);
+        self.deferred.push((depth, nibble, kind, self.deferred_rlp.len()));
+    }
+
+    /// Hashes the children deferred for `frame` (the innermost open frame:
+    /// deeper frames completed and took theirs) in one batch and sets them.
+    fn hang_deferred(&mut self, frame: &mut Frame) {
+        let first = self.deferred.iter().rposition(|&(depth, ..)| depth != frame.depth).map_or(0, |i| i + 1);
+        if first == self.deferred.len() {
+            return;
+        }
+        debug_assert!(self.deferred[first..].iter().all(|&(depth, ..)| depth == frame.depth));
+        let base = if first == 0 { 0 } else { self.deferred[first - 1].3 };
+        let mut start = base;
+        let rlps: Vec<&[u8]> = self.deferred[first..]
+            .iter()
+            .map(|&(.., end)| {
+                let rlp = &self.deferred_rlp[start..end];
+                start = end;
+                rlp
+            })
+            .collect();
+        metis_keccak::keccak256_each(&rlps, &mut self.deferred_hashes);
+        for (&(_, nibble, kind, _), hash) in self.deferred[first..].iter().zip(&self.deferred_hashes) {
+            frame.set_child(nibble, NodeRef::from_hash(*hash), kind);
+        }
+        self.deferred.truncate(first);
+        self.deferred_rlp.truncate(base);
     }
 
     /// Completes the trie and returns the root and whatever was requested.
@@ -448,11 +531,12 @@ impl RootBuilder {
             self.place(last, None)?;
         }
         debug_assert!(self.stack.is_empty());
-        let top = match self.top.take() {
+        let top = match self.top.take().map(Item::hashed) {
             None => SubtrieTop::Empty,
             Some(Item::Leaf { key, value }) => SubtrieTop::Leaf { key, value },
             Some(Item::Branch { path, node_ref, stored }) => SubtrieTop::Branch { path, node_ref, stored },
             Some(Item::Slot { path, .. }) => return Err(BuildError::SlotNotUnderBranch(path)),
+            Some(Item::Completed { .. }) => unreachable!("hashed above"),
         };
         // A root branch was already retained as a proof node when it
         // completed; a root leaf or extension is only built here.

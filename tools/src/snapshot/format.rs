@@ -547,6 +547,17 @@ impl OrderCheck {
 
     /// Checks `e` against the entries before it.
     pub fn check(&mut self, e: &Entry, kind: ChunkKind) -> Result<(), String> {
+        if let Entry::Account { hash, address: Some(a), .. } = e {
+            if alloy_primitives::keccak256(a) != *hash {
+                return Err(format!("account {hash:#x}: address preimage {a:#x} does not hash to it"));
+            }
+        }
+        self.check_preimages_hashed(e, kind)
+    }
+
+    /// [`OrderCheck::check`] for an entry whose address preimage (if any)
+    /// the caller has checked already, in a batch.
+    pub fn check_preimages_hashed(&mut self, e: &Entry, kind: ChunkKind) -> Result<(), String> {
         match e {
             Entry::Code { hash, code } => {
                 if kind != ChunkKind::Codes {
@@ -564,17 +575,12 @@ impl OrderCheck {
                 }
                 self.last_code = Some(*hash);
             }
-            Entry::Account { hash, address, .. } => {
+            Entry::Account { hash, .. } => {
                 if kind != ChunkKind::State {
                     return Err("account entry in a code chunk".into());
                 }
                 if self.last_account.is_some_and(|l| *hash <= l) {
                     return Err(format!("account {hash:#x} out of order"));
-                }
-                if let Some(a) = address {
-                    if alloy_primitives::keccak256(a) != *hash {
-                        return Err(format!("account {hash:#x}: address preimage {a:#x} does not hash to it"));
-                    }
                 }
                 self.last_account = Some(*hash);
                 self.last_slot = None;

@@ -8,7 +8,7 @@ pub mod reader;
 
 use crate::error::{Error, Result};
 use crate::stream_root::StreamRoot;
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use format::{Entry, EntryDecoder, Footer, Header, OrderCheck};
 use reader::{Chunk, SnapshotReader};
 use std::path::Path;
@@ -33,7 +33,11 @@ impl Totals {
 
 /// Decodes and checks every entry of `chunk` (order, preimages, code
 /// hashes) and passes it to `f`. Errors name the chunk and the entry's
-/// position in its payload.
+/// position in its payload; of several bad entries, the first is named.
+///
+/// The chunk is decoded whole first so that its address preimages are
+/// hashed in one batch (`metis_keccak`, eight at a time where the CPU can;
+/// a quarter of an import's keccak work).
 pub fn for_each_entry(
     path: &Path,
     chunk: &Chunk,
@@ -42,29 +46,54 @@ pub fn for_each_entry(
     mut f: impl FnMut(Entry) -> Result<()>,
 ) -> Result<()> {
     let mut d = EntryDecoder::new(&chunk.payload);
-    let mut n = 0u32;
-    loop {
+    // (payload position, entry) up to the first entry that fails to decode.
+    let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(chunk.frame.entries as usize);
+    let decode_error = loop {
         let at = d.position();
-        let where_ = || format!("{}, entry {n} at payload byte {at}", chunk.place());
-        let e = match d.next() {
-            Ok(Some(e)) => e,
-            Ok(None) => break,
-            Err(r) => return Err(Error::bad(path, where_(), r)),
-        };
-        order.check(&e, chunk.frame.kind).map_err(|r| Error::bad(path, where_(), r))?;
+        match d.next() {
+            Ok(Some(e)) => entries.push((at, e)),
+            Ok(None) => break None,
+            Err(r) => break Some((at, r)),
+        }
+    };
+    let where_ = |n: usize, at: usize| format!("{}, entry {n} at payload byte {at}", chunk.place());
+    let addresses: Vec<(usize, &Address, &B256)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(n, (_, e))| match e {
+            Entry::Account { hash, address: Some(address), .. } => Some((n, address, hash)),
+            _ => None,
+        })
+        .collect();
+    let hashes = metis_keccak::keccak256_all(&addresses.iter().map(|(_, a, _)| a.as_slice()).collect::<Vec<_>>());
+    let first_bad_preimage: Option<(usize, Address, B256)> =
+        addresses.iter().zip(&hashes).find(|((_, _, hash), h)| *hash != *h).map(|(&(n, a, h), _)| (n, *a, *h));
+    drop(addresses);
+    let entry_count = entries.len();
+    for (n, (at, e)) in entries.into_iter().enumerate() {
+        order.check_preimages_hashed(&e, chunk.frame.kind).map_err(|r| Error::bad(path, where_(n, at), r))?;
+        if let Some((_, address, hash)) = first_bad_preimage.filter(|(bad, _, _)| *bad == n) {
+            return Err(Error::bad(
+                path,
+                where_(n, at),
+                format!("account {hash:#x}: address preimage {address:#x} does not hash to it"),
+            ));
+        }
         match &e {
             Entry::Code { .. } => totals.codes += 1,
             Entry::Account { .. } => totals.accounts += 1,
             Entry::Slot { .. } => totals.slots += 1,
         }
-        n += 1;
         f(e)?;
     }
-    if n != chunk.frame.entries {
+    if let Some((at, r)) = decode_error {
+        return Err(Error::bad(path, where_(entry_count, at), r));
+    }
+    if entry_count != chunk.frame.entries as usize {
         return Err(Error::bad(
             path,
             chunk.place(),
-            format!("the chunk holds {n} entries, its frame says {}", chunk.frame.entries),
+            format!("the chunk holds {entry_count} entries, its frame says {}", chunk.frame.entries),
         ));
     }
     Ok(())
@@ -162,4 +191,68 @@ pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Ve
         });
     }
     Ok(VerifySummary { header, footer, computed_root })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format::{put_account, ChunkKind, Frame};
+    use super::*;
+    use alloy_primitives::{keccak256, U256};
+    use metis_trie::KECCAK_EMPTY;
+    use metisdb::state::AccountInfo;
+
+    /// A state chunk of accounts with address preimages, sorted by hash;
+    /// `corrupt(n, hash, address)` may change entry `n` before encoding.
+    fn chunk(count: usize, corrupt: impl Fn(usize, &mut B256, &mut Address)) -> Chunk {
+        let info = AccountInfo { nonce: 1, balance: U256::from(5u64), code_hash: KECCAK_EMPTY };
+        let mut accounts: Vec<(B256, Address)> =
+            (0..count as u64).map(|i| Address::with_last_byte(1).create(i)).map(|a| (keccak256(a), a)).collect();
+        accounts.sort();
+        let mut payload = Vec::new();
+        for (n, (mut hash, mut address)) in accounts.into_iter().enumerate() {
+            corrupt(n, &mut hash, &mut address);
+            put_account(&mut payload, &hash, Some(&address), &info);
+        }
+        Chunk { frame: Frame::new(ChunkKind::State, 0, b"", payload.len(), count as u32), offset: 64, payload }
+    }
+
+    fn run(chunk: &Chunk) -> std::result::Result<u64, String> {
+        let mut totals = Totals::default();
+        for_each_entry(Path::new("x.snap"), chunk, &mut OrderCheck::default(), &mut totals, |_| Ok(()))
+            .map(|()| totals.accounts)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn batched_preimage_checks_name_the_first_bad_entry() {
+        // 21 accounts: batches of eight and a tail of five.
+        assert_eq!(run(&chunk(21, |_, _, _| {})), Ok(21));
+        for bad in [0, 7, 8, 16, 20] {
+            let e = run(&chunk(21, |n, _, a| {
+                if n == bad {
+                    *a = Address::repeat_byte(0xee);
+                }
+            }))
+            .unwrap_err();
+            assert!(e.contains(&format!("entry {bad} at")) && e.contains("does not hash"), "{bad}: {e}");
+        }
+        // An order error before a bad preimage is the one named, and a bad
+        // preimage before an order error.
+        let both = |order_at: usize, preimage_at: usize| {
+            run(&chunk(21, move |n, h, a| {
+                if n == order_at {
+                    *h = B256::ZERO; // Not above the previous hash.
+                    *a = Address::ZERO;
+                }
+                if n == preimage_at {
+                    *a = Address::repeat_byte(0xee);
+                }
+            }))
+            .unwrap_err()
+        };
+        let e = both(3, 12);
+        assert!(e.contains("entry 3 at") && e.contains("out of order"), "{e}");
+        let e = both(12, 3);
+        assert!(e.contains("entry 3 at") && e.contains("does not hash"), "{e}");
+    }
 }
