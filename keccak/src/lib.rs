@@ -28,11 +28,17 @@ const MIN_GROUP: usize = 3;
 
 /// `out[i] = keccak256(inputs[i])` for every input (`out` is cleared first).
 pub fn keccak256_each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>) {
+    each(inputs, out, batched());
+}
+
+/// [`keccak256_each`], eight at a time only if `eight_at_a_time` (which
+/// requires [`batched`]).
+fn each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>, eight_at_a_time: bool) {
     out.clear();
     out.reserve(inputs.len());
     let mut rest = inputs;
     #[cfg(target_arch = "x86_64")]
-    if x8::available() {
+    if eight_at_a_time {
         while rest.len() >= MIN_GROUP {
             let (group, tail) = rest.split_at(rest.len().min(x8::LANES));
             let mut digests = [B256::ZERO; x8::LANES];
@@ -41,6 +47,8 @@ pub fn keccak256_each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>) {
             rest = tail;
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = eight_at_a_time;
     out.extend(rest.iter().map(|input| alloy_primitives::keccak256(input.as_ref())));
 }
 
@@ -60,5 +68,23 @@ pub fn batched() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_paths_give_the_scalar_hashes() {
+        let inputs: Vec<Vec<u8>> = (0..300).map(|n| vec![n as u8; n]).collect();
+        let reference: Vec<B256> = inputs.iter().map(alloy_primitives::keccak256).collect();
+        let mut out = Vec::new();
+        each(&inputs, &mut out, false);
+        assert_eq!(out, reference);
+        if batched() {
+            each(&inputs, &mut out, true);
+            assert_eq!(out, reference);
+        }
     }
 }
