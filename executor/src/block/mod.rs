@@ -3,6 +3,7 @@
 
 mod outcome;
 mod parallel;
+mod prehashed;
 mod sequential;
 
 pub use outcome::ExecStats;
@@ -196,7 +197,14 @@ fn run_block(
         },
         other => other,
     };
-    let mut mv = MvMemory::new(parent, txs.len() + 1, env.state_clear());
+    let prehashed;
+    let reads: &dyn StateView = if parent.hashes_keys() && txs.len() >= MIN_PREHASHED_TXS {
+        prehashed = prehashed::PrehashedParent::new(parent, block_addresses(input, txs));
+        &prehashed
+    } else {
+        parent
+    };
+    let mut mv = MvMemory::new(reads, txs.len() + 1, env.state_clear());
     mv.set_lazy_account(env.block.beneficiary);
     let codes = CodeCache::default();
     let pre_block = pre_block_writes(input, &mv, &codes)?;
@@ -277,6 +285,27 @@ fn run_block(
         included,
         rejected,
     })
+}
+
+/// From this many transactions, a parent state that hashes its keys is read
+/// through [`prehashed::PrehashedParent`] (below, batches of a few hashes
+/// gain nothing).
+const MIN_PREHASHED_TXS: usize = 16;
+
+/// The addresses a block reads more than once that it names before it runs:
+/// contracts it calls (a call with data), access lists, the beneficiary and
+/// the system contracts. Senders and plain-transfer recipients are read
+/// about once each; hashing them ahead saved no more than building the
+/// map cost (47,619 transfers: 20 ms either way).
+fn block_addresses<'a>(input: &'a BlockInput, txs: &'a [TxEnv]) -> impl Iterator<Item = Address> + 'a {
+    let named = txs.iter().flat_map(|tx| {
+        let called = match tx.kind {
+            revm::primitives::TxKind::Call(to) if !tx.data.is_empty() => Some(to),
+            _ => None,
+        };
+        called.into_iter().chain(tx.access_list.0.iter().map(|item| item.address))
+    });
+    named.chain([input.env.block.beneficiary, BEACON_ROOTS_ADDRESS, HISTORY_STORAGE_ADDRESS])
 }
 
 /// Runs the system calls the fork requires before the first transaction.

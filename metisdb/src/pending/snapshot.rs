@@ -47,6 +47,23 @@ impl StateView for Snapshot {
     fn block_hash(&self, number: u64) -> Result<Option<B256>, StateError> {
         snapshot_block_hash(self, number)
     }
+
+    fn hashes_keys(&self) -> bool {
+        true
+    }
+
+    fn account_hashed(&self, address: &Address, address_hash: &B256) -> Result<Option<AccountBasic>, StateError> {
+        debug_assert_eq!(*address_hash, alloy_primitives::keccak256(address));
+        StateRead::account_by_hash(self, address_hash)
+            .map(|a| a.map(|a| a.info.into()))
+            .map_err(|e| read_error(self, format!("account {address}"), e))
+    }
+
+    fn storage_hashed(&self, address: &Address, address_hash: &B256, slot: &U256) -> Result<U256, StateError> {
+        debug_assert_eq!(*address_hash, alloy_primitives::keccak256(address));
+        StateRead::storage_by_hash(self, address_hash, &crate::state::hash_slot(slot))
+            .map_err(|e| read_error(self, format!("slot {slot:#x} of {address}"), e))
+    }
 }
 
 /// Hook for BLOCKHASH on a snapshot: the hash of block `number`.
@@ -85,5 +102,14 @@ impl<S: StateView> StateView for WithBlockHashes<S> {
             Some(hash) => Ok(Some(*hash)),
             None => self.state.block_hash(number),
         }
+    }
+    fn hashes_keys(&self) -> bool {
+        self.state.hashes_keys()
+    }
+    fn account_hashed(&self, address: &Address, address_hash: &B256) -> Result<Option<AccountBasic>, StateError> {
+        self.state.account_hashed(address, address_hash)
+    }
+    fn storage_hashed(&self, address: &Address, address_hash: &B256, slot: &U256) -> Result<U256, StateError> {
+        self.state.storage_hashed(address, address_hash, slot)
     }
 }

@@ -23,6 +23,23 @@ pub trait StateView: Sync {
     fn code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError>;
     /// Hash of an earlier block (BLOCKHASH); `None` if unknown.
     fn block_hash(&self, number: u64) -> Result<Option<B256>, StateError>;
+
+    /// Whether reads hash their keys (keccak of the address): a caller that
+    /// knows addresses ahead can hash them in a batch and read with
+    /// [`StateView::account_hashed`] and [`StateView::storage_hashed`].
+    fn hashes_keys(&self) -> bool {
+        false
+    }
+    /// [`StateView::account`] with `address_hash = keccak(address)` given.
+    fn account_hashed(&self, address: &Address, address_hash: &B256) -> Result<Option<AccountBasic>, StateError> {
+        let _ = address_hash;
+        self.account(address)
+    }
+    /// [`StateView::storage`] with `address_hash = keccak(address)` given.
+    fn storage_hashed(&self, address: &Address, address_hash: &B256, slot: &U256) -> Result<U256, StateError> {
+        let _ = address_hash;
+        self.storage(address, slot)
+    }
 }
 
 impl<T: StateView + ?Sized> StateView for &T {
@@ -37,5 +54,14 @@ impl<T: StateView + ?Sized> StateView for &T {
     }
     fn block_hash(&self, number: u64) -> Result<Option<B256>, StateError> {
         (**self).block_hash(number)
+    }
+    fn hashes_keys(&self) -> bool {
+        (**self).hashes_keys()
+    }
+    fn account_hashed(&self, address: &Address, address_hash: &B256) -> Result<Option<AccountBasic>, StateError> {
+        (**self).account_hashed(address, address_hash)
+    }
+    fn storage_hashed(&self, address: &Address, address_hash: &B256, slot: &U256) -> Result<U256, StateError> {
+        (**self).storage_hashed(address, address_hash, slot)
     }
 }
