@@ -265,7 +265,7 @@ pub struct RootBuilder {
     /// deferred_rlp)`, innermost frame last.
     deferred: Vec<(usize, u8, ChildKind, usize)>,
     deferred_rlp: Vec<u8>,
-    /// Hashes of the deferred leaves, reused between branches.
+    /// Hashes of the deferred children, reused between branches.
     deferred_hashes: Vec<B256>,
 }
 
