@@ -4,7 +4,7 @@
 use super::RATE;
 use alloy_primitives::B256;
 use std::arch::x86_64::{
-    __m512i, _mm512_rol_epi64, _mm512_rolv_epi64, _mm512_set1_epi64, _mm512_set_epi64, _mm512_setzero_si512,
+    __m512i, _mm512_loadu_si512, _mm512_rol_epi64, _mm512_rolv_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
     _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512,
 };
 use std::sync::OnceLock;
@@ -131,17 +131,21 @@ fn hash_group_avx512<I: AsRef<[u8]>>(inputs: &[I], out: &mut [B256; LANES]) {
     let rounds = (0..LANES).map(blocks).max().unwrap_or(0);
     let mut a = [_mm512_setzero_si512(); 25];
     for k in 0..rounds {
-        let mut words = [[0u64; RATE_WORDS]; LANES];
-        for (lane, words) in words.iter_mut().enumerate() {
+        // Word-major: `words[w]` holds word `w` of every lane's block, one
+        // vector load each.
+        let mut words = [[0u64; LANES]; RATE_WORDS];
+        for lane in 0..LANES {
             // A state whose input has ended absorbs nothing more: its
             // digest was taken after its last block.
-            if let Some(w) = inputs.get(lane).and_then(|input| block_words(input.as_ref(), k)) {
-                *words = w;
+            if let Some(block) = inputs.get(lane).and_then(|input| block_words(input.as_ref(), k)) {
+                for (w, word) in block.into_iter().enumerate() {
+                    words[w][lane] = word;
+                }
             }
         }
-        for (w, reg) in a.iter_mut().enumerate().take(RATE_WORDS) {
-            let lane = |l: usize| words[l][w] as i64;
-            let block = _mm512_set_epi64(lane(7), lane(6), lane(5), lane(4), lane(3), lane(2), lane(1), lane(0));
+        for (reg, lanes) in a.iter_mut().zip(&words) {
+            // SAFETY: `lanes` is 8 u64s, the 64 bytes one unaligned load reads.
+            let block = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
             *reg = _mm512_xor_si512(*reg, block);
         }
         permute(&mut a);
