@@ -134,10 +134,10 @@ fn hash_group_avx512<I: AsRef<[u8]>>(inputs: &[I], out: &mut [B256; LANES]) {
         // Word-major: `words[w]` holds word `w` of every lane's block, one
         // vector load each.
         let mut words = [[0u64; LANES]; RATE_WORDS];
-        for lane in 0..LANES {
+        for (lane, input) in inputs.iter().enumerate() {
             // A state whose input has ended absorbs nothing more: its
             // digest was taken after its last block.
-            if let Some(block) = inputs.get(lane).and_then(|input| block_words(input.as_ref(), k)) {
+            if let Some(block) = block_words(input.as_ref(), k) {
                 for (w, word) in block.into_iter().enumerate() {
                     words[w][lane] = word;
                 }
