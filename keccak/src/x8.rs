@@ -87,31 +87,36 @@ fn permute(a: &mut [__m512i; 25]) {
     }
 }
 
-/// Rate block `k` of `input` after keccak padding (0x01, zeros, 0x80), as
-/// words; `None` past the last block.
-fn block_words(input: &[u8], k: usize) -> Option<[u64; RATE_WORDS]> {
+/// Writes rate block `k` of `input`, after keccak padding (0x01, zeros,
+/// 0x80), into column `lane` of the word-major `words` (zeroed by the
+/// caller: only the words the block sets are written); false past the last
+/// block.
+fn absorb_words(input: &[u8], k: usize, lane: usize, words: &mut [[u64; LANES]; RATE_WORDS]) -> bool {
     let blocks = input.len() / RATE + 1;
-    let start = k * RATE;
-    let mut words = [0u64; RATE_WORDS];
-    let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().expect("8-byte chunk"));
-    if k + 1 < blocks {
-        for (w, bytes) in words.iter_mut().zip(input[start..start + RATE].chunks_exact(8)) {
-            *w = word(bytes);
-        }
-        return Some(words);
-    }
     if k >= blocks {
-        return None;
+        return false;
     }
+    let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().expect("8-byte chunk"));
+    let start = k * RATE;
+    if k + 1 < blocks {
+        for (w, bytes) in input[start..start + RATE].chunks_exact(8).enumerate() {
+            words[w][lane] = word(bytes);
+        }
+        return true;
+    }
+    // The last block: fewer than RATE bytes, so at most 16 full words.
     let tail = &input[start..];
-    let mut block = [0u8; RATE];
-    block[..tail.len()].copy_from_slice(tail);
-    block[tail.len()] ^= 0x01;
-    block[RATE - 1] ^= 0x80;
-    for (w, bytes) in words.iter_mut().zip(block.chunks_exact(8)) {
-        *w = word(bytes);
+    let full = tail.len() / 8;
+    for (w, bytes) in tail.chunks_exact(8).enumerate() {
+        words[w][lane] = word(bytes);
     }
-    Some(words)
+    let rest = &tail[full * 8..];
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    last[rest.len()] = 0x01;
+    words[full][lane] = u64::from_le_bytes(last);
+    words[RATE_WORDS - 1][lane] ^= 0x80 << 56;
+    true
 }
 
 /// The first four words of every state.
@@ -135,13 +140,9 @@ fn hash_group_avx512<I: AsRef<[u8]>>(inputs: &[I], out: &mut [B256; LANES]) {
         // vector load each.
         let mut words = [[0u64; LANES]; RATE_WORDS];
         for (lane, input) in inputs.iter().enumerate() {
-            // A state whose input has ended absorbs nothing more: its
-            // digest was taken after its last block.
-            if let Some(block) = block_words(input.as_ref(), k) {
-                for (w, word) in block.into_iter().enumerate() {
-                    words[w][lane] = word;
-                }
-            }
+            // A state whose input has ended absorbs nothing more (zeros):
+            // its digest was taken after its last block.
+            absorb_words(input.as_ref(), k, lane, &mut words);
         }
         for (reg, lanes) in a.iter_mut().zip(&words) {
             // SAFETY: `lanes` is 8 u64s, the 64 bytes one unaligned load reads.
