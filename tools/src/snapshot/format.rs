@@ -490,44 +490,23 @@ pub struct OrderCheck {
     last_code: Option<B256>,
     last_account: Option<B256>,
     last_slot: Option<B256>,
-    slots: VerifiedSlots,
 }
 
-/// Slot preimages already checked: (keccak(slot), slot) pairs, direct-mapped
-/// by the hash's first bytes. Slot numbers repeat across contracts (0, 1,
-/// 2, ... in most of them), and a pair found here hashed correctly before,
-/// so the check skips its keccak.
-#[derive(Clone, Debug, Default)]
-struct VerifiedSlots(Vec<(B256, U256)>);
+/// The error for an account whose address does not hash to its key.
+pub fn bad_address_preimage(hash: &B256, address: &Address) -> String {
+    format!("account {hash:#x}: address preimage {address:#x} does not hash to it")
+}
 
-impl VerifiedSlots {
-    const ENTRIES: usize = 1024;
-
-    fn index(hash: &B256) -> usize {
-        usize::from(u16::from_be_bytes([hash[0], hash[1]])) % Self::ENTRIES
-    }
-
-    /// Whether `slot` hashes to `hash`.
-    fn check(&mut self, hash: &B256, slot: &U256) -> bool {
-        if self.0.is_empty() {
-            self.0 = vec![(B256::ZERO, U256::ZERO); Self::ENTRIES];
-        }
-        let i = Self::index(hash);
-        if self.0[i] == (*hash, *slot) && *hash != B256::ZERO {
-            return true;
-        }
-        if metisdb::state::hash_slot(slot) != *hash {
-            return false;
-        }
-        self.0[i] = (*hash, *slot);
-        true
-    }
+/// The error for a slot (of account `account`) whose number does not hash
+/// to its key.
+pub fn bad_slot_preimage(hash: &B256, account: &B256) -> String {
+    format!("slot {hash:#x} of account {account:#x}: preimage does not hash to it")
 }
 
 impl OrderCheck {
     /// Resumes the check after `account` (with slots up to `slot`) was the last entry.
     pub fn resume(last_code: Option<B256>, last_account: Option<B256>, last_slot: Option<B256>) -> Self {
-        OrderCheck { last_code, last_account, last_slot, slots: VerifiedSlots::default() }
+        OrderCheck { last_code, last_account, last_slot }
     }
 
     /// The last account seen.
@@ -547,16 +526,20 @@ impl OrderCheck {
 
     /// Checks `e` against the entries before it.
     pub fn check(&mut self, e: &Entry, kind: ChunkKind) -> Result<(), String> {
-        if let Entry::Account { hash, address: Some(a), .. } = e {
-            if alloy_primitives::keccak256(a) != *hash {
-                return Err(format!("account {hash:#x}: address preimage {a:#x} does not hash to it"));
+        self.check_preimages_hashed(e, kind)?;
+        match e {
+            Entry::Account { hash, address: Some(a), .. } if alloy_primitives::keccak256(a) != *hash => {
+                Err(bad_address_preimage(hash, a))
             }
+            Entry::Slot { hash, slot: Some(s), .. } if metisdb::state::hash_slot(s) != *hash => {
+                Err(bad_slot_preimage(hash, &self.last_account.unwrap_or_default()))
+            }
+            _ => Ok(()),
         }
-        self.check_preimages_hashed(e, kind)
     }
 
-    /// [`OrderCheck::check`] for an entry whose address preimage (if any)
-    /// the caller has checked already, in a batch.
+    /// [`OrderCheck::check`] for an entry whose preimage (if any) the caller
+    /// checks itself (in a batch, after this order check).
     pub fn check_preimages_hashed(&mut self, e: &Entry, kind: ChunkKind) -> Result<(), String> {
         match e {
             Entry::Code { hash, code } => {
@@ -585,7 +568,7 @@ impl OrderCheck {
                 self.last_account = Some(*hash);
                 self.last_slot = None;
             }
-            Entry::Slot { hash, slot, .. } => {
+            Entry::Slot { hash, .. } => {
                 if kind != ChunkKind::State {
                     return Err("slot entry in a code chunk".into());
                 }
@@ -594,11 +577,6 @@ impl OrderCheck {
                 };
                 if self.last_slot.is_some_and(|l| *hash <= l) {
                     return Err(format!("slot {hash:#x} of account {acct:#x} out of order"));
-                }
-                if let Some(s) = slot {
-                    if !self.slots.check(hash, s) {
-                        return Err(format!("slot {hash:#x} of account {acct:#x}: preimage does not hash to it"));
-                    }
                 }
                 self.last_slot = Some(*hash);
             }
@@ -640,19 +618,19 @@ mod tests {
     }
 
     #[test]
-    fn slot_preimages_are_checked_even_when_their_hash_was_seen() {
+    fn slot_preimages_are_checked_every_time() {
         let mut check = OrderCheck::default();
         let info = AccountInfo { nonce: 0, balance: U256::from(1u64), code_hash: KECCAK_EMPTY };
         let slot = U256::from(2u64);
         let hash = metisdb::state::hash_slot(&slot);
-        // The same (hash, slot) pair under many accounts: checked from the cache.
+        // The same (hash, slot) pair under many accounts.
         for a in 1u8..=3 {
             let acct = Entry::Account { hash: B256::repeat_byte(a), address: None, info };
             check.check(&acct, ChunkKind::State).unwrap();
             check.check(&Entry::Slot { hash, slot: Some(slot), value: U256::from(9u64) }, ChunkKind::State).unwrap();
         }
-        // A wrong preimage for a cached hash, and a zero hash with a zero
-        // slot (the cache's empty entries), are still rejected.
+        // A wrong preimage for a hash seen before, and a zero hash with a
+        // zero slot, are rejected.
         let acct = Entry::Account { hash: B256::repeat_byte(4), address: None, info };
         check.check(&acct, ChunkKind::State).unwrap();
         let wrong = Entry::Slot { hash, slot: Some(U256::from(3u64)), value: U256::from(9u64) };

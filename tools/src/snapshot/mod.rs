@@ -8,7 +8,7 @@ pub mod reader;
 
 use crate::error::{Error, Result};
 use crate::stream_root::StreamRoot;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::B256;
 use format::{Entry, EntryDecoder, Footer, Header, OrderCheck};
 use reader::{Chunk, SnapshotReader};
 use std::path::Path;
@@ -35,8 +35,8 @@ impl Totals {
 /// hashes) and passes it to `f`. Errors name the chunk and the entry's
 /// position in its payload; of several bad entries, the first is named.
 ///
-/// The chunk is decoded whole first so that its address preimages are
-/// hashed in one batch (`metis_keccak`, eight at a time where the CPU can;
+/// The chunk is decoded whole first so that its address and slot preimages
+/// are hashed in batches (`metis_keccak`, eight at a time where the CPU can;
 /// a quarter of an import's keccak work).
 pub fn for_each_entry(
     path: &Path,
@@ -57,27 +57,44 @@ pub fn for_each_entry(
         }
     };
     let where_ = |n: usize, at: usize| format!("{}, entry {n} at payload byte {at}", chunk.place());
-    let addresses: Vec<(usize, &Address, &B256)> = entries
+    // The first entry whose preimage does not hash to its key.
+    let first_bad = |preimages: Vec<(usize, &[u8], &B256)>| -> Option<usize> {
+        let hashes = metis_keccak::keccak256_all(&preimages.iter().map(|(_, p, _)| *p).collect::<Vec<_>>());
+        preimages.iter().zip(&hashes).find(|((_, _, key), h)| *key != *h).map(|((n, _, _), _)| *n)
+    };
+    let bad_address = first_bad(
+        entries
+            .iter()
+            .enumerate()
+            .filter_map(|(n, (_, e))| match e {
+                Entry::Account { hash, address: Some(address), .. } => Some((n, address.as_slice(), hash)),
+                _ => None,
+            })
+            .collect(),
+    );
+    let slot_bytes: Vec<(usize, [u8; 32], &B256)> = entries
         .iter()
         .enumerate()
         .filter_map(|(n, (_, e))| match e {
-            Entry::Account { hash, address: Some(address), .. } => Some((n, address, hash)),
+            Entry::Slot { hash, slot: Some(slot), .. } => Some((n, slot.to_be_bytes::<32>(), hash)),
             _ => None,
         })
         .collect();
-    let hashes = metis_keccak::keccak256_all(&addresses.iter().map(|(_, a, _)| a.as_slice()).collect::<Vec<_>>());
-    let first_bad_preimage: Option<(usize, Address, B256)> =
-        addresses.iter().zip(&hashes).find(|((_, _, hash), h)| *hash != *h).map(|(&(n, a, h), _)| (n, *a, *h));
-    drop(addresses);
+    let bad_slot = first_bad(slot_bytes.iter().map(|(n, bytes, hash)| (*n, bytes.as_slice(), *hash)).collect());
     let entry_count = entries.len();
     for (n, (at, e)) in entries.into_iter().enumerate() {
         order.check_preimages_hashed(&e, chunk.frame.kind).map_err(|r| Error::bad(path, where_(n, at), r))?;
-        if let Some((_, address, hash)) = first_bad_preimage.filter(|(bad, _, _)| *bad == n) {
-            return Err(Error::bad(
-                path,
-                where_(n, at),
-                format!("account {hash:#x}: address preimage {address:#x} does not hash to it"),
-            ));
+        let bad = match &e {
+            Entry::Account { hash, address: Some(address), .. } if bad_address == Some(n) => {
+                Some(format::bad_address_preimage(hash, address))
+            }
+            Entry::Slot { hash, .. } if bad_slot == Some(n) => {
+                Some(format::bad_slot_preimage(hash, &order.last_account().unwrap_or_default()))
+            }
+            _ => None,
+        };
+        if let Some(reason) = bad {
+            return Err(Error::bad(path, where_(n, at), reason));
         }
         match &e {
             Entry::Code { .. } => totals.codes += 1,
@@ -195,9 +212,9 @@ pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::format::{put_account, ChunkKind, Frame};
+    use super::format::{put_account, put_slot, ChunkKind, Frame};
     use super::*;
-    use alloy_primitives::{keccak256, U256};
+    use alloy_primitives::{keccak256, Address, U256};
     use metis_trie::KECCAK_EMPTY;
     use metisdb::state::AccountInfo;
 
@@ -254,5 +271,34 @@ mod tests {
         assert!(e.contains("entry 3 at") && e.contains("out of order"), "{e}");
         let e = both(12, 3);
         assert!(e.contains("entry 3 at") && e.contains("does not hash"), "{e}");
+    }
+
+    #[test]
+    fn batched_slot_preimage_checks_name_the_bad_slot_and_its_account() {
+        // One account with 20 slots (sorted by hash); slot `bad` gets the
+        // wrong number.
+        let chunk = |bad: Option<usize>| {
+            let info = AccountInfo { nonce: 1, balance: U256::from(5u64), code_hash: KECCAK_EMPTY };
+            let address = Address::repeat_byte(7);
+            let mut payload = Vec::new();
+            put_account(&mut payload, &keccak256(address), Some(&address), &info);
+            let mut slots: Vec<(B256, U256)> =
+                (0..20u64).map(|i| (metisdb::state::hash_slot(&U256::from(i)), U256::from(i))).collect();
+            slots.sort();
+            for (n, (hash, slot)) in slots.into_iter().enumerate() {
+                let slot = if Some(n) == bad { slot + U256::from(100u64) } else { slot };
+                put_slot(&mut payload, &hash, Some(&slot), &U256::from(9u64));
+            }
+            Chunk { frame: Frame::new(ChunkKind::State, 0, b"", payload.len(), 21), offset: 64, payload }
+        };
+        let mut totals = Totals::default();
+        for_each_entry(Path::new("x.snap"), &chunk(None), &mut OrderCheck::default(), &mut totals, |_| Ok(())).unwrap();
+        assert_eq!((totals.accounts, totals.slots), (1, 20));
+        for bad in [0, 9, 19] {
+            let e = run(&chunk(Some(bad))).unwrap_err();
+            let account = format!("{:#x}", keccak256(Address::repeat_byte(7)));
+            assert!(e.contains(&format!("entry {} at", bad + 1)) && e.contains("preimage does not hash"), "{e}");
+            assert!(e.contains(&account), "{e}");
+        }
     }
 }
