@@ -492,17 +492,6 @@ pub struct OrderCheck {
     last_slot: Option<B256>,
 }
 
-/// The error for an account whose address does not hash to its key.
-pub fn bad_address_preimage(hash: &B256, address: &Address) -> String {
-    format!("account {hash:#x}: address preimage {address:#x} does not hash to it")
-}
-
-/// The error for a slot (of account `account`) whose number does not hash
-/// to its key.
-pub fn bad_slot_preimage(hash: &B256, account: &B256) -> String {
-    format!("slot {hash:#x} of account {account:#x}: preimage does not hash to it")
-}
-
 impl OrderCheck {
     /// Resumes the check after `account` (with slots up to `slot`) was the last entry.
     pub fn resume(last_code: Option<B256>, last_account: Option<B256>, last_slot: Option<B256>) -> Self {
@@ -524,23 +513,10 @@ impl OrderCheck {
         self.last_slot
     }
 
-    /// Checks `e` against the entries before it.
+    /// Checks `e` against the entries before it: its kind for the chunk and
+    /// its order. Preimages (addresses, slot numbers) are the caller's to
+    /// check, in a batch: [`crate::snapshot::for_each_entry`].
     pub fn check(&mut self, e: &Entry, kind: ChunkKind) -> Result<(), String> {
-        self.check_preimages_hashed(e, kind)?;
-        match e {
-            Entry::Account { hash, address: Some(a), .. } if alloy_primitives::keccak256(a) != *hash => {
-                Err(bad_address_preimage(hash, a))
-            }
-            Entry::Slot { hash, slot: Some(s), .. } if metisdb::state::hash_slot(s) != *hash => {
-                Err(bad_slot_preimage(hash, &self.last_account.unwrap_or_default()))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// [`OrderCheck::check`] for an entry whose preimage (if any) the caller
-    /// checks itself (in a batch, after this order check).
-    pub fn check_preimages_hashed(&mut self, e: &Entry, kind: ChunkKind) -> Result<(), String> {
         match e {
             Entry::Code { hash, code } => {
                 if kind != ChunkKind::Codes {
@@ -615,30 +591,6 @@ mod tests {
         }
         let ft = Footer { chunks: 1, accounts: 2, slots: 3, codes: 4, raw_bytes: 5, file_len: 6 };
         assert_eq!(Footer::decode(&ft.encode()).unwrap(), ft);
-    }
-
-    #[test]
-    fn slot_preimages_are_checked_every_time() {
-        let mut check = OrderCheck::default();
-        let info = AccountInfo { nonce: 0, balance: U256::from(1u64), code_hash: KECCAK_EMPTY };
-        let slot = U256::from(2u64);
-        let hash = metisdb::state::hash_slot(&slot);
-        // The same (hash, slot) pair under many accounts.
-        for a in 1u8..=3 {
-            let acct = Entry::Account { hash: B256::repeat_byte(a), address: None, info };
-            check.check(&acct, ChunkKind::State).unwrap();
-            check.check(&Entry::Slot { hash, slot: Some(slot), value: U256::from(9u64) }, ChunkKind::State).unwrap();
-        }
-        // A wrong preimage for a hash seen before, and a zero hash with a
-        // zero slot, are rejected.
-        let acct = Entry::Account { hash: B256::repeat_byte(4), address: None, info };
-        check.check(&acct, ChunkKind::State).unwrap();
-        let wrong = Entry::Slot { hash, slot: Some(U256::from(3u64)), value: U256::from(9u64) };
-        assert!(check.check(&wrong, ChunkKind::State).unwrap_err().contains("does not hash"));
-        let mut check = OrderCheck::default();
-        check.check(&Entry::Account { hash: B256::repeat_byte(5), address: None, info }, ChunkKind::State).unwrap();
-        let zero = Entry::Slot { hash: B256::ZERO, slot: Some(U256::ZERO), value: U256::from(9u64) };
-        assert!(check.check(&zero, ChunkKind::State).unwrap_err().contains("does not hash"));
     }
 
     #[test]

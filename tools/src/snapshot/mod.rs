@@ -8,7 +8,7 @@ pub mod reader;
 
 use crate::error::{Error, Result};
 use crate::stream_root::StreamRoot;
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use format::{Entry, EntryDecoder, Footer, Header, OrderCheck};
 use reader::{Chunk, SnapshotReader};
 use std::path::Path;
@@ -83,13 +83,13 @@ pub fn for_each_entry(
     let bad_slot = first_bad(slot_bytes.iter().map(|(n, bytes, hash)| (*n, bytes.as_slice(), *hash)).collect());
     let entry_count = entries.len();
     for (n, (at, e)) in entries.into_iter().enumerate() {
-        order.check_preimages_hashed(&e, chunk.frame.kind).map_err(|r| Error::bad(path, where_(n, at), r))?;
+        order.check(&e, chunk.frame.kind).map_err(|r| Error::bad(path, where_(n, at), r))?;
         let bad = match &e {
             Entry::Account { hash, address: Some(address), .. } if bad_address == Some(n) => {
-                Some(format::bad_address_preimage(hash, address))
+                Some(bad_address_preimage(hash, address))
             }
             Entry::Slot { hash, .. } if bad_slot == Some(n) => {
-                Some(format::bad_slot_preimage(hash, &order.last_account().unwrap_or_default()))
+                Some(bad_slot_preimage(hash, &order.last_account().unwrap_or_default()))
             }
             _ => None,
         };
@@ -114,6 +114,17 @@ pub fn for_each_entry(
         ));
     }
     Ok(())
+}
+
+/// The error for an account whose address does not hash to its key.
+fn bad_address_preimage(hash: &B256, address: &Address) -> String {
+    format!("account {hash:#x}: address preimage {address:#x} does not hash to it")
+}
+
+/// The error for a slot (of account `account`) whose number does not hash
+/// to its key.
+fn bad_slot_preimage(hash: &B256, account: &B256) -> String {
+    format!("slot {hash:#x} of account {account:#x}: preimage does not hash to it")
 }
 
 /// Compares the footer's totals with what was read.
@@ -271,6 +282,35 @@ mod tests {
         assert!(e.contains("entry 3 at") && e.contains("out of order"), "{e}");
         let e = both(12, 3);
         assert!(e.contains("entry 3 at") && e.contains("does not hash"), "{e}");
+    }
+
+    #[test]
+    fn slot_preimages_are_checked_every_time() {
+        let info = AccountInfo { nonce: 0, balance: U256::from(1u64), code_hash: KECCAK_EMPTY };
+        let slot = U256::from(2u64);
+        let hash = metisdb::state::hash_slot(&slot);
+        let state = |payload: Vec<u8>, entries: u32| Chunk {
+            frame: Frame::new(ChunkKind::State, 0, b"", payload.len(), entries),
+            offset: 64,
+            payload,
+        };
+        // The same (hash, slot) pair under many accounts.
+        let mut payload = Vec::new();
+        for a in 1u8..=3 {
+            put_account(&mut payload, &B256::repeat_byte(a), None, &info);
+            put_slot(&mut payload, &hash, Some(&slot), &U256::from(9u64));
+        }
+        // A wrong preimage for a hash seen before is rejected.
+        let good = payload.clone();
+        put_account(&mut payload, &B256::repeat_byte(4), None, &info);
+        put_slot(&mut payload, &hash, Some(&U256::from(3u64)), &U256::from(9u64));
+        assert_eq!(run(&state(good, 6)), Ok(3));
+        assert!(run(&state(payload, 8)).unwrap_err().contains("does not hash"));
+        // And a zero hash with a zero slot.
+        let mut payload = Vec::new();
+        put_account(&mut payload, &B256::repeat_byte(5), None, &info);
+        put_slot(&mut payload, &B256::ZERO, Some(&U256::ZERO), &U256::from(9u64));
+        assert!(run(&state(payload, 2)).unwrap_err().contains("does not hash"));
     }
 
     #[test]
