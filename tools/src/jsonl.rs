@@ -577,6 +577,7 @@ fn parse_in_order(file: &Path, r: &mut BufReader<File>, take: &mut dyn FnMut(Par
             to_workers.push(batch_tx);
             from_workers.push(parsed_rx);
         }
+        let stopped = || Error::Refused("a dump parsing thread stopped".into());
         let (mut sent, mut taken, mut next_line, mut eof) = (0usize, 0usize, 2u64, false);
         loop {
             while !eof && sent - taken < 2 * PARSE_THREADS {
@@ -594,16 +595,14 @@ fn parse_in_order(file: &Path, r: &mut BufReader<File>, take: &mut dyn FnMut(Par
                     break;
                 }
                 if to_workers[sent % PARSE_THREADS].send(LineBatch { first_line, text }).is_err() {
-                    return Err(Error::Refused("a dump parsing thread stopped".into()));
+                    return Err(stopped());
                 }
                 sent += 1;
             }
             if taken == sent {
                 return Ok(());
             }
-            let parsed = from_workers[taken % PARSE_THREADS]
-                .recv()
-                .map_err(|_| Error::Refused("a dump parsing thread stopped".into()))??;
+            let parsed = from_workers[taken % PARSE_THREADS].recv().map_err(|_| stopped())??;
             taken += 1;
             take(parsed)?;
         }
