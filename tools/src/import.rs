@@ -3,16 +3,16 @@
 //! The state is written into a staging data dir next to the target
 //! (`<parent>/.<name>.import`, same filesystem), in batches bounded by
 //! bytes, so memory is one batch of dirty pages whatever the state size.
-//! A JSONL import (`init-state`, input in any order) commits each batch
-//! through a [`StateWriter`], which keeps the trie records and the state
-//! root up to date incrementally. A snapshot import (input in key order)
-//! is a bulk load ([`crate::snapshot::load`]): the tries are computed in
-//! one streaming pass on a hashing thread and the batches are plain table
-//! writes. Every batch is committed as the same version label with
-//! [`metisdb::WriteTxn::rebase`], so the staging database never holds
-//! history. A snapshot import records its position in the file (the last
-//! completed chunk) in the metadata table in the same commit as the batch,
-//! so `--resume` continues exactly there after an interruption.
+//! Both imports are bulk loads ([`crate::snapshot::load::load_staged`]):
+//! a snapshot is in key order already, a JSONL dump (`init-state`) is
+//! sorted first; the tries are computed in one streaming pass on a hashing
+//! thread and the batches are plain table writes. Every batch is committed
+//! as the same version label with [`metisdb::WriteTxn::rebase`], so the
+//! staging database never holds history. A snapshot import records its
+//! position in the file (the last completed chunk) in the metadata table in
+//! the same commit as the batch, so `--resume` continues from the last
+//! durable batch after an interruption (batches are durable at flush
+//! points, every second, not each on its own).
 //!
 //! The last batch computes the root and compares it with the stated one
 //! before committing. Only then is the staging data file renamed into the
@@ -21,13 +21,13 @@
 //! is exactly as it was.
 
 use crate::error::{DbContext, Error, Result};
-use crate::snapshot::format::{Entry, OrderCheck};
-use crate::snapshot::load::{hash_batches, BatchWriter, EntryBatch, HashedBatch, Tries};
+use crate::snapshot::format::{Entry, Header, OrderCheck};
+use crate::snapshot::load::{load_staged, open_staging, EntryBatch, LoadHooks, Tries};
 use crate::snapshot::reader::{Position, SnapshotReader};
 use crate::snapshot::{check_totals, for_each_entry, Totals};
 use alloy_primitives::B256;
 use metisdb::tables::METADATA;
-use metisdb::{Db, Options};
+use metisdb::Options;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -244,9 +244,41 @@ impl Checkpoint {
     }
 }
 
-fn open_staging(dir: &Path, opts: &ImportOptions) -> Result<Db> {
-    Db::open(dir, Options { create: true, ..opts.db.clone() })
-        .ctx(|| format!("open the staging database {}", dir.display()))
+/// The snapshot import's side of [`load_staged`]: progress by input
+/// bytes, the import position committed with every batch (and the
+/// snapshot's header with the last), the test hook that stops early.
+struct ImportHooks<'a> {
+    header: &'a Header,
+    file_len: u64,
+    progress: ImportProgress<'a>,
+    stop_after_batches: Option<u64>,
+    staging: &'a Path,
+}
+
+impl LoadHooks<Checkpoint> for ImportHooks<'_> {
+    fn applied(&mut self, meta: &Checkpoint) {
+        (self.progress)(meta.pos.offset, self.file_len, meta.totals.items());
+    }
+
+    fn records(&self, meta: &Checkpoint, last: bool) -> Vec<(&'static [u8], Vec<u8>)> {
+        let cp = Checkpoint { header_id: self.header.id(), file_len: self.file_len, complete: last, ..meta.clone() };
+        let mut records = vec![(PROGRESS_KEY, cp.encode())];
+        if last {
+            records.push((SOURCE_KEY, self.header.encode().to_vec()));
+        }
+        records
+    }
+
+    fn committed(&mut self, meta: &Checkpoint, batches: u64) -> Result<()> {
+        if self.stop_after_batches.is_some_and(|n| batches >= n) {
+            return Err(Error::Refused(format!(
+                "stopped after {batches} batches (chunk {}); the import is staged in {}",
+                meta.pos.seq,
+                self.staging.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Imports the snapshot `file` into the data dir `target` (see the module docs).
@@ -274,7 +306,7 @@ pub fn import_snapshot(
                 staging.display()
             )));
         }
-        let db = open_staging(&staging, opts)?;
+        let db = open_staging(&staging, &opts.db)?;
         let snap = db.snapshot(None).ctx(|| "read the staging database".into())?;
         let stored = snap.get(METADATA, PROGRESS_KEY).ctx(|| "read the import position".into())?.map(|b| b.to_vec());
         drop(snap);
@@ -300,67 +332,39 @@ pub fn import_snapshot(
         }
         drop(db);
     }
-    if !cp.complete {
-        let db = open_staging(&staging, opts)?;
+    // Everything may have been imported and checked before, leaving only the switch.
+    let (totals, batches) = if cp.complete {
+        (cp.totals, 0)
+    } else {
+        let db = open_staging(&staging, &opts.db)?;
         if !cp.pos.offset.eq(&(crate::snapshot::format::HEADER_LEN as u64)) {
             reader.seek(cp.pos)?;
         }
-        // Lookups (codes of accounts) and copy-on-write reads touch pages
-        // all over the staging file; keep them out of the resident set.
-        let _trim = crate::rss::RssTrim::start(&staging.join(metisdb::DATA_FILE), crate::rss::FILE_RSS_LIMIT_KIB);
         let mut tries = Tries::new();
         if resumed_at.is_some() {
             tries.replay(&db, cp.last_account)?;
         }
-        let mut sink = BatchWriter::new(&db, header.block_number);
         let order = OrderCheck::resume(cp.last_code, cp.last_account, cp.last_slot);
-        let total_bytes = reader.file_len();
-        // Three stages, a few chunks apart: reading, decompressing, decoding
-        // and checking entries; hashing (tries, records, roots); tree
-        // inserts and commits.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<EntryBatch<Checkpoint>>>(8);
-        let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<HashedBatch<Checkpoint>>>(16);
         let start_totals = cp.totals;
-        let what = format!("the header of {}", file.display());
-        let end = std::thread::scope(|s| -> Result<Checkpoint> {
-            s.spawn(move || decode_chunks(reader, file, order, start_totals, tx));
-            s.spawn(move || hash_batches(tries, rx, htx));
-            // `hrx` moves in here: an early return drops it, which stops the other stages.
-            for msg in hrx {
-                let p = msg?;
-                sink.apply(&p.ops)?;
-                progress(p.meta.pos.offset, total_bytes, p.meta.totals.items());
-                if let Some(root) = p.root {
-                    let cp =
-                        Checkpoint { header_id: cp.header_id, file_len: cp.file_len, complete: true, ..p.meta.clone() };
-                    if root != header.state_root {
-                        sink.abandon();
-                        return Err(Error::RootMismatch { what, expected: header.state_root, computed: root });
-                    }
-                    sink.commit(&[(PROGRESS_KEY, &cp.encode()), (SOURCE_KEY, &header.encode())], None, root)?;
-                    return Ok(cp);
-                }
-                if sink.pending >= opts.batch_bytes {
-                    let c = Checkpoint { header_id: cp.header_id, file_len: cp.file_len, ..p.meta.clone() };
-                    sink.commit(&[(PROGRESS_KEY, &c.encode())], p.open, B256::ZERO)?;
-                    if opts.stop_after_batches.is_some_and(|n| sink.batches >= n) {
-                        return Err(Error::Refused(format!(
-                            "stopped after {} batches (chunk {}); the import is staged in {}",
-                            sink.batches,
-                            c.pos.seq,
-                            staging.display()
-                        )));
-                    }
-                }
-            }
-            // The stages end with an error or with the end of the file.
-            Err(Error::Refused("the snapshot reader stopped".into()))
-        });
-        let batches = sink.batches;
-        drop(sink);
+        let mut hooks = ImportHooks {
+            header: &header,
+            file_len: cp.file_len,
+            progress,
+            stop_after_batches: opts.stop_after_batches,
+            staging: &staging,
+        };
+        let end = load_staged(
+            &db,
+            header.block_number,
+            tries,
+            opts.batch_bytes,
+            (header.state_root, &format!("the header of {}", file.display())),
+            move |tx| decode_chunks(reader, file, order, start_totals, tx),
+            &mut hooks,
+        );
         drop(db);
-        cp = match end {
-            Ok(c) => c,
+        match end {
+            Ok(loaded) => (loaded.meta.totals, loaded.batches),
             Err(e) => {
                 if matches!(e, Error::RootMismatch { .. }) {
                     // The staged state is wrong as a whole: nothing to resume.
@@ -368,24 +372,15 @@ pub fn import_snapshot(
                 }
                 return Err(e);
             }
-        };
-        install(&staging, target, opts.overwrite)?;
-        return Ok(ImportSummary {
-            version: header.block_number,
-            state_root: header.state_root,
-            totals: cp.totals,
-            resumed_at_chunk: resumed_at,
-            batches,
-        });
-    }
-    // Everything was imported and checked before; only the switch remained.
+        }
+    };
     install(&staging, target, opts.overwrite)?;
     Ok(ImportSummary {
         version: header.block_number,
         state_root: header.state_root,
-        totals: cp.totals,
+        totals,
         resumed_at_chunk: resumed_at,
-        batches: 0,
+        batches,
     })
 }
 

@@ -25,7 +25,7 @@ use crate::error::{DbContext, Error, Result};
 use crate::import::{check_target, install, staging_dir};
 use crate::snapshot::export::{units, walk_and_write, Board, Unit, ACCOUNTS_PER_UNIT, WRITER_STOPPED};
 use crate::snapshot::format::{Entry, EntryDecoder};
-use crate::snapshot::load::{hash_batches, BatchWriter, EntryBatch, HashedBatch, Tries};
+use crate::snapshot::load::{load_staged, open_staging, EntryBatch, LoadHooks, Tries};
 use crate::walk::{walk_state, StateVisitor, WalkOptions, WalkTotals};
 use alloy_primitives::{keccak256, Address, B256, U256};
 use metisdb::state::{AccountInfo, StoredAccount, KECCAK_EMPTY};
@@ -694,42 +694,34 @@ fn init_staged(
         let f = File::open(p).map_err(|e| Error::io("open", p, e))?;
         readers.push(RunReader { r: BufReader::with_capacity(256 << 10, f), path: p.clone() });
     }
-    let db = Db::open(staging, Options { create: true, ..opts.db.clone() })
-        .ctx(|| format!("open the staging database {}", staging.display()))?;
-    // Three stages, as in a snapshot import: merging and checking the
-    // sorted records, hashing (tries, records, roots), and tree inserts
-    // with commits on the calling thread.
-    let mut sink = BatchWriter::new(&db, opts.version);
-    // Copy-on-write reads touch pages all over the staging file; keep them
-    // out of the resident set.
-    let _trim = crate::rss::RssTrim::start(&staging.join(metisdb::DATA_FILE), crate::rss::FILE_RSS_LIMIT_KIB);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<EntryBatch<Merged>>>(8);
-    let (htx, hrx) = std::sync::mpsc::sync_channel::<Result<HashedBatch<Merged>>>(8);
-    let summary = std::thread::scope(|s| -> Result<DumpSummary> {
-        s.spawn(move || merge_runs(readers, file, tx));
-        s.spawn(move || hash_batches(Tries::new(), rx, htx));
-        // `hrx` moves in here: an early return drops it, which stops the other stages.
-        for msg in hrx {
-            let h = msg?;
-            sink.apply(&h.ops)?;
-            // The root comes with the last batch.
-            if let Some(computed) = h.root {
-                if computed != root {
-                    sink.abandon();
-                    let what = format!("line 1 of {}", file.display());
-                    return Err(Error::RootMismatch { what, expected: root, computed });
-                }
-                sink.commit(&[], None, computed)?;
-                return Ok(DumpSummary { version: opts.version, state_root: computed, ..h.meta.totals });
-            }
-            if sink.pending >= opts.batch_bytes {
-                sink.commit(&[], h.open, B256::ZERO)?;
-                progress(total / 2 + (h.meta.bytes.min(total) / 2), total, h.meta.totals.accounts);
-            }
+    let db = open_staging(staging, &opts.db)?;
+    // The merge (checking order and duplicates) feeds the same stages as a
+    // snapshot import. Progress: the first half of the bar was the parsing.
+    struct Hooks<'a> {
+        progress: &'a mut dyn FnMut(u64, u64, u64),
+        total: u64,
+    }
+    impl LoadHooks<Merged> for Hooks<'_> {
+        fn applied(&mut self, m: &Merged) {
+            (self.progress)(self.total / 2 + m.bytes.min(self.total) / 2, self.total, m.totals.accounts);
         }
-        Err(Error::Refused("the merge of the sorted dump stopped".into()))
-    })?;
-    drop(sink);
+        fn records(&self, _: &Merged, _: bool) -> Vec<(&'static [u8], Vec<u8>)> {
+            Vec::new()
+        }
+        fn committed(&mut self, _: &Merged, _: u64) -> Result<()> {
+            Ok(())
+        }
+    }
+    let loaded = load_staged(
+        &db,
+        opts.version,
+        Tries::new(),
+        opts.batch_bytes,
+        (root, &format!("line 1 of {}", file.display())),
+        move |tx| merge_runs(readers, file, tx),
+        &mut Hooks { progress: &mut *progress, total },
+    )?;
+    let summary = DumpSummary { version: opts.version, state_root: root, ..loaded.meta.totals };
     drop(db);
     progress(total, total, summary.accounts);
     Ok(summary)

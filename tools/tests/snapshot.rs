@@ -396,6 +396,10 @@ fn nospace_after(nth: u64) -> Options {
         wrap_storage: Some(Arc::new(move |inner| {
             Ok(Box::new(FaultStorage::new(inner, vec![fault])?) as Box<dyn metisdb::storage::Storage>)
         })),
+        // Every batch durable at once (the staging database's default is a
+        // flush point per second), so that a failure mid-file leaves
+        // committed batches to resume from.
+        flush_interval: std::time::Duration::ZERO,
         ..Options::default()
     }
 }

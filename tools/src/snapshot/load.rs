@@ -26,8 +26,10 @@ use metisdb::state::{
     storage_key, stored_slot_value, trie_key, AccountInfo, StoredAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY,
 };
 use metisdb::tables::{Table, ACCOUNTS, ACCOUNT_TRIE, CODE, METADATA, PREIMAGES, STORAGE, STORAGE_TRIE};
-use metisdb::{CommitInfo, Db, WriteTxn};
+use metisdb::{CommitInfo, Db, Durability, Options, WriteTxn};
 use std::collections::HashSet;
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 /// Prefix depth (nibbles) at which the account trie is split: the records
 /// of one of its 4096 parts are held until the part is complete.
@@ -380,7 +382,7 @@ pub struct EntryBatch<M> {
 
 /// The writes of an [`EntryBatch`], the account whose slots may continue,
 /// and after the last batch the state root.
-pub struct HashedBatch<M> {
+struct HashedBatch<M> {
     /// Table writes.
     pub ops: Ops,
     /// The account whose slots may continue in the next batch.
@@ -394,7 +396,7 @@ pub struct HashedBatch<M> {
 /// The hashing stage of a load (its own thread): turns batches into
 /// writes with `tries`, in order, until the last batch, an error, or the
 /// writer hanging up.
-pub fn hash_batches<M>(
+fn hash_batches<M>(
     mut tries: Tries,
     rx: std::sync::mpsc::Receiver<Result<EntryBatch<M>>>,
     tx: std::sync::mpsc::SyncSender<Result<HashedBatch<M>>>,
@@ -429,7 +431,7 @@ fn record_sink<'a>(
 
 /// The write side of a load: applies [`Ops`] to write transactions
 /// committed as batches of one version label.
-pub struct BatchWriter<'db> {
+struct BatchWriter<'db> {
     db: &'db Db,
     version: u64,
     txn: Option<WriteTxn<'db>>,
@@ -478,7 +480,7 @@ impl<'db> BatchWriter<'db> {
     /// Commits the open batch with `meta` entries in the metadata table,
     /// `open` (the account whose storage may continue) with a provisional
     /// record, and `root` as the version's state root.
-    pub fn commit(&mut self, meta: &[(&[u8], &[u8])], open: Option<(B256, AccountInfo)>, root: B256) -> Result<()> {
+    pub fn commit(&mut self, meta: &[(&[u8], Vec<u8>)], open: Option<(B256, AccountInfo)>, root: B256) -> Result<()> {
         let txn = self.txn()?;
         for (k, v) in meta {
             txn.put(METADATA, k, v).ctx(|| "write import metadata".into())?;
@@ -500,4 +502,87 @@ impl<'db> BatchWriter<'db> {
     pub fn abandon(&mut self) {
         self.txn = None;
     }
+}
+
+/// Opens (creating) the staging database of a load. Nothing reads it until
+/// the load ends, so a batch's commit does not wait for the disk: commits
+/// are durable at flush points (every [`Options::flush_interval`] and at
+/// the end of [`load_staged`]). A resumable load's position is recorded in
+/// the same commit as its batch, so after a crash it resumes from the last
+/// durable batch.
+pub fn open_staging(dir: &Path, opts: &Options) -> Result<Db> {
+    Db::open(dir, Options { create: true, durability: Durability::Async, ..opts.clone() })
+        .ctx(|| format!("open the staging database {}", dir.display()))
+}
+
+/// What a [`load_staged`] caller does at batch boundaries.
+pub trait LoadHooks<M> {
+    /// A batch of entries was applied (not committed yet): progress.
+    fn applied(&mut self, meta: &M);
+    /// Metadata records to commit with the batch that ends at `meta`
+    /// (`last`: the batch that completes the state).
+    fn records(&self, meta: &M, last: bool) -> Vec<(&'static [u8], Vec<u8>)>;
+    /// An intermediate batch was committed; an error stops the load.
+    fn committed(&mut self, meta: &M, batches: u64) -> Result<()>;
+}
+
+/// How a [`load_staged`] ended.
+pub struct Loaded<M> {
+    /// The last batch's `meta`.
+    pub meta: M,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+/// Loads entries into the staging database `db` as `version`, on three
+/// threads a few batches apart: `produce` reads, decodes and checks
+/// entries and sends them in order; the second (`hash_batches`) turns them into table
+/// writes, trie records and the root; the calling thread applies the
+/// writes and commits whenever `batch_bytes` are pending. The root
+/// computed with the last batch must equal `expected` (stated in `what`),
+/// or nothing of that batch is committed. On success every batch is
+/// durable.
+pub fn load_staged<M: Send>(
+    db: &Db,
+    version: u64,
+    tries: Tries,
+    batch_bytes: u64,
+    (expected, what): (B256, &str),
+    produce: impl FnOnce(SyncSender<Result<EntryBatch<M>>>) + Send,
+    hooks: &mut dyn LoadHooks<M>,
+) -> Result<Loaded<M>> {
+    // Copy-on-write reads (and code lookups) touch pages all over the
+    // staging file; keep them out of the resident set.
+    let _trim = crate::rss::RssTrim::start(db.path(), crate::rss::FILE_RSS_LIMIT_KIB);
+    let mut sink = BatchWriter::new(db, version);
+    let (tx, rx) = sync_channel::<Result<EntryBatch<M>>>(8);
+    let (htx, hrx) = sync_channel::<Result<HashedBatch<M>>>(16);
+    let meta = std::thread::scope(|s| -> Result<M> {
+        s.spawn(move || produce(tx));
+        s.spawn(move || hash_batches(tries, rx, htx));
+        // `hrx` moves in here: an early return drops it, which stops the other stages.
+        for msg in hrx {
+            let h = msg?;
+            sink.apply(&h.ops)?;
+            hooks.applied(&h.meta);
+            if let Some(computed) = h.root {
+                if computed != expected {
+                    sink.abandon();
+                    return Err(Error::RootMismatch { what: what.to_string(), expected, computed });
+                }
+                let records = hooks.records(&h.meta, true);
+                sink.commit(&records, None, computed)?;
+                return Ok(h.meta);
+            }
+            if sink.pending >= batch_bytes {
+                let records = hooks.records(&h.meta, false);
+                sink.commit(&records, h.open, B256::ZERO)?;
+                hooks.committed(&h.meta, sink.batches)?;
+            }
+        }
+        // The stages end with an error or with the last batch.
+        Err(Error::Refused("the reading stage of the load stopped".into()))
+    })?;
+    db.flush().ctx(|| "make the loaded state durable".into())?;
+    Ok(Loaded { meta, batches: sink.batches })
 }
