@@ -62,6 +62,16 @@ pub fn for_each_entry(
         let hashes = metis_keccak::keccak256_all(&preimages.iter().map(|(_, p, _)| *p).collect::<Vec<_>>());
         preimages.iter().zip(&hashes).find(|((_, _, key), h)| *key != *h).map(|((n, _, _), _)| *n)
     };
+    let bad_code = first_bad(
+        entries
+            .iter()
+            .enumerate()
+            .filter_map(|(n, (_, e))| match e {
+                Entry::Code { hash, code } => Some((n, code.as_slice(), hash)),
+                _ => None,
+            })
+            .collect(),
+    );
     let bad_address = first_bad(
         entries
             .iter()
@@ -85,6 +95,7 @@ pub fn for_each_entry(
     for (n, (at, e)) in entries.into_iter().enumerate() {
         order.check(&e, chunk.frame.kind).map_err(|r| Error::bad(path, where_(n, at), r))?;
         let bad = match &e {
+            Entry::Code { hash, code } if bad_code == Some(n) => Some(bad_code_preimage(hash, code)),
             Entry::Account { hash, address: Some(address), .. } if bad_address == Some(n) => {
                 Some(bad_address_preimage(hash, address))
             }
@@ -114,6 +125,11 @@ pub fn for_each_entry(
         ));
     }
     Ok(())
+}
+
+/// The error for a code entry whose code does not hash to its key.
+fn bad_code_preimage(hash: &B256, code: &[u8]) -> String {
+    format!("code entry {hash:#x} holds code that hashes to {:#x}", alloy_primitives::keccak256(code))
 }
 
 /// The error for an account whose address does not hash to its key.
@@ -223,7 +239,7 @@ pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::format::{put_account, put_slot, ChunkKind, Frame};
+    use super::format::{put_account, put_code, put_slot, ChunkKind, Frame};
     use super::*;
     use alloy_primitives::{keccak256, Address, U256};
     use metis_trie::KECCAK_EMPTY;
@@ -282,6 +298,37 @@ mod tests {
         assert!(e.contains("entry 3 at") && e.contains("out of order"), "{e}");
         let e = both(12, 3);
         assert!(e.contains("entry 3 at") && e.contains("does not hash"), "{e}");
+    }
+
+    #[test]
+    fn batched_code_checks_name_the_first_code_that_does_not_hash_to_its_key() {
+        // 11 codes of different lengths (around the 136-byte rate), sorted by hash.
+        let chunk = |bad: Option<usize>| {
+            let mut codes: Vec<(B256, Vec<u8>)> = (0..11usize)
+                .map(|i| vec![0x60 + i as u8; 1 + i * 40])
+                .map(|c| (keccak256(&c), c))
+                .collect();
+            codes.sort();
+            let mut payload = Vec::new();
+            for (n, (hash, mut code)) in codes.into_iter().enumerate() {
+                if Some(n) == bad {
+                    code[0] ^= 1;
+                }
+                put_code(&mut payload, &hash, &code);
+            }
+            Chunk { frame: Frame::new(ChunkKind::Codes, 0, b"", payload.len(), 11), offset: 64, payload }
+        };
+        let codes = |c: &Chunk| {
+            let mut totals = Totals::default();
+            for_each_entry(Path::new("x.snap"), c, &mut OrderCheck::default(), &mut totals, |_| Ok(()))
+                .map(|()| totals.codes)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(codes(&chunk(None)), Ok(11));
+        for bad in [0, 7, 8, 10] {
+            let e = codes(&chunk(Some(bad))).unwrap_err();
+            assert!(e.contains(&format!("entry {bad} at")) && e.contains("holds code that hashes to"), "{bad}: {e}");
+        }
     }
 
     #[test]
