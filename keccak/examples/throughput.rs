@@ -1,6 +1,8 @@
 //! ns per hash of `keccak256_each` against alloy's scalar `keccak256`, for
 //! input sizes the node hashes: a slot or address (32 B), an account leaf
-//! (~110 B), a receipt without logs (~280 B), a full branch node (532 B).
+//! (~110 B), a receipt without logs (~280 B), a full branch node (532 B);
+//! then mixed lengths: the branch children of a trie (leaves and branches)
+//! and the receipts of a block where one transaction logged 2 MB.
 //!
 //! `cargo run --release -p metis-keccak --example throughput`
 
@@ -25,5 +27,25 @@ fn main() {
         });
         let each = best(&mut || metis_keccak::keccak256_each(&inputs, &mut out));
         println!("{size:>4} B: scalar {scalar:>6.0} ns, batched {each:>6.0} ns per hash, {:.2}x", scalar / each);
+    }
+    let children: Vec<Vec<u8>> = (0..4096).map(|i| vec![i as u8; if i % 3 == 0 { 532 } else { 110 }]).collect();
+    let mut receipts: Vec<Vec<u8>> = (0..80).map(|i| vec![i as u8; 280 + 300 * (i % 4)]).collect();
+    receipts[40] = vec![7; 2 << 20];
+    for (name, inputs) in [("trie children (1 in 3 a branch)", children), ("80 receipts, one of 2 MB", receipts)] {
+        let time = |f: &mut dyn FnMut()| {
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e6
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let mut out = Vec::new();
+        let scalar = time(&mut || {
+            std::hint::black_box(inputs.iter().map(alloy_primitives::keccak256).collect::<Vec<_>>());
+        });
+        let each = time(&mut || metis_keccak::keccak256_each(&inputs, &mut out));
+        println!("{name}: scalar {scalar:.0} us, batched {each:.0} us, {:.2}x", scalar / each);
     }
 }

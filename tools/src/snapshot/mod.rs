@@ -304,10 +304,8 @@ mod tests {
     fn batched_code_checks_name_the_first_code_that_does_not_hash_to_its_key() {
         // 11 codes of different lengths (around the 136-byte rate), sorted by hash.
         let chunk = |bad: Option<usize>| {
-            let mut codes: Vec<(B256, Vec<u8>)> = (0..11usize)
-                .map(|i| vec![0x60 + i as u8; 1 + i * 40])
-                .map(|c| (keccak256(&c), c))
-                .collect();
+            let mut codes: Vec<(B256, Vec<u8>)> =
+                (0..11usize).map(|i| vec![0x60 + i as u8; 1 + i * 40]).map(|c| (keccak256(&c), c)).collect();
             codes.sort();
             let mut payload = Vec::new();
             for (n, (hash, mut code)) in codes.into_iter().enumerate() {
