@@ -29,6 +29,10 @@ pub const RATE: usize = 136;
 /// eight costs about as much as two scalar hashes.
 const MIN_GROUP: usize = 3;
 
+/// Fewer inputs than this are hashed one by one: callers with smaller
+/// batches gain by joining them with others first.
+pub const MIN_BATCH: usize = MIN_GROUP;
+
 /// `out[i] = keccak256(inputs[i])` for every input (`out` is cleared first).
 pub fn keccak256_each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>) {
     each(inputs, out, batched());

@@ -96,13 +96,22 @@ enum Item {
         rlp: Vec<u8>,
         stored: bool,
     },
+    /// A completed branch node whose few hashed children are not hashed
+    /// yet either: `RootBuilder::pending_branches[index]` (never fed by a caller).
+    Pending {
+        path: Nibbles,
+        index: usize,
+    },
 }
 
 impl Item {
     fn path(&self) -> &Nibbles {
         match self {
             Self::Leaf { key, .. } => key,
-            Self::Branch { path, .. } | Self::Slot { path, .. } | Self::Completed { path, .. } => path,
+            Self::Branch { path, .. }
+            | Self::Slot { path, .. }
+            | Self::Completed { path, .. }
+            | Self::Pending { path, .. } => path,
         }
     }
 
@@ -261,12 +270,43 @@ pub struct RootBuilder {
     /// Children hung by hash (leaves and completed branches) whose hashes
     /// wait for their parent branch to complete, so that a branch's
     /// children are hashed in one batch (`metis_keccak`: eight at a time
-    /// where the CPU can): `(frame depth, nibble, kind, end of the RLP in
-    /// deferred_rlp)`, innermost frame last.
-    deferred: Vec<(usize, u8, ChildKind, usize)>,
+    /// where the CPU can), innermost frame last.
+    deferred: Vec<Deferred>,
     deferred_rlp: Vec<u8>,
     /// Hashes of the deferred children, reused between branches.
     deferred_hashes: Vec<B256>,
+    /// Completed branches with too few deferred children for a batch of
+    /// their own (a bottom branch of two leaves): their children are hashed
+    /// with those of their pending siblings when the parent completes, in
+    /// the order their parents' `deferred` entries name them.
+    pending_branches: Vec<PendingBranch>,
+}
+
+/// A child of an open frame whose hash waits for the frame to complete.
+#[derive(Debug, Clone, Copy)]
+struct Deferred {
+    /// Depth of the frame.
+    depth: usize,
+    nibble: u8,
+    kind: ChildKind,
+    /// End of the child's RLP in `RootBuilder::deferred_rlp` (a pending
+    /// branch has none there yet: the end of the previous entry's).
+    end: usize,
+    /// The child is `RootBuilder::pending_branches[index]`.
+    pending: Option<usize>,
+}
+
+/// A completed branch whose deferred children are not hashed yet.
+#[derive(Debug)]
+struct PendingBranch {
+    path: Nibbles,
+    frame: Frame,
+    /// The deferred children: `(nibble, kind, rlp)`.
+    children: Vec<(u8, ChildKind, Vec<u8>)>,
+    /// Whether the branch has a stored record (which its parent's record says).
+    stored: bool,
+    /// The branch's RLP once its children are hashed.
+    rlp: Vec<u8>,
 }
 
 impl RootBuilder {
@@ -437,6 +477,18 @@ impl RootBuilder {
                 return Ok(());
             }
             item @ Item::Completed { .. } => return self.hang(item.hashed()),
+            Item::Pending { path, index } if path.len() == depth + 1 => {
+                // Its children are hashed with its siblings' when the parent completes.
+                let kind = ChildKind::Branch { stored: self.pending_branches[index].stored };
+                let end = self.deferred_rlp.len();
+                self.deferred.push(Deferred { depth, nibble: path.nibble(depth), kind, end, pending: Some(index) });
+                return Ok(());
+            }
+            Item::Pending { index, .. } => {
+                // Below an extension: the extension needs the branch's hash now.
+                let item = self.complete_pending(index);
+                return self.hang(item);
+            }
             Item::Branch { path, node_ref, stored } => {
                 // The order checks in `add` reject items inside or above a
                 // hashed branch; this guards the invariant without panicking.
@@ -472,12 +524,44 @@ impl RootBuilder {
             // `place` only pops after hanging into an existing frame.
             unreachable!("pop_frame on an empty stack");
         };
-        self.hang_deferred(&mut frame);
         // A frame is created where two items diverge, so it gets at least two
         // entries (children or a value) before it completes.
         debug_assert!(frame.entry_count() >= 2, "branch completed with {} entries", frame.entry_count());
-        self.branch_nodes += 1;
         let path = item_path.prefix(frame.depth);
+        let first = self.deferred_of(frame.depth);
+        let own = &self.deferred[first..];
+        if !own.is_empty() && own.len() < metis_keccak::MIN_BATCH && own.iter().all(|d| d.pending.is_none()) {
+            // Too few for a batch: wait for the siblings.
+            let base = if first == 0 { 0 } else { self.deferred[first - 1].end };
+            let mut start = base;
+            let children = own
+                .iter()
+                .map(|d| {
+                    let rlp = self.deferred_rlp[start..d.end].to_vec();
+                    start = d.end;
+                    (d.nibble, d.kind, rlp)
+                })
+                .collect();
+            self.deferred.truncate(first);
+            self.deferred_rlp.truncate(base);
+            let (mut branch_mask, mut stored_mask) = (frame.branch_mask, frame.stored_mask);
+            for &(nibble, kind, _) in &children {
+                if let ChildKind::Branch { stored } = kind {
+                    branch_mask |= 1u16 << nibble;
+                    stored_mask |= u16::from(stored) << nibble;
+                }
+            }
+            let stored = frame.value.is_none() && stores_record(branch_mask, stored_mask);
+            self.pending_branches.push(PendingBranch { path: path.clone(), frame, children, stored, rlp: Vec::new() });
+            return Item::Pending { path, index: self.pending_branches.len() - 1 };
+        }
+        self.hang_deferred(&mut frame);
+        self.complete(path, frame)
+    }
+
+    /// The branch item of a frame whose children are all set.
+    fn complete(&mut self, path: Nibbles, frame: Frame) -> Item {
+        self.branch_nodes += 1;
         let rlp = encode_branch(&frame.children, frame.value.as_deref());
         self.retain_proof(&path, &rlp);
         let stored = frame.value.is_none() && stores_record(frame.branch_mask, frame.stored_mask);
@@ -496,30 +580,87 @@ impl RootBuilder {
     /// Defers the hash of a child of the innermost open frame (at `depth`).
     fn defer(&mut self, depth: usize, nibble: u8, kind: ChildKind, rlp: &[u8]) {
         self.deferred_rlp.extend_from_slice(rlp);
-        self.deferred.push((depth, nibble, kind, self.deferred_rlp.len()));
+        let end = self.deferred_rlp.len();
+        self.deferred.push(Deferred { depth, nibble, kind, end, pending: None });
     }
 
-    /// Hashes the children deferred for `frame` (the innermost open frame:
-    /// deeper frames completed and took theirs) in one batch and sets them.
+    /// Index of the first deferred child of the innermost open frame, at
+    /// `depth` (deeper frames completed and took theirs).
+    fn deferred_of(&self, depth: usize) -> usize {
+        let first = self.deferred.iter().rposition(|d| d.depth != depth).map_or(0, |i| i + 1);
+        debug_assert!(self.deferred[first..].iter().all(|d| d.depth == depth));
+        first
+    }
+
+    /// Hashes the children of pending branches `indices` in one batch and
+    /// encodes the branches (their RLP into `pending_branches[i].rlp`).
+    fn resolve_pending(&mut self, indices: &[usize]) {
+        let inputs: Vec<&[u8]> = indices
+            .iter()
+            .flat_map(|&i| self.pending_branches[i].children.iter().map(|(_, _, rlp)| rlp.as_slice()))
+            .collect();
+        metis_keccak::keccak256_each(&inputs, &mut self.deferred_hashes);
+        let mut hashes = std::mem::take(&mut self.deferred_hashes);
+        let mut next = hashes.iter();
+        for &i in indices {
+            let path = self.pending_branches[i].path.clone();
+            let mut frame = std::mem::replace(&mut self.pending_branches[i].frame, Frame::new(0));
+            for (nibble, kind, _) in std::mem::take(&mut self.pending_branches[i].children) {
+                frame.set_child(nibble, NodeRef::from_hash(*next.next().expect("one hash per child")), kind);
+            }
+            let Item::Completed { rlp, stored, .. } = self.complete(path, frame) else {
+                unreachable!("complete gives a Completed")
+            };
+            debug_assert_eq!(stored, self.pending_branches[i].stored);
+            self.pending_branches[i].rlp = rlp;
+        }
+        hashes.clear();
+        self.deferred_hashes = hashes;
+    }
+
+    /// Pending branch `index`, hashed on its own (it hangs below an
+    /// extension or is the top node). It is the last pending branch: a
+    /// branch is pended only when it completes, and it is placed at once.
+    fn complete_pending(&mut self, index: usize) -> Item {
+        debug_assert_eq!(index + 1, self.pending_branches.len());
+        self.resolve_pending(&[index]);
+        let p = self.pending_branches.pop().expect("pending branch");
+        Item::Completed { path: p.path, rlp: p.rlp, stored: p.stored }
+    }
+
+    /// Hashes the children deferred for `frame` (the innermost open frame)
+    /// in one batch and sets them; pending branches among them first have
+    /// their own children hashed, all in one batch.
     fn hang_deferred(&mut self, frame: &mut Frame) {
-        let first = self.deferred.iter().rposition(|&(depth, ..)| depth != frame.depth).map_or(0, |i| i + 1);
+        let first = self.deferred_of(frame.depth);
         if first == self.deferred.len() {
             return;
         }
-        debug_assert!(self.deferred[first..].iter().all(|&(depth, ..)| depth == frame.depth));
-        let base = if first == 0 { 0 } else { self.deferred[first - 1].3 };
+        let pending: Vec<usize> = self.deferred[first..].iter().filter_map(|d| d.pending).collect();
+        if !pending.is_empty() {
+            self.resolve_pending(&pending);
+        }
+        let base = if first == 0 { 0 } else { self.deferred[first - 1].end };
         let mut start = base;
         let rlps: Vec<&[u8]> = self.deferred[first..]
             .iter()
-            .map(|&(.., end)| {
-                let rlp = &self.deferred_rlp[start..end];
-                start = end;
-                rlp
+            .map(|d| match d.pending {
+                Some(i) => self.pending_branches[i].rlp.as_slice(),
+                None => {
+                    let rlp = &self.deferred_rlp[start..d.end];
+                    start = d.end;
+                    rlp
+                }
             })
             .collect();
         metis_keccak::keccak256_each(&rlps, &mut self.deferred_hashes);
-        for (&(_, nibble, kind, _), hash) in self.deferred[first..].iter().zip(&self.deferred_hashes) {
-            frame.set_child(nibble, NodeRef::from_hash(*hash), kind);
+        for (d, hash) in self.deferred[first..].iter().zip(&self.deferred_hashes) {
+            frame.set_child(d.nibble, NodeRef::from_hash(*hash), d.kind);
+        }
+        // This frame's pending branches were the last ones pended.
+        if let Some(&lowest) = pending.first() {
+            debug_assert!(pending.iter().all(|&i| i >= lowest));
+            self.pending_branches.truncate(lowest);
         }
         self.deferred.truncate(first);
         self.deferred_rlp.truncate(base);
@@ -531,12 +672,16 @@ impl RootBuilder {
             self.place(last, None)?;
         }
         debug_assert!(self.stack.is_empty());
-        let top = match self.top.take().map(Item::hashed) {
+        let top = match self.top.take() {
+            Some(Item::Pending { index, .. }) => Some(self.complete_pending(index)),
+            other => other,
+        };
+        let top = match top.map(Item::hashed) {
             None => SubtrieTop::Empty,
             Some(Item::Leaf { key, value }) => SubtrieTop::Leaf { key, value },
             Some(Item::Branch { path, node_ref, stored }) => SubtrieTop::Branch { path, node_ref, stored },
             Some(Item::Slot { path, .. }) => return Err(BuildError::SlotNotUnderBranch(path)),
-            Some(Item::Completed { .. }) => unreachable!("hashed above"),
+            Some(Item::Completed { .. } | Item::Pending { .. }) => unreachable!("hashed above"),
         };
         // A root branch was already retained as a proof node when it
         // completed; a root leaf or extension is only built here.
