@@ -705,12 +705,6 @@ fn init_staged(
         fn applied(&mut self, m: &Merged) {
             (self.progress)(self.total / 2 + m.bytes.min(self.total) / 2, self.total, m.totals.accounts);
         }
-        fn records(&self, _: &Merged, _: bool) -> Vec<(&'static [u8], Vec<u8>)> {
-            Vec::new()
-        }
-        fn committed(&mut self, _: &Merged, _: u64) -> Result<()> {
-            Ok(())
-        }
     }
     let loaded = load_staged(
         &db,

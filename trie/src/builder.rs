@@ -524,12 +524,13 @@ impl RootBuilder {
             // `place` only pops after hanging into an existing frame.
             unreachable!("pop_frame on an empty stack");
         };
-        // A frame is created where two items diverge, so it gets at least two
-        // entries (children or a value) before it completes.
-        debug_assert!(frame.entry_count() >= 2, "branch completed with {} entries", frame.entry_count());
         let path = item_path.prefix(frame.depth);
         let first = self.deferred_of(frame.depth);
         let own = &self.deferred[first..];
+        // A frame is created where two items diverge, so it gets at least two
+        // entries (children, set or deferred, or a value) before it completes.
+        let entries = frame.entry_count() as usize + own.len();
+        debug_assert!(entries >= 2, "branch completed with {entries} entries");
         if !own.is_empty() && own.len() < metis_keccak::MIN_BATCH && own.iter().all(|d| d.pending.is_none()) {
             // Too few for a batch: wait for the siblings.
             let base = if first == 0 { 0 } else { self.deferred[first - 1].end };

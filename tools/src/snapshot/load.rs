@@ -520,10 +520,14 @@ pub trait LoadHooks<M> {
     /// A batch of entries was applied (not committed yet): progress.
     fn applied(&mut self, meta: &M);
     /// Metadata records to commit with the batch that ends at `meta`
-    /// (`last`: the batch that completes the state).
-    fn records(&self, meta: &M, last: bool) -> Vec<(&'static [u8], Vec<u8>)>;
+    /// (`last`: the batch that completes the state); none by default.
+    fn records(&self, _meta: &M, _last: bool) -> Vec<(&'static [u8], Vec<u8>)> {
+        Vec::new()
+    }
     /// An intermediate batch was committed; an error stops the load.
-    fn committed(&mut self, meta: &M, batches: u64) -> Result<()>;
+    fn committed(&mut self, _meta: &M, _batches: u64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How a [`load_staged`] ended.
@@ -536,12 +540,12 @@ pub struct Loaded<M> {
 
 /// Loads entries into the staging database `db` as `version`, on three
 /// threads a few batches apart: `produce` reads, decodes and checks
-/// entries and sends them in order; the second (`hash_batches`) turns them into table
-/// writes, trie records and the root; the calling thread applies the
-/// writes and commits whenever `batch_bytes` are pending. The root
-/// computed with the last batch must equal `expected` (stated in `what`),
-/// or nothing of that batch is committed. On success every batch is
-/// durable.
+/// entries and sends them in order; the second (`hash_batches`) turns
+/// them into table writes, trie records and the root; the calling thread
+/// applies the writes and commits whenever `batch_bytes` are pending. The
+/// root computed with the last batch must equal `expected` (stated in
+/// `what`), or nothing of that batch is committed. On success every batch
+/// is durable.
 pub fn load_staged<M: Send>(
     db: &Db,
     version: u64,
