@@ -14,7 +14,6 @@ mod chains;
 mod error;
 pub mod evm;
 mod hints;
-pub mod pool;
 pub mod receipts;
 pub mod replay;
 pub mod scheduler;

@@ -24,6 +24,7 @@ pub mod metrics;
 mod mmap;
 pub mod page;
 pub mod pending;
+pub mod pool;
 pub mod readers;
 mod scan;
 mod snapshot;

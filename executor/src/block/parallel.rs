@@ -220,7 +220,7 @@ pub fn run_parallel(
         validation_aborts: AtomicUsize::new(0),
         dependency_waits: AtomicUsize::new(0),
     };
-    crate::pool::on_workers(workers, |id| run.worker(id, workers));
+    metisdb::pool::on_workers(workers, |id| run.worker(id, workers));
     if let Some(failure) = lock!(run.failure).take() {
         return Err(failure);
     }

@@ -825,30 +825,39 @@ impl<'p> MvMemory<'p> {
             let per_thread = shards.len().div_ceil(threads);
             let per_thread_slots = last_writes.len().div_ceil(threads).max(1);
             let mut last_writes = last_writes.into_vec();
-            std::thread::scope(|scope| {
-                let mut chunks = shards.chunks_mut(per_thread);
-                let first = chunks.next().unwrap_or_default();
-                let mut slot_chunks: Vec<Vec<Mutex<TxWrites>>> = Vec::new();
-                while last_writes.len() > per_thread_slots {
-                    slot_chunks.push(last_writes.split_off(last_writes.len() - per_thread_slots));
-                }
-                slot_chunks.push(last_writes);
-                let handles: Vec<_> = chunks
-                    .map(|chunk| {
-                        let slots = slot_chunks.pop();
-                        scope.spawn(move || {
-                            drop(slots);
-                            convert(chunk)
-                        })
-                    })
-                    .collect();
-                drop(slot_chunks);
-                let mut runs = vec![convert(first)];
-                for handle in handles {
-                    runs.push(handle.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload)));
-                }
-                runs
-            })
+            let mut slot_chunks: Vec<Vec<Mutex<TxWrites>>> = Vec::new();
+            while last_writes.len() > per_thread_slots {
+                slot_chunks.push(last_writes.split_off(last_writes.len() - per_thread_slots));
+            }
+            slot_chunks.push(last_writes);
+            // One share per thread: the caller's first, then one per pooled helper.
+            let mut shares: Vec<_> = shards.chunks_mut(per_thread).map(|chunk| (chunk, slot_chunks.pop())).collect();
+            drop(slot_chunks);
+            let (first, first_slots) = shares.remove(0);
+            let shares: Vec<Mutex<Option<_>>> = shares.into_iter().map(|share| Mutex::new(Some(share))).collect();
+            let helper_runs: Vec<Mutex<Option<_>>> = shares.iter().map(|_| Mutex::new(None)).collect();
+            let take = |m: &Mutex<Option<_>>| m.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let first_run = crate::pool::with_helpers(
+                shares.len(),
+                |id| {
+                    if let Some((chunk, slots)) = take(&shares[id - 1]) {
+                        drop(slots);
+                        let run = convert(chunk);
+                        *helper_runs[id - 1].lock().unwrap_or_else(|e| e.into_inner()) = Some(run);
+                    }
+                },
+                || {
+                    drop(first_slots);
+                    convert(first)
+                },
+            );
+            let mut runs = vec![first_run];
+            runs.extend(
+                helper_runs
+                    .into_iter()
+                    .map(|run| run.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every helper has run")),
+            );
+            runs
         };
         let mut out: Vec<(StateKey, StateValue)> = Vec::new();
         let total = runs.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum::<usize>() + extra.len();

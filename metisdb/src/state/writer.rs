@@ -87,16 +87,13 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) ->
     }
     let next = AtomicUsize::new(0);
     let out: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(items.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                let r = f(item);
-                out.lock().expect("result lock").push((i, r));
-            });
-        }
-    });
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else { break };
+        let r = f(item);
+        out.lock().expect("result lock").push((i, r));
+    };
+    crate::pool::with_helpers(threads.min(items.len()) - 1, |_| work(), work);
     let mut out = out.into_inner().expect("result lock");
     out.sort_unstable_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
@@ -136,35 +133,43 @@ fn overlapped_account_update(
             parts.push(part);
             Ok(())
         };
-    std::thread::scope(|scope| -> Result<()> {
-        let (sender, finished) = std::sync::mpsc::channel();
-        for _ in 1..threads.min(prefixes.len()) {
-            let sender = sender.clone();
-            scope.spawn(move || {
-                while let Some(part) = hash_next() {
-                    if sender.send(part).is_err() {
-                        break; // The writer failed and left.
-                    }
+    let (sender, finished) = std::sync::mpsc::channel();
+    // Taken by the calling thread once every subtrie is claimed, so that the
+    // channel closes when the helpers that claimed some are done (or panicked).
+    let sender = Mutex::new(Some(sender));
+    let helpers = threads.min(prefixes.len()).saturating_sub(1);
+    crate::pool::with_helpers(
+        helpers,
+        |_| {
+            // A helper that starts after every subtrie was claimed has nothing to do.
+            let Some(sender) = sender.lock().expect("sender lock").clone() else { return };
+            while let Some(part) = hash_next() {
+                if sender.send(part).is_err() {
+                    break; // The writer failed and left.
                 }
-            });
-        }
-        drop(sender);
-        // The storage tries' records first: the other threads hash meanwhile.
-        for (address_hash, u) in storage_updates {
-            write_records(&mut storage_edit, address_hash.as_slice(), &u.removals, &u.upserts, stats)?;
-        }
-        while let Some(part) = hash_next() {
-            write_part(part, stats)?;
-            while let Ok(part) = finished.try_recv() {
+            }
+        },
+        || -> Result<()> {
+            // `finished` moves in here: an early return drops it, which stops the helpers.
+            let finished = finished;
+            // The storage tries' records first: the helpers hash meanwhile.
+            for (address_hash, u) in storage_updates {
+                write_records(&mut storage_edit, address_hash.as_slice(), &u.removals, &u.upserts, stats)?;
+            }
+            while let Some(part) = hash_next() {
+                write_part(part, stats)?;
+                while let Ok(part) = finished.try_recv() {
+                    write_part(part, stats)?;
+                }
+            }
+            drop(sender.lock().expect("sender lock").take());
+            // Ends when every helper has finished and dropped its sender.
+            for part in finished {
                 write_part(part, stats)?;
             }
-        }
-        // Ends when every hashing thread has finished and dropped its sender.
-        for part in finished {
-            write_part(part, stats)?;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     stats.account_walk_ns = t0.elapsed().as_nanos() as u64;
     let tw = Instant::now();
     let top = combine_subtries(parts, &mut TrieBranches::accounts(txn))?;

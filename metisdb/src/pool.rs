@@ -1,12 +1,12 @@
-//! Worker threads that outlive a block.
+//! Helper threads that outlive the work they do.
 //!
-//! Block-STM used to start its workers for each block and let them end
-//! with it. A thread's end is not free: the allocator's thread cache goes
-//! back to its arena, and on this 2-vCPU machine that was some 60
-//! `madvise` calls per block, each a TLB-shootdown interrupt to the core
-//! still running the block, which finished its receipts and final writes
-//! 1.2-1.9x slower than the sequential path for it. Pooled threads stay
-//! (parked) between blocks.
+//! Block-STM used to start its workers for each block, and a commit its
+//! hashing threads, and let them end with it. A thread's end is not free:
+//! the allocator's thread cache goes back to its arena, and on this 2-vCPU
+//! machine that was some 60 `madvise` calls per block, each a TLB-shootdown
+//! interrupt to the core still running the block, which finished its
+//! receipts and final writes 1.2-1.9x slower than the sequential path for
+//! it. Pooled threads stay (parked) between uses.
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ fn pool(threads: usize) -> Arc<ThreadPool> {
                 .num_threads(threads)
                 .thread_name(|i| format!("metis-worker-{i}"))
                 .build()
-                .expect("start the executor's worker threads");
+                .expect("start pooled helper threads");
             Arc::new(pool)
         })
         .clone()
@@ -36,18 +36,27 @@ fn pool(threads: usize) -> Arc<ThreadPool> {
 /// on pooled threads, and returns once every call has returned. A panic in
 /// any of them is resumed here after all have returned.
 pub fn on_workers(workers: usize, work: impl Fn(usize) + Sync) {
-    assert!(workers <= MAX_POOLED_THREADS + 1, "{workers} workers: at most {} pooled", MAX_POOLED_THREADS + 1);
-    if workers <= 1 {
-        work(0);
-        return;
+    with_helpers(workers.saturating_sub(1), &work, || work(0));
+}
+
+/// Runs `main` on the calling thread and `helper(1)` .. `helper(helpers)`
+/// on pooled threads; returns `main`'s result once every call has
+/// returned. A helper may start late (on the caller, after `main`, when the
+/// pool is busy with another caller's work), so `main` must not wait for
+/// a helper that has not claimed any work yet. A panic in any call is
+/// resumed here after all have returned.
+pub fn with_helpers<R>(helpers: usize, helper: impl Fn(usize) + Sync, main: impl FnOnce() -> R) -> R {
+    assert!(helpers <= MAX_POOLED_THREADS, "{helpers} helpers: at most {MAX_POOLED_THREADS} pooled");
+    if helpers == 0 {
+        return main();
     }
-    let work = &work;
-    pool(workers - 1).in_place_scope(|scope| {
-        for id in 1..workers {
-            scope.spawn(move |_| work(id));
+    let helper = &helper;
+    pool(helpers).in_place_scope(|scope| {
+        for id in 1..=helpers {
+            scope.spawn(move |_| helper(id));
         }
-        work(0);
-    });
+        main()
+    })
 }
 
 #[cfg(test)]
@@ -76,6 +85,22 @@ mod tests {
                 assert_ne!(std::thread::current().id(), caller);
             }
         });
+    }
+
+    #[test]
+    fn helpers_run_once_each_beside_main_which_gives_the_result() {
+        let calls: Vec<AtomicUsize> = (0..=3).map(|_| AtomicUsize::new(0)).collect();
+        let result = with_helpers(
+            3,
+            |id| {
+                calls[id].fetch_add(1, Ordering::Relaxed);
+            },
+            || 42,
+        );
+        assert_eq!(result, 42);
+        let calls: Vec<usize> = calls.into_iter().map(AtomicUsize::into_inner).collect();
+        assert_eq!(calls, vec![0, 1, 1, 1]);
+        assert_eq!(with_helpers(0, |_| unreachable!("no helpers"), || "alone"), "alone");
     }
 
     #[test]
