@@ -3,7 +3,7 @@
 //! Hashing dominates the work of Merkle roots, receipts roots, log blooms
 //! and snapshot checks, and there the inputs are many and independent
 //! (the leaves under one branch, the receipts of a block, the preimages of
-//! a chunk). One Keccak-f[1600] permutation is a chain of dependent
+//! a chunk). One Keccak-f\[1600\] permutation is a chain of dependent
 //! 64-bit operations; with AVX-512 eight states advance side by side, one
 //! 64-bit lane of each register per state: 84-86 ns per 32-byte hash
 //! against 283-298 ns for alloy's scalar assembly on this machine's EPYC,

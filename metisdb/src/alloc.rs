@@ -471,7 +471,7 @@ pub fn encode_pages(pages: &[u64]) -> Vec<u8> {
 }
 
 /// [`encode_pages`], at least `min_len` bytes long if the varints can be
-/// widened that far (each to [`MAX_VARINT_LEN`] bytes); [`decode_pages`]
+/// widened that far (each to `MAX_VARINT_LEN` bytes); [`decode_pages`]
 /// reads the same pages either way.
 pub fn encode_pages_min_len(pages: &[u64], min_len: usize) -> Vec<u8> {
     debug_assert!(pages.windows(2).all(|w| w[0] < w[1]));

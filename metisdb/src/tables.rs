@@ -69,7 +69,7 @@ impl Table {
     pub fn index(self) -> usize {
         self.0 as usize
     }
-    /// Name of the table ("table<N>" if undefined).
+    /// Name of the table (`table<N>` if undefined).
     pub fn name(self) -> &'static str {
         info(self).map_or("unknown", |i| i.name)
     }
