@@ -4,7 +4,7 @@
 //!   memory over the parent snapshot and the [`StateView`] of the parent.
 //! - [`scheduler`]: the collaborative Block-STM scheduler.
 //! - [`block`]: block execution (parallel or sequential reference), block
-//!   building for the dev node; [`call`]: single calls for RPC.
+//!   building for the dev node; [`call`](mod@call): single calls for RPC.
 //! - [`statetest`], [`replay`]: runners over ethereum/tests state tests and
 //!   mainnet block fixtures.
 

@@ -361,7 +361,7 @@ fn check_leaves<'a>(
 /// Recomputes the state root of a snapshot's version from its leaves (one
 /// pass in key order), checks every account's stored storage root against
 /// its slots and every stored branch record against the leaves (see
-/// [`RecordCheck`]). `tick` gets the accounts done. The walk reads the whole
+/// `RecordCheck`). `tick` gets the accounts done. The walk reads the whole
 /// file: callers run it under a [`crate::rss::Prefetch`].
 pub fn check_state_root(snap: &metisdb::Snapshot, tick: &mut dyn FnMut(u64)) -> crate::Result<RootCheck> {
     let stored = B256::from(

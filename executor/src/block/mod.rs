@@ -94,7 +94,7 @@ pub const MIN_PARALLEL_PAYOUT_TXS: usize = 4 * PARALLEL_RECEIPTS;
 /// [`MIN_PARALLEL_GAS`]) or when same-sender chains cover most of it (each
 /// transaction of a chain must wait for the previous one, so the block is
 /// serial by construction). Payout chains of plain transfers
-/// ([`crate::chains`]) run in parallel, but their transfers are too small
+/// (`crate::chains`) run in parallel, but their transfers are too small
 /// for a second worker to win much: a block they cover runs in parallel
 /// only from [`MIN_PARALLEL_PAYOUT_TXS`] transactions, at least half of
 /// them plain transfers by their form, where building the receipts and

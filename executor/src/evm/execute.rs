@@ -92,7 +92,7 @@ pub enum ExecFailure {
         reason: String,
         reads: Vec<ReadRecord>,
     },
-    /// A chain transaction ([`crate::chains`]) was not a plain transfer
+    /// A chain transaction (`crate::chains`) was not a plain transfer
     /// after all: the parallel run cannot stand.
     NotPlainTransfer,
 }
@@ -121,7 +121,7 @@ impl<'a, 'p> TxExecutor<'a, 'p> {
         }
     }
 
-    /// Executes chain transaction `tx` ([`crate::chains`]) as transaction
+    /// Executes chain transaction `tx` (`crate::chains`) as transaction
     /// `index` against a stand-in sender; its write of the sender becomes a
     /// debit.
     pub fn execute_chain(&mut self, index: TxIndex, tx: &TxEnv) -> Result<TxExecution, ExecFailure> {
