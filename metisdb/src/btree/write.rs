@@ -8,6 +8,7 @@
 
 use super::{branch, leaf, node, value_bytes, Malformed, PageSource, TreeRoot, MAX_DEPTH};
 use crate::error::Result;
+use crate::meta::MAX_TABLES;
 use crate::page::{self, put_u64, HEADER_LEN};
 use branch::BranchBuf;
 use leaf::ValueRef;
@@ -41,6 +42,11 @@ pub struct Dirty {
     pub(crate) runs: Vec<Option<DirtyRun>>,
     /// Committed pages this transaction no longer references.
     pub(crate) freed: Vec<u64>,
+    /// Per table: the tree's root and its last leaf (dirty) after an
+    /// insert that went to the end of the tree, so that the next greater
+    /// key is appended there without a descent (a bulk load inserts in key
+    /// order). Any other change of the tree clears it.
+    append_hints: [Option<(TreeRoot, u64)>; MAX_TABLES],
 }
 
 impl Dirty {
@@ -54,6 +60,7 @@ impl Dirty {
             table: Vec::new(),
             runs: Vec::new(),
             freed: Vec::new(),
+            append_hints: [None; MAX_TABLES],
         }
     }
 
@@ -195,6 +202,7 @@ impl Dirty {
         assert_eq!(self.page_size, other.page_size, "absorbed changes of another database");
         assert_eq!(self.version, other.version, "absorbed changes of another version");
         let shift = TempShift { pages: self.pages.len() as u64, runs: self.runs.len() as u64 };
+        self.append_hints = [None; MAX_TABLES];
         for mut page in other.pages {
             if let Some(buf) = page.as_deref_mut() {
                 patch_refs(buf, |id| shift.id(id));
@@ -310,6 +318,14 @@ enum Ins {
     Split { left: u64, sep: Vec<u8>, right: u64 },
 }
 
+/// Whether an insert went to the end of the tree: the last child at every
+/// level and after the last entry of the leaf, which it did not split.
+struct AtEnd {
+    so_far: bool,
+    /// The leaf, once the entry is in it.
+    leaf: Option<u64>,
+}
+
 enum Del {
     Missing,
     Changed(u64),
@@ -388,6 +404,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     /// `key` into dirty pages (their content unchanged), so that they are
     /// written elsewhere at commit: how cleaning moves a live page.
     pub fn touch(&mut self, root: &mut TreeRoot, key: &[u8], level: u8) -> Result<()> {
+        self.dirty.append_hints[usize::from(self.table)] = None;
         if root.is_empty() || level > root.level {
             return Ok(());
         }
@@ -414,6 +431,14 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     /// Inserts or replaces `key`.
     pub fn insert(&mut self, root: &mut TreeRoot, key: &[u8], value: NewValue<'_>, want_old: bool) -> Result<Previous> {
         let mut prev = Previous::default();
+        let table = usize::from(self.table);
+        if let Some((hint_root, leaf)) = self.dirty.append_hints[table].take() {
+            if hint_root == *root && self.append_to_last_leaf(leaf, key, value) {
+                root.entries += 1;
+                self.dirty.append_hints[table] = Some((*root, leaf));
+                return Ok(prev);
+            }
+        }
         if root.is_empty() {
             let id = self.dirty.new_page(self.table, self.hot_leaves);
             let version = self.dirty.version;
@@ -429,12 +454,24 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         }
         let mut old = None;
         let mut run_to_free = None;
-        let res =
-            self.insert_rec(root.page, root.level, key, value, want_old, &mut prev, &mut old, &mut run_to_free)?;
+        let mut end = AtEnd { so_far: true, leaf: None };
+        let res = self.insert_rec(
+            root.page,
+            root.level,
+            key,
+            value,
+            want_old,
+            &mut prev,
+            &mut old,
+            &mut run_to_free,
+            &mut end,
+        )?;
         prev.value = self.resolve(old)?;
         if let Some((page, len)) = run_to_free {
             self.dirty.free_run(page, 2 + key.len() + len as usize);
         }
+        // After a split the last leaf is a new page: the next insert finds it.
+        let split = matches!(res, Ins::Split { .. });
         match res {
             Ins::Same(id) => root.page = id,
             Ins::Split { left, sep, right } => {
@@ -449,7 +486,20 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         if !prev.existed {
             root.entries += 1;
         }
+        if let (true, Some(leaf), false) = (end.so_far, end.leaf, split) {
+            self.dirty.append_hints[table] = Some((*root, leaf));
+        }
         Ok(prev)
+    }
+
+    /// Appends `key` to `leaf` if `leaf` is a dirty leaf, `key` is greater
+    /// than its last key and the entry fits; the caller vouches that `leaf`
+    /// is the tree's last leaf. Leaves the page as it was otherwise.
+    fn append_to_last_leaf(&mut self, leaf: u64, key: &[u8], value: NewValue<'_>) -> bool {
+        let Some(page) = self.dirty.page(leaf) else { return false };
+        let n = leaf::count(page);
+        let greater = n > 0 && leaf::key(page, n - 1).is_ok_and(|last| key > last);
+        greater && leaf::insert(self.dirty.page_mut(leaf), n, key, value.as_ref())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -463,10 +513,13 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         prev: &mut Previous,
         old: &mut Option<OldValue>,
         run_to_free: &mut Option<(u64, u32)>,
+        end: &mut AtEnd,
     ) -> Result<Ins> {
         if level == 0 {
             let id = self.make_dirty(id, 0)?;
-            let found = leaf::search(self.dirty.page(id).expect("dirty"), key).map_err(|m| self.corrupt(id, m))?;
+            let page = self.dirty.page(id).expect("dirty");
+            let found = leaf::search(page, key).map_err(|m| self.corrupt(id, m))?;
+            end.so_far &= found == Err(leaf::count(page));
             let pos = match found {
                 Ok(i) => {
                     let page = self.dirty.page(id).expect("dirty");
@@ -481,14 +534,16 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
                 Err(i) => i,
             };
             if leaf::insert(self.dirty.page_mut(id), pos, key, value.as_ref()) {
+                end.leaf = Some(id);
                 return Ok(Ins::Same(id));
             }
             return Ok(self.split_leaf(id, pos, key, value));
         }
         let p = self.read(id, level)?;
         let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
+        end.so_far &= i == branch::count(p);
         let child = branch::child(p, i);
-        match self.insert_rec(child, level - 1, key, value, want_old, prev, old, run_to_free)? {
+        match self.insert_rec(child, level - 1, key, value, want_old, prev, old, run_to_free, end)? {
             Ins::Same(c) if c == child => Ok(Ins::Same(id)),
             Ins::Same(c) => {
                 let id = self.make_dirty(id, level)?;
@@ -585,6 +640,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
 
     /// Deletes `key`; returns whether it existed (and its value when asked).
     pub fn delete(&mut self, root: &mut TreeRoot, key: &[u8], want_old: bool) -> Result<Previous> {
+        self.dirty.append_hints[usize::from(self.table)] = None;
         let mut prev = Previous::default();
         if root.is_empty() {
             return Ok(prev);
