@@ -35,9 +35,9 @@ impl Totals {
 /// hashes) and passes it to `f`. Errors name the chunk and the entry's
 /// position in its payload; of several bad entries, the first is named.
 ///
-/// The chunk is decoded whole first so that its address and slot preimages
-/// are hashed in batches (`metis_keccak`, eight at a time where the CPU can;
-/// a quarter of an import's keccak work).
+/// The chunk is decoded whole first so that its codes, addresses and slot
+/// numbers are hashed in one batch (`metis_keccak`, eight at a time where
+/// the CPU can; a quarter of an import's keccak work).
 pub fn for_each_entry(
     path: &Path,
     chunk: &Chunk,
@@ -57,52 +57,29 @@ pub fn for_each_entry(
         }
     };
     let where_ = |n: usize, at: usize| format!("{}, entry {n} at payload byte {at}", chunk.place());
-    // The first entry whose preimage does not hash to its key.
-    let first_bad = |preimages: Vec<(usize, &[u8], &B256)>| -> Option<usize> {
-        let hashes = metis_keccak::keccak256_all(&preimages.iter().map(|(_, p, _)| *p).collect::<Vec<_>>());
-        preimages.iter().zip(&hashes).find(|((_, _, key), h)| *key != *h).map(|((n, _, _), _)| *n)
-    };
-    let bad_code = first_bad(
-        entries
-            .iter()
-            .enumerate()
-            .filter_map(|(n, (_, e))| match e {
-                Entry::Code { hash, code } => Some((n, code.as_slice(), hash)),
-                _ => None,
-            })
-            .collect(),
-    );
-    let bad_address = first_bad(
-        entries
-            .iter()
-            .enumerate()
-            .filter_map(|(n, (_, e))| match e {
-                Entry::Account { hash, address: Some(address), .. } => Some((n, address.as_slice(), hash)),
-                _ => None,
-            })
-            .collect(),
-    );
-    let slot_bytes: Vec<(usize, [u8; 32], &B256)> = entries
+    // The first entry whose preimage (code, address or slot number) does
+    // not hash to its key; earlier entries may still fail their order check.
+    let preimages: Vec<(usize, Preimage<'_>, &B256)> = entries
         .iter()
         .enumerate()
         .filter_map(|(n, (_, e))| match e {
-            Entry::Slot { hash, slot: Some(slot), .. } => Some((n, slot.to_be_bytes::<32>(), hash)),
+            Entry::Code { hash, code } => Some((n, Preimage::Bytes(code), hash)),
+            Entry::Account { hash, address: Some(address), .. } => Some((n, Preimage::Bytes(address.as_slice()), hash)),
+            Entry::Slot { hash, slot: Some(slot), .. } => Some((n, Preimage::Word(slot.to_be_bytes()), hash)),
             _ => None,
         })
         .collect();
-    let bad_slot = first_bad(slot_bytes.iter().map(|(n, bytes, hash)| (*n, bytes.as_slice(), *hash)).collect());
+    let hashes = metis_keccak::keccak256_all(&preimages.iter().map(|(_, p, _)| p).collect::<Vec<_>>());
+    let first_bad = preimages.iter().zip(&hashes).find(|((_, _, key), h)| *key != *h).map(|((n, _, _), _)| *n);
     let entry_count = entries.len();
     for (n, (at, e)) in entries.into_iter().enumerate() {
         order.check(&e, chunk.frame.kind).map_err(|r| Error::bad(path, where_(n, at), r))?;
         let bad = match &e {
-            Entry::Code { hash, code } if bad_code == Some(n) => Some(bad_code_preimage(hash, code)),
-            Entry::Account { hash, address: Some(address), .. } if bad_address == Some(n) => {
-                Some(bad_address_preimage(hash, address))
-            }
-            Entry::Slot { hash, .. } if bad_slot == Some(n) => {
-                Some(bad_slot_preimage(hash, &order.last_account().unwrap_or_default()))
-            }
-            _ => None,
+            _ if first_bad != Some(n) => None,
+            Entry::Code { hash, code } => Some(bad_code_preimage(hash, code)),
+            Entry::Account { hash, address: Some(address), .. } => Some(bad_address_preimage(hash, address)),
+            Entry::Slot { hash, .. } => Some(bad_slot_preimage(hash, &order.last_account().unwrap_or_default())),
+            Entry::Account { address: None, .. } => None,
         };
         if let Some(reason) = bad {
             return Err(Error::bad(path, where_(n, at), reason));
@@ -125,6 +102,22 @@ pub fn for_each_entry(
         ));
     }
     Ok(())
+}
+
+/// What an entry's key is the keccak of: borrowed bytes (code, address) or
+/// a slot number's 32 big-endian bytes.
+enum Preimage<'a> {
+    Bytes(&'a [u8]),
+    Word([u8; 32]),
+}
+
+impl AsRef<[u8]> for Preimage<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Preimage::Bytes(b) => b,
+            Preimage::Word(w) => w,
+        }
+    }
 }
 
 /// The error for a code entry whose code does not hash to its key.
