@@ -288,12 +288,27 @@ struct Deferred {
     /// Depth of the frame.
     depth: usize,
     nibble: u8,
-    kind: ChildKind,
     /// End of the child's RLP in `RootBuilder::deferred_rlp` (a pending
     /// branch has none there yet: the end of the previous entry's).
     end: usize,
-    /// The child is `RootBuilder::pending_branches[index]`.
-    pending: Option<usize>,
+    child: DeferredChild,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DeferredChild {
+    /// Its RLP is in `RootBuilder::deferred_rlp`.
+    Encoded(ChildKind),
+    /// `RootBuilder::pending_branches[index]`, encoded when the frame completes.
+    Pending(usize),
+}
+
+impl Deferred {
+    fn pending(&self) -> Option<usize> {
+        match self.child {
+            DeferredChild::Pending(index) => Some(index),
+            DeferredChild::Encoded(_) => None,
+        }
+    }
 }
 
 /// A completed branch whose deferred children are not hashed yet.
@@ -303,10 +318,10 @@ struct PendingBranch {
     frame: Frame,
     /// The deferred children: `(nibble, kind, rlp)`.
     children: Vec<(u8, ChildKind, Vec<u8>)>,
-    /// Whether the branch has a stored record (which its parent's record says).
-    stored: bool,
-    /// The branch's RLP once its children are hashed.
+    /// Once its children are hashed: the branch's RLP and whether it has a
+    /// stored record (which its parent's record says).
     rlp: Vec<u8>,
+    stored: bool,
 }
 
 impl RootBuilder {
@@ -479,9 +494,9 @@ impl RootBuilder {
             item @ Item::Completed { .. } => return self.hang(item.hashed()),
             Item::Pending { path, index } if path.len() == depth + 1 => {
                 // Its children are hashed with its siblings' when the parent completes.
-                let kind = ChildKind::Branch { stored: self.pending_branches[index].stored };
                 let end = self.deferred_rlp.len();
-                self.deferred.push(Deferred { depth, nibble: path.nibble(depth), kind, end, pending: Some(index) });
+                let child = DeferredChild::Pending(index);
+                self.deferred.push(Deferred { depth, nibble: path.nibble(depth), end, child });
                 return Ok(());
             }
             Item::Pending { index, .. } => {
@@ -531,29 +546,23 @@ impl RootBuilder {
         // entries (children, set or deferred, or a value) before it completes.
         let entries = frame.entry_count() as usize + own.len();
         debug_assert!(entries >= 2, "branch completed with {entries} entries");
-        if !own.is_empty() && own.len() < metis_keccak::MIN_BATCH && own.iter().all(|d| d.pending.is_none()) {
+        if !own.is_empty() && own.len() < metis_keccak::MIN_BATCH && own.iter().all(|d| d.pending().is_none()) {
             // Too few for a batch: wait for the siblings.
             let base = if first == 0 { 0 } else { self.deferred[first - 1].end };
             let mut start = base;
             let children = own
                 .iter()
                 .map(|d| {
+                    let DeferredChild::Encoded(kind) = d.child else { unreachable!("none is pending") };
                     let rlp = self.deferred_rlp[start..d.end].to_vec();
                     start = d.end;
-                    (d.nibble, d.kind, rlp)
+                    (d.nibble, kind, rlp)
                 })
                 .collect();
             self.deferred.truncate(first);
             self.deferred_rlp.truncate(base);
-            let (mut branch_mask, mut stored_mask) = (frame.branch_mask, frame.stored_mask);
-            for &(nibble, kind, _) in &children {
-                if let ChildKind::Branch { stored } = kind {
-                    branch_mask |= 1u16 << nibble;
-                    stored_mask |= u16::from(stored) << nibble;
-                }
-            }
-            let stored = frame.value.is_none() && stores_record(branch_mask, stored_mask);
-            self.pending_branches.push(PendingBranch { path: path.clone(), frame, children, stored, rlp: Vec::new() });
+            let pending = PendingBranch { path: path.clone(), frame, children, rlp: Vec::new(), stored: false };
+            self.pending_branches.push(pending);
             return Item::Pending { path, index: self.pending_branches.len() - 1 };
         }
         self.hang_deferred(&mut frame);
@@ -582,7 +591,7 @@ impl RootBuilder {
     fn defer(&mut self, depth: usize, nibble: u8, kind: ChildKind, rlp: &[u8]) {
         self.deferred_rlp.extend_from_slice(rlp);
         let end = self.deferred_rlp.len();
-        self.deferred.push(Deferred { depth, nibble, kind, end, pending: None });
+        self.deferred.push(Deferred { depth, nibble, end, child: DeferredChild::Encoded(kind) });
     }
 
     /// Index of the first deferred child of the innermost open frame, at
@@ -612,8 +621,8 @@ impl RootBuilder {
             let Item::Completed { rlp, stored, .. } = self.complete(path, frame) else {
                 unreachable!("complete gives a Completed")
             };
-            debug_assert_eq!(stored, self.pending_branches[i].stored);
             self.pending_branches[i].rlp = rlp;
+            self.pending_branches[i].stored = stored;
         }
         hashes.clear();
         self.deferred_hashes = hashes;
@@ -637,7 +646,7 @@ impl RootBuilder {
         if first == self.deferred.len() {
             return;
         }
-        let pending: Vec<usize> = self.deferred[first..].iter().filter_map(|d| d.pending).collect();
+        let pending: Vec<usize> = self.deferred[first..].iter().filter_map(Deferred::pending).collect();
         if !pending.is_empty() {
             self.resolve_pending(&pending);
         }
@@ -645,9 +654,9 @@ impl RootBuilder {
         let mut start = base;
         let rlps: Vec<&[u8]> = self.deferred[first..]
             .iter()
-            .map(|d| match d.pending {
-                Some(i) => self.pending_branches[i].rlp.as_slice(),
-                None => {
+            .map(|d| match d.child {
+                DeferredChild::Pending(i) => self.pending_branches[i].rlp.as_slice(),
+                DeferredChild::Encoded(_) => {
                     let rlp = &self.deferred_rlp[start..d.end];
                     start = d.end;
                     rlp
@@ -656,7 +665,11 @@ impl RootBuilder {
             .collect();
         metis_keccak::keccak256_each(&rlps, &mut self.deferred_hashes);
         for (d, hash) in self.deferred[first..].iter().zip(&self.deferred_hashes) {
-            frame.set_child(d.nibble, NodeRef::from_hash(*hash), d.kind);
+            let kind = match d.child {
+                DeferredChild::Encoded(kind) => kind,
+                DeferredChild::Pending(i) => ChildKind::Branch { stored: self.pending_branches[i].stored },
+            };
+            frame.set_child(d.nibble, NodeRef::from_hash(*hash), kind);
         }
         // This frame's pending branches were the last ones pended.
         if let Some(&lowest) = pending.first() {
