@@ -322,7 +322,8 @@ enum Ins {
 /// level and after the last entry of the leaf, which it did not split.
 struct AtEnd {
     so_far: bool,
-    /// The leaf, once the entry is in it.
+    /// The leaf, once the entry fit in it (a split leaves it `None`: the
+    /// last leaf is then a new page, which the next insert finds).
     leaf: Option<u64>,
 }
 
@@ -470,8 +471,6 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         if let Some((page, len)) = run_to_free {
             self.dirty.free_run(page, 2 + key.len() + len as usize);
         }
-        // After a split the last leaf is a new page: the next insert finds it.
-        let split = matches!(res, Ins::Split { .. });
         match res {
             Ins::Same(id) => root.page = id,
             Ins::Split { left, sep, right } => {
@@ -486,7 +485,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         if !prev.existed {
             root.entries += 1;
         }
-        if let (true, Some(leaf), false) = (end.so_far, end.leaf, split) {
+        if let (true, Some(leaf)) = (end.so_far, end.leaf) {
             self.dirty.append_hints[table] = Some((*root, leaf));
         }
         Ok(prev)
