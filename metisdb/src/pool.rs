@@ -59,6 +59,28 @@ pub fn with_helpers<R>(helpers: usize, helper: impl Fn(usize) + Sync, main: impl
     })
 }
 
+/// Runs `work` on every share: the first on the calling thread, each other
+/// on a pooled helper; returns the results in the order of the shares.
+pub fn map_shares<T: Send, R: Send>(shares: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let mut shares = shares.into_iter();
+    let Some(first) = shares.next() else { return Vec::new() };
+    // A helper takes its share and leaves its result through a slot of its own.
+    let slots: Vec<Mutex<(Option<T>, Option<R>)>> = shares.map(|share| Mutex::new((Some(share), None))).collect();
+    let lock = |id: usize| slots[id - 1].lock().unwrap_or_else(|e| e.into_inner());
+    let work = &work;
+    let first = with_helpers(
+        slots.len(),
+        |id| {
+            let share = lock(id).0.take().expect("each share is taken once");
+            let result = work(share);
+            lock(id).1 = Some(result);
+        },
+        || work(first),
+    );
+    let rest = slots.into_iter().map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()).1);
+    std::iter::once(first).chain(rest.map(|r| r.expect("every helper has run"))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +123,18 @@ mod tests {
         let calls: Vec<usize> = calls.into_iter().map(AtomicUsize::into_inner).collect();
         assert_eq!(calls, vec![0, 1, 1, 1]);
         assert_eq!(with_helpers(0, |_| unreachable!("no helpers"), || "alone"), "alone");
+    }
+
+    #[test]
+    fn shares_are_mapped_in_order_the_first_on_the_caller() {
+        let caller = std::thread::current().id();
+        for n in [0, 1, 2, 5] {
+            let results = map_shares((0..n).collect(), |i: usize| (i * 10, std::thread::current().id()));
+            assert_eq!(results.iter().map(|r| r.0).collect::<Vec<_>>(), (0..n).map(|i| i * 10).collect::<Vec<_>>());
+            if let Some(first) = results.first() {
+                assert_eq!(first.1, caller, "the first share runs on the caller");
+            }
+        }
     }
 
     #[test]

@@ -789,10 +789,14 @@ impl<'p> MvMemory<'p> {
         Ok(out)
     }
 
-    /// [`MvMemory::final_writes`], consuming the memory: up to `threads`
-    /// threads each turn a share of the shards into sorted writes and free
-    /// them (a block leaves one version vector per written key behind), and
-    /// the sorted runs are merged at the end.
+    /// [`MvMemory::final_writes`], consuming the memory on up to `threads`
+    /// threads. The written keys are split into one key range per thread (at
+    /// bounds taken from a sample of them). First each thread turns a share
+    /// of the shards into writes, freeing them as it goes (a block leaves one
+    /// version vector per written key behind), and hands each write to the
+    /// range of its key; then each thread sorts one range. The sorted ranges
+    /// follow each other in key order: no merge is left for one thread at
+    /// the end, only appending the ranges after the first.
     pub fn into_final_writes(mut self, threads: usize) -> Result<Vec<(StateKey, StateValue)>, StateError> {
         let keys: usize = self.shards.iter().map(|shard| read!(shard).len()).sum();
         // Starting a thread costs more than converting a few thousand keys.
@@ -800,75 +804,82 @@ impl<'p> MvMemory<'p> {
         let end = self.slots();
         let wipes = self.last_wipes();
         let extra = self.final_lazy_and_pre_block(&wipes)?;
-        let mut shards = std::mem::take(&mut self.shards);
-        let last_writes = std::mem::take(&mut self.last_writes);
+        let maps: Vec<HashMap<StateKey, Versions>> = std::mem::take(&mut self.shards)
+            .into_vec()
+            .into_iter()
+            .map(|shard| shard.0.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let last_writes = std::mem::take(&mut self.last_writes).into_vec();
+        let bounds = range_bounds(&maps, threads);
+        let range_of = |key: &StateKey| bounds.partition_point(|bound| bound <= key);
         let this = &self;
         let wipes = &wipes;
-        let convert = |shards: &mut [Shard]| -> Result<Vec<(StateKey, StateValue)>, StateError> {
-            let mut out = Vec::new();
-            for shard in shards.iter_mut() {
-                let map = std::mem::take(shard.get_mut().unwrap_or_else(|e| e.into_inner()));
-                out.reserve(map.len());
+        // Each share: some shards, and some transactions' write sets to free.
+        let mut shares: Vec<(Vec<HashMap<StateKey, Versions>>, Vec<Mutex<TxWrites>>)> = Vec::new();
+        let (mut maps, mut last_writes) = (maps.into_iter(), last_writes.into_iter());
+        let (maps_per_share, writes_per_share) = (SHARD_COUNT.div_ceil(threads), end.div_ceil(threads).max(1));
+        for _ in 0..threads {
+            shares.push((
+                maps.by_ref().take(maps_per_share).collect(),
+                last_writes.by_ref().take(writes_per_share).collect(),
+            ));
+        }
+        let convert = |(maps, last_writes): (Vec<HashMap<StateKey, Versions>>, Vec<Mutex<TxWrites>>)| {
+            drop(last_writes);
+            // Room for an even split and some: a range that outgrows it
+            // moves once.
+            let keys: usize = maps.iter().map(HashMap::len).sum();
+            let room = keys.div_ceil(threads) + keys / 16;
+            let mut ranges: Vec<Vec<(StateKey, StateValue)>> = (0..threads).map(|_| Vec::with_capacity(room)).collect();
+            for map in maps {
                 for (key, versions) in map {
                     if let Some(value) = this.final_value(&key, &versions, wipes, end)? {
-                        out.push((key, value));
+                        ranges[range_of(&key)].push((key, value));
                     }
                 }
             }
-            out.sort_unstable_by_key(|a| a.0);
-            Ok(out)
+            Ok::<_, StateError>(ranges)
         };
-        let runs: Vec<Result<Vec<(StateKey, StateValue)>, StateError>> = if threads == 1 {
-            drop(last_writes);
-            vec![convert(&mut shards)]
-        } else {
-            let per_thread = shards.len().div_ceil(threads);
-            let per_thread_slots = last_writes.len().div_ceil(threads).max(1);
-            let mut last_writes = last_writes.into_vec();
-            let mut slot_chunks: Vec<Vec<Mutex<TxWrites>>> = Vec::new();
-            while last_writes.len() > per_thread_slots {
-                slot_chunks.push(last_writes.split_off(last_writes.len() - per_thread_slots));
+        let converted = crate::pool::map_shares(shares, convert);
+        // By range: the writes of every share (and of the extra writes) to it.
+        let mut by_range: Vec<Vec<Vec<(StateKey, StateValue)>>> = (0..threads).map(|_| Vec::new()).collect();
+        for ranges in converted {
+            for (range, writes) in ranges?.into_iter().enumerate() {
+                by_range[range].push(writes);
             }
-            slot_chunks.push(last_writes);
-            // One share per thread: the caller's first, then one per pooled helper.
-            let mut shares: Vec<_> = shards.chunks_mut(per_thread).map(|chunk| (chunk, slot_chunks.pop())).collect();
-            drop(slot_chunks);
-            let (first, first_slots) = shares.remove(0);
-            let shares: Vec<Mutex<Option<_>>> = shares.into_iter().map(|share| Mutex::new(Some(share))).collect();
-            let helper_runs: Vec<Mutex<Option<_>>> = shares.iter().map(|_| Mutex::new(None)).collect();
-            let take = |m: &Mutex<Option<_>>| m.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let first_run = crate::pool::with_helpers(
-                shares.len(),
-                |id| {
-                    if let Some((chunk, slots)) = take(&shares[id - 1]) {
-                        drop(slots);
-                        let run = convert(chunk);
-                        *helper_runs[id - 1].lock().unwrap_or_else(|e| e.into_inner()) = Some(run);
-                    }
-                },
-                || {
-                    drop(first_slots);
-                    convert(first)
-                },
-            );
-            let mut runs = vec![first_run];
-            runs.extend(
-                helper_runs
-                    .into_iter()
-                    .map(|run| run.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every helper has run")),
-            );
-            runs
-        };
-        let mut out: Vec<(StateKey, StateValue)> = Vec::new();
-        let total = runs.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum::<usize>() + extra.len();
-        out.reserve_exact(total);
-        for run in runs {
-            out.extend(run?);
         }
-        out.extend(extra);
-        // Sorted runs: the stable sort finds and merges them in linear time
-        // (keys are unique, so stability does not change the result).
-        out.sort_by_key(|a| a.0);
+        let mut extra_ranges: Vec<Vec<(StateKey, StateValue)>> = vec![Vec::new(); threads];
+        for write in extra {
+            extra_ranges[range_of(&write.0)].push(write);
+        }
+        for (range, writes) in extra_ranges.into_iter().enumerate() {
+            by_range[range].push(writes);
+        }
+        let total: usize = by_range.iter().flatten().map(Vec::len).sum();
+        let sort_range = |(room, mut parts): (usize, Vec<Vec<(StateKey, StateValue)>>)| {
+            // The largest part takes the others in.
+            parts.sort_unstable_by_key(|part| std::cmp::Reverse(part.len()));
+            let mut parts = parts.into_iter();
+            let mut range = parts.next().unwrap_or_default();
+            range.reserve(room.saturating_sub(range.len()));
+            for part in parts {
+                range.extend(part);
+            }
+            range.sort_unstable_by_key(|write| write.0);
+            range
+        };
+        // The first range gets room for all: the others are appended to it.
+        let shares = by_range
+            .into_iter()
+            .enumerate()
+            .map(|(range, parts)| (if range == 0 { total } else { parts.iter().map(Vec::len).sum() }, parts))
+            .collect();
+        let mut sorted = crate::pool::map_shares(shares, sort_range).into_iter();
+        let mut out = sorted.next().unwrap_or_default();
+        for range in sorted {
+            out.extend(range);
+        }
+        debug_assert!(out.windows(2).all(|pair| pair[0].0 < pair[1].0), "final writes are sorted and unique");
         Ok(out)
     }
 
@@ -973,6 +984,20 @@ impl<'p> MvMemory<'p> {
         }
         Ok(out)
     }
+}
+
+/// Up to `ranges - 1` keys that split the keys of `maps` into `ranges` key
+/// ranges of about the same size, taken from a sample: the first few keys
+/// of every map. A shard's keys are placed by hash, so they are a random
+/// sample of the key order.
+fn range_bounds(maps: &[HashMap<StateKey, Versions>], ranges: usize) -> Vec<StateKey> {
+    const SAMPLED_PER_MAP: usize = 8;
+    if ranges <= 1 {
+        return Vec::new();
+    }
+    let mut sample: Vec<StateKey> = maps.iter().flat_map(|map| map.keys().take(SAMPLED_PER_MAP).copied()).collect();
+    sample.sort_unstable();
+    (1..ranges).filter_map(|range| sample.get(range * sample.len() / ranges).copied()).collect()
 }
 
 #[cfg(test)]
@@ -1255,17 +1280,41 @@ mod tests {
         for threads in [1, 2, 3, 8, 300] {
             assert_eq!(build().into_final_writes(threads).unwrap(), expected, "{threads} threads");
         }
-        // Enough keys for the threads to start.
+        // Enough keys for the threads to start, of every kind, with lazy
+        // and pre-block writes among them: each range gets its share.
         let big = || {
-            let mv = MvMemory::new(&state, 2, true);
-            let writes = (0..3 * PARALLEL_FINAL_KEYS as u64)
-                .map(|i| (StateKey::Storage(addr(1), U256::from(i)), set_slot(i % 5)))
-                .collect();
-            mv.record(Version { tx: 0, incarnation: 0 }, writes);
+            let txs = 48u64;
+            let mut mv = MvMemory::new(&state, txs as usize, true);
+            let wide = |n: u64| Address::left_padding_from(&(n * 0x9e37_79b9).to_be_bytes());
+            mv.set_lazy_account(wide(7));
+            mv.set_pre_block_writes([
+                (StateKey::Storage(wide(3), U256::from(1)), StateValue::Storage(U256::from(9))),
+                (StateKey::Storage(addr(1), U256::MAX), StateValue::Storage(U256::from(8))),
+            ]);
+            for tx in 0..txs {
+                let writes = (0..PARALLEL_FINAL_KEYS as u64 / 8)
+                    .map(|i| {
+                        let n = tx * 1_000 + i;
+                        match n % 4 {
+                            0 => (StateKey::Account(wide(n % 600)), WriteOp::AddBalance(U256::from(n))),
+                            1 => (StateKey::Account(wide(7)), WriteOp::AddBalance(U256::from(1))),
+                            _ => (StateKey::Storage(wide(n % 13), U256::from(n % 5_000)), set_slot(n % 5)),
+                        }
+                    })
+                    .chain(
+                        (tx == 30).then_some((StateKey::StorageWipe(wide(3)), WriteOp::Set(StateValue::StorageWipe))),
+                    )
+                    .collect::<Vec<_>>();
+                let mut writes = writes;
+                writes.sort_by_key(|w| w.0);
+                writes.dedup_by_key(|w| w.0);
+                mv.record(Version { tx: tx as usize, incarnation: 0 }, writes);
+            }
             mv
         };
         let expected = big().final_writes().unwrap();
-        for threads in [1, 2, 3] {
+        assert!(expected.len() > 2 * PARALLEL_FINAL_KEYS, "{} writes", expected.len());
+        for threads in [1, 2, 3, 8] {
             assert_eq!(big().into_final_writes(threads).unwrap(), expected, "{threads} threads");
         }
     }
