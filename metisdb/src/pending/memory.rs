@@ -82,6 +82,12 @@ impl Entry {
 /// allocation of its own (one malloc, free and cache miss less per key).
 type Versions = SmallVec<[Entry; 1]>;
 
+/// The versions of every key of a shard.
+type KeyMap = HashMap<StateKey, Versions>;
+
+/// Final writes, one per key.
+type Writes = Vec<(StateKey, StateValue)>;
+
 /// A change of an account on top of its last full write.
 #[derive(Clone, Copy, Debug)]
 enum Delta {
@@ -149,10 +155,10 @@ fn last_write(versions: &[Entry]) -> Option<(TxIndex, &StateValue)> {
 /// other core miss on its neighbour.
 #[repr(align(128))]
 #[derive(Default)]
-struct Shard(RwLock<HashMap<StateKey, Versions>>);
+struct Shard(RwLock<KeyMap>);
 
 impl std::ops::Deref for Shard {
-    type Target = RwLock<HashMap<StateKey, Versions>>;
+    type Target = RwLock<KeyMap>;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
@@ -772,9 +778,9 @@ impl<'p> MvMemory<'p> {
     /// balance additions folded into full account values and slot writes that
     /// a later wipe of their account cleared left out. Includes the pre-block
     /// writes. Calling it while transactions still run is a logic error.
-    pub fn final_writes(&self) -> Result<Vec<(StateKey, StateValue)>, StateError> {
+    pub fn final_writes(&self) -> Result<Writes, StateError> {
         let wipes = self.last_wipes();
-        let mut out: Vec<(StateKey, StateValue)> = Vec::new();
+        let mut out: Writes = Vec::new();
         for shard in self.shards.iter() {
             let shard = read!(shard);
             out.reserve(shard.len());
@@ -797,14 +803,14 @@ impl<'p> MvMemory<'p> {
     /// range of its key; then each thread sorts one range. The sorted ranges
     /// follow each other in key order: no merge is left for one thread at
     /// the end, only appending the ranges after the first.
-    pub fn into_final_writes(mut self, threads: usize) -> Result<Vec<(StateKey, StateValue)>, StateError> {
+    pub fn into_final_writes(mut self, threads: usize) -> Result<Writes, StateError> {
         let keys: usize = self.shards.iter().map(|shard| read!(shard).len()).sum();
         // Starting a thread costs more than converting a few thousand keys.
         let threads = if keys < PARALLEL_FINAL_KEYS { 1 } else { threads.clamp(1, SHARD_COUNT) };
         let end = self.slots();
         let wipes = self.last_wipes();
         let extra = self.final_lazy_and_pre_block(&wipes)?;
-        let maps: Vec<HashMap<StateKey, Versions>> = std::mem::take(&mut self.shards)
+        let maps: Vec<KeyMap> = std::mem::take(&mut self.shards)
             .into_vec()
             .into_iter()
             .map(|shard| shard.0.into_inner().unwrap_or_else(|e| e.into_inner()))
@@ -815,7 +821,7 @@ impl<'p> MvMemory<'p> {
         let this = &self;
         let wipes = &wipes;
         // Each share: some shards, and some transactions' write sets to free.
-        let mut shares: Vec<(Vec<HashMap<StateKey, Versions>>, Vec<Mutex<TxWrites>>)> = Vec::new();
+        let mut shares: Vec<(Vec<KeyMap>, Vec<Mutex<TxWrites>>)> = Vec::new();
         let (mut maps, mut last_writes) = (maps.into_iter(), last_writes.into_iter());
         let (maps_per_share, writes_per_share) = (SHARD_COUNT.div_ceil(threads), end.div_ceil(threads).max(1));
         for _ in 0..threads {
@@ -824,13 +830,13 @@ impl<'p> MvMemory<'p> {
                 last_writes.by_ref().take(writes_per_share).collect(),
             ));
         }
-        let convert = |(maps, last_writes): (Vec<HashMap<StateKey, Versions>>, Vec<Mutex<TxWrites>>)| {
+        let convert = |(maps, last_writes): (Vec<KeyMap>, Vec<Mutex<TxWrites>>)| {
             drop(last_writes);
             // Room for an even split and some: a range that outgrows it
             // moves once.
             let keys: usize = maps.iter().map(HashMap::len).sum();
             let room = keys.div_ceil(threads) + keys / 16;
-            let mut ranges: Vec<Vec<(StateKey, StateValue)>> = (0..threads).map(|_| Vec::with_capacity(room)).collect();
+            let mut ranges: Vec<Writes> = (0..threads).map(|_| Vec::with_capacity(room)).collect();
             for map in maps {
                 for (key, versions) in map {
                     if let Some(value) = this.final_value(&key, &versions, wipes, end)? {
@@ -842,13 +848,13 @@ impl<'p> MvMemory<'p> {
         };
         let converted = crate::pool::map_shares(shares, convert);
         // By range: the writes of every share (and of the extra writes) to it.
-        let mut by_range: Vec<Vec<Vec<(StateKey, StateValue)>>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut by_range: Vec<Vec<Writes>> = (0..threads).map(|_| Vec::new()).collect();
         for ranges in converted {
             for (range, writes) in ranges?.into_iter().enumerate() {
                 by_range[range].push(writes);
             }
         }
-        let mut extra_ranges: Vec<Vec<(StateKey, StateValue)>> = vec![Vec::new(); threads];
+        let mut extra_ranges: Vec<Writes> = vec![Vec::new(); threads];
         for write in extra {
             extra_ranges[range_of(&write.0)].push(write);
         }
@@ -856,7 +862,7 @@ impl<'p> MvMemory<'p> {
             by_range[range].push(writes);
         }
         let total: usize = by_range.iter().flatten().map(Vec::len).sum();
-        let sort_range = |(room, mut parts): (usize, Vec<Vec<(StateKey, StateValue)>>)| {
+        let sort_range = |(room, mut parts): (usize, Vec<Writes>)| {
             // The largest part takes the others in.
             parts.sort_unstable_by_key(|part| std::cmp::Reverse(part.len()));
             let mut parts = parts.into_iter();
@@ -937,10 +943,7 @@ impl<'p> MvMemory<'p> {
     /// The final writes outside the shards: the lazy account, and pre-block
     /// writes not overwritten in the block (minus slots that a wipe in the
     /// block cleared). Must run while the shards are in place.
-    fn final_lazy_and_pre_block(
-        &self,
-        wipes: &HashMap<Address, TxIndex>,
-    ) -> Result<Vec<(StateKey, StateValue)>, StateError> {
+    fn final_lazy_and_pre_block(&self, wipes: &HashMap<Address, TxIndex>) -> Result<Writes, StateError> {
         let mut out = Vec::new();
         if !self.debit_accounts.is_empty() {
             let Some(accounts) = self.replay_debits(|_, _, _| true)? else {
@@ -990,7 +993,7 @@ impl<'p> MvMemory<'p> {
 /// ranges of about the same size, taken from a sample: the first few keys
 /// of every map. A shard's keys are placed by hash, so they are a random
 /// sample of the key order.
-fn range_bounds(maps: &[HashMap<StateKey, Versions>], ranges: usize) -> Vec<StateKey> {
+fn range_bounds(maps: &[KeyMap], ranges: usize) -> Vec<StateKey> {
     const SAMPLED_PER_MAP: usize = 8;
     if ranges <= 1 {
         return Vec::new();
