@@ -25,7 +25,7 @@ use crate::meta::{self, Meta, MAX_TABLES};
 use crate::mmap::Mapping;
 use crate::page::{self, PageKind, RunKind};
 use crate::snapshot::Snapshot;
-use crate::storage::WriteOp;
+use crate::storage::{GatherOp, WriteOp};
 use crate::tables::{self, Table};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -767,35 +767,25 @@ fn grow_file(inner: &Inner, w: &mut WriterState, page_count: u64) -> Result<()> 
     Ok(())
 }
 
-/// Writes pages sorted by number, merging neighbours into single writes.
+/// Writes pages sorted by number, neighbours as one write (a gathered one:
+/// the pages are not copied into one buffer first).
 fn write_coalesced(inner: &Inner, writes: &mut [(u64, &[u8])], ps: usize) -> Result<()> {
     writes.sort_unstable_by_key(|(id, _)| *id);
-    // Runs of adjacent pages: (first page, bytes, writes), sized first so
-    // that each buffer is allocated once (a bulk load's commit is one run
-    // of tens of MiB, which growing by doubling copied twice over).
+    let bufs: Vec<&[u8]> = writes.iter().map(|(_, b)| *b).collect();
+    // Runs of adjacent pages: (first page, first write, writes).
     let mut runs: Vec<(u64, usize, usize)> = Vec::new();
-    for (id, b) in writes.iter() {
+    let mut next_id = None;
+    for (i, (id, b)) in writes.iter().enumerate() {
         match runs.last_mut() {
-            Some((start, len, n)) if *start + (*len / ps) as u64 == *id => {
-                *len += b.len();
-                *n += 1;
-            }
-            _ => runs.push((*id, b.len(), 1)),
+            Some((_, _, n)) if next_id == Some(*id) => *n += 1,
+            _ => runs.push((*id, i, 1)),
         }
+        next_id = Some(id + (b.len() / ps) as u64);
     }
-    let mut bufs: Vec<(u64, Vec<u8>)> = Vec::with_capacity(runs.len());
-    let mut rest = writes.iter();
-    for (start, len, n) in runs {
-        let mut buf = Vec::with_capacity(len);
-        for (_, b) in rest.by_ref().take(n) {
-            buf.extend_from_slice(b);
-        }
-        debug_assert_eq!(buf.len(), len);
-        bufs.push((start, buf));
-    }
-    let ops: Vec<WriteOp<'_>> = bufs.iter().map(|(id, b)| WriteOp { offset: id * ps as u64, data: b }).collect();
-    let bytes: usize = bufs.iter().map(|(_, b)| b.len()).sum();
-    inner.storage.write_all(&ops).map_err(|e| Error::io("write", &inner.path, e))?;
+    let ops: Vec<GatherOp<'_>> =
+        runs.iter().map(|&(id, first, n)| GatherOp { offset: id * ps as u64, bufs: &bufs[first..first + n] }).collect();
+    let bytes: usize = bufs.iter().map(|b| b.len()).sum();
+    inner.storage.write_gathered(&ops).map_err(|e| Error::io("write", &inner.path, e))?;
     inner.metrics.pages_written.fetch_add((bytes / ps) as u64, Ordering::Relaxed);
     inner.metrics.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
     Ok(())

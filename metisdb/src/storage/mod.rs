@@ -24,6 +24,15 @@ pub struct WriteOp<'a> {
     pub data: &'a [u8],
 }
 
+/// Buffers written back to back from one offset (a run of adjacent pages).
+#[derive(Clone, Copy, Debug)]
+pub struct GatherOp<'a> {
+    /// Byte offset in the file of the first buffer.
+    pub offset: u64,
+    /// The buffers, in file order.
+    pub bufs: &'a [&'a [u8]],
+}
+
 /// The persistence interface of the data file.
 #[allow(clippy::len_without_is_empty)] // `len` is the file length, not a collection's
 pub trait Storage: Send + Sync {
@@ -37,6 +46,15 @@ pub trait Storage: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Writes all ops completely (in any order), or fails.
     fn write_all(&self, ops: &[WriteOp<'_>]) -> io::Result<()>;
+    /// Writes every op's buffers back to back at its offset (in any order
+    /// between ops), or fails. By default each op's buffers are joined into
+    /// one buffer for [`Storage::write_all`]: the same writes, one per op.
+    fn write_gathered(&self, ops: &[GatherOp<'_>]) -> io::Result<()> {
+        let joined: Vec<Vec<u8>> = ops.iter().map(|op| op.bufs.concat()).collect();
+        let ops: Vec<WriteOp<'_>> =
+            ops.iter().zip(&joined).map(|(op, data)| WriteOp { offset: op.offset, data }).collect();
+        self.write_all(&ops)
+    }
     /// fdatasync.
     fn sync_data(&self) -> io::Result<()>;
     /// fsync (also persists the file length).
