@@ -551,9 +551,15 @@ impl<'db> WriteTxn<'db> {
         }
         // Patch references and seal.
         let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(live.len() + self.dirty.runs.len());
+        // Leaves refer to runs, and only this commit's runs have temporary
+        // ids: without any, patching the leaves would scan every cell of
+        // every leaf and change nothing.
+        let leaves_refer_to_new_runs = self.dirty.runs.iter().any(Option::is_some);
         for &idx in &live {
             let buf = self.dirty.pages[idx].as_deref_mut().expect("live page");
-            patch_refs(buf, map_id);
+            if leaves_refer_to_new_runs || page::kind(buf) != Some(page::PageKind::Leaf) {
+                patch_refs(buf, map_id);
+            }
             buf[page::TABLE_BYTE] = self.dirty.table[idx];
             page::seal(buf, salt, page_map[idx]);
         }
