@@ -1295,7 +1295,7 @@ mod tests {
                 (StateKey::Storage(addr(1), U256::MAX), StateValue::Storage(U256::from(8))),
             ]);
             for tx in 0..txs {
-                let writes = (0..PARALLEL_FINAL_KEYS as u64 / 8)
+                let mut writes: Vec<_> = (0..PARALLEL_FINAL_KEYS as u64 / 8)
                     .map(|i| {
                         let n = tx * 1_000 + i;
                         match n % 4 {
@@ -1307,8 +1307,7 @@ mod tests {
                     .chain(
                         (tx == 30).then_some((StateKey::StorageWipe(wide(3)), WriteOp::Set(StateValue::StorageWipe))),
                     )
-                    .collect::<Vec<_>>();
-                let mut writes = writes;
+                    .collect();
                 writes.sort_by_key(|w| w.0);
                 writes.dedup_by_key(|w| w.0);
                 mv.record(Version { tx: tx as usize, incarnation: 0 }, writes);
