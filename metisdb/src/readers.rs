@@ -2,18 +2,28 @@
 //! reads, so the writer knows which freed pages it may reuse. Registering
 //! and reading are lock-free; a slow reader delays page reuse, never a commit.
 //!
-//! Publication protocol (a Dekker-style store/load pair on both sides, all
-//! SeqCst): the reader stores its pin, then re-reads the latest version and
-//! retries if it moved; the writer stores the new latest version, then scans
-//! pins. Either the writer sees the pin, or the reader sees the new version.
+//! Publication protocol (a Dekker-style store/load pair on both sides, with
+//! a SeqCst fence between them): the reader stores its pin, then re-reads
+//! the latest version and retries if it moved; the writer stores the new
+//! latest version, then scans pins. Either the writer sees the pin, or the
+//! reader sees the new version. A loom model checks it (tests below; run
+//! with `RUSTFLAGS="--cfg loom"`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{fence, AtomicU64, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const FREE: u64 = u64::MAX;
 
 /// Maximum number of snapshots alive at once.
+#[cfg(not(loom))]
 pub const MAX_READERS: usize = 4096;
+/// Maximum number of snapshots alive at once (few: loom explores every
+/// interleaving of every slot it touches).
+#[cfg(loom)]
+pub const MAX_READERS: usize = 2;
 
 #[repr(align(64))]
 struct Slot {
@@ -61,6 +71,9 @@ impl Readers {
             .map(|i| (start + i) % MAX_READERS)
             .find(|&i| self.slots[i].pinned.compare_exchange(FREE, v, Ordering::SeqCst, Ordering::Relaxed).is_ok())?;
         loop {
+            // The pin is visible before the latest version is read again
+            // (the writer fences between its publication and its scan).
+            fence(Ordering::SeqCst);
             let now = latest();
             if now == v {
                 break;
@@ -84,7 +97,7 @@ impl Readers {
 
     /// Lowest pinned commit sequence number, if any reader is live.
     pub fn min_pinned(&self) -> Option<u64> {
-        std::sync::atomic::fence(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         self.slots.iter().map(|s| s.pinned.load(Ordering::SeqCst)).filter(|&p| p != FREE).min()
     }
 
@@ -119,4 +132,33 @@ fn thread_hint() -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::thread::current().id().hash(&mut h);
     h.finish() as usize
+}
+
+/// The protocol under every interleaving loom allows: a writer publishes
+/// version 2 and then decides from the pins whether the pages of version 1
+/// may be reused, while a reader pins a version and reads it. The reader
+/// must never be left reading version 1 once the writer reuses its pages.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::*;
+    use loom::sync::Arc;
+
+    #[test]
+    fn a_pinned_version_is_never_reused_under_its_reader() {
+        loom::model(|| {
+            let latest = Arc::new(AtomicU64::new(1));
+            let readers = Arc::new(Readers::default());
+            let reader = {
+                let (latest, readers) = (latest.clone(), readers.clone());
+                loom::thread::spawn(move || {
+                    let (_slot, version) = readers.pin(|| latest.load(Ordering::SeqCst)).expect("a free slot");
+                    version
+                })
+            };
+            latest.store(2, Ordering::SeqCst);
+            let reuses_version_1 = readers.min_pinned().is_none_or(|pinned| pinned > 1);
+            let read = reader.join().expect("reader");
+            assert!(!(read == 1 && reuses_version_1), "the reader reads version 1 while its pages are reused");
+        });
+    }
 }
