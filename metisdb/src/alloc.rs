@@ -392,13 +392,28 @@ impl Allocator {
     /// page of the run would then be neither free nor reachable after a
     /// reopen. The payload is padded to the run's length instead.
     pub fn place_free_list(&mut self, page_size: usize) -> (u64, u64, Vec<u8>) {
+        // The list is built once (at 10M accounts it is hundreds of
+        // thousands of pages, every durable point).
+        let mut unreachable = self.unreachable();
         // Taking pages out of the free set can split at most one extent, hence the slack.
-        let estimate = encode_pages(&self.unreachable()).len() + 32;
+        let estimate = encode_pages(&unreachable).len() + 32;
         let n = crate::page::pages_for_run(estimate, page_size);
+        let page_count = self.page_count;
         let first = self.alloc_run(Stream::Log, n);
+        if self.page_count == page_count {
+            // Inside the file, the run's pages are the only ones the
+            // allocation took out (a file that grew can gain unreachable
+            // pages: other streams' open ranges it now covers).
+            let (lo, hi) =
+                (unreachable.partition_point(|&p| p < first), unreachable.partition_point(|&p| p < first + n));
+            unreachable.drain(lo..hi);
+            debug_assert_eq!(unreachable, self.unreachable(), "the free-list run took out more than its pages");
+        } else {
+            unreachable = self.unreachable();
+        }
         // The payload must need all n pages: longer than what n - 1 hold.
         let min_len = ((n - 1) as usize * page_size + 1).saturating_sub(crate::page::RUN_PAYLOAD_OFFSET);
-        let payload = encode_pages_min_len(&self.unreachable(), min_len);
+        let payload = encode_pages_min_len(&unreachable, min_len);
         assert_eq!(
             crate::page::pages_for_run(payload.len(), page_size),
             n,
