@@ -557,7 +557,7 @@ impl<'db> WriteTxn<'db> {
         let leaves_refer_to_new_runs = self.dirty.runs.iter().any(Option::is_some);
         for &idx in &live {
             let buf = self.dirty.pages[idx].as_deref_mut().expect("live page");
-            if leaves_refer_to_new_runs || page::kind(buf) != Some(page::PageKind::Leaf) {
+            if leaves_refer_to_new_runs || page::kind(buf) != Some(PageKind::Leaf) {
                 patch_refs(buf, map_id);
             }
             buf[page::TABLE_BYTE] = self.dirty.table[idx];
