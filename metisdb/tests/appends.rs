@@ -53,3 +53,62 @@ fn appends_mixed_with_other_edits_match_the_model() {
     }
     assert!(next > 15_000, "mostly appends: {next}");
 }
+
+/// Keys in ascending order below a few greater keys already in the table,
+/// as an import writes address preimages in key order beside the preimages
+/// of a few storage slots: each insert lands just before the leaf's last
+/// entries, not after them, and the leaves must still fill up instead of
+/// being split in halves at every split.
+#[test]
+fn ascending_inserts_below_a_few_greater_keys_fill_their_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let (n, value) = (60_000u64, [7u8; 20]);
+    let step = u64::MAX / (n + 1);
+    let mut txn = db.begin_write().unwrap();
+    for greater in [u64::MAX / 4 + 1, u64::MAX / 2 + 1, u64::MAX / 4 * 3 + 1] {
+        txn.put(TABLES[0], &greater.to_be_bytes(), &value).unwrap();
+    }
+    for i in 0..n {
+        txn.put(TABLES[0], &(i * step).to_be_bytes(), &value).unwrap();
+    }
+    txn.commit(CommitInfo::default()).unwrap();
+    let report = db.verify(&mut |_, _| {}).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let table = report.tables.iter().find(|t| t.name == "accounts").expect("the table is reported");
+    assert_eq!(table.entries, n + 3);
+    // An entry takes 44 bytes (10 slot, 6 cell header, 8 key, 20 value):
+    // 92 fit in a 4 KiB leaf, 46 in a half.
+    let per_page = table.entries as f64 / table.pages as f64;
+    assert!(per_page > 80.0, "{per_page:.1} entries per page ({} pages)", table.pages);
+}
+
+/// Short ascending runs at random places (the few slots of one account,
+/// in order, account after account) are not a long run: their splits stay
+/// halves. Taking each for an ascending run kept left pages full and left
+/// a half-empty right page behind at every split.
+#[test]
+fn short_ascending_runs_at_random_places_split_in_halves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut rng = common::Rng(0x5107_5EED);
+    let value = [9u8; 8];
+    let mut txn = db.begin_write().unwrap();
+    let groups = 10_000u64;
+    for _ in 0..groups {
+        let account = rng.below(u64::MAX).to_be_bytes();
+        for slot in 0..4u8 {
+            let mut key = account.to_vec();
+            key.extend_from_slice(&[slot; 24]);
+            txn.put(TABLES[1], &key, &value).unwrap();
+        }
+    }
+    txn.commit(CommitInfo::default()).unwrap();
+    let report = db.verify(&mut |_, _| {}).unwrap();
+    let table = report.tables.iter().find(|t| t.name == "storage").expect("the table is reported");
+    assert_eq!(table.entries, groups * 4);
+    // 56 bytes an entry (10 slot, 6 cell header, 32 key, 8 value): 72 fit
+    // in a leaf. Halves fill random inserts to about 69%.
+    let per_page = table.entries as f64 / table.pages as f64;
+    assert!(per_page > 0.62 * 72.0, "{per_page:.1} entries per page ({} pages)", table.pages);
+}
