@@ -86,6 +86,13 @@ impl Dirty {
         }
     }
 
+    /// Forgets what the last inserts into `table` left behind (the append
+    /// hint, the ascending run): any other change of the tree may move them.
+    fn forget_inserts(&mut self, table: u8) {
+        self.append_hints[usize::from(table)] = None;
+        self.last_inserts[usize::from(table)] = None;
+    }
+
     /// Version the transaction writes.
     pub fn version(&self) -> u64 {
         self.version
@@ -428,8 +435,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     /// `key` into dirty pages (their content unchanged), so that they are
     /// written elsewhere at commit: how cleaning moves a live page.
     pub fn touch(&mut self, root: &mut TreeRoot, key: &[u8], level: u8) -> Result<()> {
-        self.dirty.append_hints[usize::from(self.table)] = None;
-        self.dirty.last_inserts[usize::from(self.table)] = None;
+        self.dirty.forget_inserts(self.table);
         if root.is_empty() || level > root.level {
             return Ok(());
         }
@@ -700,8 +706,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
 
     /// Deletes `key`; returns whether it existed (and its value when asked).
     pub fn delete(&mut self, root: &mut TreeRoot, key: &[u8], want_old: bool) -> Result<Previous> {
-        self.dirty.append_hints[usize::from(self.table)] = None;
-        self.dirty.last_inserts[usize::from(self.table)] = None;
+        self.dirty.forget_inserts(self.table);
         let mut prev = Previous::default();
         if root.is_empty() {
             return Ok(prev);
