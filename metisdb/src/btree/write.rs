@@ -348,6 +348,20 @@ enum Ins {
     Split { left: u64, sep: Vec<u8>, right: u64 },
 }
 
+/// Where a node of items of these sizes splits in two halves by bytes:
+/// the items before the returned index take at most half of the bytes
+/// (and at least one item stays on the right).
+fn half_by_bytes(sizes: &[usize]) -> usize {
+    let total: usize = sizes.iter().sum();
+    let mut acc = 0;
+    let mut m = 0;
+    while m < sizes.len() - 1 && acc + sizes[m] <= total / 2 {
+        acc += sizes[m];
+        m += 1;
+    }
+    m
+}
+
 /// Whether an insert went to the end of the tree: the last child at every
 /// level and after the last entry of the leaf, which it did not split.
 struct AtEnd {
@@ -606,14 +620,8 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             return Ins::Same(id);
         }
         // Split by bytes so that long separators cannot overload one half.
-        let total: usize = b.seps.iter().map(|s| s.len() + 20).sum();
-        let mut acc = 0;
-        let mut m = 0;
-        while m < b.seps.len() - 1 && acc + b.seps[m].len() + 20 <= total / 2 {
-            acc += b.seps[m].len() + 20;
-            m += 1;
-        }
-        let m = m.max(1).min(b.seps.len() - 1);
+        let sizes: Vec<usize> = b.seps.iter().map(|s| s.len() + 20).collect();
+        let m = half_by_bytes(&sizes).max(1).min(b.seps.len() - 1);
         let left = BranchBuf { level: b.level, seps: b.seps[..m].to_vec(), children: b.children[..=m].to_vec() };
         let right =
             BranchBuf { level: b.level, seps: b.seps[m + 1..].to_vec(), children: b.children[m + 1..].to_vec() };
@@ -672,14 +680,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             }
         } else {
             // Any other insert inside the leaf splits it in two halves by bytes.
-            let total: usize = sizes.iter().sum();
-            let mut acc = 0;
-            let mut m = 0;
-            while m < entries.len() - 1 && acc + sizes[m] <= total / 2 {
-                acc += sizes[m];
-                m += 1;
-            }
-            m
+            half_by_bytes(&sizes)
         };
         let m = m.max(1);
         debug_assert!(m < entries.len(), "both pages of a split hold entries");
