@@ -417,6 +417,11 @@ impl<'a> EntryDecoder<'a> {
             }
             v |= ((b & 0x7f) as u64) << shift;
             if b & 0x80 == 0 {
+                // One value, one encoding: a last byte of zero after others
+                // would only pad the number.
+                if b == 0 && shift > 0 {
+                    return Err("varint is not minimal (ends in a zero byte)".into());
+                }
                 return Ok(v);
             }
         }
