@@ -72,6 +72,13 @@ pub struct Options {
     /// [`meta::OLDEST_READABLE_FORMAT`]) for reading, to export its state;
     /// every write transaction on it is refused.
     pub read_older_format: bool,
+    /// Write pages around the page cache (`O_DIRECT`) where the backend and
+    /// the file system allow it (io_uring; otherwise writes go through the
+    /// cache as usual). For bulk loads, whose pages are not read back soon:
+    /// the kernel no longer copies every written page into the page cache.
+    /// Reads of those pages go to the disk, so a node's database keeps the
+    /// default.
+    pub direct_writes: bool,
 }
 
 impl Default for Options {
@@ -85,6 +92,7 @@ impl Default for Options {
             create: true,
             wrap_storage: None,
             read_older_format: false,
+            direct_writes: false,
         }
     }
 }
@@ -96,6 +104,7 @@ impl std::fmt::Debug for Options {
             .field("retention", &self.retention)
             .field("durability", &self.durability)
             .field("backend", &self.backend)
+            .field("direct_writes", &self.direct_writes)
             .finish_non_exhaustive()
     }
 }
@@ -314,8 +323,8 @@ impl Db {
             create_file(&path, options.page_size, options.retention.unwrap_or(DEFAULT_RETENTION))?;
         }
         let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let mut storage =
-            storage::open_backend(options.backend, file, &path).map_err(|e| Error::io("open storage", &path, e))?;
+        let mut storage = storage::open_backend(options.backend, file, &path, options.direct_writes)
+            .map_err(|e| Error::io("open storage", &path, e))?;
         if let Some(wrap) = &options.wrap_storage {
             storage = wrap(storage).map_err(|e| Error::io("wrap storage", &path, e))?;
         }

@@ -91,12 +91,21 @@ impl std::str::FromStr for Backend {
     }
 }
 
-/// Opens the backend for a data file.
-pub fn open_backend(backend: Backend, file: File, path: &Path) -> io::Result<Box<dyn Storage>> {
+/// Opens the backend for a data file; `direct_writes`: see
+/// [`crate::Options::direct_writes`] (io_uring only).
+pub fn open_backend(backend: Backend, file: File, path: &Path, direct_writes: bool) -> io::Result<Box<dyn Storage>> {
+    let uring = |file: File| -> io::Result<uring::UringStorage> {
+        let u = uring::UringStorage::new(file, path)?;
+        if direct_writes {
+            u.with_direct_writes()
+        } else {
+            Ok(u)
+        }
+    };
     match backend {
         Backend::Pwrite => Ok(Box::new(pwrite::PwriteStorage::new(file, path))),
-        Backend::Uring => Ok(Box::new(uring::UringStorage::new(file, path)?)),
-        Backend::Auto => match uring::UringStorage::new(file.try_clone()?, path) {
+        Backend::Uring => Ok(Box::new(uring(file)?)),
+        Backend::Auto => match uring(file.try_clone()?) {
             Ok(u) => Ok(Box::new(u)),
             Err(_) => Ok(Box::new(pwrite::PwriteStorage::new(file, path))),
         },
