@@ -186,9 +186,7 @@ impl<'a> PagedCursor<'a> {
             }
         }
     }
-}
 
-impl PagedCursor<'_> {
     /// Leaf `id` into `buf` (reused), checked, from the pages read ahead
     /// when they hold it; a run of pages is read when leaves follow each other.
     fn read_leaf(&mut self, id: u64, mut buf: Vec<u8>) -> Result<Vec<u8>> {
@@ -208,10 +206,7 @@ impl PagedCursor<'_> {
         let at = (id - a.first) as usize * ps;
         buf.clear();
         buf.extend_from_slice(&a.pages[at..at + ps]);
-        if !page::verify_checksum(&buf, self.snap.inner.salt, id) {
-            return Err(self.snap.corrupt(id, "checksum mismatch"));
-        }
-        btree::check_node(&buf, 0).map_err(|m| self.snap.corrupt(id, m.0))?;
+        check_node_page(self.snap, id, 0, &buf)?;
         Ok(buf)
     }
 }
@@ -347,9 +342,18 @@ impl<'a> PagedLookup<'a> {
 
 /// Reads node `id` of `level` into `buf` (reused) and checks it.
 fn read_node(snap: &Snapshot, id: u64, level: u8, mut buf: Vec<u8>) -> Result<Vec<u8>> {
-    snap.read_pages(id, 1, &mut buf)?;
-    btree::check_node(&buf, level).map_err(|m| snap.corrupt(id, m.0))?;
+    snap.read_pages_unchecked(id, 1, &mut buf)?;
+    check_node_page(snap, id, level, &buf)?;
     Ok(buf)
+}
+
+/// Checks node page `id`, read from the file, as the map path checks it:
+/// checksum, then kind and level.
+fn check_node_page(snap: &Snapshot, id: u64, level: u8, page: &[u8]) -> Result<()> {
+    if !page::verify_checksum(page, snap.inner.salt, id) {
+        return Err(snap.corrupt(id, "checksum mismatch"));
+    }
+    btree::check_node(page, level).map_err(|m| snap.corrupt(id, m.0))
 }
 
 impl Snapshot {
@@ -365,15 +369,6 @@ impl Snapshot {
         self.inner.metrics.reads.add(1);
         let overlays = self.overlays(table, start)?;
         Scan::new(self, self.root(table), start, overlays)
-    }
-
-    /// Reads pages `[id, id + count)` into `buf` and checks their checksum.
-    pub(crate) fn read_pages(&self, id: u64, count: u64, buf: &mut Vec<u8>) -> Result<()> {
-        self.read_pages_unchecked(id, count, buf)?;
-        if !page::verify_checksum(buf, self.inner.salt, id) {
-            return Err(self.corrupt(id, "checksum mismatch"));
-        }
-        Ok(())
     }
 
     /// Reads pages `[id, id + count)`, inside the file, into `buf`, without
