@@ -613,8 +613,8 @@ pub fn load_staged<M: Send>(
     produce: impl FnOnce(SyncSender<Result<EntryBatch<M>>>) + Send,
     hooks: &mut dyn LoadHooks<M>,
 ) -> Result<Loaded<M>> {
-    // Copy-on-write reads (and code lookups) touch pages all over the
-    // staging file; keep them out of the resident set.
+    // Copy-on-write reads (and the code lookups of a resumed import) touch
+    // pages all over the staging file; keep them out of the resident set.
     let _trim = crate::rss::RssTrim::start(db.path(), crate::rss::FILE_RSS_LIMIT_KIB);
     let mut sink = BatchWriter::new(db, version)?;
     let (tx, rx) = sync_channel::<Result<EntryBatch<M>>>(8);
