@@ -112,3 +112,63 @@ fn short_ascending_runs_at_random_places_split_in_halves() {
     let per_page = table.entries as f64 / table.pages as f64;
     assert!(per_page > 0.62 * 72.0, "{per_page:.1} entries per page ({} pages)", table.pages);
 }
+
+/// Ascending runs inside the tree: several runs of increasing keys, each
+/// below the keys of the next (the upper bound of the leaf a run appends
+/// to), interleaved with each other and with overwrites, deletes, large
+/// values and inserts of keys that are prefixes of existing ones (which may
+/// equal a separator exactly). An append past a leaf's upper bound would
+/// put a key where no search finds it; the contents must equal the map's.
+#[test]
+fn ascending_runs_below_greater_keys_mixed_with_other_edits_match_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut model = Model::new();
+    let mut rng = Rng(0xFE4C_E5E7);
+    const RUNS: usize = 5;
+    let key = |run: usize, n: u64| [&[run as u8 * 50], n.to_be_bytes().as_slice()].concat();
+    let mut next = [0u64; RUNS];
+    let existing = |model: &Model, rng: &mut Rng| -> Option<Vec<u8>> {
+        let start = key(rng.below(RUNS as u64) as usize, 0);
+        model.range((1u8, start)..).next().filter(|((t, _), _)| *t == 1).map(|((_, k), _)| k.clone())
+    };
+    for round in 0..4u8 {
+        let mut txn = db.begin_write().unwrap();
+        for _ in 0..12_000 {
+            let (k, delete) = match rng.below(30) {
+                0 => match existing(&model, &mut rng) {
+                    Some(k) => (k, rng.below(2) == 0),
+                    None => continue,
+                },
+                1 => match existing(&model, &mut rng) {
+                    Some(k) => (k[..1 + rng.below(k.len() as u64 - 1) as usize].to_vec(), false),
+                    None => continue,
+                },
+                _ => {
+                    // Mostly one run at a time, sometimes another in between.
+                    let run =
+                        if rng.below(8) == 0 { rng.below(RUNS as u64) as usize } else { usize::from(round) % RUNS };
+                    next[run] += 1 + rng.below(3);
+                    (key(run, next[run]), false)
+                }
+            };
+            if delete {
+                txn.delete(TABLES[1], &k).unwrap();
+                model.remove(&(1, k));
+            } else {
+                let len = if rng.below(60) == 0 { 3000 + rng.below(6000) as usize } else { rng.below(60) as usize };
+                let v: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_add(round)).collect();
+                txn.put(TABLES[1], &k, &v).unwrap();
+                model.insert((1, k), v);
+            }
+        }
+        for run in 0..RUNS {
+            let last = key(run, next[run]);
+            assert_eq!(txn.get(TABLES[1], &last).unwrap(), model.get(&(1, last.clone())).map(Vec::as_slice));
+        }
+        txn.commit(CommitInfo { state_root: [round; 32], extra: vec![] }).unwrap();
+        assert!(read_all(&db).unwrap() == model, "round {round}: contents differ from the model");
+        let report = db.verify(&mut |_, _| {}).unwrap();
+        assert!(report.ok(), "round {round}: verify: {:?}", report.problems);
+    }
+}

@@ -42,16 +42,30 @@ pub struct Dirty {
     pub(crate) runs: Vec<Option<DirtyRun>>,
     /// Committed pages this transaction no longer references.
     pub(crate) freed: Vec<u64>,
-    /// Per table: the tree's root and its last leaf (dirty) after an
-    /// insert that went to the end of the tree, so that the next greater
-    /// key is appended there without a descent (a bulk load inserts in key
-    /// order). Any other change of the tree clears it.
-    append_hints: [Option<(TreeRoot, u64)>; MAX_TABLES],
+    /// Per table: where the last insert went after the last entry of a
+    /// leaf, so that the next greater key is appended there without a
+    /// descent (a bulk load inserts in key order). Any other change of the
+    /// tree clears it.
+    append_hints: [Option<AppendHint>; MAX_TABLES],
     /// Per table: the dirty leaf and position of the last new key inserted
     /// inside the tree, and how many inserts in a row each went right after
     /// the one before, so that a split can tell a long ascending run of
     /// inserts from others.
     last_inserts: [Option<LastInsert>; MAX_TABLES],
+}
+
+/// A dirty leaf whose last entry was the last insert into its tree: a
+/// greater key below the leaf's upper bound belongs at its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AppendHint {
+    /// The tree's root after that insert (a check: every change of the tree changes it).
+    root: TreeRoot,
+    leaf: u64,
+    /// The leaf's upper bound (the keys it may hold are below it); `None`
+    /// for the tree's last leaf. Ascending keys below greater ones (an
+    /// import's address preimages below the preimages of a few slots) land
+    /// inside the tree, not at its end.
+    fence: Option<Vec<u8>>,
 }
 
 /// Where the last new key of a table went (see [`Dirty::last_inserts`]).
@@ -81,7 +95,7 @@ impl Dirty {
             table: Vec::new(),
             runs: Vec::new(),
             freed: Vec::new(),
-            append_hints: [None; MAX_TABLES],
+            append_hints: [const { None }; MAX_TABLES],
             last_inserts: [None; MAX_TABLES],
         }
     }
@@ -231,7 +245,7 @@ impl Dirty {
         assert_eq!(self.page_size, other.page_size, "absorbed changes of another database");
         assert_eq!(self.version, other.version, "absorbed changes of another version");
         let shift = TempShift { pages: self.pages.len() as u64, runs: self.runs.len() as u64 };
-        self.append_hints = [None; MAX_TABLES];
+        self.append_hints = [const { None }; MAX_TABLES];
         self.last_inserts = [None; MAX_TABLES];
         for mut page in other.pages {
             if let Some(buf) = page.as_deref_mut() {
@@ -362,13 +376,16 @@ fn half_by_bytes(sizes: &[usize]) -> usize {
     m
 }
 
-/// Whether an insert went to the end of the tree: the last child at every
-/// level and after the last entry of the leaf, which it did not split.
-struct AtEnd {
-    so_far: bool,
-    /// The leaf, once the entry fit in it (a split leaves it `None`: the
-    /// last leaf is then a new page, which the next insert finds).
+/// Where an insert went, for the next [`AppendHint`].
+#[derive(Default)]
+struct Landing {
+    /// The leaf, when the entry went after its last entry and fit (a split
+    /// leaves it `None`: the next insert finds the new page).
     leaf: Option<u64>,
+    /// The leaf's upper bound: the separator right of the path at the
+    /// deepest level where the path does not take the last child (set on
+    /// the way back up, only once `leaf` is known).
+    fence: Option<Vec<u8>>,
 }
 
 enum Del {
@@ -477,10 +494,10 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     pub fn insert(&mut self, root: &mut TreeRoot, key: &[u8], value: NewValue<'_>, want_old: bool) -> Result<Previous> {
         let mut prev = Previous::default();
         let table = usize::from(self.table);
-        if let Some((hint_root, leaf)) = self.dirty.append_hints[table].take() {
-            if hint_root == *root && self.append_to_last_leaf(leaf, key, value) {
+        if let Some(hint) = self.dirty.append_hints[table].take() {
+            if hint.root == *root && self.append_at_hint(&hint, key, value) {
                 root.entries += 1;
-                self.dirty.append_hints[table] = Some((*root, leaf));
+                self.dirty.append_hints[table] = Some(AppendHint { root: *root, ..hint });
                 return Ok(prev);
             }
         }
@@ -499,7 +516,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         }
         let mut old = None;
         let mut run_to_free = None;
-        let mut end = AtEnd { so_far: true, leaf: None };
+        let mut landing = Landing::default();
         let res = self.insert_rec(
             root.page,
             root.level,
@@ -509,7 +526,7 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             &mut prev,
             &mut old,
             &mut run_to_free,
-            &mut end,
+            &mut landing,
         )?;
         prev.value = self.resolve(old)?;
         if let Some((page, len)) = run_to_free {
@@ -529,20 +546,22 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         if !prev.existed {
             root.entries += 1;
         }
-        if let (true, Some(leaf)) = (end.so_far, end.leaf) {
-            self.dirty.append_hints[table] = Some((*root, leaf));
+        if let Some(leaf) = landing.leaf {
+            self.dirty.append_hints[table] = Some(AppendHint { root: *root, leaf, fence: landing.fence });
         }
         Ok(prev)
     }
 
-    /// Appends `key` to `leaf` if `leaf` is a dirty leaf, `key` is greater
-    /// than its last key and the entry fits; the caller vouches that `leaf`
-    /// is the tree's last leaf. Leaves the page as it was otherwise.
-    fn append_to_last_leaf(&mut self, leaf: u64, key: &[u8], value: NewValue<'_>) -> bool {
-        let Some(page) = self.dirty.page(leaf) else { return false };
+    /// Appends `key` to the hint's leaf if it is a dirty leaf, `key` lies
+    /// between its last key and its upper bound, and the entry fits; the
+    /// caller vouches that the hint is current. Leaves the page as it was
+    /// otherwise.
+    fn append_at_hint(&mut self, hint: &AppendHint, key: &[u8], value: NewValue<'_>) -> bool {
+        let Some(page) = self.dirty.page(hint.leaf) else { return false };
         let n = leaf::count(page);
-        let greater = n > 0 && leaf::key(page, n - 1).is_ok_and(|last| key > last);
-        greater && leaf::insert(self.dirty.page_mut(leaf), n, key, value.as_ref())
+        let after_last = n > 0 && leaf::key(page, n - 1).is_ok_and(|last| key > last);
+        let below_fence = hint.fence.as_deref().is_none_or(|fence| key < fence);
+        after_last && below_fence && leaf::insert(self.dirty.page_mut(hint.leaf), n, key, value.as_ref())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -556,13 +575,13 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         prev: &mut Previous,
         old: &mut Option<OldValue>,
         run_to_free: &mut Option<(u64, u32)>,
-        end: &mut AtEnd,
+        landing: &mut Landing,
     ) -> Result<Ins> {
         if level == 0 {
             let id = self.make_dirty(id, 0)?;
             let page = self.dirty.page(id).expect("dirty");
             let found = leaf::search(page, key).map_err(|m| self.corrupt(id, m))?;
-            end.so_far &= found == Err(leaf::count(page));
+            let after_last = found == Err(leaf::count(page));
             let pos = match found {
                 Ok(i) => {
                     let page = self.dirty.page(id).expect("dirty");
@@ -577,7 +596,9 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
                 Err(i) => i,
             };
             if leaf::insert(self.dirty.page_mut(id), pos, key, value.as_ref()) {
-                end.leaf = Some(id);
+                if after_last {
+                    landing.leaf = Some(id);
+                }
                 if found.is_err() {
                     self.note_insert(id, pos);
                 }
@@ -587,13 +608,22 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         }
         let p = self.read(id, level)?;
         let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
-        end.so_far &= i == branch::count(p);
+        let last_child = i == branch::count(p);
         let child = branch::child(p, i);
-        match self.insert_rec(child, level - 1, key, value, want_old, prev, old, run_to_free, end)? {
-            Ins::Same(c) if c == child => Ok(Ins::Same(id)),
+        match self.insert_rec(child, level - 1, key, value, want_old, prev, old, run_to_free, landing)? {
             Ins::Same(c) => {
-                let id = self.make_dirty(id, level)?;
-                branch::set_child(self.dirty.page_mut(id), i, c);
+                let id = if c == child {
+                    id
+                } else {
+                    let id = self.make_dirty(id, level)?;
+                    branch::set_child(self.dirty.page_mut(id), i, c);
+                    id
+                };
+                if landing.leaf.is_some() && landing.fence.is_none() && !last_child {
+                    let p = self.read(id, level)?;
+                    let sep = branch::separator(p, i).map_err(|m| self.corrupt(id, m))?;
+                    landing.fence = Some(sep.to_vec());
+                }
                 Ok(Ins::Same(id))
             }
             Ins::Split { left, sep, right } => {
