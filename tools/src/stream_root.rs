@@ -111,7 +111,7 @@ impl StreamRoot {
 struct RecordCheck<'a> {
     snap: &'a metisdb::Snapshot,
     tries: crate::snapshot::load::Tries,
-    ops: crate::snapshot::load::Ops,
+    out: crate::snapshot::load::TrieOut,
     /// Look every record up (second pass) instead of summing the digest.
     locate: bool,
     /// Order-independent digest of the records recomputed (see [`record_digest`]).
@@ -158,7 +158,7 @@ impl<'a> RecordCheck<'a> {
         RecordCheck {
             snap,
             tries: crate::snapshot::load::Tries::new(),
-            ops: crate::snapshot::load::Ops::new(),
+            out: crate::snapshot::load::TrieOut::default(),
             locate,
             digest: 0,
             checked: 0,
@@ -171,17 +171,13 @@ impl<'a> RecordCheck<'a> {
         }
     }
 
-    /// Checks a closed account's computed storage root (in its record) against the stored one.
-    fn account_record(&mut self, key: &[u8], value: &[u8]) -> crate::Result<()> {
-        let computed = StoredAccount::decode(value)
-            .map_err(|r| crate::Error::Refused(format!("account {}: {r}", hex::encode(key))))?
-            .storage_root;
-        let Some((account, stored)) = self.stored_roots.pop_front() else { return Ok(()) };
-        debug_assert_eq!(account.as_slice(), key, "accounts close in the order they were fed");
+    /// Checks a closed account's computed storage root against the stored one.
+    fn closed_account(&mut self, hash: &B256, computed: B256) {
+        let Some((account, stored)) = self.stored_roots.pop_front() else { return };
+        debug_assert_eq!(&account, hash, "accounts close in the order they were fed");
         if stored != computed {
             note(&mut self.mismatches, &mut self.mismatch_count, StorageRootMismatch { account, stored, computed });
         }
-        Ok(())
     }
 
     fn problem(&mut self, p: String) {
@@ -190,18 +186,17 @@ impl<'a> RecordCheck<'a> {
 
     /// Compares the records made so far with the stored ones.
     fn drain(&mut self) -> crate::Result<()> {
-        use metisdb::tables::{ACCOUNTS, ACCOUNT_TRIE, STORAGE_TRIE};
+        use metisdb::tables::ACCOUNT_TRIE;
         // Taken out while it is read (the checks below borrow `self`), then
         // put back empty: one buffer for the whole walk.
-        let mut ops = std::mem::take(&mut self.ops);
-        for (t, k, v) in ops.iter() {
+        let mut out = std::mem::take(&mut self.out);
+        if !self.locate {
+            for (hash, stored) in &out.accounts {
+                self.closed_account(hash, stored.storage_root);
+            }
+        }
+        for (t, k, v) in out.records.iter() {
             let table = metisdb::Table(t);
-            if table == ACCOUNTS && !self.locate {
-                self.account_record(k, v)?;
-            }
-            if table != ACCOUNT_TRIE && table != STORAGE_TRIE {
-                continue;
-            }
             self.checked += 1;
             if !self.locate {
                 self.digest = self.digest.wrapping_add(record_digest(t, k, v));
@@ -223,8 +218,9 @@ impl<'a> RecordCheck<'a> {
                 Some(_) => {}
             }
         }
-        ops.clear();
-        self.ops = ops;
+        out.records.clear();
+        out.accounts.clear();
+        self.out = out;
         Ok(())
     }
 }
@@ -335,14 +331,14 @@ fn check_leaves<'a>(
                     if let (Entry::Account { hash, .. }, Some(root), false) = (&e, stored_root, locate) {
                         r.stored_roots.push_back((*hash, root));
                     }
-                    r.tries.apply(&e, &mut r.ops)?;
-                    if account || r.ops.len() >= 4096 {
+                    r.tries.apply(&e, &mut r.out)?;
+                    if account || r.out.records.len() >= 4096 {
                         r.drain()?;
                     }
                 }
                 tick(accounts);
             }
-            let root = std::mem::take(&mut r.tries).finish(&mut r.ops)?;
+            let root = std::mem::take(&mut r.tries).finish(&mut r.out)?;
             r.drain()?;
             Ok(root)
         })();
