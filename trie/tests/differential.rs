@@ -10,6 +10,26 @@ use metis_trie::{keccak256, prove, prove_many, verify_proof, Nibbles, RootBuilde
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
+/// A builder with records fed `leaves`.
+fn fed(leaves: &BTreeMap<B256, Vec<u8>>) -> RootBuilder {
+    let mut b = RootBuilder::new().with_records(true);
+    for (k, v) in leaves {
+        b.add_leaf(Nibbles::from_b256(k), v).unwrap();
+    }
+    b
+}
+
+/// `finish_unhashed` gives the root `finish` does (and the reference) once
+/// hashed, and the same records.
+fn check_unhashed(leaves: &BTreeMap<B256, Vec<u8>>) -> Result<(), TestCaseError> {
+    let (root, records) = fed(leaves).finish_unhashed().unwrap();
+    let full = fed(leaves).finish().unwrap();
+    prop_assert_eq!(root.hash(), reference_root(leaves));
+    prop_assert_eq!(root.hash(), full.root());
+    prop_assert_eq!(records, full.records);
+    Ok(())
+}
+
 fn builder_root(leaves: &BTreeMap<B256, Vec<u8>>) -> B256 {
     let mut b = RootBuilder::new();
     for (k, v) in leaves {
@@ -163,6 +183,7 @@ proptest! {
     #[test]
     fn builder_matches_reference(leaves in leaves_strategy(200)) {
         prop_assert_eq!(builder_root(&leaves), reference_root(&leaves));
+        check_unhashed(&leaves)?;
     }
 
     /// Two leaves sharing a long prefix (deep branches, long extensions,
@@ -283,6 +304,8 @@ proptest! {
     /// extensions, extension splits and merges.
     #[test]
     fn incremental_clustered((initial, batches) in clustered_case()) {
+        // Clustered keys give root extensions: the root node is an extension, not the branch.
+        check_unhashed(&initial)?;
         let mut leaves: MemLeaves = initial.into_iter().collect();
         let mut branches = MemBranches::default();
         let all: Vec<B256> = leaves.map().keys().copied().collect();

@@ -22,7 +22,7 @@ use super::format::Entry;
 use crate::error::{DbContext, Error, Result};
 use alloy_primitives::map::B256Set;
 use alloy_primitives::{B256, U256};
-use metis_trie::{storage_leaf_value, BranchRecord, BuildError, Nibbles, RootBuilder, SubtrieTop};
+use metis_trie::{storage_leaf_value, BranchRecord, BuildError, Nibbles, RootBuilder, SubtrieTop, UnhashedRoot};
 use metisdb::state::{
     storage_key, stored_slot_value, trie_key, AccountInfo, StoredAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY,
 };
@@ -166,23 +166,23 @@ impl StorageTrie {
         }
     }
 
-    /// Completes the trie: hands out the remaining records and returns the root.
-    fn finish(self, out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>) -> Result<B256> {
+    /// Completes the trie: hands out the remaining records and returns the
+    /// root, unhashed when the trie is small (see [`Tries::close_account`]).
+    fn finish(self, out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>) -> Result<UnhashedRoot> {
         match self {
-            StorageTrie::Small(leaves) if leaves.is_empty() => Ok(EMPTY_ROOT_HASH),
+            StorageTrie::Small(leaves) if leaves.is_empty() => Ok(UnhashedRoot::Empty),
             StorageTrie::Small(leaves) => {
                 let mut b = RootBuilder::new().with_records(true);
                 for (k, v) in &leaves {
                     b.add_leaf(Nibbles::unpack(k.as_slice()), v).map_err(trie_err)?;
                 }
-                let o = b.finish().map_err(trie_err)?;
-                let root = o.root();
-                for (p, r) in o.records {
+                let (root, records) = b.finish_unhashed().map_err(trie_err)?;
+                for (p, r) in records {
                     out(p, r)?;
                 }
                 Ok(root)
             }
-            StorageTrie::Split(split) => split.finish(out),
+            StorageTrie::Split(split) => split.finish(out).map(UnhashedRoot::Hash),
         }
     }
 }
@@ -261,7 +261,18 @@ pub struct TrieOut {
 pub struct Tries {
     accounts: RecordTrie,
     open: Option<Open>,
+    /// Closed accounts whose storage roots are still to be hashed, at most
+    /// [`ROOTS_PER_HASH`].
+    closing: Vec<(B256, AccountInfo, UnhashedRoot)>,
+    /// Scratch: the root nodes of `closing` and their hashes.
+    root_hashes: Vec<B256>,
 }
+
+/// Storage roots hashed together (two groups of the eight that
+/// `metis_keccak` hashes at once): hashed one by one, the last keccak of
+/// each storage trie was a tenth of the hashing thread's time, which paces
+/// a load.
+const ROOTS_PER_HASH: usize = 16;
 
 impl Default for Tries {
     fn default() -> Self {
@@ -272,7 +283,12 @@ impl Default for Tries {
 impl Tries {
     /// Nothing loaded yet.
     pub fn new() -> Tries {
-        Tries { accounts: RecordTrie::new(ACCOUNT_SPLIT), open: None }
+        Tries {
+            accounts: RecordTrie::new(ACCOUNT_SPLIT),
+            open: None,
+            closing: Vec::with_capacity(ROOTS_PER_HASH),
+            root_hashes: Vec::with_capacity(ROOTS_PER_HASH),
+        }
     }
 
     /// Rebuilds the state after a resumed import from what the database
@@ -334,23 +350,51 @@ impl Tries {
         Ok(())
     }
 
-    /// Completes the open account: its storage trie, its record, its leaf.
+    /// Completes the open account's storage trie; the account's leaf and
+    /// record follow when its root is hashed ([`Tries::flush`]).
     fn close_account(&mut self, out: &mut TrieOut) -> Result<()> {
         let Some(o) = self.open.take() else { return Ok(()) };
-        let storage_root = o.storage.finish(&mut record_sink(&mut out.records, STORAGE_TRIE, o.hash.as_slice()))?;
-        let stored = StoredAccount { info: o.info, storage_root };
-        self.accounts.add_leaf(
-            &o.hash,
-            &stored.trie_account().encode_to_vec(),
-            &mut record_sink(&mut out.records, ACCOUNT_TRIE, &[]),
-        )?;
-        out.accounts.push((o.hash, stored));
+        let root = o.storage.finish(&mut record_sink(&mut out.records, STORAGE_TRIE, o.hash.as_slice()))?;
+        self.closing.push((o.hash, o.info, root));
+        if self.closing.len() == ROOTS_PER_HASH {
+            self.flush(out)?;
+        }
+        Ok(())
+    }
+
+    /// Hashes the storage roots of the closed accounts together, then adds
+    /// their leaves to the account trie and their records to `out`, in order.
+    pub fn flush(&mut self, out: &mut TrieOut) -> Result<()> {
+        let nodes: Vec<&[u8]> = self
+            .closing
+            .iter()
+            .filter_map(|(_, _, root)| match root {
+                UnhashedRoot::Node(rlp) => Some(rlp.as_slice()),
+                _ => None,
+            })
+            .collect();
+        metis_keccak::keccak256_each(&nodes, &mut self.root_hashes);
+        let mut hashes = self.root_hashes.iter();
+        for (hash, info, root) in self.closing.drain(..) {
+            let storage_root = match root {
+                UnhashedRoot::Node(_) => *hashes.next().expect("one hash per node"),
+                other => other.hash(),
+            };
+            let stored = StoredAccount { info, storage_root };
+            self.accounts.add_leaf(
+                &hash,
+                &stored.trie_account().encode_to_vec(),
+                &mut record_sink(&mut out.records, ACCOUNT_TRIE, &[]),
+            )?;
+            out.accounts.push((hash, stored));
+        }
         Ok(())
     }
 
     /// Completes every trie; returns the state root.
     pub fn finish(mut self, out: &mut TrieOut) -> Result<B256> {
         self.close_account(out)?;
+        self.flush(out)?;
         self.accounts.finish(&mut record_sink(&mut out.records, ACCOUNT_TRIE, &[]))
     }
 }
@@ -399,6 +443,8 @@ fn hash_batches<M>(
             for e in &b.entries {
                 tries.apply(e, &mut out)?;
             }
+            // The batch's closed accounts are written with it.
+            tries.flush(&mut out)?;
             let root = if b.last { Some(std::mem::take(&mut tries).finish(&mut out)?) } else { None };
             Ok(HashedBatch { entries: b.entries, out, open: tries.open_account(), meta: b.meta, root })
         });
