@@ -162,8 +162,8 @@ fn ascending_runs_below_greater_keys_mixed_with_other_edits_match_the_model() {
                 model.insert((1, k), v);
             }
         }
-        for run in 0..RUNS {
-            let last = key(run, next[run]);
+        for (run, &n) in next.iter().enumerate() {
+            let last = key(run, n);
             assert_eq!(txn.get(TABLES[1], &last).unwrap(), model.get(&(1, last.clone())).map(Vec::as_slice));
         }
         txn.commit(CommitInfo { state_root: [round; 32], extra: vec![] }).unwrap();
