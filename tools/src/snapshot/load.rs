@@ -261,9 +261,11 @@ pub struct TrieOut {
 pub struct Tries {
     accounts: RecordTrie,
     open: Option<Open>,
-    /// Closed accounts whose storage roots are still to be hashed, at most
-    /// [`ROOTS_PER_HASH`].
+    /// Closed accounts whose leaves wait for storage roots to be hashed:
+    /// at most [`ROOTS_PER_HASH`] roots to hash, [`MAX_CLOSING`] accounts.
     closing: Vec<(B256, AccountInfo, UnhashedRoot)>,
+    /// Of `closing`, the roots to hash.
+    unhashed: usize,
     /// Scratch: the root nodes of `closing` and their hashes.
     root_hashes: Vec<B256>,
 }
@@ -273,6 +275,9 @@ pub struct Tries {
 /// each storage trie was a tenth of the hashing thread's time, which paces
 /// a load.
 const ROOTS_PER_HASH: usize = 16;
+/// Closed accounts held for [`ROOTS_PER_HASH`]: most accounts have no
+/// storage, and their leaves wait with the others to stay in order.
+const MAX_CLOSING: usize = 1024;
 
 impl Default for Tries {
     fn default() -> Self {
@@ -286,7 +291,8 @@ impl Tries {
         Tries {
             accounts: RecordTrie::new(ACCOUNT_SPLIT),
             open: None,
-            closing: Vec::with_capacity(ROOTS_PER_HASH),
+            closing: Vec::new(),
+            unhashed: 0,
             root_hashes: Vec::with_capacity(ROOTS_PER_HASH),
         }
     }
@@ -355,8 +361,9 @@ impl Tries {
     fn close_account(&mut self, out: &mut TrieOut) -> Result<()> {
         let Some(o) = self.open.take() else { return Ok(()) };
         let root = o.storage.finish(&mut record_sink(&mut out.records, STORAGE_TRIE, o.hash.as_slice()))?;
+        self.unhashed += usize::from(matches!(root, UnhashedRoot::Node(_)));
         self.closing.push((o.hash, o.info, root));
-        if self.closing.len() == ROOTS_PER_HASH {
+        if self.unhashed == ROOTS_PER_HASH || self.closing.len() == MAX_CLOSING {
             self.flush(out)?;
         }
         Ok(())
@@ -374,6 +381,7 @@ impl Tries {
             })
             .collect();
         metis_keccak::keccak256_each(&nodes, &mut self.root_hashes);
+        self.unhashed = 0;
         let mut hashes = self.root_hashes.iter();
         for (hash, info, root) in self.closing.drain(..) {
             let storage_root = match root {
@@ -437,15 +445,19 @@ fn hash_batches<M>(
     rx: std::sync::mpsc::Receiver<Result<EntryBatch<M>>>,
     tx: std::sync::mpsc::SyncSender<Result<HashedBatch<M>>>,
 ) {
+    // Batches are alike: each starts with room for as many accounts as the
+    // last one had (growing the vector was 2% of this thread).
+    let mut accounts_per_batch = 0;
     for msg in rx {
         let res = msg.and_then(|b| {
-            let mut out = TrieOut::default();
+            let mut out = TrieOut { records: Ops::new(), accounts: Vec::with_capacity(accounts_per_batch) };
             for e in &b.entries {
                 tries.apply(e, &mut out)?;
             }
             // The batch's closed accounts are written with it.
             tries.flush(&mut out)?;
             let root = if b.last { Some(std::mem::take(&mut tries).finish(&mut out)?) } else { None };
+            accounts_per_batch = out.accounts.len();
             Ok(HashedBatch { entries: b.entries, out, open: tries.open_account(), meta: b.meta, root })
         });
         let stop = !matches!(res, Ok(HashedBatch { root: None, .. }));
