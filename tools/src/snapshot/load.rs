@@ -370,7 +370,7 @@ impl Tries {
 
     /// Hashes the storage roots of the closed accounts together, then adds
     /// their leaves to the account trie and their records to `out`, in order.
-    pub fn flush(&mut self, out: &mut TrieOut) -> Result<()> {
+    fn flush(&mut self, out: &mut TrieOut) -> Result<()> {
         let nodes: Vec<&[u8]> = self
             .closing
             .iter()
@@ -500,15 +500,14 @@ impl KnownCodes {
         KnownCodes { hashes: B256Set::default(), complete: !db_has_codes }
     }
 
-    fn wrote(&mut self, hash: &[u8]) {
+    fn wrote(&mut self, hash: &B256) {
         if !self.complete {
             return;
         }
-        let Ok(hash) = B256::try_from(hash) else { return self.give_up() };
         if self.hashes.len() == MAX_KNOWN_CODES {
             return self.give_up();
         }
-        self.hashes.insert(hash);
+        self.hashes.insert(*hash);
     }
 
     fn give_up(&mut self) {
@@ -517,9 +516,8 @@ impl KnownCodes {
     }
 
     /// `Some(exists)` when the set answers, `None` when the table must.
-    fn exists(&self, hash: &[u8]) -> Option<bool> {
-        let hash = B256::try_from(hash).ok()?;
-        self.complete.then(|| self.hashes.contains(&hash))
+    fn exists(&self, hash: &B256) -> Option<bool> {
+        self.complete.then(|| self.hashes.contains(hash))
     }
 }
 
@@ -591,7 +589,7 @@ impl<'db> BatchWriter<'db> {
         for e in entries {
             match e {
                 Entry::Code { hash, code } => {
-                    codes.wrote(hash.as_slice());
+                    codes.wrote(hash);
                     bytes += put(txn, CODE, hash.as_slice(), code)?;
                 }
                 Entry::Account { hash, address, info } => {
@@ -621,7 +619,7 @@ impl<'db> BatchWriter<'db> {
             }
         }
         for (account, code) in code_refs {
-            let exists = match codes.exists(code.as_slice()) {
+            let exists = match codes.exists(code) {
                 Some(known) => known,
                 None => txn.get(CODE, code.as_slice()).ctx(|| "read code".into())?.is_some(),
             };
@@ -808,15 +806,15 @@ mod tests {
     fn the_set_is_given_up_past_its_limit_or_after_a_resume() {
         let mut known = KnownCodes::new(false);
         for b in [3u8, 1, 2] {
-            known.wrote(code_hash(b).as_slice());
+            known.wrote(&code_hash(b));
         }
-        assert_eq!(known.exists(code_hash(2).as_slice()), Some(true));
-        assert_eq!(known.exists(code_hash(4).as_slice()), Some(false));
-        assert_eq!(KnownCodes::new(true).exists(code_hash(1).as_slice()), None);
+        assert_eq!(known.exists(&code_hash(2)), Some(true));
+        assert_eq!(known.exists(&code_hash(4)), Some(false));
+        assert_eq!(KnownCodes::new(true).exists(&code_hash(1)), None);
         let mut full = KnownCodes::new(false);
         full.hashes = (0..MAX_KNOWN_CODES as u64).map(|i| B256::left_padding_from(&i.to_be_bytes())).collect();
-        full.wrote(B256::repeat_byte(0xff).as_slice());
-        assert_eq!(full.exists(B256::ZERO.as_slice()), None);
+        full.wrote(&B256::repeat_byte(0xff));
+        assert_eq!(full.exists(&B256::ZERO), None);
         assert!(full.hashes.capacity() == 0, "memory given back");
     }
 }
