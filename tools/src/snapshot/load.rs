@@ -578,7 +578,7 @@ impl<'db> BatchWriter<'db> {
         let txn = txn.as_mut().expect("opened above");
         let put = |txn: &mut WriteTxn<'_>, table: Table, k: &[u8], v: &[u8]| -> Result<u64> {
             txn.put(table, k, v).ctx(|| "write an imported entry".into())?;
-            // As much as a write took in the hashed batches before, so that batches stay the same.
+            // Key, value and 16 bytes of bookkeeping: what `batch_bytes` bounds.
             Ok((k.len() + v.len() + 16) as u64)
         };
         let mut bytes = 0;
