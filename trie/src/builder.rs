@@ -703,23 +703,33 @@ impl RootBuilder {
         self.deferred_rlp.truncate(base);
     }
 
-    /// Completes the trie and returns the root and whatever was requested.
-    pub fn finish(mut self) -> Result<BuildOutput, BuildError> {
+    /// Places the last item and completes a pending top branch: the
+    /// topmost node, a completed branch not hashed yet.
+    fn take_top(&mut self) -> Result<Option<Item>, BuildError> {
         if let Some(last) = self.pending.take() {
             self.place(last, None)?;
         }
         debug_assert!(self.stack.is_empty());
-        let top = match self.top.take() {
+        Ok(match self.top.take() {
             Some(Item::Pending { index, .. }) => Some(self.complete_pending(index)),
             other => other,
-        };
-        let top = match top.map(Item::hashed) {
+        })
+    }
+
+    /// The topmost node as callers see it (a completed branch hashed).
+    fn subtrie_top(top: Option<Item>) -> Result<SubtrieTop, BuildError> {
+        Ok(match top.map(Item::hashed) {
             None => SubtrieTop::Empty,
             Some(Item::Leaf { key, value }) => SubtrieTop::Leaf { key, value },
             Some(Item::Branch { path, node_ref, stored }) => SubtrieTop::Branch { path, node_ref, stored },
             Some(Item::Slot { path, .. }) => return Err(BuildError::SlotNotUnderBranch(path)),
             Some(Item::Completed { .. } | Item::Pending { .. }) => unreachable!("hashed above"),
-        };
+        })
+    }
+
+    /// Completes the trie and returns the root and whatever was requested.
+    pub fn finish(mut self) -> Result<BuildOutput, BuildError> {
+        let top = Self::subtrie_top(self.take_top()?)?;
         // A root branch was already retained as a proof node when it
         // completed; a root leaf or extension is only built here.
         if !self.proof_targets.is_empty() {
@@ -739,24 +749,11 @@ impl RootBuilder {
     /// not supported (their nodes are left out).
     pub fn finish_unhashed(mut self) -> Result<(UnhashedRoot, Vec<(Nibbles, BranchRecord)>), BuildError> {
         debug_assert!(self.proof_targets.is_empty(), "proofs need finish");
-        if let Some(last) = self.pending.take() {
-            self.place(last, None)?;
-        }
-        debug_assert!(self.stack.is_empty());
-        let top = match self.top.take() {
-            Some(Item::Pending { index, .. }) => Some(self.complete_pending(index)),
-            other => other,
-        };
-        let root = match top {
+        let root = match self.take_top()? {
             None => UnhashedRoot::Empty,
             Some(Item::Completed { path, rlp, .. }) if path.is_empty() => UnhashedRoot::Node(rlp),
-            Some(Item::Slot { path, .. }) => return Err(BuildError::SlotNotUnderBranch(path)),
-            Some(item) => {
-                let top = match item.hashed() {
-                    Item::Leaf { key, value } => SubtrieTop::Leaf { key, value },
-                    Item::Branch { path, node_ref, stored } => SubtrieTop::Branch { path, node_ref, stored },
-                    _ => unreachable!("slots returned above, completed branches hashed"),
-                };
+            item => {
+                let top = Self::subtrie_top(item)?;
                 match top.root_wrapper_rlp() {
                     Some(rlp) => UnhashedRoot::Node(rlp),
                     None => UnhashedRoot::Hash(top.root_hash()),
