@@ -24,7 +24,7 @@ use crate::error::{DbContext, Error, Result};
 use crate::snapshot::format::{Entry, Header, OrderCheck};
 use crate::snapshot::load::{load_staged, open_staging, EntryBatch, LoadHooks, Tries};
 use crate::snapshot::reader::{Position, SnapshotReader};
-use crate::snapshot::{check_totals, for_each_entry, Totals};
+use crate::snapshot::{check_totals, decode_chunk, Totals};
 use alloy_primitives::B256;
 use metisdb::tables::METADATA;
 use metisdb::Options;
@@ -402,12 +402,7 @@ fn decode_chunks(
     loop {
         let res = (|| -> Result<Option<Vec<Entry>>> {
             let Some(chunk) = reader.next_chunk()? else { return Ok(None) };
-            let mut entries = Vec::with_capacity(chunk.frame.entries as usize);
-            for_each_entry(file, &chunk, &mut order, &mut totals, |e| {
-                entries.push(e);
-                Ok(())
-            })?;
-            Ok(Some(entries))
+            Ok(Some(decode_chunk(file, &chunk, &mut order, &mut totals)?))
         })();
         let msg = match res {
             Ok(Some(entries)) => Ok(EntryBatch { entries, meta: at(&reader, &order, totals), last: false }),

@@ -181,11 +181,7 @@ fn entries_of(file: &Path) -> Vec<metis_tools::snapshot::format::Entry> {
     let mut r = metis_tools::snapshot::reader::SnapshotReader::open(file).unwrap();
     let (mut order, mut totals, mut v) = (Default::default(), Default::default(), Vec::new());
     while let Some(chunk) = r.next_chunk().unwrap() {
-        metis_tools::snapshot::for_each_entry(file, &chunk, &mut order, &mut totals, |e| {
-            v.push(e);
-            Ok(())
-        })
-        .unwrap();
+        v.extend(metis_tools::snapshot::decode_chunk(file, &chunk, &mut order, &mut totals).unwrap());
     }
     v
 }

@@ -520,7 +520,7 @@ impl OrderCheck {
 
     /// Checks `e` against the entries before it: its kind for the chunk and
     /// its order. Preimages (codes, addresses, slot numbers) are the
-    /// caller's to check, in a batch: [`crate::snapshot::for_each_entry`].
+    /// caller's to check, in a batch: [`crate::snapshot::decode_chunk`].
     pub fn check(&mut self, e: &Entry, kind: ChunkKind) -> Result<(), String> {
         match e {
             Entry::Code { hash, .. } => {
