@@ -389,9 +389,10 @@ fn mainnet(args: &[String], dir: PathBuf, workers: usize) {
             let _ = execute_block(&fixture.state, &fixture.input, &fixture.txs, mode);
         }
         let runs = (1.0 / started.elapsed().as_secs_f64().max(1e-6)).clamp(5.0, 2000.0) as usize;
-        let runs = interleaved(runs, &modes, |mode| execute_block(&fixture.state, &fixture.input, &fixture.txs, mode));
-        let (stm_x, auto_x) = (runs.median_speedup(0, 1), runs.median_speedup(0, 2));
-        let mut timed = runs.best.into_iter();
+        let timing =
+            interleaved(runs, &modes, |mode| execute_block(&fixture.state, &fixture.input, &fixture.txs, mode));
+        let (stm_x, auto_x) = (timing.median_speedup(0, 1), timing.median_speedup(0, 2));
+        let mut timed = timing.best.into_iter();
         let mut next = || timed.next().expect("one result per mode");
         let ((seq, seq_ms), (stm, stm_ms), (auto, auto_ms)) = (next(), next(), next());
         let ok = match (&seq, &stm, &auto) {
