@@ -256,7 +256,7 @@ pub struct TrieOut {
 /// as it goes. Runs apart from the table writes (its own thread), so
 /// hashing and tree inserts proceed in parallel; it makes only what needs
 /// the tries, and the writing side writes the entries themselves (see
-/// [`BatchWriter::apply`]): the hashing paces a load.
+/// [`load_staged`]): the hashing paces a load.
 pub struct Tries {
     accounts: RecordTrie,
     open: Option<Open>,
