@@ -46,15 +46,17 @@ pub const STORAGE_SPLIT: usize = 2;
 /// are handed out by [`RecordTrie::finish`].
 pub struct RecordTrie {
     split: usize,
-    part: Option<Nibbles>,
+    /// The part being built: its key prefix of `split` nibbles, packed.
+    part: Option<u64>,
     cur: RootBuilder,
     top: RootBuilder,
     leaves: u64,
 }
 
 impl RecordTrie {
-    /// An empty trie split at `split` nibbles.
+    /// An empty trie split at `split` nibbles (1 to 16).
     pub fn new(split: usize) -> RecordTrie {
+        assert!((1..=16).contains(&split), "parts are named by a prefix of 1 to 16 nibbles");
         RecordTrie {
             split,
             part: None,
@@ -76,13 +78,15 @@ impl RecordTrie {
         value: &[u8],
         out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>,
     ) -> Result<()> {
-        let k = Nibbles::unpack(key.as_slice());
-        let part = k.prefix(self.split);
-        if self.part.as_ref() != Some(&part) {
+        // The part's prefix read from the key's first 8 bytes (a Nibbles
+        // prefix per leaf was 1.6% of the hashing thread).
+        let first_word = u64::from_be_bytes(key.0[..8].try_into().expect("32-byte key"));
+        let part = first_word >> (64 - 4 * self.split);
+        if self.part != Some(part) {
             self.close_part(out)?;
             self.part = Some(part);
         }
-        self.cur.add_leaf(k, value).map_err(trie_err)?;
+        self.cur.add_leaf(Nibbles::unpack(key.as_slice()), value).map_err(trie_err)?;
         self.leaves += 1;
         Ok(())
     }
