@@ -271,6 +271,8 @@ pub struct Tries {
     unhashed: usize,
     /// Scratch: the root nodes of `closing` and their hashes.
     root_hashes: Vec<B256>,
+    /// Scratch: an account leaf's value (one buffer instead of a vector per account).
+    leaf: Vec<u8>,
 }
 
 /// Storage roots hashed together (two groups of the eight that
@@ -297,6 +299,7 @@ impl Tries {
             closing: Vec::new(),
             unhashed: 0,
             root_hashes: Vec::with_capacity(ROOTS_PER_HASH),
+            leaf: Vec::new(),
         }
     }
 
@@ -392,11 +395,9 @@ impl Tries {
                 other => other.hash(),
             };
             let stored = StoredAccount { info, storage_root };
-            self.accounts.add_leaf(
-                &hash,
-                &stored.trie_account().encode_to_vec(),
-                &mut record_sink(&mut out.records, ACCOUNT_TRIE, &[]),
-            )?;
+            self.leaf.clear();
+            stored.trie_account().encode_into(&mut self.leaf);
+            self.accounts.add_leaf(&hash, &self.leaf, &mut record_sink(&mut out.records, ACCOUNT_TRIE, &[]))?;
             out.accounts.push((hash, stored));
         }
         Ok(())
