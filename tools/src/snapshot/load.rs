@@ -269,7 +269,7 @@ pub struct Tries {
     closing: Vec<(B256, AccountInfo, UnhashedRoot)>,
     /// Of `closing`, the roots to hash.
     unhashed: usize,
-    /// Scratch: the root nodes of `closing` and their hashes.
+    /// Scratch: the hashes of the root nodes in `closing`.
     root_hashes: Vec<B256>,
     /// Scratch: an account leaf's value (one buffer instead of a vector per account).
     leaf: Vec<u8>,
