@@ -24,8 +24,11 @@ impl CodeCache {
     /// jump table costs a fraction of analysing the code again (which was a
     /// quarter of a mainnet block's sequential time).
     pub fn private_copy(code: &Bytecode) -> Bytecode {
-        let Some(jump_table) = code.legacy_jump_table().filter(|_| !code.is_empty()) else {
-            // EIP-7702 designators (23 bytes) and empty code: nothing to save.
+        // Empty code too: its analysis is revm's one global `Bytecode`, whose
+        // reference count every account load of every worker would move
+        // between the cores.
+        let Some(jump_table) = code.legacy_jump_table() else {
+            // EIP-7702 designators (23 bytes): nothing to save.
             return Self::analyse(Bytes::copy_from_slice(code.original_byte_slice()));
         };
         let padded = Bytes::copy_from_slice(code.bytecode());
@@ -58,6 +61,7 @@ mod tests {
             vec![0x5b; 100],                                 // jump destinations only
             [&[0xef, 0x01, 0x00][..], &[0x11; 20]].concat(), // EIP-7702 designator
             vec![0xef, 0x01, 0x00, 0x11],                    // malformed designator: legacy
+            vec![],                                          // empty: revm's global default
         ];
         for raw in codes {
             let shared = CodeCache::analyse(Bytes::from(raw.clone()));

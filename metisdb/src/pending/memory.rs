@@ -7,12 +7,15 @@
 //! the first entry inline in the map). The high bits of the key's hash
 //! pick the shard.
 //!
-//! In front of the shards sits a filter of the keys written in the block
-//! (one bit per hash, never cleared): most reads are of keys no
-//! transaction writes (contracts, untouched balances), and those go to the
-//! parent without touching a shard. Taking a shard's lock, even to read,
-//! writes its cache line, so on two cores every read of a hot key moved
-//! that line between them.
+//! In front of the shards sits a filter of the keys written in the block:
+//! per hash slot, the lowest transaction that wrote a key of that slot
+//! (only ever lowered). A read by transaction `j` whose slot holds no
+//! writer below `j` goes to the parent without touching a shard: most reads
+//! are of keys no transaction writes (contracts, untouched balances) or
+//! that only the reader itself and later transactions write (the sender and
+//! recipient of an independent transfer, when its reads are validated).
+//! Taking a shard's lock, even to read, writes its cache line, so on two
+//! cores every such read moved that line between them.
 
 use super::types::{
     AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
@@ -22,7 +25,7 @@ use alloy_primitives::map::{DefaultHashBuilder, HashMap, HashSet};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use smallvec::SmallVec;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, RwLock};
 
 /// Shards keep workers that touch different keys off each other's locks.
@@ -31,12 +34,14 @@ const SHARD_COUNT: usize = 256;
 /// keys only grow them).
 const EXPECTED_KEYS_PER_SLOT: usize = 2;
 
-/// Bits of the written-key filter per transaction slot (a transaction writes
-/// a few keys: at four keys per slot, one unwritten key in sixteen hits a
-/// set bit), and the filter's bounds in bits.
-const FILTER_BITS_PER_SLOT: usize = 64;
-const FILTER_MIN_BITS: usize = 1 << 12;
-const FILTER_MAX_BITS: usize = 1 << 24;
+/// Entries of the written-key filter per transaction slot, and its bounds in
+/// entries (4 bytes each). Sixteen per slot (a 4 MB filter for the
+/// 47,619-transfer block) used no less CPU than four: the filter's own cache
+/// misses cost what the fewer collisions saved, and a colliding entry sends
+/// a read to a shard only when its lowest writer is below the reader.
+const FILTER_ENTRIES_PER_SLOT: usize = 4;
+const FILTER_MIN_ENTRIES: usize = 1 << 12;
+const FILTER_MAX_ENTRIES: usize = 1 << 22;
 
 /// Below this many written keys [`MvMemory::into_final_writes`] stays on the
 /// calling thread.
@@ -144,6 +149,13 @@ fn walk_versions(versions: &[Entry], tx: TxIndex) -> Walk {
     Walk::Found { base: None, additions }
 }
 
+/// A transaction index as the written-key filter compares it. Writers are
+/// below `u32::MAX` ([`MvMemory::new`] asserts it); a reader at or above it
+/// sees every writer.
+fn filter_tx(tx: TxIndex) -> u32 {
+    u32::try_from(tx).unwrap_or(u32::MAX)
+}
+
 /// The newest full write of a key once the block is done (estimates and
 /// balance additions are not full writes).
 fn last_write(versions: &[Entry]) -> Option<(TxIndex, &StateValue)> {
@@ -213,9 +225,10 @@ pub struct MvMemory<'p> {
     pre_block: HashMap<StateKey, StateValue>,
     shards: Box<[Shard]>,
     hasher: DefaultHashBuilder,
-    /// One bit per key hash, set before a key first enters its shard: a
-    /// clear bit means no transaction wrote the key. A power of two of bits.
-    written_filter: Box<[AtomicU64]>,
+    /// Per key hash slot, `!tx` of the lowest transaction that wrote a key
+    /// of the slot (0: none), raised before the key enters its shard. A
+    /// power of two of entries.
+    written_filter: Box<[AtomicU32]>,
     /// Per transaction: the keys its latest incarnation wrote (sorted) and
     /// its balance addition to the lazy account.
     last_writes: Box<[Mutex<TxWrites>]>,
@@ -261,6 +274,7 @@ impl<'p> MvMemory<'p> {
     /// `slots`: number of transaction indices (transactions plus any
     /// post-block pseudo-transaction). `state_clear`: EIP-161 is active.
     pub fn new(parent: &'p dyn StateView, slots: usize, state_clear: bool) -> Self {
+        assert!(slots < u32::MAX as usize, "{slots} transaction slots: the written-key filter holds u32 indices");
         Self {
             parent,
             pre_block: HashMap::default(),
@@ -276,10 +290,10 @@ impl<'p> MvMemory<'p> {
             },
             hasher: DefaultHashBuilder::default(),
             written_filter: {
-                let bits = (slots.saturating_mul(FILTER_BITS_PER_SLOT))
-                    .clamp(FILTER_MIN_BITS, FILTER_MAX_BITS)
+                let entries = (slots.saturating_mul(FILTER_ENTRIES_PER_SLOT))
+                    .clamp(FILTER_MIN_ENTRIES, FILTER_MAX_ENTRIES)
                     .next_power_of_two();
-                (0..bits / 64).map(|_| AtomicU64::new(0)).collect()
+                (0..entries).map(|_| AtomicU32::new(0)).collect()
             },
             last_writes: (0..slots).map(|_| Mutex::new(TxWrites::default())).collect(),
             lazy: None,
@@ -468,28 +482,28 @@ impl<'p> MvMemory<'p> {
         &self.shards[(hash >> 56) as usize % SHARD_COUNT]
     }
 
-    /// The filter word and bit of a key hash. The bits below the shard's:
-    /// keys of one shard spread over the whole filter.
-    fn filter_bit(&self, hash: u64) -> (&AtomicU64, u64) {
-        let bit = (hash >> 8) as usize & (self.written_filter.len() * 64 - 1);
-        (&self.written_filter[bit / 64], 1 << (bit % 64))
+    /// The filter entry of a key hash. The bits below the shard's: keys of
+    /// one shard spread over the whole filter.
+    fn filter_entry(&self, hash: u64) -> &AtomicU32 {
+        &self.written_filter[(hash >> 8) as usize & (self.written_filter.len() - 1)]
     }
 
-    /// False only if no transaction wrote the key so far. A read that races
-    /// with the first write of its key may miss it, as a read just before
-    /// the write would: the writer reports a new location
+    /// False only if no transaction below `tx` wrote the key so far. A read
+    /// that races with the first write of its key may miss it, as a read
+    /// just before the write would: the writer reports a new location
     /// ([`MvMemory::record`]), so the reader is validated after the write.
-    fn maybe_written(&self, hash: u64) -> bool {
-        let (word, bit) = self.filter_bit(hash);
-        word.load(Ordering::Acquire) & bit != 0
+    fn maybe_written_below(&self, hash: u64, tx: TxIndex) -> bool {
+        // Entries hold `!writer`: the lowest writer is below `tx` iff the
+        // entry is above `!tx` (and 0, no writer, is above nothing).
+        self.filter_entry(hash).load(Ordering::Acquire) > !filter_tx(tx)
     }
 
-    fn note_written(&self, hash: u64) {
-        let (word, bit) = self.filter_bit(hash);
-        // A plain load first: most writes hit a set bit, and the filter's
-        // lines then stay shared between the cores.
-        if word.load(Ordering::Relaxed) & bit == 0 {
-            word.fetch_or(bit, Ordering::Release);
+    fn note_written(&self, hash: u64, tx: TxIndex) {
+        let entry = self.filter_entry(hash);
+        // A plain load first: most writes find a lower writer noted, and the
+        // filter's lines then stay shared between the cores.
+        if entry.load(Ordering::Relaxed) < !filter_tx(tx) {
+            entry.fetch_max(!filter_tx(tx), Ordering::Release);
         }
     }
 
@@ -499,7 +513,7 @@ impl<'p> MvMemory<'p> {
             return self.walk_lazy(key, tx);
         }
         let hash = self.hasher.hash_one(key);
-        if !self.maybe_written(hash) {
+        if !self.maybe_written_below(hash, tx) {
             return Walk::NOTHING;
         }
         match read!(self.shard_of_hash(hash)).get(key) {
@@ -619,7 +633,7 @@ impl<'p> MvMemory<'p> {
     pub fn read_code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError> {
         let key = StateKey::Code(*code_hash);
         let hash = self.hasher.hash_one(key);
-        if self.maybe_written(hash) {
+        if self.maybe_written_below(hash, TxIndex::MAX) {
             let shard = read!(self.shard_of_hash(hash));
             if let Some(versions) = shard.get(&key) {
                 for entry in versions.iter() {
@@ -719,7 +733,7 @@ impl<'p> MvMemory<'p> {
             };
             let entry = Entry { tx: version.tx, incarnation: version.incarnation, data };
             let hash = self.hasher.hash_one(key);
-            self.note_written(hash);
+            self.note_written(hash, version.tx);
             let mut shard = write!(self.shard_of_hash(hash));
             let versions = shard.entry(key).or_default();
             let at = versions.partition_point(|e| e.tx < version.tx);
@@ -1052,15 +1066,16 @@ mod tests {
 
     #[test]
     fn reads_through_a_crowded_written_key_filter_match_a_model() {
-        // Far more keys than filter bits per slot: bits collide, and every
-        // read must still see the write below it or the parent's value.
+        // Far more keys than filter entries per slot: entries collide, and
+        // every read must still see the write below it or the parent's
+        // value. Writers come in mixed order, so entries are lowered.
         let mut state = InMemoryState::default();
         let slots: Vec<U256> = (0..20_000u64).map(U256::from).collect();
         state.insert_account(addr(1), 0, U256::ZERO, Bytes::new(), slots.iter().map(|s| (*s, *s + U256::from(1))));
         let txs = 8;
         let mv = MvMemory::new(&state, txs, true);
         let mut model: BTreeMap<(u64, TxIndex), u64> = BTreeMap::new();
-        for tx in 0..txs {
+        for tx in [3, 7, 0, 5, 1, 6, 2, 4] {
             // Transaction tx writes every (tx + 2)-th slot of a third.
             let writes: Vec<(StateKey, WriteOp)> = (0..20_000u64)
                 .filter(|s| s % 3 == 0 && s % (tx as u64 + 2) == 0)
@@ -1081,6 +1096,25 @@ mod tests {
                 assert_eq!(read, (U256::from(value), expected), "slot {s} read by {reader}");
             }
         }
+    }
+
+    #[test]
+    fn validation_sees_a_write_below_the_reader_after_its_own() {
+        // The reader's own write and a later one leave its read of the
+        // parent valid; a write below it, recorded last, must not.
+        let state = parent();
+        let mv = MvMemory::new(&state, 8, true);
+        let key = StateKey::Storage(addr(1), U256::from(7));
+        let (value, origin) = mv.read_storage(&addr(1), &U256::from(7), 5).unwrap();
+        let reads = vec![ReadRecord { key, origin: origin.clone() }];
+        assert_eq!((value, origin), (U256::from(70), ReadOrigin::Parent));
+        mv.record(Version { tx: 5, incarnation: 0 }, vec![(key, set_slot(5))]);
+        mv.record(Version { tx: 7, incarnation: 0 }, vec![(key, set_slot(7))]);
+        assert!(mv.validate_reads(5, &reads).is_none());
+        mv.record(Version { tx: 2, incarnation: 0 }, vec![(key, set_slot(2))]);
+        assert_eq!(mv.validate_reads(5, &reads), Some(&reads[0]));
+        assert_eq!(mv.read_storage(&addr(1), &U256::from(7), 5).unwrap().0, U256::from(2));
+        assert_eq!(mv.read_storage(&addr(1), &U256::from(7), 2).unwrap().0, U256::from(70));
     }
 
     #[test]
