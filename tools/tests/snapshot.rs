@@ -133,6 +133,24 @@ fn round_trip_gives_the_same_root_and_the_same_answers() {
 }
 
 #[test]
+fn export_levels_are_checked_and_every_level_imports_to_the_same_root() {
+    let (_t, t) = tmp();
+    let (src, _snap, root) = source(&t);
+    let bad = t.join("bad.snap");
+    let out = metis(&["snapshot", "export", "--datadir", s(&src), "--out", s(&bad), "--level", "23"]);
+    assert!(!out.status.success(), "level 23 accepted");
+    assert!(stderr(&out).contains("--level 23: zstd levels run from"), "{}", stderr(&out));
+    assert!(!bad.exists(), "nothing written for a refused level");
+    for level in ["19", "-1000"] {
+        let file = t.join(format!("level{level}.snap"));
+        metis_ok(&["snapshot", "export", "--datadir", s(&src), "--out", s(&file), "--level", level]);
+        let dst = t.join(format!("dst{level}"));
+        let out = metis_ok(&["snapshot", "import", "--datadir", s(&dst), s(&file)]);
+        assert_eq!(field(&out, "state_root"), root, "level {level}");
+    }
+}
+
+#[test]
 fn export_pins_its_version_while_the_writer_commits() {
     use alloy_primitives::{Address, U256};
     use metisdb::state::{AccountInfo, KECCAK_EMPTY};
