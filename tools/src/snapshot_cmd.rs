@@ -86,14 +86,6 @@ fn peak_line() {
 pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
     match cmd {
         SnapshotCommand::Export(a) => {
-            let db = open_for_reading(&a.datadir)?;
-            let block_hash = match &a.block_hash {
-                Some(h) => Some(
-                    h.parse::<alloy_primitives::B256>()
-                        .map_err(|_| format!("block hash {h:?} is not 32 bytes of hex"))?,
-                ),
-                None => None,
-            };
             let levels = zstd::compression_level_range();
             if !levels.contains(&a.level) {
                 return Err(format!(
@@ -104,6 +96,14 @@ pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
                 )
                 .into());
             }
+            let db = open_for_reading(&a.datadir)?;
+            let block_hash = match &a.block_hash {
+                Some(h) => Some(
+                    h.parse::<alloy_primitives::B256>()
+                        .map_err(|_| format!("block hash {h:?} is not 32 bytes of hex"))?,
+                ),
+                None => None,
+            };
             let opts = ExportOptions {
                 level: a.level,
                 chunk_bytes: a.chunk_kib.clamp(4, 64 * 1024) << 10,
