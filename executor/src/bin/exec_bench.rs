@@ -256,13 +256,25 @@ struct MachineBounds {
     keccak_two_threads: f64,
 }
 
+/// Below this keccak work of two threads against one, the host is sharing
+/// or throttling a vCPU (two real cores give 1.8-2.1x here).
+const SHARED_CORE_BELOW: f64 = 1.8;
+
 impl std::fmt::Display for MachineBounds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "machine: cache-line round trip {:.0} ns; keccak {:.0} ns on one thread, two threads do {:.2}x the work of one",
             self.round_trip_ns, self.keccak_ns, self.keccak_two_threads
-        )
+        )?;
+        if self.keccak_two_threads < SHARED_CORE_BELOW {
+            write!(
+                f,
+                "\nwarning: two threads did less than {SHARED_CORE_BELOW}x one thread's keccak work: the host is sharing a \
+                 core, and parallel figures taken now measure the host more than the executor"
+            )?;
+        }
+        Ok(())
     }
 }
 
