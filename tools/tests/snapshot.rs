@@ -25,7 +25,6 @@ fn chunk_offsets(b: &[u8]) -> Vec<usize> {
     v
 }
 
-/// A source data dir with history and an exported snapshot of it.
 /// `metis db verify` of `dir` passes: pages, records, and the root recomputed from the tables.
 fn assert_verifies(dir: &Path, root: &str) {
     let ver = metis_ok(&["db", "verify", "--datadir", s(dir)]);
@@ -33,6 +32,7 @@ fn assert_verifies(dir: &Path, root: &str) {
     assert!(ver.trim_end().ends_with("ok"), "{ver}");
 }
 
+/// A source data dir with history and an exported snapshot of it.
 fn source(t: &Path) -> (PathBuf, PathBuf, String) {
     let src = t.join("src");
     let root = synth(&src, 3000, 4, 300);
