@@ -6,32 +6,34 @@
 //! a chunk). One Keccak-f\[1600\] permutation is a chain of dependent
 //! 64-bit operations; with AVX-512 eight states advance side by side, one
 //! 64-bit lane of each register per state: 84-86 ns per 32-byte hash
-//! against 283-298 ns for alloy's scalar assembly on this machine's EPYC,
-//! 3.3-3.7x the throughput for 32-532-byte inputs (`cargo run --release -p
-//! metis-keccak --example throughput`).
+//! against 283-298 ns for alloy's scalar assembly on an EPYC, 3.3-3.7x the
+//! throughput for 32-532-byte inputs, and 74-79 ns against 337 ns on a
+//! Xeon (`cargo run --release -p metis-keccak --example throughput`).
 //!
-//! [`keccak256_each`] takes the inputs in groups of eight; a group costs as
-//! many permutations as its longest input has rate blocks (136 bytes), so
-//! inputs of different lengths are grouped longest first, and one far
-//! longer than the rest of its group is hashed alone. Without AVX-512
+//! [`keccak256_each`] takes the inputs in groups of eight; the two to four
+//! left after them go side by side in 256-bit registers, where a
+//! permutation costs about one one-lane permutation, and a last one alone
+//! through alloy's `keccak256`. A group costs as many permutations as its
+//! longest input has rate blocks (136 bytes), so inputs of different
+//! lengths are grouped longest first, and one far longer than the rest of
+//! its eight goes into a group of four. Without AVX-512F and AVX-512VL
 //! (detected once at run time) every input goes through alloy's
 //! `keccak256`.
 
 #[cfg(target_arch = "x86_64")]
-mod x8;
+mod lanes;
+#[cfg(target_arch = "x86_64")]
+use lanes::{x4, x8};
 
 use alloy_primitives::B256;
 
 /// Bytes absorbed per permutation by keccak256 (1600 - 2 * 256 bits).
 pub const RATE: usize = 136;
 
-/// Below this many inputs left, a group is hashed one by one: a group of
-/// eight costs about as much as two scalar hashes.
-const MIN_GROUP: usize = 3;
-
-/// Fewer inputs than this are hashed one by one: callers with smaller
-/// batches gain by joining them with others first.
-pub const MIN_BATCH: usize = MIN_GROUP;
+/// Batches smaller than this gain most by joining others first: a group
+/// of two costs as much as one of four, and two or three inputs make one
+/// group where joined batches would have filled eight lanes.
+pub const MIN_BATCH: usize = 3;
 
 /// `out[i] = keccak256(inputs[i])` for every input (`out` is cleared first).
 pub fn keccak256_each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>) {
@@ -54,20 +56,18 @@ fn each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>, eight_at_a_time: bool
     out.clear();
     let scalar = |input: &I| alloy_primitives::keccak256(input.as_ref());
     #[cfg(target_arch = "x86_64")]
-    if eight_at_a_time && inputs.len() >= MIN_GROUP {
+    if eight_at_a_time && inputs.len() >= 2 {
         let first = blocks(inputs[0].as_ref().len());
         if inputs.iter().all(|input| blocks(input.as_ref().len()) == first) {
             // One length class (the usual case): groups in input order.
             out.reserve(inputs.len());
             let mut rest = inputs;
-            while rest.len() >= MIN_GROUP {
-                let (group, tail) = rest.split_at(rest.len().min(x8::LANES));
-                let mut digests = [B256::ZERO; x8::LANES];
-                x8::hash_group(group, &mut digests);
-                out.extend_from_slice(&digests[..group.len()]);
+            while !rest.is_empty() {
+                let n = group_len(rest.len());
+                let (group, tail) = rest.split_at(n);
+                hash_group(group, out);
                 rest = tail;
             }
-            out.extend(rest.iter().map(scalar));
         } else {
             mixed(inputs, out);
         }
@@ -90,21 +90,55 @@ fn mixed<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>) {
     order.sort_unstable_by_key(|&i| std::cmp::Reverse(len(i)));
     out.resize(inputs.len(), B256::ZERO);
     let mut rest = &order[..];
+    let mut digests = Vec::with_capacity(x8::LANES);
     while let Some(&longest) = rest.first() {
-        let group = &rest[..rest.len().min(x8::LANES)];
-        let group_blocks: usize = group.iter().map(|&i| blocks(len(i))).sum();
-        if group.len() < MIN_GROUP || blocks(len(longest)) * GROUP_STEP_COST > group_blocks {
-            out[longest] = alloy_primitives::keccak256(inputs[longest].as_ref());
-            rest = &rest[1..];
-            continue;
-        }
+        let eight = &rest[..rest.len().min(x8::LANES)];
+        let eight_blocks: usize = eight.iter().map(|&i| blocks(len(i))).sum();
+        // Eight lanes when there are more than four inputs and the longest
+        // is not far longer than the rest; otherwise up to four lanes (one
+        // step of four costs about a one-lane step, so they never lose).
+        let group = if eight.len() > x4::LANES && blocks(len(longest)) * GROUP_STEP_COST <= eight_blocks {
+            eight
+        } else {
+            &rest[..rest.len().min(x4::LANES)]
+        };
         let members: Vec<&[u8]> = group.iter().map(|&i| inputs[i].as_ref()).collect();
-        let mut digests = [B256::ZERO; x8::LANES];
-        x8::hash_group(&members, &mut digests);
-        for (&i, digest) in group.iter().zip(digests) {
-            out[i] = digest;
+        hash_group(&members, &mut digests);
+        for (&i, digest) in group.iter().zip(&digests) {
+            out[i] = *digest;
         }
+        digests.clear();
         rest = &rest[group.len()..];
+    }
+}
+
+/// Inputs taken by the next group when `left` remain: eight lanes for
+/// five or more, four lanes for two to four, one at a time for the last.
+#[cfg(target_arch = "x86_64")]
+fn group_len(left: usize) -> usize {
+    if left <= x4::LANES {
+        left
+    } else {
+        left.min(x8::LANES)
+    }
+}
+
+/// Appends the hashes of `group` (one to eight inputs) to `out`, with the
+/// narrowest states that hold them.
+#[cfg(target_arch = "x86_64")]
+fn hash_group<I: AsRef<[u8]>>(group: &[I], out: &mut Vec<B256>) {
+    match group.len() {
+        1 => out.push(alloy_primitives::keccak256(group[0].as_ref())),
+        2..=4 => {
+            let mut digests = [B256::ZERO; x4::LANES];
+            x4::hash_group(group, &mut digests);
+            out.extend_from_slice(&digests[..group.len()]);
+        }
+        _ => {
+            let mut digests = [B256::ZERO; x8::LANES];
+            x8::hash_group(group, &mut digests);
+            out.extend_from_slice(&digests[..group.len()]);
+        }
     }
 }
 
@@ -119,7 +153,7 @@ pub fn keccak256_all<I: AsRef<[u8]>>(inputs: &[I]) -> Vec<B256> {
 pub fn batched() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        x8::available()
+        lanes::available()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -24,6 +24,18 @@ fn lengths_around_the_rate_and_its_padding() {
 }
 
 #[test]
+fn every_batch_size_of_one_length() {
+    // Groups of eight, four lanes for two to four left over, one lane for a
+    // last one: every split of 1 to 20 inputs of one length class.
+    for n in 1..=20 {
+        for len in [0, 32, RATE - 1, RATE, 300] {
+            let inputs: Vec<Vec<u8>> = (0..n).map(|i| (0..len).map(|b| (b * 31 + i * 7 + n) as u8).collect()).collect();
+            assert_eq!(keccak256_all(&inputs), reference(&inputs), "{n} inputs of {len} bytes");
+        }
+    }
+}
+
+#[test]
 fn output_is_replaced_not_appended() {
     let mut out = vec![B256::repeat_byte(1); 3];
     keccak256_each(&[b"abc"], &mut out);
