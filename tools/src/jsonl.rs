@@ -320,12 +320,12 @@ fn dump_walker(snap: &metisdb::Snapshot, units: &[Unit], board: &Board<Piece>, p
 /// `out`. The state is split into units of account ranges as the snapshot
 /// export splits it; [`crate::snapshot::export::WALKERS`] threads walk them
 /// and the calling thread writes their lines in key order. `progress` gets
-/// the totals after each unit.
+/// the totals and the bytes of lines written after each unit.
 pub fn export_state(
     db: &Db,
     version: Option<u64>,
     out: &Path,
-    progress: &mut dyn FnMut(&WalkTotals),
+    progress: &mut dyn FnMut(&WalkTotals, u64),
 ) -> Result<DumpSummary> {
     export_state_in_units(db, version, out, ACCOUNTS_PER_UNIT, progress)
 }
@@ -336,7 +336,7 @@ pub fn export_state_in_units(
     version: Option<u64>,
     out: &Path,
     accounts_per_unit: u64,
-    progress: &mut dyn FnMut(&WalkTotals),
+    progress: &mut dyn FnMut(&WalkTotals, u64),
 ) -> Result<DumpSummary> {
     let snap = db.snapshot(version).ctx(|| format!("open version {version:?}"))?;
     let v = snap.version().ok_or_else(|| Error::Refused(format!("{} holds no version yet", db.path().display())))?;
@@ -360,19 +360,24 @@ pub fn export_state_in_units(
             let write_err = |e| Error::io("write", &tmp, e);
             write_root_line(&mut w, &root).map_err(write_err)?;
             let mut totals = WalkTotals::default();
+            // JSONL bytes written after the root line, for the progress report.
+            let mut written = 0u64;
             let stopped = || Error::Refused("a dump walker stopped".into());
             for u in 0..units.len() {
                 let rx = board.take(u).ok_or_else(stopped)?;
                 loop {
                     match rx.recv().map_err(|_| stopped())? {
-                        Piece::Lines(lines) => w.write_all(&lines).map_err(write_err)?,
+                        Piece::Lines(lines) => {
+                            w.write_all(&lines).map_err(write_err)?;
+                            written += lines.len() as u64;
+                        }
                         Piece::End(t) => {
                             totals.add(&t);
                             break;
                         }
                     }
                 }
-                progress(&totals);
+                progress(&totals, written);
             }
             Ok(totals)
         },

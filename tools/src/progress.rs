@@ -26,6 +26,8 @@ pub struct Progress {
     /// Bytes mode: `done` counts bytes, `items` counts `unit`s.
     bytes: bool,
     items: u64,
+    /// Items mode: bytes written so far, once [`Progress::set_written`] reports them.
+    written: Option<u64>,
     started: Instant,
     last_log: Instant,
 }
@@ -36,9 +38,9 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = terminal_bar(total);
             let tmpl = if total.is_some() {
-                format!("{what} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} ETA {{eta}}")
+                format!("{what} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} ETA {{eta}} {{msg}}")
             } else {
-                format!("{what} {{spinner}} {{human_pos}} {unit} {{per_sec}}")
+                format!("{what} {{spinner}} {{human_pos}} {unit} {{per_sec}} {{msg}}")
             };
             if let Ok(s) = ProgressStyle::with_template(&tmpl) {
                 b.set_style(s);
@@ -46,7 +48,7 @@ impl Progress {
             b
         });
         let now = Instant::now();
-        Progress { bar, what, unit, total, done: 0, bytes: false, items: 0, started: now, last_log: now }
+        Progress { bar, what, unit, total, done: 0, bytes: false, items: 0, written: None, started: now, last_log: now }
     }
 
     /// Starts reporting `what` in bytes (rate and ETA over bytes) and in
@@ -65,7 +67,18 @@ impl Progress {
             b
         });
         let now = Instant::now();
-        Progress { bar, what, unit, total: total_bytes, done: 0, bytes: true, items: 0, started: now, last_log: now }
+        Progress {
+            bar,
+            what,
+            unit,
+            total: total_bytes,
+            done: 0,
+            bytes: true,
+            items: 0,
+            written: None,
+            started: now,
+            last_log: now,
+        }
     }
 
     /// Bytes mode: sets the bytes and the items done so far.
@@ -76,6 +89,24 @@ impl Progress {
             b.set_message(format!("{items} {} ({:.0}/s)", self.unit, items as f64 / secs));
         }
         self.set(bytes);
+    }
+
+    /// Items mode: sets the items done and the bytes written so far (an
+    /// export's output), shown with their rate beside the items.
+    pub fn set_written(&mut self, done: u64, written: u64) {
+        self.written = Some(written);
+        if let Some(b) = &self.bar {
+            b.set_message(self.written_text());
+        }
+        self.set(done);
+    }
+
+    /// "N MiB written (R MiB/s)" once bytes written were reported; empty before.
+    fn written_text(&self) -> String {
+        let Some(written) = self.written else { return String::new() };
+        let mib = written as f64 / (1u64 << 20) as f64;
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        format!("{mib:.1} MiB written ({:.1} MiB/s)", mib / secs)
     }
 
     /// Sets the amount done so far.
@@ -107,7 +138,9 @@ impl Progress {
                 );
             } else {
                 let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
-                eprintln!("{}: {done}{of} {} ({rate:.0}/s{eta})", self.what, self.unit);
+                let written = self.written_text();
+                let written = if written.is_empty() { written } else { format!(", {written}") };
+                eprintln!("{}: {done}{of} {} ({rate:.0}/s{eta}){written}", self.what, self.unit);
             }
         }
     }
@@ -117,5 +150,21 @@ impl Progress {
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_bytes_are_shown_once_reported() {
+        let mut p = Progress::new("export", "accounts", Some(10));
+        assert_eq!(p.written_text(), "");
+        p.set_written(4, 3 << 20);
+        let text = p.written_text();
+        assert!(text.starts_with("3.0 MiB written ("), "{text}");
+        assert!(text.ends_with(" MiB/s)"), "{text}");
+        assert_eq!(p.done, 4);
     }
 }

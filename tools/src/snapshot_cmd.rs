@@ -116,7 +116,7 @@ pub fn run(cmd: SnapshotCommand) -> Result<ExitCode> {
             let accounts = db.snapshot(None).map(|s| s.latest_entries(metisdb::tables::ACCOUNTS)).ok();
             let mut p = Progress::new("export", "accounts", accounts);
             let t0 = Instant::now();
-            let s = export(&db, a.version, &a.out, &opts, &mut |_, accounts| p.set(accounts))?;
+            let s = export(&db, a.version, &a.out, &opts, &mut |written, accounts| p.set_written(accounts, written))?;
             p.finish();
             let secs = t0.elapsed().as_secs_f64();
             println!("snapshot {}", a.out.display());

@@ -76,7 +76,7 @@ pub fn run_export(a: ExportStateArgs) -> Result<ExitCode> {
     let total = db.snapshot(a.version).map(|s| s.latest_entries(metisdb::tables::ACCOUNTS)).ok();
     let mut p = Progress::new("export-state", "accounts", total);
     let t0 = Instant::now();
-    let res = export_state(&db, a.version, &a.out, &mut |t| p.set(t.accounts));
+    let res = export_state(&db, a.version, &a.out, &mut |t, written| p.set_written(t.accounts, written));
     p.finish();
     let s = res?;
     println!("version {}", s.version);

@@ -66,7 +66,7 @@ fn a_dump_split_into_many_units_writes_the_same_lines() {
     let db = metisdb::Db::open(&src, metisdb::Options::default()).unwrap();
     let many = t.join("many.jsonl");
     // About 2,500 accounts in units of 7: some 350 units over two walkers.
-    let sum = export_state_in_units(&db, None, &many, 7, &mut |_| {}).unwrap();
+    let sum = export_state_in_units(&db, None, &many, 7, &mut |_, _| {}).unwrap();
     assert_eq!(sum.accounts.to_string(), field(&out, "accounts"));
     assert!(sum.accounts > 2000);
     assert!(std::fs::read(&many).unwrap() == std::fs::read(&one).unwrap(), "the same bytes");
@@ -239,7 +239,7 @@ fn export_state_needs_preimages() {
     // In many units on two threads, the walker's error is still the one
     // reported (not the writer's "a walker stopped"), with no file left.
     let db = metisdb::Db::open(&src, metisdb::Options::default()).unwrap();
-    let e = metis_tools::jsonl::export_state_in_units(&db, None, &t.join("x.jsonl"), 3, &mut |_| {});
+    let e = metis_tools::jsonl::export_state_in_units(&db, None, &t.join("x.jsonl"), 3, &mut |_, _| {});
     let e = e.unwrap_err().to_string();
     assert!(e.contains("no recorded address preimage"), "{e}");
     assert!(!t.join("x.jsonl").exists() && !t.join(".x.jsonl.partial").exists());
