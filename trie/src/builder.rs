@@ -78,6 +78,7 @@ enum Item {
     Leaf {
         key: Nibbles,
         value: Vec<u8>,
+        hashed: Option<LeafHash>,
     },
     Branch {
         path: Nibbles,
@@ -122,6 +123,49 @@ impl Item {
             other => other,
         }
     }
+}
+
+/// The hash of a leaf's node as the leaf hangs from a branch at `depth`
+/// (its node holds the key from nibble `depth + 1` on), computed ahead of
+/// [`RootBuilder::add_leaf_hashed`] by a caller that knows the leaf's
+/// neighbours in key order (see [`leaf_depth`]), so that the hashing can
+/// run elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafHash {
+    /// Depth of the branch the leaf hangs from.
+    pub depth: usize,
+    /// keccak256 of the leaf's node at that depth.
+    pub hash: B256,
+}
+
+/// Nibbles two 32-byte keys share at their start.
+fn common_nibbles(a: &B256, b: &B256) -> usize {
+    for (i, (x, y)) in a.0.chunks_exact(8).zip(b.0.chunks_exact(8)).enumerate() {
+        let diff =
+            u64::from_be_bytes(x.try_into().expect("8 bytes")) ^ u64::from_be_bytes(y.try_into().expect("8 bytes"));
+        if diff != 0 {
+            return i * 16 + diff.leading_zeros() as usize / 4;
+        }
+    }
+    64
+}
+
+/// Depth of the branch that the leaf of `key` hangs from in a trie of
+/// 32-byte keys whose neighbours of `key` in key order are `prev` and
+/// `next`: where it parts from the closer one. `None` without neighbours
+/// (the leaf is the whole trie) or when a neighbour is not a distinct key.
+pub fn leaf_depth(prev: Option<&B256>, key: &B256, next: Option<&B256>) -> Option<usize> {
+    let depth = [prev, next].into_iter().flatten().map(|n| common_nibbles(n, key)).max()?;
+    (depth < 64).then_some(depth)
+}
+
+/// Writes the node of the leaf `key` = `value` hanging from a branch at
+/// `depth` into `out`, replacing its contents; true if the node is hashed
+/// by its parent (longer than a hash), false if it is inlined (then it has
+/// no [`LeafHash`]).
+pub fn leaf_node_into(out: &mut Vec<u8>, key: &B256, depth: usize, value: &[u8]) -> bool {
+    encode_leaf_suffix_into(out, &Nibbles::unpack(key.as_slice()), depth + 1, value);
+    out.len() > MAX_INLINE_NODE_LEN
 }
 
 /// The topmost node of what a builder was fed, before it is hashed into a
@@ -376,7 +420,21 @@ impl RootBuilder {
         let mut owned = std::mem::take(&mut self.spare_value);
         owned.clear();
         owned.extend_from_slice(value);
-        self.add(Item::Leaf { key, value: owned })
+        self.add(Item::Leaf { key, value: owned, hashed: None })
+    }
+
+    /// [`RootBuilder::add_leaf`] with the hash of the leaf's node computed
+    /// by the caller for the depth it expects the leaf to hang at (see
+    /// [`LeafHash`]): a leaf that hangs there takes the hash as it is, one
+    /// that hangs elsewhere is encoded and hashed as without it.
+    pub fn add_leaf_hashed(&mut self, key: Nibbles, value: &[u8], hashed: Option<LeafHash>) -> Result<(), BuildError> {
+        if value.is_empty() {
+            return Err(BuildError::EmptyValue(key));
+        }
+        let mut owned = std::mem::take(&mut self.spare_value);
+        owned.clear();
+        owned.extend_from_slice(value);
+        self.add(Item::Leaf { key, value: owned, hashed })
     }
 
     /// Adds an already-hashed branch node at exactly `path` (everything
@@ -483,7 +541,14 @@ impl RootBuilder {
             None => return Err(BuildError::SlotNotUnderBranch(item.path().clone())),
         };
         let (nibble, node_ref, kind) = match item {
-            Item::Leaf { key, value } => {
+            Item::Leaf { key, value, hashed: Some(h) } if h.depth == depth && self.proof_targets.is_empty() => {
+                // Its node (longer than a hash, or the caller would not have
+                // hashed it) was hashed by the caller for this depth.
+                let nibble = key.nibble(depth);
+                self.spare_value = value;
+                (nibble, NodeRef::from_hash(h.hash), ChildKind::Leaf)
+            }
+            Item::Leaf { key, value, .. } => {
                 if key.len() == depth {
                     // Invariant from `place`: only the top frame's own key can land here.
                     if let Some(frame) = self.stack.last_mut() {
@@ -720,7 +785,7 @@ impl RootBuilder {
     fn subtrie_top(top: Option<Item>) -> Result<SubtrieTop, BuildError> {
         Ok(match top.map(Item::hashed) {
             None => SubtrieTop::Empty,
-            Some(Item::Leaf { key, value }) => SubtrieTop::Leaf { key, value },
+            Some(Item::Leaf { key, value, .. }) => SubtrieTop::Leaf { key, value },
             Some(Item::Branch { path, node_ref, stored }) => SubtrieTop::Branch { path, node_ref, stored },
             Some(Item::Slot { path, .. }) => return Err(BuildError::SlotNotUnderBranch(path)),
             Some(Item::Completed { .. } | Item::Pending { .. }) => unreachable!("hashed above"),

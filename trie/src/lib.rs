@@ -54,7 +54,9 @@ pub mod verify;
 
 pub use account::{storage_leaf_value, TrieAccount};
 pub use alloy_primitives::{keccak256, Bytes, B256, U256};
-pub use builder::{BuildError, BuildOutput, RootBuilder, SubtrieTop, UnhashedRoot};
+pub use builder::{
+    leaf_depth, leaf_node_into, BuildError, BuildOutput, LeafHash, RootBuilder, SubtrieTop, UnhashedRoot,
+};
 pub use incremental::{
     combine_subtries, full_root, prefixes_at_depth, update_root, update_subtrie, BranchStore, FullRoot, LeafCursor,
     PrefixSet, RootUpdate, SubtrieUpdate, TrieError,
