@@ -22,7 +22,7 @@
 
 use crate::error::{DbContext, Error, Result};
 use crate::snapshot::format::{Entry, Header, OrderCheck};
-use crate::snapshot::load::{load_staged, open_staging, EntryBatch, LoadHooks, Tries};
+use crate::snapshot::load::{hash_leaves_ahead, load_staged, open_staging, EntryBatch, LoadHooks, Tries};
 use crate::snapshot::reader::{Position, SnapshotReader};
 use crate::snapshot::{check_totals, decode_chunk, Totals};
 use alloy_primitives::B256;
@@ -405,12 +405,18 @@ fn decode_chunks(
             Ok(Some(decode_chunk(file, &chunk, &mut order, &mut totals)?))
         })();
         let msg = match res {
-            Ok(Some(entries)) => Ok(EntryBatch { entries, meta: at(&reader, &order, totals), last: false }),
+            Ok(Some(entries)) => Ok(EntryBatch {
+                leaf_hashes: hash_leaves_ahead(&entries),
+                entries,
+                meta: at(&reader, &order, totals),
+                last: false,
+            }),
             Ok(None) => {
                 let footer = *reader.footer().expect("next_chunk returns None only after the footer");
                 // The footer was reached and its totals match: the end, with no entries.
                 check_totals(file, &footer, &totals).map(|()| EntryBatch {
                     entries: Vec::new(),
+                    leaf_hashes: Vec::new(),
                     meta: at(&reader, &order, totals),
                     last: true,
                 })

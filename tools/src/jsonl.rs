@@ -797,13 +797,13 @@ fn merge_runs(mut readers: Vec<RunReader>, file: &Path, tx: std::sync::mpsc::Syn
             if entries.len() >= MERGED_BATCH {
                 let batch = std::mem::replace(&mut entries, Vec::with_capacity(MERGED_BATCH));
                 let meta = Merged { bytes: merged, totals: totals.clone() };
-                if tx.send(Ok(EntryBatch { entries: batch, meta, last: false })).is_err() {
+                if tx.send(Ok(EntryBatch { entries: batch, leaf_hashes: Vec::new(), meta, last: false })).is_err() {
                     return Ok(());
                 }
             }
         }
         let meta = Merged { bytes: merged, totals };
-        let _ = tx.send(Ok(EntryBatch { entries, meta, last: true }));
+        let _ = tx.send(Ok(EntryBatch { entries, leaf_hashes: Vec::new(), meta, last: true }));
         Ok(())
     })();
     if let Err(e) = res {

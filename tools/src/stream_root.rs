@@ -331,7 +331,7 @@ fn check_leaves<'a>(
                     if let (Entry::Account { hash, .. }, Some(root), false) = (&e, stored_root, locate) {
                         r.stored_roots.push_back((*hash, root));
                     }
-                    r.tries.apply(&e, &mut r.out)?;
+                    r.tries.apply(&e, None, &mut r.out)?;
                     if account || r.out.records.len() >= 4096 {
                         r.drain()?;
                     }

@@ -22,7 +22,10 @@ use super::format::Entry;
 use crate::error::{DbContext, Error, Result};
 use alloy_primitives::map::B256Set;
 use alloy_primitives::{B256, U256};
-use metis_trie::{storage_leaf_value, BranchRecord, BuildError, Nibbles, RootBuilder, SubtrieTop, UnhashedRoot};
+use metis_trie::{
+    leaf_depth, leaf_node_into, storage_leaf_value, BranchRecord, BuildError, LeafHash, Nibbles, RootBuilder,
+    SubtrieTop, UnhashedRoot,
+};
 use metisdb::state::{
     storage_key, stored_slot_value, trie_key, AccountInfo, StoredAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY,
 };
@@ -71,11 +74,13 @@ impl RecordTrie {
         self.leaves
     }
 
-    /// Adds the next leaf (keys strictly increasing); `out` gets the records of completed parts.
+    /// Adds the next leaf (keys strictly increasing), with its node's hash
+    /// if computed ahead; `out` gets the records of completed parts.
     pub fn add_leaf(
         &mut self,
         key: &B256,
         value: &[u8],
+        hashed: Option<LeafHash>,
         out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>,
     ) -> Result<()> {
         // The part's prefix read from the key's first 8 bytes (a Nibbles
@@ -86,7 +91,7 @@ impl RecordTrie {
             self.close_part(out)?;
             self.part = Some(part);
         }
-        self.cur.add_leaf(Nibbles::unpack(key.as_slice()), value).map_err(trie_err)?;
+        self.cur.add_leaf_hashed(Nibbles::unpack(key.as_slice()), value, hashed).map_err(trie_err)?;
         self.leaves += 1;
         Ok(())
     }
@@ -135,7 +140,7 @@ pub const SMALL_STORAGE_LEAVES: usize = 256;
 
 /// The storage trie of the account being loaded.
 enum StorageTrie {
-    Small(Vec<(B256, Vec<u8>)>),
+    Small(Vec<(B256, Vec<u8>, Option<LeafHash>)>),
     Split(Box<RecordTrie>),
 }
 
@@ -149,23 +154,24 @@ impl StorageTrie {
         &mut self,
         key: &B256,
         value: &[u8],
+        hashed: Option<LeafHash>,
         out: &mut dyn FnMut(Nibbles, BranchRecord) -> Result<()>,
     ) -> Result<()> {
         match self {
             StorageTrie::Small(leaves) if leaves.len() < SMALL_STORAGE_LEAVES => {
-                leaves.push((*key, value.to_vec()));
+                leaves.push((*key, value.to_vec(), hashed));
                 Ok(())
             }
             StorageTrie::Small(leaves) => {
                 let mut split = RecordTrie::new(STORAGE_SPLIT);
-                for (k, v) in leaves.drain(..) {
-                    split.add_leaf(&k, &v, out)?;
+                for (k, v, h) in leaves.drain(..) {
+                    split.add_leaf(&k, &v, h, out)?;
                 }
-                split.add_leaf(key, value, out)?;
+                split.add_leaf(key, value, hashed, out)?;
                 *self = StorageTrie::Split(Box::new(split));
                 Ok(())
             }
-            StorageTrie::Split(split) => split.add_leaf(key, value, out),
+            StorageTrie::Split(split) => split.add_leaf(key, value, hashed, out),
         }
     }
 
@@ -176,8 +182,8 @@ impl StorageTrie {
             StorageTrie::Small(leaves) if leaves.is_empty() => Ok(UnhashedRoot::Empty),
             StorageTrie::Small(leaves) => {
                 let mut b = RootBuilder::new().with_records(true);
-                for (k, v) in &leaves {
-                    b.add_leaf(Nibbles::unpack(k.as_slice()), v).map_err(trie_err)?;
+                for (k, v, h) in &leaves {
+                    b.add_leaf_hashed(Nibbles::unpack(k.as_slice()), v, *h).map_err(trie_err)?;
                 }
                 let (root, records) = b.finish_unhashed().map_err(trie_err)?;
                 for (p, r) in records {
@@ -198,6 +204,8 @@ struct Open {
     hash: B256,
     info: AccountInfo,
     storage: StorageTrie,
+    /// Its leaf's node hash if computed ahead (for an empty storage trie).
+    hashed: Option<LeafHash>,
 }
 
 /// Table writes in the order they are made, in one buffer.
@@ -266,7 +274,7 @@ pub struct Tries {
     open: Option<Open>,
     /// Closed accounts whose leaves wait for storage roots to be hashed:
     /// at most [`ROOTS_PER_HASH`] roots to hash, [`MAX_CLOSING`] accounts.
-    closing: Vec<(B256, AccountInfo, UnhashedRoot)>,
+    closing: Vec<(B256, AccountInfo, UnhashedRoot, Option<LeafHash>)>,
     /// Of `closing`, the roots to hash.
     unhashed: usize,
     /// Scratch: the hashes of the root nodes in `closing`.
@@ -318,11 +326,11 @@ impl Tries {
             let hash = B256::try_from(k).map_err(|_| Error::Refused("a staged account key is not 32 bytes".into()))?;
             let a = StoredAccount::decode(v).map_err(|r| Error::Refused(format!("staged account {hash:#x}: {r}")))?;
             if hash == last {
-                self.open = Some(Open { hash, info: a.info, storage: StorageTrie::new() });
+                self.open = Some(Open { hash, info: a.info, storage: StorageTrie::new(), hashed: None });
                 found = true;
                 break;
             }
-            self.accounts.add_leaf(&hash, &a.trie_account().encode_to_vec(), &mut drop_records)?;
+            self.accounts.add_leaf(&hash, &a.trie_account().encode_to_vec(), None, &mut drop_records)?;
         }
         if !found {
             return Err(Error::Refused(format!("the staged import lacks its last account {last:#x}")));
@@ -335,7 +343,7 @@ impl Tries {
             }
             let leaf = storage_leaf_value(&U256::from_be_slice(v))
                 .ok_or_else(|| Error::Refused("a staged slot holds zero".into()))?;
-            o.storage.add_leaf(&B256::from_slice(&k[32..]), &leaf, &mut drop_records)?;
+            o.storage.add_leaf(&B256::from_slice(&k[32..]), &leaf, None, &mut drop_records)?;
         }
         Ok(())
     }
@@ -345,18 +353,20 @@ impl Tries {
         self.open.as_ref().map(|o| (o.hash, o.info))
     }
 
-    /// Follows one entry.
-    pub fn apply(&mut self, e: &Entry, out: &mut TrieOut) -> Result<()> {
+    /// Follows one entry, with its leaf's node hash if computed ahead
+    /// ([`hash_leaves_ahead`]).
+    pub fn apply(&mut self, e: &Entry, hashed: Option<LeafHash>, out: &mut TrieOut) -> Result<()> {
         match e {
             Entry::Code { .. } => {}
             Entry::Account { hash, info, .. } => {
                 self.close_account(out)?;
-                self.open = Some(Open { hash: *hash, info: *info, storage: StorageTrie::new() });
+                self.open = Some(Open { hash: *hash, info: *info, storage: StorageTrie::new(), hashed });
             }
             Entry::Slot { hash, value, .. } => {
                 let Some(leaf) = storage_leaf_value(value) else { return Ok(()) };
                 let o = self.open.as_mut().ok_or_else(slot_without_account)?;
-                o.storage.add_leaf(hash, &leaf, &mut record_sink(&mut out.records, STORAGE_TRIE, o.hash.as_slice()))?;
+                let mut sink = record_sink(&mut out.records, STORAGE_TRIE, o.hash.as_slice());
+                o.storage.add_leaf(hash, &leaf, hashed, &mut sink)?;
             }
         }
         Ok(())
@@ -368,7 +378,7 @@ impl Tries {
         let Some(o) = self.open.take() else { return Ok(()) };
         let root = o.storage.finish(&mut record_sink(&mut out.records, STORAGE_TRIE, o.hash.as_slice()))?;
         self.unhashed += usize::from(matches!(root, UnhashedRoot::Node(_)));
-        self.closing.push((o.hash, o.info, root));
+        self.closing.push((o.hash, o.info, root, o.hashed));
         if self.unhashed == ROOTS_PER_HASH || self.closing.len() == MAX_CLOSING {
             self.flush(out)?;
         }
@@ -381,7 +391,7 @@ impl Tries {
         let nodes: Vec<&[u8]> = self
             .closing
             .iter()
-            .filter_map(|(_, _, root)| match root {
+            .filter_map(|(_, _, root, _)| match root {
                 UnhashedRoot::Node(rlp) => Some(rlp.as_slice()),
                 _ => None,
             })
@@ -389,15 +399,18 @@ impl Tries {
         metis_keccak::keccak256_each(&nodes, &mut self.root_hashes);
         self.unhashed = 0;
         let mut hashes = self.root_hashes.iter();
-        for (hash, info, root) in self.closing.drain(..) {
+        for (hash, info, root, hashed) in self.closing.drain(..) {
             let storage_root = match root {
                 UnhashedRoot::Node(_) => *hashes.next().expect("one hash per node"),
                 other => other.hash(),
             };
+            // A hash computed ahead assumed an empty storage trie.
+            let hashed = hashed.filter(|_| storage_root == EMPTY_ROOT_HASH);
             let stored = StoredAccount { info, storage_root };
             self.leaf.clear();
             stored.trie_account().encode_into(&mut self.leaf);
-            self.accounts.add_leaf(&hash, &self.leaf, &mut record_sink(&mut out.records, ACCOUNT_TRIE, &[]))?;
+            let mut sink = record_sink(&mut out.records, ACCOUNT_TRIE, &[]);
+            self.accounts.add_leaf(&hash, &self.leaf, hashed, &mut sink)?;
             out.accounts.push((hash, stored));
         }
         Ok(())
@@ -411,6 +424,89 @@ impl Tries {
     }
 }
 
+/// The node hashes of the leaves of `entries` (a chunk, in snapshot order)
+/// whose depth and value the chunk alone settles, one per entry (`None`
+/// for the others), so that the reading thread hashes them instead of the
+/// tries thread, which paces a load (the trie builder takes a hash for the
+/// depth it was computed for and hashes anything else itself). A leaf's
+/// depth needs both its neighbours in its trie, so the first and last
+/// leaves of each run of the chunk are left out unless the run visibly
+/// starts or ends there (slots right after their account, or followed by
+/// the next account); an account's value needs its storage root, so only
+/// accounts followed by another account (no slots) are hashed, with the
+/// empty root.
+pub fn hash_leaves_ahead(entries: &[Entry]) -> Vec<Option<LeafHash>> {
+    // The nodes to hash, end to end, and per node (entry index, depth, end in `nodes`).
+    let mut nodes: Vec<u8> = Vec::new();
+    let mut owners: Vec<(usize, usize, usize)> = Vec::new();
+    let mut node = Vec::new();
+    let mut push = |at: usize, key: &B256, depth: Option<usize>, value: &[u8]| {
+        if let Some(d) = depth.filter(|&d| leaf_node_into(&mut node, key, d, value)) {
+            nodes.extend_from_slice(&node);
+            owners.push((at, d, nodes.len()));
+        }
+    };
+    // Accounts of the chunk: (entry index, key, leaf value when it has no slots).
+    let mut accounts: Vec<(usize, B256, Option<Vec<u8>>)> = Vec::new();
+    let mut run: Vec<(usize, B256, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        match &entries[i] {
+            Entry::Account { hash, info, .. } => {
+                let no_slots = matches!(entries.get(i + 1), Some(Entry::Account { .. }));
+                let value = no_slots.then(|| {
+                    StoredAccount { info: *info, storage_root: EMPTY_ROOT_HASH }.trie_account().encode_to_vec()
+                });
+                accounts.push((i, *hash, value));
+                i += 1;
+            }
+            Entry::Slot { .. } => {
+                // One account's slots (as far as this chunk holds them).
+                let starts = i > 0 && matches!(entries[i - 1], Entry::Account { .. });
+                run.clear();
+                while let Some(Entry::Slot { hash, value, .. }) = entries.get(i) {
+                    if let Some(leaf) = storage_leaf_value(value) {
+                        run.push((i, *hash, leaf));
+                    }
+                    i += 1;
+                }
+                let ends = matches!(entries.get(i), Some(Entry::Account { .. }));
+                for n in 0..run.len() {
+                    let prev = if n > 0 { Some(&run[n - 1].1) } else { None };
+                    let next = run.get(n + 1).map(|r| &r.1);
+                    if (prev.is_none() && !starts) || (next.is_none() && !ends) {
+                        continue;
+                    }
+                    let (at, key, value) = &run[n];
+                    push(*at, key, leaf_depth(prev, key, next), value);
+                }
+            }
+            Entry::Code { .. } => i += 1,
+        }
+    }
+    // The chunk's first and last accounts have a neighbour outside it.
+    for n in 1..accounts.len().saturating_sub(1) {
+        if let (at, key, Some(value)) = &accounts[n] {
+            push(*at, key, leaf_depth(Some(&accounts[n - 1].1), key, Some(&accounts[n + 1].1)), value);
+        }
+    }
+    let mut start = 0;
+    let inputs: Vec<&[u8]> = owners
+        .iter()
+        .map(|&(_, _, end)| {
+            let input = &nodes[start..end];
+            start = end;
+            input
+        })
+        .collect();
+    let hashes = metis_keccak::keccak256_all(&inputs);
+    let mut out = vec![None; entries.len()];
+    for (&(at, depth, _), hash) in owners.iter().zip(hashes) {
+        out[at] = Some(LeafHash { depth, hash });
+    }
+    out
+}
+
 fn slot_without_account() -> Error {
     Error::Refused("a slot precedes every account".into())
 }
@@ -420,6 +516,9 @@ fn slot_without_account() -> Error {
 pub struct EntryBatch<M> {
     /// The entries.
     pub entries: Vec<Entry>,
+    /// Per entry, its leaf's node hash if computed ahead
+    /// ([`hash_leaves_ahead`]); may be empty (none computed).
+    pub leaf_hashes: Vec<Option<LeafHash>>,
     /// The caller's own (a position in the input, totals).
     pub meta: M,
     /// No entries follow.
@@ -455,8 +554,8 @@ fn hash_batches<M>(
     for msg in rx {
         let res = msg.and_then(|b| {
             let mut out = TrieOut { records: Ops::new(), accounts: Vec::with_capacity(accounts_per_batch) };
-            for e in &b.entries {
-                tries.apply(e, &mut out)?;
+            for (n, e) in b.entries.iter().enumerate() {
+                tries.apply(e, b.leaf_hashes.get(n).copied().flatten(), &mut out)?;
             }
             // The batch's closed accounts are written with it.
             tries.flush(&mut out)?;
@@ -781,6 +880,77 @@ mod tests {
         let mut w = BatchWriter::new(db, 1, None)?;
         w.apply(&entries, &TrieOut::default())?;
         w.commit(&[], None, B256::ZERO)
+    }
+
+    /// Accounts in key order, each followed by its slots in key order: one
+    /// in four with storage (up to six slots, a zero value among them now
+    /// and then), one in five sharing all but its last byte with the
+    /// account before it (leaves deep enough to be inlined).
+    fn sample_entries(seed: u64, accounts: u64) -> Vec<Entry> {
+        let h =
+            |parts: &[u64]| alloy_primitives::keccak256(parts.iter().flat_map(|p| p.to_be_bytes()).collect::<Vec<_>>());
+        let mut keys: Vec<B256> = (0..accounts).map(|i| h(&[seed, i])).collect();
+        for i in (1..keys.len()).step_by(5) {
+            let mut k = keys[i - 1];
+            k.0[31] ^= 0x5a;
+            keys[i] = k;
+        }
+        keys.sort();
+        keys.dedup();
+        let mut entries = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let info = AccountInfo { nonce: i as u64, balance: U256::from(1000 + i), code_hash: KECCAK_EMPTY };
+            entries.push(Entry::Account { hash: *key, address: None, info });
+            if h(&[seed, i as u64, 1])[0] % 4 == 0 {
+                let n = h(&[seed, i as u64, 2])[0] % 7;
+                let mut slots: Vec<B256> = (0..u64::from(n)).map(|j| h(&[seed, i as u64, 3, j])).collect();
+                slots.sort();
+                for (j, slot) in slots.into_iter().enumerate() {
+                    let value = if j == 3 { U256::ZERO } else { U256::from(j + 1) << (j * 40) };
+                    entries.push(Entry::Slot { hash: slot, slot: None, value });
+                }
+            }
+        }
+        entries
+    }
+
+    /// Record writes: (table id, key, value).
+    type Records = Vec<(u8, Vec<u8>, Vec<u8>)>;
+
+    /// Root and records of `entries` fed in batches of `batch` entries, with
+    /// or without leaf hashes computed ahead per batch; and how many were.
+    fn fed_in_batches(entries: &[Entry], batch: usize, ahead: bool) -> (B256, Records, usize) {
+        let (mut tries, mut out, mut offered) = (Tries::new(), TrieOut::default(), 0);
+        for b in entries.chunks(batch) {
+            let hashes = if ahead { hash_leaves_ahead(b) } else { Vec::new() };
+            offered += hashes.iter().flatten().count();
+            for (n, e) in b.iter().enumerate() {
+                tries.apply(e, hashes.get(n).copied().flatten(), &mut out).unwrap();
+            }
+            tries.flush(&mut out).unwrap();
+        }
+        let root = tries.finish(&mut out).unwrap();
+        (root, out.records.iter().map(|(t, k, v)| (t, k.to_vec(), v.to_vec())).collect(), offered)
+    }
+
+    #[test]
+    fn leaves_hashed_ahead_give_the_root_and_records_of_leaves_hashed_by_the_tries() {
+        for seed in 0..12 {
+            // Enough accounts for stored account-trie records (full branches of branches).
+            let entries = sample_entries(seed, 600);
+            let (root, records, _) = fed_in_batches(&entries, entries.len(), false);
+            for batch in [1, 2, 3, 7, 64, entries.len()] {
+                let (r, rec, offered) = fed_in_batches(&entries, batch, true);
+                assert_eq!(r, root, "seed {seed}, batches of {batch}");
+                assert_eq!(rec, records, "seed {seed}, batches of {batch}");
+                if batch >= 64 {
+                    assert!(
+                        offered > entries.len() / 2,
+                        "seed {seed}, batches of {batch}: only {offered} hashed ahead"
+                    );
+                }
+            }
+        }
     }
 
     fn fresh_db(dir: &Path) -> Db {
