@@ -414,13 +414,7 @@ impl RootBuilder {
     /// Adds a leaf. Keys must strictly increase (a key may be a prefix of
     /// the next one). Values must be non-empty.
     pub fn add_leaf(&mut self, key: Nibbles, value: &[u8]) -> Result<(), BuildError> {
-        if value.is_empty() {
-            return Err(BuildError::EmptyValue(key));
-        }
-        let mut owned = std::mem::take(&mut self.spare_value);
-        owned.clear();
-        owned.extend_from_slice(value);
-        self.add(Item::Leaf { key, value: owned, hashed: None })
+        self.add_leaf_hashed(key, value, None)
     }
 
     /// [`RootBuilder::add_leaf`] with the hash of the leaf's node computed
@@ -541,7 +535,9 @@ impl RootBuilder {
             None => return Err(BuildError::SlotNotUnderBranch(item.path().clone())),
         };
         let (nibble, node_ref, kind) = match item {
-            Item::Leaf { key, value, hashed: Some(h) } if h.depth == depth && self.proof_targets.is_empty() => {
+            Item::Leaf { key, value, hashed: Some(h) }
+                if h.depth == depth && key.len() > depth && self.proof_targets.is_empty() =>
+            {
                 // Its node (longer than a hash, or the caller would not have
                 // hashed it) was hashed by the caller for this depth.
                 let nibble = key.nibble(depth);
