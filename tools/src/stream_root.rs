@@ -264,29 +264,41 @@ const BATCHES_AHEAD: usize = 8;
 /// A walker's error when the hashing side stopped first (its error says why).
 const HASHER_STOPPED: &str = "the hashing thread stopped";
 
-/// Leaves in key order with the stored storage root of each account, and
-/// the accounts walked so far.
-type LeafBatch = (Vec<(crate::snapshot::format::Entry, Option<B256>)>, u64);
+/// Leaves in key order, the stored storage root of each account, the
+/// leaves' node hashes computed ahead by the walker
+/// ([`crate::snapshot::load::hash_leaves_ahead`]), and the accounts walked so far.
+struct LeafBatch {
+    entries: Vec<crate::snapshot::format::Entry>,
+    stored_roots: Vec<Option<B256>>,
+    leaf_hashes: Vec<Option<metis_trie::LeafHash>>,
+    accounts: u64,
+}
 
 /// Collects the walk's leaves into batches for the hashing thread.
 struct LeafBatcher {
     tx: std::sync::mpsc::SyncSender<LeafBatch>,
-    batch: Vec<(crate::snapshot::format::Entry, Option<B256>)>,
+    entries: Vec<crate::snapshot::format::Entry>,
+    stored_roots: Vec<Option<B256>>,
     accounts: u64,
 }
 
 impl LeafBatcher {
     fn push(&mut self, e: crate::snapshot::format::Entry, stored_root: Option<B256>) -> crate::Result<()> {
-        self.batch.push((e, stored_root));
-        if self.batch.len() >= LEAVES_PER_BATCH {
+        self.entries.push(e);
+        self.stored_roots.push(stored_root);
+        if self.entries.len() >= LEAVES_PER_BATCH {
             self.send()?;
         }
         Ok(())
     }
 
     fn send(&mut self) -> crate::Result<()> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(LEAVES_PER_BATCH));
-        self.tx.send((batch, self.accounts)).map_err(|_| crate::Error::Refused(HASHER_STOPPED.into()))
+        let entries = std::mem::replace(&mut self.entries, Vec::with_capacity(LEAVES_PER_BATCH));
+        let stored_roots = std::mem::replace(&mut self.stored_roots, Vec::with_capacity(LEAVES_PER_BATCH));
+        // The hashing thread paces the check: the walker hashes what it can.
+        let leaf_hashes = crate::snapshot::load::hash_leaves_ahead(&entries);
+        let batch = LeafBatch { entries, stored_roots, leaf_hashes, accounts: self.accounts };
+        self.tx.send(batch).map_err(|_| crate::Error::Refused(HASHER_STOPPED.into()))
     }
 }
 
@@ -316,7 +328,12 @@ fn check_leaves<'a>(
     let (tx, rx) = std::sync::mpsc::sync_channel::<LeafBatch>(BATCHES_AHEAD);
     std::thread::scope(|s| {
         let walker = s.spawn(move || -> crate::Result<WalkTotals> {
-            let mut b = LeafBatcher { tx, batch: Vec::with_capacity(LEAVES_PER_BATCH), accounts: 0 };
+            let mut b = LeafBatcher {
+                tx,
+                entries: Vec::with_capacity(LEAVES_PER_BATCH),
+                stored_roots: Vec::with_capacity(LEAVES_PER_BATCH),
+                accounts: 0,
+            };
             let mut totals = WalkTotals::default();
             let mut t = |_: &WalkTotals| {};
             walk_state(snap, WalkOptions::all(false, &mut t), &mut totals, &mut b)?;
@@ -325,18 +342,18 @@ fn check_leaves<'a>(
         });
         let mut r = RecordCheck::new(snap, locate);
         let hashed = (|| -> crate::Result<B256> {
-            for (batch, accounts) in &rx {
-                for (e, stored_root) in batch {
+            for batch in &rx {
+                for (n, (e, stored_root)) in batch.entries.iter().zip(batch.stored_roots).enumerate() {
                     let account = matches!(e, Entry::Account { .. });
-                    if let (Entry::Account { hash, .. }, Some(root), false) = (&e, stored_root, locate) {
+                    if let (Entry::Account { hash, .. }, Some(root), false) = (e, stored_root, locate) {
                         r.stored_roots.push_back((*hash, root));
                     }
-                    r.tries.apply(&e, None, &mut r.out)?;
+                    r.tries.apply(e, batch.leaf_hashes.get(n).copied().flatten(), &mut r.out)?;
                     if account || r.out.records.len() >= 4096 {
                         r.drain()?;
                     }
                 }
-                tick(accounts);
+                tick(batch.accounts);
             }
             let root = std::mem::take(&mut r.tries).finish(&mut r.out)?;
             r.drain()?;
