@@ -7,7 +7,7 @@
 //! a trie) and compares them with what is stored.
 
 use alloy_primitives::{B256, U256};
-use metis_trie::{storage_leaf_value, BuildError, Nibbles, RootBuilder};
+use metis_trie::{storage_leaf_value, BuildError, LeafHash, Nibbles, RootBuilder};
 use metisdb::state::{AccountInfo, StoredAccount};
 
 /// An account whose stored storage root differs from its recomputed one.
@@ -38,6 +38,8 @@ struct Open {
     stored_root: Option<B256>,
     storage: RootBuilder,
     slots: u64,
+    /// Its leaf's node hash if computed ahead (for an empty storage trie).
+    hashed: Option<LeafHash>,
 }
 
 /// Streaming state root.
@@ -67,25 +69,35 @@ impl StreamRoot {
                 }
             }
             let leaf = StoredAccount { info: o.info, storage_root: root }.trie_account().encode_to_vec();
-            self.accounts.add_leaf(Nibbles::unpack(o.hash.as_slice()), &leaf)?;
+            // A hash computed ahead assumed an empty storage trie.
+            let hashed = o.hashed.filter(|_| root == metis_trie::EMPTY_ROOT_HASH);
+            self.accounts.add_leaf_hashed(Nibbles::unpack(o.hash.as_slice()), &leaf, hashed)?;
         }
         Ok(())
     }
 
-    /// The next account (strictly increasing `hash`). `stored_root` is the
-    /// storage root the source claims, checked against its slots.
-    pub fn account(&mut self, hash: B256, info: AccountInfo, stored_root: Option<B256>) -> Result<(), BuildError> {
+    /// The next account (strictly increasing `hash`), with its leaf's node
+    /// hash if computed ahead ([`crate::snapshot::load::hash_leaves_ahead`]).
+    /// `stored_root` is the storage root the source claims, checked against its slots.
+    pub fn account(
+        &mut self,
+        hash: B256,
+        info: AccountInfo,
+        stored_root: Option<B256>,
+        hashed: Option<LeafHash>,
+    ) -> Result<(), BuildError> {
         self.close()?;
-        self.open = Some(Open { hash, info, stored_root, storage: RootBuilder::new(), slots: 0 });
+        self.open = Some(Open { hash, info, stored_root, storage: RootBuilder::new(), slots: 0, hashed });
         Ok(())
     }
 
-    /// A non-zero slot of the current account (strictly increasing `hash`).
-    /// Returns false when no account is open.
-    pub fn slot(&mut self, hash: B256, value: &U256) -> Result<bool, BuildError> {
+    /// A non-zero slot of the current account (strictly increasing `hash`),
+    /// with its leaf's node hash if computed ahead. Returns false when no
+    /// account is open.
+    pub fn slot(&mut self, hash: B256, value: &U256, hashed: Option<LeafHash>) -> Result<bool, BuildError> {
         let Some(o) = self.open.as_mut() else { return Ok(false) };
         let Some(leaf) = storage_leaf_value(value) else { return Ok(true) };
-        o.storage.add_leaf(Nibbles::unpack(hash.as_slice()), &leaf)?;
+        o.storage.add_leaf_hashed(Nibbles::unpack(hash.as_slice()), &leaf, hashed)?;
         o.slots += 1;
         Ok(true)
     }

@@ -173,7 +173,8 @@ pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Ve
     const CHUNKS_AHEAD: usize = 4;
     let mut r = SnapshotReader::open(path)?;
     let header = r.header().clone();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, u64, u64)>(CHUNKS_AHEAD);
+    type Decoded = (Vec<Entry>, Vec<Option<metis_trie::LeafHash>>, u64, u64);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(CHUNKS_AHEAD);
     let trie_err = |e: metis_trie::BuildError| Error::bad(path, "trie", e.to_string());
     let (decoded, hashed) = std::thread::scope(|s| {
         let decoder = s.spawn(move || -> Result<Option<Footer>> {
@@ -182,7 +183,9 @@ pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Ve
             while let Some(chunk) = r.next_chunk()? {
                 let mut entries = decode_chunk(path, &chunk, &mut order, &mut totals)?;
                 entries.retain(|e| !matches!(e, Entry::Code { .. }));
-                if tx.send((entries, r.position().offset, totals.items())).is_err() {
+                // The hashing side paces the check: this thread hashes what it can.
+                let leaf_hashes = load::hash_leaves_ahead(&entries);
+                if tx.send((entries, leaf_hashes, r.position().offset, totals.items())).is_err() {
                     // The hashing side stopped; its error explains why.
                     return Ok(None);
                 }
@@ -193,13 +196,16 @@ pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Ve
         });
         let mut root = StreamRoot::new();
         let hashed = (|| -> Result<()> {
-            for (entries, offset, items) in rx {
-                for e in entries {
+            for (entries, leaf_hashes, offset, items) in rx {
+                for (n, e) in entries.into_iter().enumerate() {
+                    let hashed = leaf_hashes.get(n).copied().flatten();
                     match e {
                         Entry::Code { .. } => {}
-                        Entry::Account { hash, info, .. } => root.account(hash, info, None).map_err(trie_err)?,
+                        Entry::Account { hash, info, .. } => {
+                            root.account(hash, info, None, hashed).map_err(trie_err)?
+                        }
                         Entry::Slot { hash, value, .. } => {
-                            root.slot(hash, &value).map_err(trie_err)?;
+                            root.slot(hash, &value, hashed).map_err(trie_err)?;
                         }
                     }
                 }
