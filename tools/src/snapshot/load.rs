@@ -8,7 +8,9 @@
 //! the state root and every stored branch record, exactly the records the
 //! incremental [`metisdb::state::StateWriter`] keeps (so later commits of
 //! the imported database update them incrementally). Nothing is read back
-//! from the tables while loading and nothing is hashed twice.
+//! from the tables while loading and nothing is hashed twice. The stage that
+//! reads the entries may hash the leaves whose place in the trie its batch
+//! settles ([`hash_leaves_ahead`]), which the builders then take as they are.
 //!
 //! Batches are plain write transactions committed as the same version
 //! label ([`metisdb::WriteTxn::rebase`]), bounded by bytes. An account
