@@ -328,8 +328,8 @@ impl crate::walk::StateVisitor for LeafBatcher {
 }
 
 /// One pass over the leaves of `snap` through a [`RecordCheck`]: a thread
-/// walks the tables (reads and decoding), the calling thread runs the trie
-/// builders (keccak). Returns the check, the walk's totals and the root.
+/// walks the tables (reads and decoding) and hashes the leaves each batch
+/// settles, the calling thread runs the trie builders (keccak). Returns the check, the walk's totals and the root.
 fn check_leaves<'a>(
     snap: &'a metisdb::Snapshot,
     locate: bool,

@@ -166,8 +166,9 @@ pub struct VerifySummary {
 /// checksum and contents, entry order, code hashes, footer totals, and the
 /// state root recomputed from the entries (memory: a few chunks plus the
 /// trie depth). `progress` gets (bytes read, entries read). Two threads: one
-/// reads, decompresses and checks the chunks, the calling thread hashes the
-/// tries (both mostly keccak: preimages and code hashes, trie nodes).
+/// reads, decompresses and checks the chunks and hashes the leaves a chunk
+/// settles ([`load::hash_leaves_ahead`]), the calling thread hashes the rest
+/// of the tries (both mostly keccak: preimages, code hashes, trie nodes).
 pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifySummary> {
     /// Decoded chunks in flight between the threads.
     const CHUNKS_AHEAD: usize = 4;
