@@ -69,8 +69,7 @@ impl StreamRoot {
                 }
             }
             let leaf = StoredAccount { info: o.info, storage_root: root }.trie_account().encode_to_vec();
-            // A hash computed ahead assumed an empty storage trie.
-            let hashed = o.hashed.filter(|_| root == metis_trie::EMPTY_ROOT_HASH);
+            let hashed = crate::snapshot::load::account_hash_for(o.hashed, root);
             self.accounts.add_leaf_hashed(Nibbles::unpack(o.hash.as_slice()), &leaf, hashed)?;
         }
         Ok(())

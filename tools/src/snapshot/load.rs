@@ -406,8 +406,7 @@ impl Tries {
                 UnhashedRoot::Node(_) => *hashes.next().expect("one hash per node"),
                 other => other.hash(),
             };
-            // A hash computed ahead assumed an empty storage trie.
-            let hashed = hashed.filter(|_| storage_root == EMPTY_ROOT_HASH);
+            let hashed = account_hash_for(hashed, storage_root);
             let stored = StoredAccount { info, storage_root };
             self.leaf.clear();
             stored.trie_account().encode_into(&mut self.leaf);
@@ -424,6 +423,13 @@ impl Tries {
         self.flush(out)?;
         self.accounts.finish(&mut record_sink(&mut out.records, ACCOUNT_TRIE, &[]))
     }
+}
+
+/// An account leaf's hash from [`hash_leaves_ahead`], which computes them
+/// with the empty storage root: kept only if the account's storage root,
+/// computed from its slots, is that.
+pub(crate) fn account_hash_for(hashed: Option<LeafHash>, storage_root: B256) -> Option<LeafHash> {
+    hashed.filter(|_| storage_root == EMPTY_ROOT_HASH)
 }
 
 /// The node hashes of the leaves of `entries` (a chunk, in snapshot order)
@@ -451,18 +457,15 @@ pub fn hash_leaves_ahead(entries: &[Entry]) -> Vec<Option<LeafHash>> {
             owners.push((at, d, nodes.len()));
         }
     };
-    // Accounts of the chunk: (entry index, key, leaf value when it has no slots).
-    let mut accounts: Vec<(usize, B256, Option<Vec<u8>>)> = Vec::with_capacity(entries.len());
+    // Accounts of the chunk: (entry index, key, fields when it has no slots).
+    let mut accounts: Vec<(usize, B256, Option<AccountInfo>)> = Vec::with_capacity(entries.len());
     let mut run: Vec<(usize, B256, Vec<u8>)> = Vec::new();
     let mut i = 0;
     while i < entries.len() {
         match &entries[i] {
             Entry::Account { hash, info, .. } => {
                 let no_slots = matches!(entries.get(i + 1), Some(Entry::Account { .. }));
-                let value = no_slots.then(|| {
-                    StoredAccount { info: *info, storage_root: EMPTY_ROOT_HASH }.trie_account().encode_to_vec()
-                });
-                accounts.push((i, *hash, value));
+                accounts.push((i, *hash, no_slots.then_some(*info)));
                 i += 1;
             }
             Entry::Slot { .. } => {
@@ -490,9 +493,12 @@ pub fn hash_leaves_ahead(entries: &[Entry]) -> Vec<Option<LeafHash>> {
         }
     }
     // The chunk's first and last accounts have a neighbour outside it.
+    let mut value = Vec::new();
     for n in 1..accounts.len().saturating_sub(1) {
-        if let (at, key, Some(value)) = &accounts[n] {
-            push(*at, key, leaf_depth(Some(&accounts[n - 1].1), key, Some(&accounts[n + 1].1)), value);
+        if let (at, key, Some(info)) = &accounts[n] {
+            value.clear();
+            StoredAccount { info: *info, storage_root: EMPTY_ROOT_HASH }.trie_account().encode_into(&mut value);
+            push(*at, key, leaf_depth(Some(&accounts[n - 1].1), key, Some(&accounts[n + 1].1)), &value);
         }
     }
     let mut start = 0;
