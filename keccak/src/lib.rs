@@ -50,13 +50,13 @@ fn blocks(len: usize) -> usize {
     len / RATE + 1
 }
 
-/// [`keccak256_each`], eight at a time only if `eight_at_a_time` (which
+/// [`keccak256_each`], several states side by side only if `side_by_side` (which
 /// requires [`batched`]).
-fn each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>, eight_at_a_time: bool) {
+fn each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>, side_by_side: bool) {
     out.clear();
     let scalar = |input: &I| alloy_primitives::keccak256(input.as_ref());
     #[cfg(target_arch = "x86_64")]
-    if eight_at_a_time && inputs.len() >= 2 {
+    if side_by_side && inputs.len() >= 2 {
         let first = blocks(inputs[0].as_ref().len());
         if inputs.iter().all(|input| blocks(input.as_ref().len()) == first) {
             // One length class (the usual case): groups in input order.
@@ -74,7 +74,7 @@ fn each<I: AsRef<[u8]>>(inputs: &[I], out: &mut Vec<B256>, eight_at_a_time: bool
         return;
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = eight_at_a_time;
+    let _ = side_by_side;
     out.extend(inputs.iter().map(scalar));
 }
 
@@ -150,7 +150,7 @@ pub fn keccak256_all<I: AsRef<[u8]>>(inputs: &[I]) -> Vec<B256> {
     out
 }
 
-/// Whether [`keccak256_each`] hashes eight inputs at a time on this CPU.
+/// Whether [`keccak256_each`] hashes inputs side by side (eight or four at a time) on this CPU.
 pub fn batched() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
