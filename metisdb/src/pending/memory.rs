@@ -18,7 +18,8 @@
 //! cores every such read moved that line between them.
 
 use super::types::{
-    AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
+    sort_by_state_key, AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version,
+    WriteOp,
 };
 use super::view::{StateError, StateView};
 use alloy_primitives::map::{DefaultHashBuilder, HashMap, HashSet};
@@ -817,7 +818,7 @@ impl<'p> MvMemory<'p> {
             }
         }
         out.extend(self.final_lazy_and_pre_block(&wipes)?);
-        out.sort_unstable_by_key(|a| a.0);
+        sort_by_state_key(&mut out);
         Ok(out)
     }
 
@@ -897,7 +898,7 @@ impl<'p> MvMemory<'p> {
             for part in parts {
                 range.extend(part);
             }
-            range.sort_unstable_by_key(|write| write.0);
+            sort_by_state_key(&mut range);
             range
         };
         // The first range gets room for all: the others are appended to it.

@@ -71,6 +71,58 @@ impl StateKey {
             StateKey::Code(_) => None,
         }
     }
+
+    /// The first 32 bytes of the key's order-preserving encoding (variant
+    /// byte, then the fields' big-endian bytes, zero-padded) as two
+    /// integers: keys with different prefixes compare as their prefixes do;
+    /// keys with equal prefixes (slots of one account sharing their high
+    /// bytes) need the full comparison.
+    fn order_prefix(&self) -> (u128, u128) {
+        let mut bytes = [0u8; 32];
+        let (variant, field): (u8, &[u8]) = match self {
+            StateKey::Account(a) => (0, a.as_slice()),
+            StateKey::StorageWipe(a) => (1, a.as_slice()),
+            StateKey::Storage(a, _) => (2, a.as_slice()),
+            StateKey::Code(h) => (3, &h[..31]),
+        };
+        bytes[0] = variant;
+        bytes[1..1 + field.len()].copy_from_slice(field);
+        if let StateKey::Storage(_, slot) = self {
+            bytes[21..].copy_from_slice(&slot.to_be_bytes::<32>()[..11]);
+        }
+        let word = |at: usize| u128::from_be_bytes(bytes[at..at + 16].try_into().expect("16 bytes"));
+        (word(0), word(16))
+    }
+}
+
+/// Sorts `(key, value)` pairs by key. Sorting the pairs themselves moves a
+/// whole account value on every swap and compares enum fields byte by byte;
+/// this sorts (prefix, index) entries and then swaps every pair into place
+/// once.
+pub(crate) fn sort_by_state_key<V>(pairs: &mut [(StateKey, V)]) {
+    assert!(pairs.len() <= u32::MAX as usize, "{} pairs: indices are u32", pairs.len());
+    let mut order: Vec<(u128, u128, u32)> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (key, _))| {
+            let (high, low) = key.order_prefix();
+            (high, low, i as u32)
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| pairs[a.2 as usize].0.cmp(&pairs[b.2 as usize].0))
+    });
+    // In place, as `slice::sort_by_cached_key` does: position `i` takes the
+    // pair at `order[i]`, or, if that one was already swapped away (index
+    // below `i`), the place it went to, found by following the indices.
+    for i in 0..order.len() {
+        let mut source = order[i].2 as usize;
+        while source < i {
+            source = order[source].2 as usize;
+        }
+        order[i].2 = source as u32;
+        pairs.swap(i, source);
+    }
 }
 
 /// The value of a location after a write.
@@ -128,4 +180,54 @@ pub struct ReadRecord {
     pub key: StateKey,
     /// Where its value came from.
     pub origin: ReadOrigin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Keys that collide on their prefixes: few addresses, slots that
+    /// differ only in their low bytes or only in their high bytes, code
+    /// hashes that differ only in their last byte.
+    fn key() -> impl Strategy<Value = StateKey> {
+        let address = (0u8..3, 0u8..2).prop_map(|(a, b)| {
+            let mut bytes = [0x11u8; 20];
+            bytes[0] = a;
+            bytes[19] = b;
+            Address::from(bytes)
+        });
+        let slot = (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(high, low, big)| {
+            let mut bytes = [0u8; 32];
+            bytes[if big { 0 } else { 10 }] = high;
+            bytes[31] = low;
+            U256::from_be_bytes(bytes)
+        });
+        prop_oneof![
+            address.clone().prop_map(StateKey::Account),
+            address.clone().prop_map(StateKey::StorageWipe),
+            (address, slot).prop_map(|(a, s)| StateKey::Storage(a, s)),
+            (any::<u8>(), any::<u8>()).prop_map(|(first, last)| {
+                let mut h = [0u8; 32];
+                h[0] = first % 2;
+                h[31] = last;
+                StateKey::Code(B256::from(h))
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn sorting_by_state_key_matches_the_key_order(keys in proptest::collection::vec(key(), 0..300)) {
+            let mut pairs: Vec<(StateKey, usize)> = keys.iter().copied().zip(0..).collect();
+            let mut expected = pairs.clone();
+            expected.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            sort_by_state_key(&mut pairs);
+            // Equal keys may come in any order; their values must all be there.
+            let mut runs = pairs.clone();
+            runs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            prop_assert_eq!(&runs, &expected);
+            prop_assert!(pairs.windows(2).all(|w| w[0].0 <= w[1].0), "not sorted: {:?}", pairs);
+        }
+    }
 }
