@@ -9,11 +9,11 @@
 //! of it (and bounds what the slot-preimage lookups map).
 
 use crate::error::{DbContext, Error, Result};
+use alloy_primitives::map::B256Map;
 use alloy_primitives::{Address, B256, U256};
 use metisdb::state::StoredAccount;
 use metisdb::tables::{ACCOUNTS, CODE, PREIMAGES, STORAGE};
 use metisdb::Snapshot;
-use std::collections::HashMap;
 
 /// Receives the state in order.
 pub trait StateVisitor {
@@ -112,7 +112,7 @@ pub fn walk_state(
     let mut storage = snap.scan(STORAGE, opts.start).ctx(|| ctx("storage"))?;
     let mut pre = if opts.preimages { Some(snap.scan(PREIMAGES, opts.start).ctx(|| ctx("preimages"))?) } else { None };
     // Slots repeat across accounts (slot 0, 1, ...): remember recent preimages.
-    let mut slot_cache: HashMap<B256, Option<U256>> = HashMap::new();
+    let mut slot_cache: B256Map<Option<U256>> = B256Map::default();
     let mut slot_preimages = snap.paged_lookup(PREIMAGES);
     while let Some((k, val)) = accounts.current() {
         if !below_end(k) {
