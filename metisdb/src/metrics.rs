@@ -55,9 +55,10 @@ pub struct Metrics {
     pub pages_relocated: AtomicU64,
     /// Bytes written (pages, runs, free list, metas).
     pub bytes_written: AtomicU64,
-    /// Nanoseconds spent preparing commits (history, pruning, placement, checksums).
+    /// Nanoseconds spent preparing commits (history, pruning, cleaning, placement).
     pub commit_prepare_ns: AtomicU64,
-    /// Nanoseconds spent writing pages.
+    /// Nanoseconds spent sealing (reference patches, checksums) and writing
+    /// pages, which overlap for large commits.
     pub commit_write_ns: AtomicU64,
     /// Nanoseconds spent in data syncs.
     pub commit_sync_ns: AtomicU64,

@@ -29,7 +29,7 @@ use crate::storage::{GatherOp, WriteOp};
 use crate::tables::{self, Table};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest key accepted.
@@ -549,40 +549,42 @@ impl<'db> WriteTxn<'db> {
         for t in self.tables.iter_mut() {
             t.page = map_id(t.page);
         }
-        // Patch references and seal.
-        let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(live.len() + self.dirty.runs.len());
         // Leaves refer to runs, and only this commit's runs have temporary
         // ids: without any, patching the leaves would scan every cell of
         // every leaf and change nothing.
         let leaves_refer_to_new_runs = self.dirty.runs.iter().any(Option::is_some);
-        for &idx in &live {
-            let buf = self.dirty.pages[idx].as_deref_mut().expect("live page");
-            if leaves_refer_to_new_runs || page::kind(buf) != Some(PageKind::Leaf) {
-                patch_refs(buf, map_id);
-            }
-            buf[page::TABLE_BYTE] = self.dirty.table[idx];
-            page::seal(buf, salt, page_map[idx]);
-        }
         let mut run_bufs: Vec<(u64, Vec<u8>)> = Vec::new();
         for (idx, r) in self.dirty.runs.iter().enumerate() {
             if let Some((kind, table, payload)) = r {
                 run_bufs.push((run_map[idx], build_run(*kind, *table, payload, ps, salt, run_map[idx], version)));
             }
         }
-        for &idx in &live {
-            writes.push((page_map[idx], self.dirty.pages[idx].as_deref().expect("live page")));
-        }
-        for (id, b) in run_bufs.iter().chain(&self.extra_runs) {
-            writes.push((*id, b));
-        }
+        let runs: Vec<(u64, &[u8])> = run_bufs.iter().chain(&self.extra_runs).map(|(id, b)| (*id, &b[..])).collect();
+        let mut written: Vec<(u64, u64)> = runs.iter().map(|(id, b)| (*id, (b.len() / ps) as u64)).collect();
+        let pages: Vec<(u64, u8, &mut [u8])> = self
+            .dirty
+            .pages
+            .iter_mut()
+            .zip(&self.dirty.table)
+            .zip(&page_map)
+            .filter_map(|((page, &table), &id)| page.as_deref_mut().map(|buf| (id, table, buf)))
+            .collect();
+        written.extend(pages.iter().map(|(id, _, _)| (*id, 1)));
         let seq = self.base.state.seq + 1;
         w.alloc.quarantine(seq, std::mem::take(&mut self.dirty.freed));
         let page_count = w.alloc.page_count();
         let t_prep = t0.elapsed();
-        // Write the pages.
+        // Patch references, seal and write the pages.
         let t1 = Instant::now();
         grow_file(inner, w, page_count)?;
-        write_coalesced(inner, &mut writes, ps)?;
+        let seal = |id: u64, table: u8, buf: &mut [u8]| {
+            if leaves_refer_to_new_runs || page::kind(buf) != Some(PageKind::Leaf) {
+                patch_refs(buf, map_id);
+            }
+            buf[page::TABLE_BYTE] = table;
+            page::seal(buf, salt, id);
+        };
+        seal_and_write(inner, ps, pages, seal, runs)?;
         let t_write = t1.elapsed();
         // Publication state (the mapping may need to grow first).
         let cur = inner.committed.load_full();
@@ -592,8 +594,8 @@ impl<'db> WriteTxn<'db> {
         } else {
             cur.map.clone()
         };
-        for (id, b) in &writes {
-            map.set_verified(*id, (b.len() / ps) as u64);
+        for &(id, pages) in &written {
+            map.set_verified(id, pages);
         }
         let committed = Committed {
             seq,
@@ -771,6 +773,72 @@ fn grow_file(inner: &Inner, w: &mut WriterState, page_count: u64) -> Result<()> 
     w.file_len = new_len;
     w.grew = true;
     Ok(())
+}
+
+/// Pages per chunk of [`seal_and_write`]: 4 MiB.
+const SEAL_CHUNK_PAGES: usize = 1024;
+
+/// Seals `pages` (`seal(id, table, page)`) and writes them and `runs`. In
+/// chunks of [`SEAL_CHUNK_PAGES`] in file order: a pooled helper writes
+/// each sealed chunk while this thread seals the next. Sealing checksums
+/// pages that are no longer cached and writing copies them into the page
+/// cache: each was about half of a commit's I/O phase, one after the other.
+fn seal_and_write<'p>(
+    inner: &Inner,
+    ps: usize,
+    mut pages: Vec<(u64, u8, &'p mut [u8])>,
+    seal: impl Fn(u64, u8, &mut [u8]),
+    runs: Vec<(u64, &'p [u8])>,
+) -> Result<()> {
+    pages.sort_unstable_by_key(|(id, _, _)| *id);
+    if pages.len() <= SEAL_CHUNK_PAGES {
+        for (id, table, buf) in pages.iter_mut() {
+            seal(*id, *table, buf);
+        }
+        let mut writes: Vec<(u64, &[u8])> = pages.iter().map(|(id, _, buf)| (*id, &**buf)).chain(runs).collect();
+        return write_coalesced(inner, &mut writes, ps);
+    }
+    let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<(u64, &[u8])>>(2);
+    // The helper owns the receiver: if it panics, the sends below fail
+    // instead of blocking on a full channel.
+    let received = Mutex::new(Some(received));
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let pages = &mut pages;
+    crate::pool::with_helpers(
+        1,
+        |_| {
+            let Some(received) = received.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+            // After a failed write the rest is received and dropped, so that
+            // the sealing side never waits on a full channel.
+            for mut chunk in received {
+                let mut failure = failure.lock().unwrap_or_else(|e| e.into_inner());
+                if failure.is_some() {
+                    continue;
+                }
+                *failure = write_coalesced(inner, &mut chunk, ps).err();
+                // The device writes this chunk while the next ones are sealed
+                // and copied, instead of all of them in the commit's sync.
+                let start = chunk.iter().map(|(id, _)| id * ps as u64).min().unwrap_or(0);
+                let end = chunk.iter().map(|(id, b)| id * ps as u64 + b.len() as u64).max().unwrap_or(0);
+                if failure.is_none() && end > start {
+                    inner.storage.start_writeback(start, end - start);
+                }
+            }
+        },
+        move || {
+            for chunk in pages.chunks_mut(SEAL_CHUNK_PAGES) {
+                for (id, table, buf) in chunk.iter_mut() {
+                    seal(*id, *table, buf);
+                }
+                let chunk: &[(u64, u8, &mut [u8])] = chunk;
+                if chunks.send(chunk.iter().map(|(id, _, buf)| (*id, &**buf)).collect()).is_err() {
+                    return;
+                }
+            }
+            let _ = chunks.send(runs);
+        },
+    );
+    failure.into_inner().unwrap_or_else(|e| e.into_inner()).map_or(Ok(()), Err)
 }
 
 /// Writes pages sorted by number, neighbours as one write (a gathered one:

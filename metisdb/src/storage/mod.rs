@@ -55,6 +55,10 @@ pub trait Storage: Send + Sync {
             ops.iter().zip(&joined).map(|(op, data)| WriteOp { offset: op.offset, data }).collect();
         self.write_all(&ops)
     }
+    /// Starts writing back `len` written bytes at `offset`, so that the
+    /// next sync has less left to write. A hint: only [`Storage::sync_data`]
+    /// and [`Storage::sync_all`] make anything durable. By default nothing.
+    fn start_writeback(&self, _offset: u64, _len: u64) {}
     /// fdatasync.
     fn sync_data(&self) -> io::Result<()>;
     /// fsync (also persists the file length).
@@ -109,6 +113,19 @@ pub fn open_backend(backend: Backend, file: File, path: &Path, direct_writes: bo
             Ok(u) => Ok(Box::new(u)),
             Err(_) => Ok(Box::new(pwrite::PwriteStorage::new(file, path))),
         },
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts the writeback of a
+/// range without waiting for it. Errors are ignored: the sync that follows
+/// reports any failure to write.
+pub(crate) fn start_writeback_of(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else { return };
+    // SAFETY: `file` is an open descriptor for the whole call; the call only
+    // schedules the writeback of that file's dirty pages in the range.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 

@@ -47,6 +47,9 @@ impl Storage for PwriteStorage {
         }
         Ok(())
     }
+    fn start_writeback(&self, offset: u64, len: u64) {
+        super::start_writeback_of(&self.file, offset, len);
+    }
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
     }
