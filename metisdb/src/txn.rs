@@ -798,9 +798,10 @@ fn seal_and_write<'p>(
         let mut writes: Vec<(u64, &[u8])> = pages.iter().map(|(id, _, buf)| (*id, &**buf)).chain(runs).collect();
         return write_coalesced(inner, &mut writes, ps);
     }
-    let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<(u64, &[u8])>>(2);
-    // The helper owns the receiver: if it panics, the sends below fail
-    // instead of blocking on a full channel.
+    // Unbounded: a pooled helper may start only after the sealing side has
+    // returned (`pool::with_helpers`), which therefore must never wait for
+    // it. The chunks are lists of references, a few bytes per page.
+    let (chunks, received) = std::sync::mpsc::channel::<Vec<(u64, &[u8])>>();
     let received = Mutex::new(Some(received));
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let pages = &mut pages;
@@ -808,8 +809,7 @@ fn seal_and_write<'p>(
         1,
         |_| {
             let Some(received) = received.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
-            // After a failed write the rest is received and dropped, so that
-            // the sealing side never waits on a full channel.
+            // After a failed write the rest is received and dropped.
             for mut chunk in received {
                 let mut failure = failure.lock().unwrap_or_else(|e| e.into_inner());
                 if failure.is_some() {

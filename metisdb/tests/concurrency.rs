@@ -113,3 +113,34 @@ fn versioned_digest(m: &Model) -> [u8; 32] {
     v.retain(|(t, _), _| TABLES[*t as usize].versioned());
     digest(&v)
 }
+
+/// A commit large enough to be sealed and written in chunks, made on a
+/// pooled thread: the helper that writes the chunks then starts only after
+/// the sealing side returns (nested pool work runs late), so sealing must
+/// never wait for it. Completes, and the data reads back.
+#[test]
+fn a_chunked_commit_made_on_a_pooled_thread_completes() {
+    let dir = fast_tempdir();
+    let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+    let (done, finished) = std::sync::mpsc::channel();
+    let db2 = db.clone();
+    // On its own thread, so that a deadlock fails the test instead of hanging it.
+    std::thread::spawn(move || {
+        let model = std::sync::Mutex::new(Model::new());
+        metisdb::pool::with_helpers(
+            1,
+            |_| {
+                let mut m = model.lock().unwrap();
+                // 80k puts of distinct keys: well over one chunk of pages.
+                random_commit(&db2, &mut m, &mut Rng(9), 100_000, 1 << 40).unwrap();
+            },
+            || (),
+        );
+        let _ = done.send(model.into_inner().unwrap());
+    });
+    let m = finished
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("the commit on a pooled thread did not complete: sealing waits for its writer");
+    assert!(m.len() > 70_000, "{} entries", m.len());
+    assert_eq!(common::read_all(&db).unwrap(), m);
+}
