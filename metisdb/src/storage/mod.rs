@@ -118,7 +118,14 @@ pub fn open_backend(backend: Backend, file: File, path: &Path, direct_writes: bo
 
 /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts the writeback of a
 /// range without waiting for it. Errors are ignored: the sync that follows
+/// reports any failure to write. Nothing where the call does not exist.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn start_writeback_of(_file: &File, _offset: u64, _len: u64) {}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts the writeback of a
+/// range without waiting for it. Errors are ignored: the sync that follows
 /// reports any failure to write.
+#[cfg(target_os = "linux")]
 pub(crate) fn start_writeback_of(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else { return };
