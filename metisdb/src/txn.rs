@@ -792,10 +792,8 @@ fn seal_and_write<'p>(
 ) -> Result<()> {
     pages.sort_unstable_by_key(|(id, _, _)| *id);
     if pages.len() <= SEAL_CHUNK_PAGES {
-        for (id, table, buf) in pages.iter_mut() {
-            seal(*id, *table, buf);
-        }
-        let mut writes: Vec<(u64, &[u8])> = pages.iter().map(|(id, _, buf)| (*id, &**buf)).chain(runs).collect();
+        let mut writes = seal_chunk(&mut pages, &seal);
+        writes.extend(runs);
         return write_coalesced(inner, &mut writes, ps);
     }
     // Unbounded: a pooled helper may start only after the sealing side has
@@ -827,11 +825,7 @@ fn seal_and_write<'p>(
         },
         move || {
             for chunk in pages.chunks_mut(SEAL_CHUNK_PAGES) {
-                for (id, table, buf) in chunk.iter_mut() {
-                    seal(*id, *table, buf);
-                }
-                let chunk: &[(u64, u8, &mut [u8])] = chunk;
-                if chunks.send(chunk.iter().map(|(id, _, buf)| (*id, &**buf)).collect()).is_err() {
+                if chunks.send(seal_chunk(chunk, &seal)).is_err() {
                     return;
                 }
             }
@@ -839,6 +833,15 @@ fn seal_and_write<'p>(
         },
     );
     failure.into_inner().unwrap_or_else(|e| e.into_inner()).map_or(Ok(()), Err)
+}
+
+/// Seals every page of `chunk` and returns the writes of the sealed pages.
+fn seal_chunk<'c>(chunk: &'c mut [(u64, u8, &mut [u8])], seal: &impl Fn(u64, u8, &mut [u8])) -> Vec<(u64, &'c [u8])> {
+    for (id, table, buf) in chunk.iter_mut() {
+        seal(*id, *table, buf);
+    }
+    let chunk: &'c [(u64, u8, &mut [u8])] = chunk;
+    chunk.iter().map(|(id, _, buf)| (*id, &**buf)).collect()
 }
 
 /// Writes pages sorted by number, neighbours as one write (a gathered one:

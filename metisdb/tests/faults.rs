@@ -49,7 +49,7 @@ fn sweep(durability: Durability) {
             for persistent in [false, true] {
                 for nth in 1.. {
                     // Large enough to grow the file (exercising set_len) and write runs.
-                    let commit = BigCommit { ops: 2500, keys: 100_000, seed: nth * 31 + 7 };
+                    let commit = CommitShape { ops: 2500, keys: 100_000, seed: nth * 31 + 7 };
                     if !fail_one_commit(durability, Fault { op, nth, persistent, kind }, commit).injected {
                         break;
                     }
@@ -70,7 +70,7 @@ fn sweep(durability: Durability) {
 fn failing_writes_of_a_commit_written_in_chunks_are_reported() {
     // 80k puts of distinct 8-byte keys, 95% of them with values under 120
     // bytes inline: at least 1,400 leaf pages of new entries.
-    let commit = BigCommit { ops: 100_000, keys: 1 << 40, seed: 5 };
+    let commit = CommitShape { ops: 100_000, keys: 1 << 40, seed: 5 };
     let dry = fail_one_commit(
         Durability::Sync,
         Fault { op: Op::Write, nth: u64::MAX, persistent: false, kind: FaultKind::Eio },
@@ -89,7 +89,7 @@ fn failing_writes_of_a_commit_written_in_chunks_are_reported() {
 
 /// The commit [`fail_one_commit`] makes after the three of the setup.
 #[derive(Clone, Copy)]
-struct BigCommit {
+struct CommitShape {
     ops: usize,
     keys: u64,
     seed: u64,
@@ -107,7 +107,7 @@ struct FaultRun {
 /// that the commit failed, the handle is poisoned, committed data stays
 /// readable, and both a reopen and a crash image hold the state before or
 /// after the commit, which verifies.
-fn fail_one_commit(durability: Durability, fault: Fault, commit: BigCommit) -> FaultRun {
+fn fail_one_commit(durability: Durability, fault: Fault, commit: CommitShape) -> FaultRun {
     let dir = fast_tempdir();
     let mut models = setup(dir.path());
     let holder: Arc<Mutex<Option<Arc<FaultStorage>>>> = Arc::default();

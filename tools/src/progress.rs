@@ -35,50 +35,37 @@ pub struct Progress {
 impl Progress {
     /// Starts reporting `what`, counting `unit`s.
     pub fn new(what: &'static str, unit: &'static str, total: Option<u64>) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = terminal_bar(total);
-            let tmpl = if total.is_some() {
-                format!("{what} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} ETA {{eta}} {{msg}}")
-            } else {
-                format!("{what} {{spinner}} {{human_pos}} {unit} {{per_sec}} {{msg}}")
-            };
-            if let Ok(s) = ProgressStyle::with_template(&tmpl) {
-                b.set_style(s);
-            }
-            b
-        });
-        let now = Instant::now();
-        Progress { bar, what, unit, total, done: 0, bytes: false, items: 0, written: None, started: now, last_log: now }
+        let template = if total.is_some() {
+            format!("{what} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} ETA {{eta}} {{msg}}")
+        } else {
+            format!("{what} {{spinner}} {{human_pos}} {unit} {{per_sec}} {{msg}}")
+        };
+        Self::start(what, unit, total, false, &template)
     }
 
     /// Starts reporting `what` in bytes (rate and ETA over bytes) and in
     /// `unit`s (count and rate shown alongside).
     pub fn bytes(what: &'static str, unit: &'static str, total_bytes: Option<u64>) -> Progress {
+        let template = if total_bytes.is_some() {
+            format!("{what} [{{bar:30}}] {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} ETA {{eta}} {{msg}}")
+        } else {
+            format!("{what} {{spinner}} {{binary_bytes}} {{binary_bytes_per_sec}} {{msg}}")
+        };
+        Self::start(what, unit, total_bytes, true, &template)
+    }
+
+    /// A reporter in items or bytes mode, with a bar drawn by `template`
+    /// when stderr is a terminal.
+    fn start(what: &'static str, unit: &'static str, total: Option<u64>, bytes: bool, template: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let b = terminal_bar(total_bytes);
-            let tmpl = if total_bytes.is_some() {
-                format!("{what} [{{bar:30}}] {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} ETA {{eta}} {{msg}}")
-            } else {
-                format!("{what} {{spinner}} {{binary_bytes}} {{binary_bytes_per_sec}} {{msg}}")
-            };
-            if let Ok(s) = ProgressStyle::with_template(&tmpl) {
+            let b = terminal_bar(total);
+            if let Ok(s) = ProgressStyle::with_template(template) {
                 b.set_style(s);
             }
             b
         });
         let now = Instant::now();
-        Progress {
-            bar,
-            what,
-            unit,
-            total: total_bytes,
-            done: 0,
-            bytes: true,
-            items: 0,
-            written: None,
-            started: now,
-            last_log: now,
-        }
+        Progress { bar, what, unit, total, done: 0, bytes, items: 0, written: None, started: now, last_log: now }
     }
 
     /// Bytes mode: sets the bytes and the items done so far.
