@@ -61,10 +61,20 @@ struct LeavesAhead {
     count: u64,
     /// The leaf read last.
     last: Option<u64>,
+    /// The first page of the current stream of runs (each run right after
+    /// the one before) whose cached copy is not dropped yet.
+    drop_from: u64,
 }
 
 /// Pages read at once when leaves follow each other (64 KiB at 4 KiB pages).
 const LEAF_RUN: u64 = 16;
+
+/// Bytes of the page cache dropped at once behind a stream of runs, at
+/// multiples of this offset: the kernel caches a file in folios of up to 2
+/// MiB and drops only those wholly inside the range it is given, so dropping
+/// each 64 KiB run as it is read dropped nothing (210 MB of a 340 MB file
+/// stayed cached after a scan).
+const DROP_ALIGN: u64 = 2 << 20;
 
 /// Offset of `inner` within `outer` (a slice of it).
 fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
@@ -187,6 +197,16 @@ impl<'a> PagedCursor<'a> {
         }
     }
 
+    /// Drops the cached pages of the current stream of runs below page `to`.
+    fn drop_behind(&mut self, to: u64) {
+        let a = &mut self.ahead;
+        if a.count > 0 && to > a.drop_from {
+            let ps = self.snap.inner.page_size as u64;
+            crate::storage::drop_cached_of(self.snap.inner.storage.file(), a.drop_from * ps, (to - a.drop_from) * ps);
+            a.drop_from = to;
+        }
+    }
+
     /// Leaf `id` into `buf` (reused), checked, from the pages read ahead
     /// when they hold it; a run of pages is read when leaves follow each other.
     fn read_leaf(&mut self, id: u64, mut buf: Vec<u8>) -> Result<Vec<u8>> {
@@ -200,14 +220,37 @@ impl<'a> PagedCursor<'a> {
         if !held {
             let count = LEAF_RUN.min(self.snap.state.page_count.saturating_sub(id)).max(1);
             self.snap.read_pages_unchecked(id, count, &mut a.pages)?;
-            (a.first, a.count) = (id, count);
+            // A scan reads each leaf once: the cached pages behind a stream
+            // of runs are done with. Dropping them keeps the page cache small,
+            // and a scan of a large file then reuses its pages instead of
+            // taking fresh ones (on a virtual machine a fresh page costs the
+            // host a fault: reading 3.6 GB through the cache ran at 360 MB/s,
+            // 2.3 GB/s dropping behind).
+            let (prev_end, ps) = (a.first + a.count, self.snap.inner.page_size as u64);
+            let folio_start = id * ps / DROP_ALIGN * DROP_ALIGN / ps;
+            if id != prev_end {
+                // A new stream takes the folio it starts in: the stream
+                // before it in the file (the scan of the preceding key range)
+                // leaves the folio they share to it, and if that scan is
+                // still reading there, it reads a few pages again.
+                self.drop_behind(prev_end);
+                self.ahead.drop_from = folio_start;
+            }
+            self.drop_behind(folio_start);
+            (self.ahead.first, self.ahead.count) = (id, count);
         }
-        let ps = self.snap.inner.page_size;
+        let (a, ps) = (&self.ahead, self.snap.inner.page_size);
         let at = (id - a.first) as usize * ps;
         buf.clear();
         buf.extend_from_slice(&a.pages[at..at + ps]);
         check_node_page(self.snap, id, 0, &buf)?;
         Ok(buf)
+    }
+}
+
+impl Drop for PagedCursor<'_> {
+    fn drop(&mut self) {
+        self.drop_behind(self.ahead.first + self.ahead.count);
     }
 }
 
@@ -357,6 +400,42 @@ fn check_node_page(snap: &Snapshot, id: u64, level: u8, page: &[u8]) -> Result<(
 }
 
 impl Snapshot {
+    /// How much of `table`'s leaf level lies in the file in key order: the
+    /// share of neighbouring leaves whose pages follow each other, among the
+    /// children of up to `samples` branches just above the leaves, found by
+    /// descending at first key bytes spread over `0..=255`. Near 1 for a
+    /// tree written by one large commit (placement follows key order), near
+    /// 0 for one rewritten by many commits of scattered changes. A scan of
+    /// the first reads the file front to back; of the second, at random.
+    /// `None` when the tree has no branch above its leaves.
+    pub fn leaves_in_key_order(&self, table: crate::Table, samples: usize) -> Result<Option<f64>> {
+        let root = self.root(table);
+        if root.is_empty() || root.level == 0 {
+            return Ok(None);
+        }
+        if root.level as usize >= MAX_DEPTH {
+            return Err(self.corrupt(root.page, "tree deeper than the limit"));
+        }
+        let (mut seen, mut pairs, mut in_order) = (std::collections::HashSet::new(), 0u64, 0u64);
+        for i in 0..samples.clamp(1, 256) {
+            let key = [(i * 256 / samples.clamp(1, 256)) as u8];
+            let (mut id, mut level) = (root.page, root.level);
+            let mut page = read_node(self, id, level, Vec::new())?;
+            while level > 1 {
+                id = branch::child(&page, branch::search(&page, &key).map_err(|m| self.corrupt(id, m.0))?);
+                level -= 1;
+                page = read_node(self, id, level, page)?;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            let children: Vec<u64> = (0..=branch::count(&page)).map(|c| branch::child(&page, c)).collect();
+            pairs += children.len() as u64 - 1;
+            in_order += children.windows(2).filter(|w| w[1] == w[0] + 1).count() as u64;
+        }
+        Ok((pairs > 0).then(|| in_order as f64 / pairs as f64))
+    }
+
     /// Point reads of `table` with positioned reads (see [`PagedLookup`]).
     pub fn paged_lookup(&self, table: crate::Table) -> PagedLookup<'_> {
         PagedLookup { snap: self, table, branches: std::collections::HashMap::new(), leaf: Vec::new(), run: Vec::new() }

@@ -522,8 +522,9 @@ impl<'db> WriteTxn<'db> {
         let salt = inner.salt;
         let w = &mut *self.w;
         // Placement: pages first (lowest free numbers), then runs (contiguous).
-        // Hot and cold pages fill segments of their own, sequentially.
-        let live: Vec<usize> = (0..self.dirty.pages.len()).filter(|&i| self.dirty.pages[i].is_some()).collect();
+        // Hot and cold pages fill segments of their own, sequentially, each
+        // in key order.
+        let live = self.dirty.in_key_order(&self.tables);
         let (hot, cold): (Vec<usize>, Vec<usize>) = live.iter().partition(|&&i| self.dirty.hot[i]);
         let hot_ids = w.alloc.alloc(Stream::Hot, hot.len());
         let cold_ids = w.alloc.alloc(Stream::Cold, cold.len());

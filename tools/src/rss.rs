@@ -108,7 +108,32 @@ pub struct Prefetch {
 /// steps would leave holes.
 pub const PREFETCH_STEP: u64 = 128 << 10;
 
+/// Share of neighbouring account leaves in key order
+/// ([`metisdb::Snapshot::leaves_in_key_order`]) from which a scan of the
+/// state reads the file front to back by itself, so that [`Prefetch::for_state_scan`]
+/// does not read the whole file ahead of it.
+pub const IN_ORDER_SHARE: f64 = 0.5;
+
 impl Prefetch {
+    /// For a full scan of the state of `snap` (of the database `file`): a
+    /// whole-file pass ahead of the scan when the leaves lie out of key
+    /// order, as after many commits of scattered changes. When they lie in
+    /// key order, as after one large commit (`init`, an import, `db
+    /// synth`), the scan's own reads stream through the file and drop what
+    /// they have read (`metisdb::Scan`), which a whole-file pass would only
+    /// slow down: it fills the page cache with the whole file, and on a
+    /// virtual machine every fresh page of it costs a fault in the host
+    /// (10M accounts: export 5.3-6.0 s with the pass, 3.3-3.8 s without).
+    /// Mapped pages are bounded either way.
+    pub fn for_state_scan(snap: &metisdb::Snapshot, file: &Path) -> Prefetch {
+        let in_order = snap.leaves_in_key_order(metisdb::tables::ACCOUNTS, 16).ok().flatten();
+        if in_order.is_some_and(|share| share >= IN_ORDER_SHARE) {
+            Prefetch { stop: Default::default(), reader: None, _trim: RssTrim::start(file, FILE_RSS_LIMIT_KIB) }
+        } else {
+            Prefetch::start(file)
+        }
+    }
+
     /// Starts prefetching `file` and bounding its resident pages to [`FILE_RSS_LIMIT_KIB`].
     pub fn start(file: &Path) -> Prefetch {
         use std::os::fd::AsRawFd;

@@ -123,6 +123,43 @@ impl Dirty {
         self.page_size
     }
 
+    /// The dirty pages of the trees under `roots` in key order (depth
+    /// first, left to right; the trees in the order given): placement
+    /// gives pages ids in this order, so that a commit's leaves lie in the
+    /// file as their keys follow each other and a later scan of a bulk-loaded
+    /// tree reads the file front to back. Dirty pages form the top of each
+    /// tree (a dirty page's parent is dirty), so the walk reads dirty pages
+    /// only. Pages no tree reaches come after, in index order.
+    pub(crate) fn in_key_order(&self, roots: &[TreeRoot]) -> Vec<usize> {
+        let n = self.pages.len();
+        let mut seen = vec![false; n];
+        let mut order = Vec::with_capacity(n);
+        let mut stack: Vec<u64> = Vec::new();
+        let dirty_index = |id: u64| (is_temp(id) && id & RUN_BIT == 0).then(|| (id & !TEMP_BIT) as usize);
+        for root in roots {
+            stack.extend(dirty_index(root.page).map(|_| root.page));
+            while let Some(id) = stack.pop() {
+                let idx = (id & !TEMP_BIT) as usize;
+                let Some(Some(page)) = self.pages.get(idx) else { continue };
+                if std::mem::replace(&mut seen[idx], true) {
+                    continue;
+                }
+                order.push(idx);
+                if page::kind(page) == Some(page::PageKind::Branch) {
+                    // Right to left onto the stack: the leftmost child comes off first.
+                    for i in (0..=branch::count(page)).rev() {
+                        let child = branch::child(page, i);
+                        if dirty_index(child).is_some() {
+                            stack.push(child);
+                        }
+                    }
+                }
+            }
+        }
+        order.extend((0..n).filter(|&i| !seen[i] && self.pages[i].is_some()));
+        order
+    }
+
     /// Number of live dirty pages and runs.
     pub fn live_counts(&self) -> (usize, usize) {
         (self.pages.iter().flatten().count(), self.runs.iter().flatten().count())
