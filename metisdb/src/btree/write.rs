@@ -135,9 +135,11 @@ impl Dirty {
         let mut seen = vec![false; n];
         let mut order = Vec::with_capacity(n);
         let mut stack: Vec<u64> = Vec::new();
-        let dirty_index = |id: u64| (is_temp(id) && id & RUN_BIT == 0).then(|| (id & !TEMP_BIT) as usize);
+        let is_dirty_page = |id: u64| is_temp(id) && id & RUN_BIT == 0;
         for root in roots {
-            stack.extend(dirty_index(root.page).map(|_| root.page));
+            if is_dirty_page(root.page) {
+                stack.push(root.page);
+            }
             while let Some(id) = stack.pop() {
                 let idx = (id & !TEMP_BIT) as usize;
                 let Some(Some(page)) = self.pages.get(idx) else { continue };
@@ -149,7 +151,7 @@ impl Dirty {
                     // Right to left onto the stack: the leftmost child comes off first.
                     for i in (0..=branch::count(page)).rev() {
                         let child = branch::child(page, i);
-                        if dirty_index(child).is_some() {
+                        if is_dirty_page(child) {
                             stack.push(child);
                         }
                     }
