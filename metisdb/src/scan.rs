@@ -62,7 +62,9 @@ struct LeavesAhead {
     /// The leaf read last.
     last: Option<u64>,
     /// The first page of the current stream of runs (each run right after
-    /// the one before) whose cached copy is not dropped yet.
+    /// the one before).
+    stream_start: u64,
+    /// The first page of the stream whose cached copy is not dropped yet.
     drop_from: u64,
 }
 
@@ -197,11 +199,15 @@ impl<'a> PagedCursor<'a> {
         }
     }
 
-    /// Drops the cached pages of the current stream of runs below page `to`.
+    /// Drops the cached pages of the current stream of runs below page `to`,
+    /// once the stream spans a whole [`DROP_ALIGN`]: a few runs in a row
+    /// among scattered leaves are no stream, and the pages around them
+    /// belong to other parts of the tree, read later.
     fn drop_behind(&mut self, to: u64) {
         let a = &mut self.ahead;
-        if a.count > 0 && to > a.drop_from {
-            let ps = self.snap.inner.page_size as u64;
+        let ps = self.snap.inner.page_size as u64;
+        let streaming = (a.first + a.count).saturating_sub(a.stream_start) * ps >= DROP_ALIGN;
+        if a.count > 0 && streaming && to > a.drop_from {
             crate::storage::drop_cached_of(self.snap.inner.storage.file(), a.drop_from * ps, (to - a.drop_from) * ps);
             a.drop_from = to;
         }
@@ -234,7 +240,7 @@ impl<'a> PagedCursor<'a> {
                 // leaves the folio they share to it, and if that scan is
                 // still reading there, it reads a few pages again.
                 self.drop_behind(prev_end);
-                self.ahead.drop_from = folio_start;
+                (self.ahead.stream_start, self.ahead.drop_from) = (id, folio_start);
             }
             self.drop_behind(folio_start);
             (self.ahead.first, self.ahead.count) = (id, count);
