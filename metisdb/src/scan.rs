@@ -11,6 +11,11 @@
 //! accounts). A [`Scan`] keeps one page per tree level and one value run,
 //! so it reads each page once with one `pread` and holds a few KiB.
 //!
+//! Where leaves follow each other in the file (a tree written by one large
+//! commit: placement is in key order), the scan reads them 16 pages at a
+//! time and drops the cached pages behind it, so that a scan of a large
+//! file streams through a small page cache.
+//!
 //! Every page read is checked as the map path checks it: page number inside
 //! the file, checksum, node kind and level.
 

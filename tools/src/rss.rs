@@ -82,10 +82,12 @@ fn page_kib() -> u64 {
 }
 
 /// Brings `file` into the page cache ahead of a full scan, from a
-/// background thread. A scan in key order reads pages from all over the
-/// file (`metisdb::Scan`, one `pread` per page); on a cold cache each would
+/// background thread. A scan in key order of a tree whose leaves are
+/// scattered (an aged database) reads pages from all over the file
+/// (`metisdb::Scan`, one `pread` per page); on a cold cache each would
 /// wait for a 4 KiB read of its own, while one sequential pass is many
-/// times faster. The pass asks the kernel to read ahead ([`PREFETCH_STEP`]
+/// times faster. ([`Prefetch::for_state_scan`] skips the pass when the
+/// leaves lie in key order.) The pass asks the kernel to read ahead ([`PREFETCH_STEP`]
 /// at a time, `readahead(2)`), so the pages go into the page cache without
 /// being copied into this process (a `read` into a buffer copied the whole
 /// file, a fifth of an export's CPU at 10M accounts). Stops at the end of
