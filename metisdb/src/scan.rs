@@ -447,6 +447,39 @@ impl Snapshot {
         Ok((pairs > 0).then(|| in_order as f64 / pairs as f64))
     }
 
+    /// The pages of `table`'s tree at this snapshot's version, branches and
+    /// leaves (not value runs), in file order: what a full scan of the table
+    /// reads, for reading them ahead of it. Reads the branch pages only (a
+    /// few per thousand leaves).
+    pub fn tree_pages(&self, table: crate::Table) -> Result<Vec<u64>> {
+        let root = self.root(table);
+        if root.is_empty() {
+            return Ok(Vec::new());
+        }
+        if root.level as usize >= MAX_DEPTH {
+            return Err(self.corrupt(root.page, "tree deeper than the limit"));
+        }
+        let mut pages = vec![root.page];
+        let mut stack = if root.level > 0 { vec![(root.page, root.level)] } else { Vec::new() };
+        let mut buf = Vec::new();
+        while let Some((id, level)) = stack.pop() {
+            buf = read_node(self, id, level, buf)?;
+            for i in 0..=branch::count(&buf) {
+                let child = branch::child(&buf, i);
+                pages.push(child);
+                if level > 1 {
+                    stack.push((child, level - 1));
+                }
+            }
+            // A tree holds each page once: more pages than the file has is damage.
+            if pages.len() as u64 > self.state.page_count {
+                return Err(self.corrupt(id, "tree holds more pages than the file"));
+            }
+        }
+        pages.sort_unstable();
+        Ok(pages)
+    }
+
     /// Point reads of `table` with positioned reads (see [`PagedLookup`]).
     pub fn paged_lookup(&self, table: crate::Table) -> PagedLookup<'_> {
         PagedLookup { snap: self, table, branches: std::collections::HashMap::new(), leaf: Vec::new(), run: Vec::new() }

@@ -3,7 +3,8 @@
 //! file and a scan of it reads the file front to back (and drops the cached
 //! pages behind it). A scan must return the same entries whatever the
 //! layout: checked against a plain map after a bulk commit and after many
-//! small commits of scattered changes.
+//! small commits of scattered changes; the page list a scan of a scattered
+//! tree is read ahead from must hold every page of the tree.
 
 mod common;
 
@@ -24,6 +25,17 @@ fn scanned(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
         scan.advance().unwrap();
     }
     out
+}
+
+/// `tree_pages` lists every page of the tree once, in file order: as many
+/// as `verify` counts for the table (whose values here are all inline).
+fn check_tree_pages(db: &Db) {
+    let pages = db.snapshot(None).unwrap().tree_pages(ACCOUNTS).unwrap();
+    assert!(pages.windows(2).all(|w| w[0] < w[1]), "tree pages not sorted and unique");
+    let report = db.verify(&mut |_, _| {}).unwrap();
+    assert!(report.ok(), "verify: {:?}", report.problems);
+    let table = report.tables.iter().find(|t| t.name == "accounts").expect("the accounts table");
+    assert_eq!(pages.len() as u64, table.pages, "tree pages against verify's count");
 }
 
 fn in_order(db: &Db) -> f64 {
@@ -47,6 +59,7 @@ fn one_large_commit_lays_leaves_out_in_key_order() {
     let bulk = in_order(&db);
     assert!(bulk >= 0.95, "share of neighbouring leaves in order after one commit: {bulk}");
     assert!(scanned(&db) == model, "the scan of the bulk-loaded tree differs from the map");
+    check_tree_pages(&db);
 
     // Many small commits of scattered changes move leaves out of order; the
     // scan reads them one by one and must see the same entries.
@@ -63,4 +76,5 @@ fn one_large_commit_lays_leaves_out_in_key_order() {
     let aged = in_order(&db);
     assert!(aged < bulk, "scattered commits left the leaves as ordered as before: {aged} vs {bulk}");
     assert!(scanned(&db) == model, "the scan of the aged tree differs from the map");
+    check_tree_pages(&db);
 }

@@ -344,7 +344,7 @@ pub fn export_state_in_units(
     let name = out.file_name().ok_or_else(|| Error::Refused(format!("{} is not a file name", out.display())))?;
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let mut w = crate::direct_io::DirectOut::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    let prefetch = crate::rss::Prefetch::for_state_scan(&snap, db.path());
+    let prefetch = crate::rss::Prefetch::for_state_scan(db, &snap);
     // The state units only: codes go inline with their accounts.
     let units: Vec<Unit> = units(snap.latest_entries(metisdb::tables::ACCOUNTS), accounts_per_unit)
         .into_iter()

@@ -436,7 +436,7 @@ pub fn export(
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let mut bw = DirectOut::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     bw.write_all(&header.encode()).map_err(|e| Error::io("write", &tmp, e))?;
-    let prefetch = crate::rss::Prefetch::for_state_scan(&snap, db.path());
+    let prefetch = crate::rss::Prefetch::for_state_scan(db, &snap);
     let units = units(snap.latest_entries(metisdb::tables::ACCOUNTS), opts.accounts_per_unit);
     let board = Board::<Out>::default();
     let res = walk_and_write(
