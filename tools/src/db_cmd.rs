@@ -248,6 +248,11 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
             let free_pct = if s.page_count == 0 { 0.0 } else { 100.0 * s.free_pages as f64 / s.page_count as f64 };
             let fragmentation =
                 if s.free_pages == 0 { 0.0 } else { 1.0 - s.largest_free_extent as f64 / s.free_pages as f64 };
+            // How a full scan of the state (export, export-state) will read the file.
+            let leaves_in_order = db
+                .snapshot(None)
+                .ok()
+                .and_then(|snap| snap.leaves_in_key_order(metisdb::tables::ACCOUNTS, 16).ok().flatten());
             if json {
                 println!(
                     "{}",
@@ -256,6 +261,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                         "used_pages": s.used_pages(), "free_pages": s.free_pages, "quarantined_pages": s.quarantined_pages,
                         "free_extents": s.free_extents, "largest_free_extent": s.largest_free_extent,
                         "free_bytes": s.free_pages * s.page_size as u64, "free_percent": free_pct, "fragmentation": fragmentation,
+                        "account_leaves_in_key_order": leaves_in_order,
                         "latest_version": s.latest_version, "durable_version": s.durable_version,
                         "oldest_version": s.oldest_version, "retention": s.retention,
                         "live_readers": s.live_readers, "oldest_reader": oldest_reader, "backend": s.backend,
@@ -276,6 +282,12 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                 println!("free_bytes {} ({:.1}% of the file)", s.free_pages * s.page_size as u64, free_pct);
                 println!(
                     "fragmentation {fragmentation:.3} (1 - largest free extent / free pages; 0 = one contiguous run)"
+                );
+                println!(
+                    "account_leaves_in_key_order {} (neighbouring account leaves adjacent in the file; from {} a \
+                     full scan of the state streams through the file, below it reads the state's pages ahead)",
+                    leaves_in_order.map_or("none".to_string(), |v| format!("{v:.3}")),
+                    metis_tools::rss::IN_ORDER_SHARE
                 );
                 match s.latest_version {
                     Some(v) => println!("versions {}..={v} (retention {})", s.oldest_version, s.retention),

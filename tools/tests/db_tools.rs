@@ -50,12 +50,17 @@ fn db_stats_shows_free_space_and_fragmentation() {
     let d = t.join("d");
     synth(&d, 500, 5, 200);
     let out = metis_ok(&["db", "stats", "--datadir", s(&d)]);
-    for k in ["free_extents", "free_bytes", "fragmentation", "oldest_reader", "live_readers"] {
+    for k in
+        ["free_extents", "free_bytes", "fragmentation", "account_leaves_in_key_order", "oldest_reader", "live_readers"]
+    {
         assert!(out.lines().any(|l| l.starts_with(k)), "{k} missing:\n{out}");
     }
     let j: serde_json::Value = serde_json::from_str(&metis_ok(&["db", "stats", "--datadir", s(&d), "--json"])).unwrap();
     let f = j["fragmentation"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&f));
+    // 500 accounts span several leaves under one branch: a share in 0..=1.
+    let in_order = j["account_leaves_in_key_order"].as_f64().expect("a share for a tree with a branch");
+    assert!((0.0..=1.0).contains(&in_order), "{in_order}");
 }
 
 #[test]
