@@ -122,9 +122,9 @@ pub const IN_ORDER_SHARE: f64 = 0.5;
 pub const PAGE_GAP: u64 = 32;
 
 impl Prefetch {
-    /// For a full scan of the state of `snap` (of the database `file`): a
-    /// whole-file pass ahead of the scan when the leaves lie out of key
-    /// order, as after many commits of scattered changes. When they lie in
+    /// For a full scan of the state of `snap` (of the database `db`): a
+    /// pass ahead of the scan when the leaves lie out of key order, as after
+    /// many commits of scattered changes. When they lie in
     /// key order, as after one large commit (`init`, an import, `db
     /// synth`), the scan's own reads stream through the file and drop what
     /// they have read (`metisdb::Scan`), which a whole-file pass would only
@@ -166,7 +166,8 @@ impl Prefetch {
             // database) would be read in as zeroed pages, for nothing.
             let mut regions = Vec::new();
             let mut at = 0;
-            while let Some((data, end)) = data_region(f, at, len) {
+            while at < len {
+                let Some((data, end)) = data_region(f, at, len) else { break };
                 regions.push((data, end));
                 at = end;
             }
@@ -179,18 +180,7 @@ impl Prefetch {
     /// [`PAGE_GAP`] are read as one range, so that the disk sees long reads
     /// rather than one per page.
     pub fn pages(file: &Path, page_size: u64, pages: Vec<u64>) -> Prefetch {
-        Prefetch::ranges(file, move |_| {
-            let mut ranges: Vec<(u64, u64)> = Vec::new();
-            for p in pages {
-                match ranges.last_mut() {
-                    Some((_, end)) if p * page_size <= *end + PAGE_GAP * page_size => {
-                        *end = (*end).max((p + 1) * page_size)
-                    }
-                    _ => ranges.push((p * page_size, (p + 1) * page_size)),
-                }
-            }
-            ranges
-        })
+        Prefetch::ranges(file, move |_| page_ranges(&pages, page_size))
     }
 
     /// Starts a thread reading the byte ranges that `ranges` lists for the
@@ -225,6 +215,19 @@ impl Prefetch {
 /// The data region of `f` at or after `at`: (start, end), `end` at a hole
 /// or at `len`; `None` when only holes follow. Where the file system cannot
 /// tell (no `SEEK_DATA`), all of `[at, len)` counts as data.
+/// Byte ranges covering sorted `pages`, a gap of up to [`PAGE_GAP`] pages
+/// between two of them read through.
+fn page_ranges(pages: &[u64], page_size: u64) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for &p in pages {
+        match ranges.last_mut() {
+            Some((_, end)) if p * page_size <= *end + PAGE_GAP * page_size => *end = (*end).max((p + 1) * page_size),
+            _ => ranges.push((p * page_size, (p + 1) * page_size)),
+        }
+    }
+    ranges
+}
+
 fn data_region(f: &std::fs::File, at: u64, len: u64) -> Option<(u64, u64)> {
     use std::os::fd::AsRawFd;
     let seek = |from: u64, whence: libc::c_int| {
@@ -296,6 +299,18 @@ impl Drop for RssTrim {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn page_ranges_read_short_gaps_through() {
+        let g = PAGE_GAP;
+        let pages = [0, 1, 2, 2 + g, 3 + 2 * g + 1, 3 + 2 * g + 2, 100 * g];
+        let ranges = page_ranges(&pages, 10);
+        assert_eq!(
+            ranges,
+            vec![(0, (3 + g) * 10), ((4 + 2 * g) * 10, (6 + 2 * g) * 10), (1000 * g, (100 * g + 1) * 10)]
+        );
+        assert!(page_ranges(&[], 10).is_empty());
+    }
 
     #[test]
     fn data_regions_cover_every_written_byte_and_skip_holes() {
