@@ -113,7 +113,7 @@ pub const PREFETCH_STEP: u64 = 128 << 10;
 /// Share of neighbouring account leaves in key order
 /// ([`metisdb::Snapshot::leaves_in_key_order`]) from which a scan of the
 /// state reads the file front to back by itself, so that [`Prefetch::for_state_scan`]
-/// does not read the whole file ahead of it.
+/// reads nothing ahead of it.
 pub const IN_ORDER_SHARE: f64 = 0.5;
 
 /// Pages between two wanted pages up to which [`Prefetch::pages`] reads
