@@ -211,8 +211,9 @@ impl<'a> PagedCursor<'a> {
     fn drop_behind(&mut self, to: u64) {
         let a = &mut self.ahead;
         let ps = self.snap.inner.page_size as u64;
+        // False before the first run (count 0): no stream yet.
         let streaming = (a.first + a.count).saturating_sub(a.stream_start) * ps >= DROP_ALIGN;
-        if a.count > 0 && streaming && to > a.drop_from {
+        if streaming && to > a.drop_from {
             crate::storage::drop_cached_of(self.snap.inner.storage.file(), a.drop_from * ps, (to - a.drop_from) * ps);
             a.drop_from = to;
         }
@@ -428,8 +429,9 @@ impl Snapshot {
             return Err(self.corrupt(root.page, "tree deeper than the limit"));
         }
         let (mut seen, mut pairs, mut in_order) = (std::collections::HashSet::new(), 0u64, 0u64);
-        for i in 0..samples.clamp(1, 256) {
-            let key = [(i * 256 / samples.clamp(1, 256)) as u8];
+        let samples = samples.clamp(1, 256);
+        for i in 0..samples {
+            let key = [(i * 256 / samples) as u8];
             let (mut id, mut level) = (root.page, root.level);
             let mut page = read_node(self, id, level, Vec::new())?;
             while level > 1 {
