@@ -145,7 +145,9 @@ impl<'a, 'p> TxExecutor<'a, 'p> {
         let outcome = self.handler.run(&mut self.evm);
         // Leaves the journal empty for the next transaction.
         let state = self.evm.finalize();
-        let reads = std::mem::take(&mut self.evm.ctx.journaled_state.database.reads);
+        // An exact-size copy: the buffer keeps its capacity for the next
+        // transaction, so a read set is one allocation, not one per doubling.
+        let reads = self.evm.ctx.journaled_state.database.reads.drain(..).collect();
         match outcome {
             Ok(result) => {
                 let writes = collect_writes(&state, self.beneficiary, self.handler.reward.get());

@@ -18,8 +18,8 @@
 //! cores every such read moved that line between them.
 
 use super::types::{
-    sort_by_state_key, AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version,
-    WriteOp,
+    sort_by_state_key, AccountBasic, AdditionChain, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex,
+    Version, WriteOp,
 };
 use super::view::{StateError, StateView};
 use alloy_primitives::map::{DefaultHashBuilder, HashMap, HashSet};
@@ -126,10 +126,10 @@ impl Walk {
             Walk::Found { base, additions } if additions.is_empty() => {
                 Some(base.as_ref().map_or(ReadOrigin::Parent, |(v, _)| ReadOrigin::Version(*v)))
             }
-            Walk::Found { base, additions } => Some(ReadOrigin::Additions {
+            Walk::Found { base, additions } => Some(ReadOrigin::Additions(Box::new(AdditionChain {
                 base: base.as_ref().map(|(v, _)| *v),
                 additions: additions.iter().map(|(v, _)| *v).collect(),
-            }),
+            }))),
         }
     }
 }
@@ -1171,10 +1171,10 @@ mod tests {
         assert_eq!(account.unwrap().balance, U256::from(112));
         assert_eq!(
             origin,
-            ReadOrigin::Additions {
+            ReadOrigin::Additions(Box::new(AdditionChain {
                 base: None,
                 additions: vec![Version { tx: 2, incarnation: 0 }, Version { tx: 0, incarnation: 0 }],
-            }
+            }))
         );
         // A new addition below the reader invalidates its read.
         let reads = vec![ReadRecord { key, origin }];
@@ -1232,7 +1232,7 @@ mod tests {
             assert_eq!(account.unwrap().balance, U256::from(1008));
             let base = Some(Version { tx: 1, incarnation: 0 });
             let additions = vec![Version { tx: 4, incarnation: 0 }, Version { tx: 2, incarnation: 0 }];
-            assert_eq!(origin, ReadOrigin::Additions { base, additions });
+            assert_eq!(origin, ReadOrigin::Additions(Box::new(AdditionChain { base, additions })));
             assert_eq!(mv.read_account(&addr(1), 1).unwrap().0.unwrap().balance, U256::from(105));
             // An aborted addition blocks readers above it until rewritten.
             mv.convert_writes_to_estimates(2);

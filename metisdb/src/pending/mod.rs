@@ -25,6 +25,7 @@ pub use in_memory::{InMemoryAccount, InMemoryState, MissingBlockHash};
 pub use memory::{MvMemory, ReadError};
 pub use snapshot::{snapshot_block_hash, WithBlockHashes};
 pub use types::{
-    AccountBasic, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp, EMPTY_CODE_HASH,
+    AccountBasic, AdditionChain, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
+    EMPTY_CODE_HASH,
 };
 pub use view::{StateError, StateView};

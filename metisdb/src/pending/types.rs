@@ -163,14 +163,20 @@ pub enum ReadOrigin {
     Parent,
     /// The write of this version.
     Version(Version),
-    /// A chain of balance additions, newest first, ending on a full write or on
-    /// the parent state (`base` is `None`).
-    Additions {
-        /// The full write below the additions (`None`: the parent state).
-        base: Option<Version>,
-        /// The additions, newest first.
-        additions: Vec<Version>,
-    },
+    /// A chain of balance additions (rare: boxed, so that the common origins
+    /// and with them every read record stay small; a read set is written
+    /// for every read of every transaction).
+    Additions(Box<AdditionChain>),
+}
+
+/// Balance additions, newest first, ending on a full write or on the parent
+/// state (`base` is `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdditionChain {
+    /// The full write below the additions (`None`: the parent state).
+    pub base: Option<Version>,
+    /// The additions, newest first.
+    pub additions: Vec<Version>,
 }
 
 /// A read made by a transaction and what it saw.
@@ -181,6 +187,10 @@ pub struct ReadRecord {
     /// Where its value came from.
     pub origin: ReadOrigin,
 }
+
+// Every read of every transaction of a parallel block leaves one record
+// (a block of swaps: about 25 per transaction); keep them at most 80 bytes.
+const _: () = assert!(std::mem::size_of::<ReadRecord>() <= 80);
 
 #[cfg(test)]
 mod tests {
