@@ -41,14 +41,15 @@ pub struct DependencyHints {
 
 impl DependencyHints {
     pub fn new(txs: &[TxEnv]) -> Self {
-        let mut last_of_sender: HashMap<Address, TxIndex> = HashMap::default();
-        last_of_sender.reserve(txs.len());
-        let mut previous_same_sender = Vec::with_capacity(txs.len());
         let mut predicted: Vec<Address> = Vec::with_capacity(txs.len());
         let mut predicted_at = Vec::with_capacity(txs.len() + 1);
         predicted_at.push(0);
-        for (i, tx) in txs.iter().enumerate() {
-            previous_same_sender.push(last_of_sender.insert(tx.caller, i));
+        // One pass over the transactions that only copies: a large block's
+        // transactions are not in the cache, and with nothing but loads in
+        // the loop many of their misses overlap. The same-sender links are
+        // then found in the compact copy.
+        let callers: Vec<Address> = txs.iter().map(|tx| tx.caller).collect();
+        for tx in txs {
             let start = predicted.len();
             if let TxKind::Call(to) = tx.kind {
                 predicted.push(to);
@@ -67,6 +68,10 @@ impl DependencyHints {
             }
             predicted_at.push(predicted.len());
         }
+        let mut last_of_sender: HashMap<Address, TxIndex> = HashMap::default();
+        last_of_sender.reserve(txs.len());
+        let previous_same_sender =
+            callers.iter().enumerate().map(|(i, caller)| last_of_sender.insert(*caller, i)).collect();
         Self {
             previous_same_sender,
             predicted,
