@@ -17,7 +17,9 @@
 //! threads take minutes).
 //!
 //! `synthetic` also takes `--only raw|erc20|uniswap`, `--mode seq|par|both`
-//! `--runs N` (best of N, default 3) and `--receipts` (also time the
+//! `--runs N` (rounds of one run per mode, default 7: times are the best
+//! run of each mode, the speedup the median over the rounds of the ratio
+//! of the two runs of a round) and `--receipts` (also time the
 //! receipts root alone, on 1 and N threads). Uniswap swaps go to independent
 //! pairs unless `--pools` is given; every transaction has its own sender
 //! unless `--senders N` is given (fewer senders: same-sender chains, as in
@@ -151,7 +153,7 @@ fn synthetic(args: &[String], workers: usize) {
     // Fewer senders than transactions: same-sender chains (payouts).
     let senders: Option<usize> = flag(args, "--senders").and_then(|s| s.parse().ok());
     let only = flag(args, "--only");
-    let runs: usize = flag(args, "--runs").and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
+    let runs: usize = flag(args, "--runs").and_then(|r| r.parse().ok()).unwrap_or(7).max(1);
     let mode = flag(args, "--mode").unwrap_or_else(|| "both".into());
     let on_metisdb = match flag(args, "--state").as_deref() {
         None | Some("memory") => false,
@@ -163,7 +165,7 @@ fn synthetic(args: &[String], workers: usize) {
     };
     print_machine_bounds(args);
     let db_root = flag(args, "--dir").map_or_else(|| std::env::temp_dir().join("exec-bench-metisdb"), PathBuf::from);
-    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {}, state {}; phases: transactions + finish ms)", allocator(), if on_metisdb { "MetisDB (warm)" } else { "in memory" });
+    println!("workload      txs  Mgas   seq ms   par ms  speedup  seq Mgas/s  par Mgas/s  (workers {workers}, hot ratio {hot_ratio}, allocator {}, state {}; times: best of {runs} interleaved rounds; speedup: median over the rounds of seq ms / par ms in the round; phases: transactions + finish ms)", allocator(), if on_metisdb { "MetisDB (warm)" } else { "in memory" });
     for (name, workload, gas_per_tx) in [
         ("raw", Workload::RawTransfers, 21_000u64),
         ("erc20", Workload::Erc20, 51_000),
@@ -199,16 +201,15 @@ fn synthetic(args: &[String], workers: usize) {
         if mode != "seq" {
             modes.push(ExecutionMode::Parallel { workers });
         }
-        let mut timed = interleaved(runs, &modes, |mode| execute_block(parent, &block.input, &block.txs, mode))
-            .best
-            .into_iter()
-            .map(|(out, ms)| match out {
-                Ok(out) => (out, ms),
-                Err(e) => {
-                    eprintln!("{name}: {e}");
-                    std::process::exit(1);
-                }
-            });
+        let timing = interleaved(runs, &modes, |mode| execute_block(parent, &block.input, &block.txs, mode));
+        let speedup = if modes.len() == 2 { timing.median_speedup(0, 1) } else { f64::NAN };
+        let mut timed = timing.best.into_iter().map(|(out, ms)| match out {
+            Ok(out) => (out, ms),
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                std::process::exit(1);
+            }
+        });
         let seq = (mode != "par").then(|| timed.next().expect("a sequential run"));
         let par = (mode != "seq").then(|| timed.next().expect("a parallel run"));
         if let (Some((seq, _)), Some((par, _))) = (&seq, &par) {
@@ -228,7 +229,7 @@ fn synthetic(args: &[String], workers: usize) {
         }
         println!(
             "{name:<9} {txs:>8} {mgas:>5.0} {seq_ms:>8.1} {par_ms:>8.1} {:>7.2}x {:>11.0} {:>11.0}   aborts {} waits {}   phases seq {} par {}",
-            seq_ms / par_ms,
+            speedup,
             mgas / seq_ms * 1e3,
             mgas / par_ms * 1e3,
             stats.validation_aborts,
