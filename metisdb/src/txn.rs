@@ -27,6 +27,7 @@ use crate::page::{self, PageKind, RunKind};
 use crate::snapshot::Snapshot;
 use crate::storage::{GatherOp, WriteOp};
 use crate::tables::{self, Table};
+use std::collections::btree_map::{Entry, VacantEntry};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -654,26 +655,26 @@ impl TableWrite<'_> {
             let payload = crate::btree::value_run_payload(key, value);
             NewValue::Run { id: self.dirty.new_run(RunKind::Value, self.table.0, &payload), len: value.len() as u32 }
         };
-        let ck = self.history.then(|| change_map_key(self.table, key));
-        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
+        // One lookup of the change map: the vacant entry (the key's first
+        // change) takes the old value once the tree gives it.
+        let first_change = first_change(self.changes, self.history, self.table, key);
         // The root changes only when the whole edit succeeded.
         let mut root = *self.root;
-        let prev = tree_writer(self.base, self.dirty, self.table).insert(&mut root, key, nv, want_old)?;
+        let prev = tree_writer(self.base, self.dirty, self.table).insert(&mut root, key, nv, first_change.is_some())?;
         *self.root = root;
-        if want_old {
-            self.changes.insert(ck.expect("versioned"), prev.value);
+        if let Some(entry) = first_change {
+            entry.insert(prev.value);
         }
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool> {
-        let ck = self.history.then(|| change_map_key(self.table, key));
-        let want_old = ck.as_ref().is_some_and(|k| !self.changes.contains_key(k));
+        let first_change = first_change(self.changes, self.history, self.table, key);
         let mut root = *self.root;
-        let prev = tree_writer(self.base, self.dirty, self.table).delete(&mut root, key, want_old)?;
+        let prev = tree_writer(self.base, self.dirty, self.table).delete(&mut root, key, first_change.is_some())?;
         *self.root = root;
-        if want_old && prev.existed {
-            self.changes.insert(ck.expect("versioned"), prev.value);
+        if let (Some(entry), true) = (first_change, prev.existed) {
+            entry.insert(prev.value);
         }
         Ok(prev.existed)
     }
@@ -727,6 +728,23 @@ pub struct ApartEdits {
     root: TreeRoot,
     dirty: Dirty,
     changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+/// The change map's vacant entry for `key` of `table` if the table keeps
+/// history (`history`) and this is the key's first change in the transaction.
+fn first_change<'m>(
+    changes: &'m mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    history: bool,
+    table: Table,
+    key: &[u8],
+) -> Option<VacantEntry<'m, Vec<u8>, Option<Vec<u8>>>> {
+    if !history {
+        return None;
+    }
+    match changes.entry(change_map_key(table, key)) {
+        Entry::Vacant(entry) => Some(entry),
+        Entry::Occupied(_) => None,
+    }
 }
 
 fn change_map_key(table: Table, key: &[u8]) -> Vec<u8> {

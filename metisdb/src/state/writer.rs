@@ -18,11 +18,11 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::tables;
 use crate::txn::{ApartEdits, CommitInfo, TableEdit, WriteTxn};
+use alloy_primitives::map::HashMap;
 use metis_trie::{
     combine_subtries, prefixes_at_depth, update_root, update_subtrie, BranchRecord, Nibbles, PrefixSet, RootUpdate,
     SubtrieUpdate, EMPTY_ROOT_HASH,
 };
-use alloy_primitives::map::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
