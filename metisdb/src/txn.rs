@@ -246,6 +246,15 @@ impl<'db> WriteTxn<'db> {
         self.put_raw(table, key, value)
     }
 
+    /// Inserts or replaces `key` in `table` and returns its previous value,
+    /// with one descent of the tree (a [`WriteTxn::get`] before a
+    /// [`WriteTxn::put`] takes two).
+    pub fn replace(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_table(table)?;
+        check_key(key)?;
+        self.table_write(table).put_returning(key, value, true)
+    }
+
     /// Deletes `key` from `table`; returns whether it existed.
     pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         check_table(table)?;
@@ -645,6 +654,12 @@ struct TableWrite<'a> {
 
 impl TableWrite<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.put_returning(key, value, false).map(drop)
+    }
+
+    /// [`TableWrite::put`]; with `return_old`, also the key's previous value
+    /// (found by the same descent).
+    fn put_returning(&mut self, key: &[u8], value: &[u8], return_old: bool) -> Result<Option<Vec<u8>>> {
         if value.len() > MAX_VALUE_LEN {
             return Err(Error::TooLarge { what: "value", len: value.len(), limit: MAX_VALUE_LEN });
         }
@@ -658,14 +673,19 @@ impl TableWrite<'_> {
         // One lookup of the change map: the vacant entry (the key's first
         // change) takes the old value once the tree gives it.
         let first_change = first_change(self.changes, self.history, self.table, key);
+        let want_old = return_old || first_change.is_some();
         // The root changes only when the whole edit succeeded.
         let mut root = *self.root;
-        let prev = tree_writer(self.base, self.dirty, self.table).insert(&mut root, key, nv, first_change.is_some())?;
+        let prev = tree_writer(self.base, self.dirty, self.table).insert(&mut root, key, nv, want_old)?;
         *self.root = root;
-        if let Some(entry) = first_change {
-            entry.insert(prev.value);
-        }
-        Ok(())
+        Ok(match (first_change, return_old) {
+            (Some(entry), true) => entry.insert(prev.value).clone(),
+            (Some(entry), false) => {
+                entry.insert(prev.value);
+                None
+            }
+            (None, _) => prev.value,
+        })
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool> {

@@ -11,7 +11,9 @@ type Model = BTreeMap<(u8, Vec<u8>), Vec<u8>>;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put(u8, Vec<u8>, usize, u8),
+    /// Table, key, value length and byte, and whether it goes in with
+    /// `WriteTxn::replace` (whose returned previous value is checked).
+    Put(u8, Vec<u8>, usize, u8, bool),
     Delete(u8, Vec<u8>),
     Commit,
     Abort,
@@ -35,8 +37,8 @@ fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        40 => (0u8..3, key_strategy(), prop_oneof![0usize..120, 900usize..1100, 3000usize..20000], any::<u8>())
-            .prop_map(|(t, k, len, b)| Op::Put(t, k, len, b)),
+        40 => (0u8..3, key_strategy(), prop_oneof![0usize..120, 900usize..1100, 3000usize..20000], any::<u8>(), any::<bool>())
+            .prop_map(|(t, k, len, b, replace)| Op::Put(t, k, len, b, replace)),
         15 => (0u8..3, key_strategy()).prop_map(|(t, k)| Op::Delete(t, k)),
         6 => Just(Op::Commit),
         1 => Just(Op::Abort),
@@ -152,10 +154,13 @@ fn run(ops: Vec<Op>, retention: u32) {
             Op::Commit => {
                 let mut txn = db.begin_write().unwrap();
                 for o in &txn_ops {
-                    apply(&mut txn, o);
+                    let previous = apply(&mut txn, o);
                     match o {
-                        Op::Put(t, k, len, b) => {
-                            pending.insert((*t % 3, k.clone()), value(*len, *b));
+                        Op::Put(t, k, len, b, replace) => {
+                            let old = pending.insert((*t % 3, k.clone()), value(*len, *b));
+                            if *replace {
+                                assert_eq!(previous, old, "previous value of table {t} key {k:?} from replace");
+                            }
                         }
                         Op::Delete(t, k) => {
                             pending.remove(&(*t % 3, k.clone()));
@@ -194,11 +199,17 @@ fn run(ops: Vec<Op>, retention: u32) {
     }
 }
 
-fn apply(txn: &mut metisdb::WriteTxn<'_>, op: &Op) {
+/// Applies `op`; a replacing put returns the previous value it got back.
+fn apply(txn: &mut metisdb::WriteTxn<'_>, op: &Op) -> Option<Vec<u8>> {
     match op {
-        Op::Put(t, k, len, b) => txn.put(table(*t), k, &value(*len, *b)).unwrap(),
+        Op::Put(t, k, len, b, true) => txn.replace(table(*t), k, &value(*len, *b)).unwrap(),
+        Op::Put(t, k, len, b, false) => {
+            txn.put(table(*t), k, &value(*len, *b)).unwrap();
+            None
+        }
         Op::Delete(t, k) => {
             txn.delete(table(*t), k).unwrap();
+            None
         }
         _ => unreachable!(),
     }
@@ -240,7 +251,7 @@ fn large_random_workload_with_deep_trees() {
             if round >= 8 && !r.is_multiple_of(3) {
                 ops.push(Op::Delete((r >> 20) as u8 % 2, k));
             } else {
-                ops.push(Op::Put((r >> 20) as u8 % 2, k, (r >> 32) as usize % 200, r as u8));
+                ops.push(Op::Put((r >> 20) as u8 % 2, k, (r >> 32) as usize % 200, r as u8, (r >> 9) & 1 == 1));
             }
         }
         ops.push(Op::Commit);
@@ -267,14 +278,14 @@ fn sorted_appends_with_updates_and_deletes_in_between() {
                 _ => (r >> 8) as usize % 150,
             };
             let key = |n: u64| [b"k".as_slice(), &n.to_be_bytes()].concat();
-            ops.push(Op::Put((round % 2) as u8, key(appended), len, r as u8));
+            ops.push(Op::Put((round % 2) as u8, key(appended), len, r as u8, round % 3 == 0));
             appended += 1;
             if i % 97 == 0 && appended > 10 {
                 let old = key((r >> 16) % appended);
                 if r.is_multiple_of(2) {
                     ops.push(Op::Delete((round % 2) as u8, old));
                 } else {
-                    ops.push(Op::Put((round % 2) as u8, old, (r >> 24) as usize % 300, r as u8));
+                    ops.push(Op::Put((round % 2) as u8, old, (r >> 24) as usize % 300, r as u8, true));
                 }
             }
         }

@@ -11,7 +11,7 @@
 //! (into edits apart from the transaction, merged at the end), not after it.
 
 use super::account::{AccountInfo, StoredAccount};
-use super::read::StateRead;
+use super::read::{bad, StateRead};
 use super::trie_io::{trie_key, AccountLeaves, StorageLeaves, TrieBranches};
 use super::{hash_slot, keccak256, storage_key, stored_slot_value, Address, B256, U256};
 use crate::db::Db;
@@ -279,12 +279,19 @@ impl<'db> StateWriter<'db> {
                 self.txn.delete(tables::ACCOUNTS, address_hash.as_slice())?;
             }
             Some(info) => {
-                let storage_root = self.txn.account_by_hash(address_hash)?.map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
-                self.txn.put(
-                    tables::ACCOUNTS,
-                    address_hash.as_slice(),
-                    &StoredAccount { info, storage_root }.encode(),
-                )?;
+                // The account keeps its storage root. One descent: the record
+                // goes in with an empty storage root and the old one comes
+                // back; an account with storage is written again (its leaf
+                // is a dirty page in the cache by then).
+                let key = address_hash.as_slice();
+                let fresh = StoredAccount { info, storage_root: EMPTY_ROOT_HASH };
+                if let Some(old) = self.txn.replace(tables::ACCOUNTS, key, &fresh.encode())? {
+                    let old = StoredAccount::decode(&old).map_err(|r| bad(tables::ACCOUNTS, key, r))?;
+                    if old.storage_root != EMPTY_ROOT_HASH {
+                        let storage_root = old.storage_root;
+                        self.txn.put(tables::ACCOUNTS, key, &StoredAccount { info, storage_root }.encode())?;
+                    }
+                }
             }
         }
         Ok(())
