@@ -39,6 +39,50 @@ pub struct DependencyHints {
     any_hot: AtomicBool,
 }
 
+/// 32 bits of `address` (a multiplicative hash of its bytes): senders that
+/// share one are told apart by [`previous_same_sender`].
+fn sender_fingerprint(address: &Address) -> u32 {
+    let b = address.as_slice();
+    let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let tail = u64::from(u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")));
+    let mixed = word(0) ^ word(8).rotate_left(21) ^ tail.rotate_left(42);
+    (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
+}
+
+/// For each transaction, the closest lower one with the same sender. The
+/// transactions are sorted by the fingerprint of their sender with their
+/// index below it (so a sender's transactions come out in order): on the
+/// 47,619 transfers of a gigagas block a hash map of the senders took
+/// 3.4-5.3 ms, its inserts missing the cache. A run of one fingerprint
+/// with more than one sender in it (a collision) is sorted again by the
+/// full address: no input makes this quadratic.
+fn previous_same_sender(callers: &[Address], fingerprint: impl Fn(&Address) -> u32) -> Vec<Option<TxIndex>> {
+    assert!(u32::try_from(callers.len()).is_ok(), "{} transactions in one block", callers.len());
+    let tx_of = |entry: u64| (entry & u64::from(u32::MAX)) as TxIndex;
+    let mut order: Vec<u64> =
+        callers.iter().enumerate().map(|(i, a)| (u64::from(fingerprint(a)) << 32) | i as u64).collect();
+    order.sort_unstable();
+    let mut previous = vec![None; callers.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let key = order[start] >> 32;
+        let len = order[start..].iter().take_while(|&&e| e >> 32 == key).count();
+        let run = &mut order[start..start + len];
+        let first = callers[tx_of(run[0])];
+        if run.iter().any(|&e| callers[tx_of(e)] != first) {
+            run.sort_unstable_by_key(|&e| (callers[tx_of(e)], tx_of(e)));
+        }
+        for pair in run.windows(2) {
+            let (before, tx) = (tx_of(pair[0]), tx_of(pair[1]));
+            if callers[before] == callers[tx] {
+                previous[tx] = Some(before);
+            }
+        }
+        start += len;
+    }
+    previous
+}
+
 impl DependencyHints {
     pub fn new(txs: &[TxEnv]) -> Self {
         let mut predicted: Vec<Address> = Vec::with_capacity(txs.len());
@@ -68,10 +112,7 @@ impl DependencyHints {
             }
             predicted_at.push(predicted.len());
         }
-        let mut last_of_sender: HashMap<Address, TxIndex> = HashMap::default();
-        last_of_sender.reserve(txs.len());
-        let previous_same_sender =
-            callers.iter().enumerate().map(|(i, caller)| last_of_sender.insert(*caller, i)).collect();
+        let previous_same_sender = previous_same_sender(&callers, sender_fingerprint);
         Self {
             previous_same_sender,
             predicted,
@@ -158,6 +199,37 @@ mod tests {
             kind: TxKind::Call(Address::repeat_byte(to)),
             access_list: AccessList(items.collect()),
             ..TxEnv::default()
+        }
+    }
+
+    /// The links a map of each sender's last transaction gives.
+    fn links_by_map(callers: &[Address]) -> Vec<Option<TxIndex>> {
+        let mut last: HashMap<Address, TxIndex> = HashMap::default();
+        callers.iter().enumerate().map(|(i, caller)| last.insert(*caller, i)).collect()
+    }
+
+    #[test]
+    fn same_sender_links_equal_a_map_of_last_transactions() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (txs, senders) in [(0, 1), (1, 1), (2, 1), (50, 1), (500, 7), (2000, 300), (5000, 5000)] {
+            let callers: Vec<Address> = (0..txs)
+                .map(|_| {
+                    let mut a = [0u8; 20];
+                    a[12..20].copy_from_slice(&(next() % senders).to_be_bytes());
+                    Address::from(a)
+                })
+                .collect();
+            let want = links_by_map(&callers);
+            assert_eq!(previous_same_sender(&callers, sender_fingerprint), want, "{txs} txs, {senders} senders");
+            // Every sender colliding with every other: the runs are sorted again.
+            assert_eq!(previous_same_sender(&callers, |_| 7), want, "{txs} txs, one fingerprint");
+            assert_eq!(previous_same_sender(&callers, |a| u32::from(a[19] & 1)), want, "{txs} txs, two fingerprints");
         }
     }
 
