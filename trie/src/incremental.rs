@@ -166,7 +166,7 @@ impl PrefixSet {
         let mut mask = 0u16;
         for key in self.keys[start..].iter().take_while(|k| **k <= hi) {
             let byte = key[depth / 2];
-            let nibble = if depth % 2 == 0 { byte >> 4 } else { byte & 0x0f };
+            let nibble = if depth.is_multiple_of(2) { byte >> 4 } else { byte & 0x0f };
             mask |= 1 << nibble;
         }
         mask
