@@ -90,6 +90,15 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
     off
 }
 
+/// Refuses a root deeper than any tree can be (damage in a meta or branch
+/// page): every walk from a root checks this before its first read.
+fn check_depth(snap: &Snapshot, root: TreeRoot) -> Result<()> {
+    if root.level as usize >= MAX_DEPTH {
+        return Err(snap.corrupt(root.page, "tree deeper than the limit"));
+    }
+    Ok(())
+}
+
 impl<'a> PagedCursor<'a> {
     /// A cursor at the first key `>= start`.
     fn seek(snap: &'a Snapshot, root: TreeRoot, start: &[u8]) -> Result<Self> {
@@ -98,9 +107,7 @@ impl<'a> PagedCursor<'a> {
         if root.is_empty() {
             return Ok(c);
         }
-        if root.level as usize >= MAX_DEPTH {
-            return Err(snap.corrupt(root.page, "tree deeper than the limit"));
-        }
+        check_depth(snap, root)?;
         let (mut id, mut level) = (root.page, root.level);
         loop {
             let page = read_node(snap, id, level, Vec::new())?;
@@ -366,9 +373,7 @@ impl<'a> PagedLookup<'a> {
         if root.is_empty() {
             return Ok(None);
         }
-        if root.level as usize >= MAX_DEPTH {
-            return Err(snap.corrupt(root.page, "tree deeper than the limit"));
-        }
+        check_depth(snap, root)?;
         let (mut id, mut level) = (root.page, root.level);
         while level > 0 {
             if !self.branches.contains_key(&id) {
@@ -425,9 +430,7 @@ impl Snapshot {
         if root.is_empty() || root.level == 0 {
             return Ok(None);
         }
-        if root.level as usize >= MAX_DEPTH {
-            return Err(self.corrupt(root.page, "tree deeper than the limit"));
-        }
+        check_depth(self, root)?;
         let (mut seen, mut pairs, mut in_order) = (std::collections::HashSet::new(), 0u64, 0u64);
         let samples = samples.clamp(1, 256);
         for i in 0..samples {
@@ -458,9 +461,7 @@ impl Snapshot {
         if root.is_empty() {
             return Ok(Vec::new());
         }
-        if root.level as usize >= MAX_DEPTH {
-            return Err(self.corrupt(root.page, "tree deeper than the limit"));
-        }
+        check_depth(self, root)?;
         let mut pages = vec![root.page];
         let mut stack = if root.level > 0 { vec![(root.page, root.level)] } else { Vec::new() };
         let mut buf = Vec::new();
