@@ -41,7 +41,7 @@
 //! so the calls can run on separate threads with separate cursors.
 
 use crate::builder::{BuildError, RootBuilder, SubtrieTop};
-use crate::nibbles::Nibbles;
+use crate::nibbles::{packed_nibble, Nibbles};
 use crate::record::{BranchRecord, ChildKind};
 use alloy_primitives::{B256, U256};
 use core::fmt;
@@ -165,9 +165,7 @@ impl PrefixSet {
         let start = self.keys.partition_point(|k| k < &lo);
         let mut mask = 0u16;
         for key in self.keys[start..].iter().take_while(|k| **k <= hi) {
-            let byte = key[depth / 2];
-            let nibble = if depth.is_multiple_of(2) { byte >> 4 } else { byte & 0x0f };
-            mask |= 1 << nibble;
+            mask |= 1 << packed_nibble(key.as_slice(), depth);
         }
         mask
     }

@@ -56,6 +56,18 @@ enum Packed {
     Heap(Vec<u8>),
 }
 
+/// Nibble `index` of `packed` (two per byte, high nibble first): of a
+/// [`Nibbles`] path or of a 32-byte key.
+#[inline]
+pub(crate) fn packed_nibble(packed: &[u8], index: usize) -> u8 {
+    let byte = packed[index / 2];
+    if index.is_multiple_of(2) {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    }
+}
+
 /// A path of nibbles (values 0..=15), packed two per byte.
 ///
 /// Invariant: every nibble position past `len` in the backing storage is
@@ -147,12 +159,7 @@ impl Nibbles {
     #[inline]
     pub(crate) fn nibble(&self, index: usize) -> u8 {
         debug_assert!(index < self.len);
-        let byte = self.as_packed()[index / 2];
-        if index.is_multiple_of(2) {
-            byte >> 4
-        } else {
-            byte & 0x0f
-        }
+        packed_nibble(self.as_packed(), index)
     }
 
     /// The last nibble, if any.
