@@ -210,18 +210,12 @@ mod tests {
 
     #[test]
     fn same_sender_links_equal_a_map_of_last_transactions() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::synthetic::Rng(1);
         for (txs, senders) in [(0, 1), (1, 1), (2, 1), (50, 1), (500, 7), (2000, 300), (5000, 5000)] {
             let callers: Vec<Address> = (0..txs)
                 .map(|_| {
                     let mut a = [0u8; 20];
-                    a[12..20].copy_from_slice(&(next() % senders).to_be_bytes());
+                    a[12..20].copy_from_slice(&(rng.next() % senders).to_be_bytes());
                     Address::from(a)
                 })
                 .collect();
