@@ -276,8 +276,8 @@ fn run_block(
 
     let gas_used = receipts.last().map_or(0, |r| r.cumulative_gas_used);
     let mut bloom = Bloom::ZERO;
-    for receipt in &receipts {
-        bloom.accrue_bloom(&receipt.logs_bloom);
+    for receipt_bloom in receipts.iter().filter_map(|receipt| receipt.logs_bloom.as_deref()) {
+        bloom.accrue_bloom(receipt_bloom);
     }
     stats.finish_time = transactions_done.elapsed();
     Ok(BuiltBlock {
@@ -404,7 +404,7 @@ fn assemble_receipts(
             success,
             gas_used,
             cumulative_gas_used: cumulative,
-            logs_bloom: bloom.map_or(Bloom::ZERO, |bloom| *bloom),
+            logs_bloom: bloom,
             logs,
         });
         included.push(index);
