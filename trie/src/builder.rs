@@ -139,7 +139,7 @@ pub struct LeafHash {
 }
 
 /// Nibbles two 32-byte keys share at their start.
-fn common_nibbles(a: &B256, b: &B256) -> usize {
+pub(crate) fn common_nibbles(a: &B256, b: &B256) -> usize {
     for (i, (x, y)) in a.0.chunks_exact(8).zip(b.0.chunks_exact(8)).enumerate() {
         let diff =
             u64::from_be_bytes(x.try_into().expect("8 bytes")) ^ u64::from_be_bytes(y.try_into().expect("8 bytes"));
@@ -447,6 +447,29 @@ impl RootBuilder {
             return Err(BuildError::SlotNotUnderBranch(path));
         }
         self.add(Item::Slot { path, node_ref, kind })
+    }
+
+    /// Adds the node of an unstored branch at exactly `path` that the
+    /// caller built from everything below `path` ([`crate::bottom`]), not
+    /// hashed yet: it is hashed with its siblings when its parent
+    /// completes. `branch_nodes`: the branch nodes it holds, counted in
+    /// [`BuildOutput::branch_nodes`]. Proof nodes are not collected from
+    /// it (see [`RootBuilder::wants_proofs`]).
+    pub(crate) fn add_branch_node(
+        &mut self,
+        path: Nibbles,
+        rlp: Vec<u8>,
+        branch_nodes: usize,
+    ) -> Result<(), BuildError> {
+        self.add(Item::Completed { path, rlp, stored: false })?;
+        self.branch_nodes += branch_nodes;
+        Ok(())
+    }
+
+    /// Whether the builder collects proof nodes (then every node must be
+    /// built here).
+    pub(crate) fn wants_proofs(&self) -> bool {
+        !self.proof_targets.is_empty()
     }
 
     fn add(&mut self, item: Item) -> Result<(), BuildError> {

@@ -40,6 +40,7 @@
 //! [`update_subtrie`] call only touches records and leaves under its prefix,
 //! so the calls can run on separate threads with separate cursors.
 
+use crate::bottom::{bottom_branch, BottomScratch, MAX_BOTTOM_LEAVES};
 use crate::builder::{BuildError, RootBuilder, SubtrieTop};
 use crate::nibbles::{packed_nibble, Nibbles};
 use crate::record::{BranchRecord, ChildKind};
@@ -248,11 +249,23 @@ pub(crate) struct Walk<'a, L, B> {
     builder: RootBuilder,
     /// Old records of the branches visited (the only ones that can change).
     visited: Vec<(Nibbles, BranchRecord)>,
+    /// The leaves of the unstored subtrie being rebuilt, and the buffers
+    /// that build it ([`crate::bottom`]), reused between subtries.
+    bottom_leaves: Vec<(B256, Vec<u8>)>,
+    bottom_scratch: BottomScratch,
 }
 
 impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
     pub(crate) fn new(changed: &'a PrefixSet, leaves: &'a mut L, branches: &'a mut B, builder: RootBuilder) -> Self {
-        Self { changed, leaves, branches, builder, visited: Vec::new() }
+        Self {
+            changed,
+            leaves,
+            branches,
+            builder,
+            visited: Vec::new(),
+            bottom_leaves: Vec::new(),
+            bottom_scratch: BottomScratch::default(),
+        }
     }
 
     /// The topmost stored branch under `prefix`, if any. Under the storage
@@ -290,10 +303,49 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
         Ok(())
     }
 
+    /// Feeds the subtrie under `prefix`, which has no stored branch: as one
+    /// branch node built from its leaves ([`crate::bottom`]) when it is small
+    /// and has no branch the policy stores, otherwise leaf by leaf.
     fn emit_prefix(&mut self, prefix: &Nibbles) -> Result<(), TrieError> {
         let (lo, hi) =
             key_range(prefix).ok_or_else(|| TrieError::Inconsistent(format!("path {prefix:?} longer than a key")))?;
-        self.emit_leaves(&lo, &hi)
+        if self.builder.wants_proofs() {
+            return self.emit_leaves(&lo, &hi);
+        }
+        let mut leaves = std::mem::take(&mut self.bottom_leaves);
+        leaves.clear();
+        let mut entry = self.leaves.seek(&lo).map_err(leaf_err)?;
+        while let Some((key, value)) = entry.take() {
+            if key > hi {
+                break;
+            }
+            if leaves.len() == MAX_BOTTOM_LEAVES {
+                entry = Some((key, value));
+                break;
+            }
+            leaves.push((key, value));
+            entry = self.leaves.next().map_err(leaf_err)?;
+        }
+        // `entry` is left set only when the range holds more leaves.
+        let built =
+            if entry.is_none() && leaves.len() >= 2 { bottom_branch(&leaves, &mut self.bottom_scratch) } else { None };
+        match built {
+            Some(branch) => self.builder.add_branch_node(branch.path, branch.rlp, branch.branch_nodes)?,
+            None => {
+                for (key, value) in &leaves {
+                    self.builder.add_leaf(Nibbles::from_b256(key), value)?;
+                }
+                while let Some((key, value)) = entry {
+                    if key > hi {
+                        break;
+                    }
+                    self.builder.add_leaf(Nibbles::from_b256(&key), &value)?;
+                    entry = self.leaves.next().map_err(leaf_err)?;
+                }
+            }
+        }
+        self.bottom_leaves = leaves;
+        Ok(())
     }
 
     fn leaf_exists(&mut self, prefix: &Nibbles) -> Result<bool, TrieError> {

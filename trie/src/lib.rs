@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+mod bottom;
 pub mod builder;
 pub mod hex_prefix;
 pub mod incremental;
