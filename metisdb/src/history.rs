@@ -88,12 +88,26 @@ fn bloom_hashes(table: Table, key: &[u8]) -> (u64, u64) {
     (h1, h2)
 }
 
+/// Bytes of one entry: table, key length, key, presence flag, old value.
+fn entry_len(key: &[u8], old: Option<&[u8]>) -> usize {
+    1 + 2 + key.len() + 1 + old.map_or(0, <[u8]>::len)
+}
+
 /// Builds a change set from entries sorted by (table, key): (table, key, old value).
-pub fn encode_change_set<'a>(entries: impl ExactSizeIterator<Item = (Table, &'a [u8], Option<&'a [u8]>)>) -> Vec<u8> {
+/// The entries are walked twice: once for their sizes (the buffer is
+/// allocated once, at its final size: a commit's change set is megabytes,
+/// and growing it by doubling copied and faulted it in again and again),
+/// once to copy them.
+pub fn encode_change_set<'a>(
+    entries: impl ExactSizeIterator<Item = (Table, &'a [u8], Option<&'a [u8]>)> + Clone,
+) -> Vec<u8> {
     let n = entries.len();
     let bloom_bytes = if n == 0 { 0 } else { (n * BLOOM_BITS_PER_KEY).div_ceil(64) * 8 };
     let bits = (bloom_bytes * 8) as u64;
-    let mut out = vec![0u8; HEADER + bloom_bytes + 4 * (n + 1)];
+    let entry_bytes: usize = entries.clone().map(|(_, key, old)| entry_len(key, old)).sum();
+    let total = HEADER + bloom_bytes + 4 * (n + 1) + entry_bytes;
+    let mut out = Vec::with_capacity(total);
+    out.resize(HEADER + bloom_bytes + 4 * (n + 1), 0);
     out[0..4].copy_from_slice(&(n as u32).to_le_bytes());
     out[4..8].copy_from_slice(&(bloom_bytes as u32).to_le_bytes());
     out[8..12].copy_from_slice(&BLOOM_K.to_le_bytes());
@@ -123,6 +137,7 @@ pub fn encode_change_set<'a>(entries: impl ExactSizeIterator<Item = (Table, &'a 
     }
     let end = (out.len() - entries_at) as u32;
     out[offsets_at + 4 * n..offsets_at + 4 * n + 4].copy_from_slice(&end.to_le_bytes());
+    debug_assert_eq!(out.len(), total, "entry sizes computed ahead");
     out
 }
 
