@@ -421,3 +421,65 @@ fn parallel_threads_equal_sequential() {
     assert_eq!(combined.root, reference_root(leaves.map()));
     assert!(!combined.upserts.is_empty() && !combined.removals.is_empty());
 }
+
+/// A 32-byte key that starts with the nibbles `path`, the rest from `seed`.
+fn key_under(path: &[u8], seed: u32) -> B256 {
+    let mut key = keccak256(seed.to_be_bytes());
+    for (i, &nibble) in path.iter().enumerate() {
+        let byte = &mut key.0[i / 2];
+        *byte = if i % 2 == 0 { (*byte & 0x0f) | nibble << 4 } else { (*byte & 0xf0) | nibble };
+    }
+    key
+}
+
+/// A trie whose branches all have fewer than eight branch children has no
+/// stored branch however many leaves it holds: here 856 leaves under one
+/// unstored top branch, more than the walk builds a subtrie from in one
+/// pass, so it feeds them to the builder leaf by leaf. Then changes in it,
+/// and an insertion that gives the top branch an eighth branch child (it
+/// gets a record).
+#[test]
+fn a_large_trie_without_stored_branches() {
+    let mut paths: Vec<Vec<u8>> = Vec::new();
+    for a in 0u8..16 {
+        if a < 9 {
+            paths.push(vec![a]);
+            continue;
+        }
+        for b in 0u8..16 {
+            if b < 9 {
+                paths.push(vec![a, b]);
+                continue;
+            }
+            paths.extend((0u8..16).map(|c| vec![a, b, c]));
+        }
+    }
+    let mut leaves = MemLeaves::default();
+    for (seed, path) in (1u32..).zip(&paths) {
+        leaves.insert(key_under(path, seed), vec![0x80 | (seed % 100) as u8; 40]);
+    }
+    assert_eq!(leaves.map().len(), 9 + 7 * 9 + 49 * 16);
+    let mut branches = MemBranches::default();
+    let all: Vec<B256> = leaves.map().keys().copied().collect();
+    step(&leaves, &mut branches, all.clone()).unwrap();
+    assert!(branches.records().is_empty(), "no branch has eight branch children");
+
+    let mut touched = Vec::new();
+    for (i, key) in all.iter().enumerate().step_by(37) {
+        if i % 2 == 0 {
+            leaves.remove(key);
+        } else {
+            leaves.insert(*key, vec![0x42; 33]);
+        }
+        touched.push(*key);
+    }
+    step(&leaves, &mut branches, touched).unwrap();
+    assert!(branches.records().is_empty());
+
+    let added = [key_under(&[0], 1_000_001), key_under(&[0], 1_000_002)];
+    for key in added {
+        leaves.insert(key, vec![0x17; 40]);
+    }
+    step(&leaves, &mut branches, added.to_vec()).unwrap();
+    assert!(branches.records().contains_key(&Nibbles::new()), "the top branch has eight branch children");
+}
