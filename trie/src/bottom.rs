@@ -11,7 +11,7 @@
 //! over nibble groups. The result is the topmost branch node, unhashed, for
 //! the builder to hash with its siblings.
 
-use crate::builder::{common_nibbles, leaf_node_into};
+use crate::builder::{common_nibbles, leaf_node_into, BuildError};
 use crate::nibbles::{packed_nibble, Nibbles};
 use crate::node::{encode_branch, encode_extension, NodeRef, MAX_INLINE_NODE_LEN};
 use crate::record::STORED_BRANCH_CHILDREN;
@@ -42,15 +42,25 @@ pub(crate) struct BottomScratch {
     leaf: Vec<u8>,
 }
 
-/// The topmost branch of the trie of `leaves` (keys strictly increasing,
-/// at least two, values non-empty), or `None` when one of its branches
-/// would have a stored record under the storage policy
-/// ([`STORED_BRANCH_CHILDREN`]): the caller then feeds the leaves to a
-/// builder, which produces the record.
-pub(crate) fn bottom_branch(leaves: &[(B256, Vec<u8>)], scratch: &mut BottomScratch) -> Option<BottomBranch> {
+/// The topmost branch of the trie of `leaves` (at least two), or `None`
+/// when one of its branches would have a stored record under the storage
+/// policy ([`STORED_BRANCH_CHILDREN`]): the caller then feeds the leaves to
+/// a builder, which produces the record. Keys out of order and empty values
+/// are the builder's errors.
+pub(crate) fn bottom_branch(
+    leaves: &[(B256, Vec<u8>)],
+    scratch: &mut BottomScratch,
+) -> Result<Option<BottomBranch>, BuildError> {
     assert!(leaves.len() >= 2, "a bottom branch needs two leaves, got {}", leaves.len());
-    debug_assert!(leaves.windows(2).all(|w| w[0].0 < w[1].0), "leaves out of order");
-    debug_assert!(leaves.iter().all(|(_, value)| !value.is_empty()), "empty leaf value");
+    if let Some(w) = leaves.windows(2).find(|w| w[0].0 >= w[1].0) {
+        return Err(BuildError::OutOfOrder {
+            previous: Nibbles::from_b256(&w[0].0),
+            next: Nibbles::from_b256(&w[1].0),
+        });
+    }
+    if let Some((key, _)) = leaves.iter().find(|(_, value)| value.is_empty()) {
+        return Err(BuildError::EmptyValue(Nibbles::from_b256(key)));
+    }
     let shared: Vec<usize> = leaves.windows(2).map(|w| common_nibbles(&w[0].0, &w[1].0)).collect();
     let BottomScratch { nodes, ends, leaf } = scratch;
     nodes.clear();
@@ -67,8 +77,8 @@ pub(crate) fn bottom_branch(leaves: &[(B256, Vec<u8>)], scratch: &mut BottomScra
     let refs = node_refs((0..leaves.len()).map(node));
     let depth = common_nibbles(&leaves[0].0, &leaves[leaves.len() - 1].0);
     let mut branch_nodes = 0;
-    let rlp = branch_rlp(leaves, &refs, depth, &mut branch_nodes)?;
-    Some(BottomBranch { path: Nibbles::from_b256(&leaves[0].0).prefix(depth), rlp, branch_nodes })
+    let Some(rlp) = branch_rlp(leaves, &refs, depth, &mut branch_nodes) else { return Ok(None) };
+    Ok(Some(BottomBranch { path: Nibbles::from_b256(&leaves[0].0).prefix(depth), rlp, branch_nodes }))
 }
 
 /// The branch node at `depth` over `leaves` (which share `depth` nibbles
@@ -146,7 +156,7 @@ mod tests {
     fn check(leaves: &[(B256, Vec<u8>)]) {
         let mut scratch = BottomScratch::default();
         let (top, records) = reference(leaves);
-        match bottom_branch(leaves, &mut scratch) {
+        match bottom_branch(leaves, &mut scratch).unwrap() {
             Some(branch) => {
                 assert_eq!(records, 0, "a subtrie with stored branches must be left to the builder");
                 let SubtrieTop::Branch { path, node_ref, stored: false } = top else {
@@ -221,11 +231,26 @@ mod tests {
             }
         }
         let mut scratch = BottomScratch::default();
-        assert_eq!(bottom_branch(&leaves, &mut scratch), None);
+        assert_eq!(bottom_branch(&leaves, &mut scratch).unwrap(), None);
         check(&leaves);
         // Seven branch children: built here.
         let seven: Vec<_> = leaves.iter().filter(|(k, _)| k.0[0] >> 4 < 7 || k.0[31] == 1).cloned().collect();
-        assert!(bottom_branch(&seven, &mut scratch).is_some());
+        assert!(bottom_branch(&seven, &mut scratch).unwrap().is_some());
         check(&seven);
+    }
+
+    #[test]
+    fn keys_out_of_order_and_empty_values_are_errors() {
+        let mut scratch = BottomScratch::default();
+        let leaves = subtrie(7, 5, 16, 40);
+        let mut swapped = leaves.clone();
+        swapped.swap(3, 4);
+        assert!(matches!(bottom_branch(&swapped, &mut scratch), Err(BuildError::OutOfOrder { .. })));
+        let mut repeated = leaves.clone();
+        repeated[4].0 = repeated[3].0;
+        assert!(matches!(bottom_branch(&repeated, &mut scratch), Err(BuildError::OutOfOrder { .. })));
+        let mut empty = leaves;
+        empty[5].1.clear();
+        assert!(matches!(bottom_branch(&empty, &mut scratch), Err(BuildError::EmptyValue(_))));
     }
 }

@@ -328,7 +328,7 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
         }
         // `entry` is left set only when the range holds more leaves.
         let built =
-            if entry.is_none() && leaves.len() >= 2 { bottom_branch(&leaves, &mut self.bottom_scratch) } else { None };
+            if entry.is_none() && leaves.len() >= 2 { bottom_branch(&leaves, &mut self.bottom_scratch)? } else { None };
         match built {
             Some(branch) => self.builder.add_branch_node(branch.path, branch.rlp, branch.branch_nodes)?,
             None => {
