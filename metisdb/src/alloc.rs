@@ -342,19 +342,26 @@ impl Allocator {
 
     /// Pages of the file that hold nothing, sorted.
     fn unreachable_free(&self) -> Vec<u64> {
-        let mut extra: Vec<u64> =
+        merge_sorted(self.free.iter().copied(), &self.open_unused())
+    }
+
+    /// The unused pages of the open segments inside the file, sorted.
+    fn open_unused(&self) -> Vec<u64> {
+        let mut pages: Vec<u64> =
             self.open.iter().flatten().flat_map(|&(next, end)| next..end.min(self.page_count)).collect();
-        extra.sort_unstable();
-        let free: Vec<u64> = self.free.iter().copied().collect();
-        merge_sorted(&free, &extra)
+        pages.sort_unstable();
+        pages
     }
 
     /// Every page of the file that the latest state does not reach: free,
-    /// unused in open segments, and quarantined. Sorted.
+    /// unused in open segments, and quarantined. Sorted. One merge of the
+    /// free set with the rest (at 10M accounts the free set is hundreds of
+    /// thousands of pages, and this runs at every durable point).
     pub fn unreachable(&self) -> Vec<u64> {
-        let mut q: Vec<u64> = self.quarantine.iter().flat_map(|(_, p)| p.iter().copied()).collect();
-        q.sort_unstable();
-        merge_sorted(&self.unreachable_free(), &q)
+        let mut rest = self.open_unused();
+        rest.extend(self.quarantine.iter().flat_map(|(_, p)| p.iter().copied()));
+        rest.sort_unstable();
+        merge_sorted(self.free.iter().copied(), &rest)
     }
 
     /// Recomputes the per-segment counters from scratch and compares (debug builds).
@@ -396,7 +403,7 @@ impl Allocator {
         // thousands of pages, every durable point).
         let mut unreachable = self.unreachable();
         // Taking pages out of the free set can split at most one extent, hence the slack.
-        let estimate = encode_pages(&unreachable).len() + 32;
+        let estimate = encoding_shape(&unreachable).1 + 32;
         let n = crate::page::pages_for_run(estimate, page_size);
         let page_count = self.page_count;
         let first = self.alloc_run(Stream::Log, n);
@@ -430,21 +437,18 @@ impl Allocator {
     }
 }
 
-fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
+/// Merges sorted `a` and sorted `b` (distinct pages) into one sorted vector.
+fn merge_sorted(a: impl ExactSizeIterator<Item = u64>, b: &[u64]) -> Vec<u64> {
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let take_a = j == b.len() || (i < a.len() && a[i] <= b[j]);
-        let p = if take_a {
-            i += 1;
-            a[i - 1]
-        } else {
-            j += 1;
-            b[j - 1]
-        };
-        debug_assert!(out.last() != Some(&p), "page {p} free twice");
+    let mut b = b.iter().copied().peekable();
+    for p in a {
+        while let Some(q) = b.next_if(|&q| q < p) {
+            out.push(q);
+        }
         out.push(p);
     }
+    out.extend(b);
+    debug_assert!(out.windows(2).all(|w| w[0] < w[1]), "a page is free twice");
     out
 }
 
@@ -485,33 +489,51 @@ pub fn encode_pages(pages: &[u64]) -> Vec<u8> {
     encode_pages_min_len(pages, 0)
 }
 
+/// The maximal runs of consecutive pages of sorted, distinct `pages`:
+/// (first page, length).
+fn extents(pages: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let &first = pages.get(at)?;
+        let len = pages[at..].iter().zip(first..).take_while(|(&p, expected)| p == *expected).count();
+        at += len;
+        Some((first, len as u64))
+    })
+}
+
+/// Number of extents of `pages` and bytes of their canonical encoding,
+/// computed without building it (the free list is encoded at every
+/// durable point, and this sizes its run first).
+fn encoding_shape(pages: &[u64]) -> (u64, usize) {
+    let (mut count, mut bytes, mut end) = (0u64, 0, 0);
+    for (first, len) in extents(pages) {
+        count += 1;
+        bytes += varint_len(first - end) + varint_len(len);
+        end = first + len;
+    }
+    (count, bytes + varint_len(count))
+}
+
 /// [`encode_pages`], at least `min_len` bytes long if the varints can be
 /// widened that far (each to `MAX_VARINT_LEN` bytes); [`decode_pages`]
 /// reads the same pages either way.
 pub fn encode_pages_min_len(pages: &[u64], min_len: usize) -> Vec<u8> {
     debug_assert!(pages.windows(2).all(|w| w[0] < w[1]));
-    let mut extents: Vec<(u64, u64)> = Vec::new();
-    for &p in pages {
-        match extents.last_mut() {
-            Some((s, l)) if *s + *l == p => *l += 1,
-            _ => extents.push((p, 1)),
-        }
-    }
-    let mut values = Vec::with_capacity(1 + 2 * extents.len());
-    values.push(extents.len() as u64);
-    let mut end = 0;
-    for (s, l) in extents {
-        values.extend([s - end, l]);
-        end = s + l;
-    }
-    let canonical: usize = values.iter().map(|&v| varint_len(v)).sum();
+    let (count, canonical) = encoding_shape(pages);
     let mut padding = min_len.saturating_sub(canonical);
     let mut out = Vec::with_capacity(canonical + padding);
-    for v in values {
+    let mut put = |v: u64| {
         let len = varint_len(v);
         let extra = padding.min(MAX_VARINT_LEN - len);
         padding -= extra;
         put_varint_wide(&mut out, v, len + extra);
+    };
+    put(count);
+    let mut end = 0;
+    for (first, len) in extents(pages) {
+        put(first - end);
+        put(len);
+        end = first + len;
     }
     out
 }
