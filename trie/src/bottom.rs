@@ -11,7 +11,7 @@
 //! over nibble groups. The result is the topmost branch node, unhashed, for
 //! the builder to hash with its siblings.
 
-use crate::builder::{common_nibbles, leaf_node_into, BuildError};
+use crate::builder::{common_nibbles, leaf_depth, leaf_node_into, BuildError};
 use crate::nibbles::{packed_nibble, Nibbles};
 use crate::node::{encode_branch, encode_extension, NodeRef, MAX_INLINE_NODE_LEN};
 use crate::record::STORED_BRANCH_CHILDREN;
@@ -61,14 +61,13 @@ pub(crate) fn bottom_branch(
     if let Some((key, _)) = leaves.iter().find(|(_, value)| value.is_empty()) {
         return Err(BuildError::EmptyValue(Nibbles::from_b256(key)));
     }
-    let shared: Vec<usize> = leaves.windows(2).map(|w| common_nibbles(&w[0].0, &w[1].0)).collect();
     let BottomScratch { nodes, ends, leaf } = scratch;
     nodes.clear();
     ends.clear();
     for (i, (key, value)) in leaves.iter().enumerate() {
-        // A leaf hangs from the branch where it parts from the closer
-        // neighbour (keys are distinct: it parts above nibble 64).
-        let depth = shared[i.saturating_sub(1)].max(shared.get(i).copied().unwrap_or(0));
+        let (prev, next) = (i.checked_sub(1).map(|p| &leaves[p].0), leaves.get(i + 1).map(|(k, _)| k));
+        let depth =
+            leaf_depth(prev, key, next).expect("two or more distinct keys: every leaf has a distinct neighbour");
         leaf_node_into(leaf, key, depth, value);
         nodes.extend_from_slice(leaf);
         ends.push(nodes.len());

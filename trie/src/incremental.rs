@@ -292,7 +292,13 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
 
     /// Feeds every leaf with key in `lo..=hi`.
     fn emit_leaves(&mut self, lo: &B256, hi: &B256) -> Result<(), TrieError> {
-        let mut entry = self.leaves.seek(lo).map_err(leaf_err)?;
+        let entry = self.leaves.seek(lo).map_err(leaf_err)?;
+        self.feed_leaves_from(entry, hi)
+    }
+
+    /// Feeds `entry` (the cursor's current leaf) and the leaves after it,
+    /// up to key `hi`.
+    fn feed_leaves_from(&mut self, mut entry: Option<(B256, Vec<u8>)>, hi: &B256) -> Result<(), TrieError> {
         while let Some((key, value)) = entry {
             if &key > hi {
                 break;
@@ -335,13 +341,7 @@ impl<'a, L: LeafCursor, B: BranchStore> Walk<'a, L, B> {
                 for (key, value) in &leaves {
                     self.builder.add_leaf(Nibbles::from_b256(key), value)?;
                 }
-                while let Some((key, value)) = entry {
-                    if key > hi {
-                        break;
-                    }
-                    self.builder.add_leaf(Nibbles::from_b256(&key), &value)?;
-                    entry = self.leaves.next().map_err(leaf_err)?;
-                }
+                self.feed_leaves_from(entry, &hi)?;
             }
         }
         self.bottom_leaves = leaves;
