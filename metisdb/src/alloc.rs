@@ -7,6 +7,7 @@
 //! a crash would fall back to never sees a reused page. Until then it waits
 //! in the quarantine, keyed by `f`.
 
+use crate::page_set::PageSet;
 use std::collections::{BTreeSet, VecDeque};
 
 /// Pages per segment: the unit of sequential placement and of cleaning (1 MiB at 4 KiB pages).
@@ -35,10 +36,11 @@ pub enum Stream {
 /// become whole free segments again.
 #[derive(Debug, Clone, Default)]
 pub struct Allocator {
-    /// Released free pages (pages of open segments excluded). A set, not a
-    /// sorted vector: every segment a commit opens or closes takes or gives
-    /// back up to 256 pages, and a large file has hundreds of thousands free.
-    free: BTreeSet<u64>,
+    /// Released free pages (pages of open segments excluded). A bitmap:
+    /// every segment a commit opens or closes takes or gives back up to 256
+    /// pages, a large file has hundreds of thousands free, and every durable
+    /// point lists them all.
+    free: PageSet,
     /// Pages freed by the commit that made state `s`, oldest first.
     quarantine: VecDeque<(u64, Vec<u64>)>,
     /// Pages in the file (high-water mark): ids `>= page_count` are unused.
@@ -68,7 +70,7 @@ impl Allocator {
         let free = free.into_iter().collect();
         let mut a = Allocator { free, page_count, first_page, ..Default::default() };
         a.grow_segments();
-        for &p in &a.free {
+        for p in a.free.iter() {
             a.seg_free[seg_of(p) as usize] += 1;
         }
         // Pages past the end of the file are free too.
@@ -137,20 +139,7 @@ impl Allocator {
 
     /// Number of maximal runs of consecutive free pages, and the longest.
     pub fn extents(&self) -> (usize, u64) {
-        let all = self.unreachable_free();
-        let mut n = 0;
-        let mut longest = 0;
-        let mut run = 0u64;
-        for (i, p) in all.iter().enumerate() {
-            if i > 0 && all[i - 1] + 1 == *p {
-                run += 1;
-            } else {
-                n += 1;
-                run = 1;
-            }
-            longest = longest.max(run);
-        }
-        (n, longest)
+        self.unreachable_free().extents().fold((0, 0), |(n, longest), (_, len)| (n + 1, longest.max(len)))
     }
 
     /// Puts the pages freed by the commit that made state `seq` into quarantine.
@@ -192,21 +181,14 @@ impl Allocator {
 
     /// Removes `[lo, hi)` from the released free list (they were all free).
     fn take_range(&mut self, lo: u64, hi: u64) {
-        let taken: Vec<u64> = self.free.range(lo..hi).copied().collect();
-        debug_assert_eq!(
-            taken.len() as u64,
-            hi.min(self.page_count).saturating_sub(lo),
-            "pages {lo}..{hi} are not all free"
-        );
-        for p in taken {
-            self.free.remove(&p);
-        }
+        let taken = self.free.remove_range(lo, hi);
+        debug_assert_eq!(taken as u64, hi.min(self.page_count).saturating_sub(lo), "pages {lo}..{hi} are not all free");
     }
 
     /// Gives the unused rest of a stream's open segment back to the free list.
     fn close(&mut self, stream: Stream) {
         if let Some((next, end)) = self.open[stream as usize].take() {
-            self.free.extend(next..end.min(self.page_count));
+            self.free.insert_range(next, end.min(self.page_count));
             if next < end {
                 for seg in seg_of(next)..=seg_of(end - 1) {
                     self.note_segment(seg);
@@ -335,33 +317,32 @@ impl Allocator {
 
     /// True when page `p` is free (released or unused in an open segment).
     pub fn is_free(&self, p: u64) -> bool {
-        self.free.contains(&p)
+        self.free.contains(p)
             || self.open.iter().flatten().any(|&(next, end)| p >= next && p < end)
             || p >= self.page_count
     }
 
-    /// Pages of the file that hold nothing, sorted.
-    fn unreachable_free(&self) -> Vec<u64> {
-        merge_sorted(self.free.iter().copied(), &self.open_unused())
-    }
-
-    /// The unused pages of the open segments inside the file, sorted.
-    fn open_unused(&self) -> Vec<u64> {
-        let mut pages: Vec<u64> =
-            self.open.iter().flatten().flat_map(|&(next, end)| next..end.min(self.page_count)).collect();
-        pages.sort_unstable();
-        pages
+    /// Pages of the file that hold nothing: released, and unused in the
+    /// open segments inside the file.
+    fn unreachable_free(&self) -> PageSet {
+        let mut set = self.free.clone();
+        for &(next, end) in self.open.iter().flatten() {
+            set.insert_range(next, end.min(self.page_count));
+        }
+        set
     }
 
     /// Every page of the file that the latest state does not reach: free,
-    /// unused in open segments, and quarantined. Sorted. One merge of the
-    /// free set with the rest (at 10M accounts the free set is hundreds of
-    /// thousands of pages, and this runs at every durable point).
+    /// unused in open segments, and quarantined.
+    fn unreachable_set(&self) -> PageSet {
+        let mut set = self.unreachable_free();
+        set.extend(self.quarantine.iter().flat_map(|(_, p)| p.iter().copied()));
+        set
+    }
+
+    /// [`Allocator::unreachable_set`], sorted.
     pub fn unreachable(&self) -> Vec<u64> {
-        let mut rest = self.open_unused();
-        rest.extend(self.quarantine.iter().flat_map(|(_, p)| p.iter().copied()));
-        rest.sort_unstable();
-        merge_sorted(self.free.iter().copied(), &rest)
+        self.unreachable_set().iter().collect()
     }
 
     /// Recomputes the per-segment counters from scratch and compares (debug builds).
@@ -369,7 +350,7 @@ impl Allocator {
     fn check(&self, at: &str) {
         let mut free = vec![0u32; self.seg_free.len()];
         let mut quar = vec![0u32; self.seg_quar.len()];
-        for p in self.unreachable_free() {
+        for p in self.unreachable_free().iter() {
             free[seg_of(p) as usize] += 1;
         }
         for (s, f) in free.iter_mut().enumerate() {
@@ -401,9 +382,9 @@ impl Allocator {
     pub fn place_free_list(&mut self, page_size: usize) -> (u64, u64, Vec<u8>) {
         // The list is built once (at 10M accounts it is hundreds of
         // thousands of pages, every durable point).
-        let mut unreachable = self.unreachable();
+        let mut unreachable = self.unreachable_set();
         // Taking pages out of the free set can split at most one extent, hence the slack.
-        let estimate = encoding_shape(&unreachable).1 + 32;
+        let estimate = encoding_shape(unreachable.extents()).1 + 32;
         let n = crate::page::pages_for_run(estimate, page_size);
         let page_count = self.page_count;
         let first = self.alloc_run(Stream::Log, n);
@@ -411,16 +392,15 @@ impl Allocator {
             // Inside the file, the run's pages are the only ones the
             // allocation took out (a file that grew can gain unreachable
             // pages: other streams' open ranges it now covers).
-            let (lo, hi) =
-                (unreachable.partition_point(|&p| p < first), unreachable.partition_point(|&p| p < first + n));
-            unreachable.drain(lo..hi);
-            debug_assert_eq!(unreachable, self.unreachable(), "the free-list run took out more than its pages");
+            let taken = unreachable.remove_range(first, first + n);
+            debug_assert_eq!(taken as u64, n, "the free-list run was not unreachable");
+            debug_assert_eq!(unreachable, self.unreachable_set(), "the free-list run took out more than its pages");
         } else {
-            unreachable = self.unreachable();
+            unreachable = self.unreachable_set();
         }
         // The payload must need all n pages: longer than what n - 1 hold.
         let min_len = ((n - 1) as usize * page_size + 1).saturating_sub(crate::page::RUN_PAYLOAD_OFFSET);
-        let payload = encode_pages_min_len(&unreachable, min_len);
+        let payload = encode_extents_min_len(unreachable.extents(), min_len);
         assert_eq!(
             crate::page::pages_for_run(payload.len(), page_size),
             n,
@@ -435,21 +415,6 @@ impl Allocator {
         debug_assert_eq!(self.unreachable_len(), self.unreachable().len() as u64);
         self.page_count - self.unreachable_len()
     }
-}
-
-/// Merges sorted `a` and sorted `b` (distinct pages) into one sorted vector.
-fn merge_sorted(a: impl ExactSizeIterator<Item = u64>, b: &[u64]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let mut b = b.iter().copied().peekable();
-    for p in a {
-        while let Some(q) = b.next_if(|&q| q < p) {
-            out.push(q);
-        }
-        out.push(p);
-    }
-    out.extend(b);
-    debug_assert!(out.windows(2).all(|w| w[0] < w[1]), "a page is free twice");
-    out
 }
 
 fn get_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
@@ -486,12 +451,13 @@ fn put_varint_wide(out: &mut Vec<u8>, mut v: u64, width: usize) {
 /// Encodes sorted, distinct page numbers as extents: count, then
 /// (gap from the previous extent's end, length) varint pairs.
 pub fn encode_pages(pages: &[u64]) -> Vec<u8> {
-    encode_pages_min_len(pages, 0)
+    encode_extents_min_len(extents(pages), 0)
 }
 
 /// The maximal runs of consecutive pages of sorted, distinct `pages`:
 /// (first page, length).
-fn extents(pages: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
+fn extents(pages: &[u64]) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
+    debug_assert!(pages.windows(2).all(|w| w[0] < w[1]));
     let mut at = 0;
     std::iter::from_fn(move || {
         let &first = pages.get(at)?;
@@ -501,12 +467,12 @@ fn extents(pages: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
     })
 }
 
-/// Number of extents of `pages` and bytes of their canonical encoding,
-/// computed without building it (the free list is encoded at every
-/// durable point, and this sizes its run first).
-fn encoding_shape(pages: &[u64]) -> (u64, usize) {
+/// Number of extents and bytes of their canonical encoding, computed
+/// without building it (the free list is encoded at every durable point,
+/// and this sizes its run first).
+fn encoding_shape(extents: impl Iterator<Item = (u64, u64)>) -> (u64, usize) {
     let (mut count, mut bytes, mut end) = (0u64, 0, 0);
-    for (first, len) in extents(pages) {
+    for (first, len) in extents {
         count += 1;
         bytes += varint_len(first - end) + varint_len(len);
         end = first + len;
@@ -514,12 +480,12 @@ fn encoding_shape(pages: &[u64]) -> (u64, usize) {
     (count, bytes + varint_len(count))
 }
 
-/// [`encode_pages`], at least `min_len` bytes long if the varints can be
+/// The encoding of [`encode_pages`] of ascending, maximal `extents` (first
+/// page, length), at least `min_len` bytes long if the varints can be
 /// widened that far (each to `MAX_VARINT_LEN` bytes); [`decode_pages`]
 /// reads the same pages either way.
-pub fn encode_pages_min_len(pages: &[u64], min_len: usize) -> Vec<u8> {
-    debug_assert!(pages.windows(2).all(|w| w[0] < w[1]));
-    let (count, canonical) = encoding_shape(pages);
+fn encode_extents_min_len(extents: impl Iterator<Item = (u64, u64)> + Clone, min_len: usize) -> Vec<u8> {
+    let (count, canonical) = encoding_shape(extents.clone());
     let mut padding = min_len.saturating_sub(canonical);
     let mut out = Vec::with_capacity(canonical + padding);
     let mut put = |v: u64| {
@@ -530,7 +496,7 @@ pub fn encode_pages_min_len(pages: &[u64], min_len: usize) -> Vec<u8> {
     };
     put(count);
     let mut end = 0;
-    for (first, len) in extents(pages) {
+    for (first, len) in extents {
         put(first - end);
         put(len);
         end = first + len;
@@ -584,12 +550,12 @@ mod tests {
         let canonical = encode_pages(&pages);
         // Six extents: 13 varints of at most 10 bytes each.
         for min_len in [0, canonical.len(), canonical.len() + 1, canonical.len() + 37, 130] {
-            let b = encode_pages_min_len(&pages, min_len);
+            let b = encode_extents_min_len(extents(&pages), min_len);
             assert_eq!(b.len(), min_len.max(canonical.len()), "min_len {min_len}");
             assert_eq!(decode_pages(&b, 2, (1 << 40) + 1).unwrap(), pages, "min_len {min_len}");
         }
-        assert_eq!(encode_pages_min_len(&pages, 1000).len(), 130, "padding stops at ten bytes per varint");
-        assert_eq!(decode_pages(&encode_pages_min_len(&[], 10), 2, 3).unwrap(), Vec::<u64>::new());
+        assert_eq!(encode_extents_min_len(extents(&pages), 1000).len(), 130, "padding stops at ten bytes per varint");
+        assert_eq!(decode_pages(&encode_extents_min_len(std::iter::empty(), 10), 2, 3).unwrap(), Vec::<u64>::new());
     }
 
     #[test]

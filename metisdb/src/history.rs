@@ -94,24 +94,38 @@ fn entry_len(key: &[u8], old: Option<&[u8]>) -> usize {
 }
 
 /// Builds a change set from entries sorted by (table, key): (table, key, old value).
-/// The entries are walked twice: once for their sizes (the buffer is
-/// allocated once, at its final size: a commit's change set is megabytes,
-/// and growing it by doubling copied and faulted it in again and again),
-/// once to copy them.
+#[cfg(test)]
 pub fn encode_change_set<'a>(
     entries: impl ExactSizeIterator<Item = (Table, &'a [u8], Option<&'a [u8]>)> + Clone,
 ) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_change_set_into(&mut out, entries);
+    out
+}
+
+/// Appends the change set of `entries` (sorted by (table, key): (table,
+/// key, old value)) to `out`. The entries are walked twice: once for
+/// their sizes (`out` grows once, to its final size: a commit's change set
+/// is megabytes, and growing it by doubling copied and faulted it in again
+/// and again), once to copy them. The writer appends to a buffer it keeps
+/// from one commit to the next, whose pages are already mapped.
+pub fn encode_change_set_into<'a>(
+    out: &mut Vec<u8>,
+    entries: impl ExactSizeIterator<Item = (Table, &'a [u8], Option<&'a [u8]>)> + Clone,
+) {
     let n = entries.len();
     let bloom_bytes = if n == 0 { 0 } else { (n * BLOOM_BITS_PER_KEY).div_ceil(64) * 8 };
     let bits = (bloom_bytes * 8) as u64;
     let entry_bytes: usize = entries.clone().map(|(_, key, old)| entry_len(key, old)).sum();
     let total = HEADER + bloom_bytes + 4 * (n + 1) + entry_bytes;
-    let mut out = Vec::with_capacity(total);
-    out.resize(HEADER + bloom_bytes + 4 * (n + 1), 0);
-    out[0..4].copy_from_slice(&(n as u32).to_le_bytes());
-    out[4..8].copy_from_slice(&(bloom_bytes as u32).to_le_bytes());
-    out[8..12].copy_from_slice(&BLOOM_K.to_le_bytes());
-    let offsets_at = HEADER + bloom_bytes;
+    let base = out.len();
+    out.reserve(total);
+    out.resize(base + HEADER + bloom_bytes + 4 * (n + 1), 0);
+    let set = &mut out[base..];
+    set[0..4].copy_from_slice(&(n as u32).to_le_bytes());
+    set[4..8].copy_from_slice(&(bloom_bytes as u32).to_le_bytes());
+    set[8..12].copy_from_slice(&BLOOM_K.to_le_bytes());
+    let offsets_at = base + HEADER + bloom_bytes;
     let entries_at = out.len();
     let mut prev: Option<(Table, &[u8])> = None;
     for (i, (table, key, old)) in entries.enumerate() {
@@ -120,7 +134,7 @@ pub fn encode_change_set<'a>(
         let (h1, h2) = bloom_hashes(table, key);
         for j in 0..BLOOM_K as u64 {
             let bit = h1.wrapping_add(j.wrapping_mul(h2)) % bits;
-            out[HEADER + (bit / 8) as usize] |= 1 << (bit % 8);
+            out[base + HEADER + (bit / 8) as usize] |= 1 << (bit % 8);
         }
         let off = (out.len() - entries_at) as u32;
         out[offsets_at + 4 * i..offsets_at + 4 * i + 4].copy_from_slice(&off.to_le_bytes());
@@ -137,8 +151,7 @@ pub fn encode_change_set<'a>(
     }
     let end = (out.len() - entries_at) as u32;
     out[offsets_at + 4 * n..offsets_at + 4 * n + 4].copy_from_slice(&end.to_le_bytes());
-    debug_assert_eq!(out.len(), total, "entry sizes computed ahead");
-    out
+    debug_assert_eq!(out.len() - base, total, "entry sizes computed ahead");
 }
 
 /// A validated view of a change set.

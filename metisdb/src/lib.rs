@@ -23,6 +23,7 @@ pub mod meta;
 pub mod metrics;
 mod mmap;
 pub mod page;
+mod page_set;
 pub mod pending;
 pub mod pool;
 pub mod readers;

@@ -313,13 +313,20 @@ impl<'db> WriteTxn<'db> {
         let (changes_page, changes_len) = if changes.is_empty() {
             (0, 0)
         } else {
-            let payload =
-                history::encode_change_set(changes.iter().map(|(ck, old)| (Table(ck[0]), &ck[1..], old.as_deref())));
+            // Encoded in place, after room for the run's header.
+            let mut run = std::mem::take(&mut self.w.spare_run);
+            run.clear();
+            run.resize(page::RUN_PAYLOAD_OFFSET, 0);
+            history::encode_change_set_into(
+                &mut run,
+                changes.iter().map(|(ck, old)| (Table(ck[0]), &ck[1..], old.as_deref())),
+            );
             drop(changes);
-            let first = self.w.alloc.alloc_run(Stream::Log, page::pages_for_run(payload.len(), ps));
-            let run = build_run(RunKind::Changes, tables::VERSIONS.0, &payload, ps, self.db.inner.salt, first, version);
+            let len = run.len() - page::RUN_PAYLOAD_OFFSET;
+            let first = self.w.alloc.alloc_run(Stream::Log, page::pages_for_run(len, ps));
+            seal_run(&mut run, RunKind::Changes, tables::VERSIONS.0, ps, self.db.inner.salt, first, version);
             self.extra_runs.push((first, run));
-            (first, payload.len() as u64)
+            (first, len as u64)
         };
         let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let rec = VersionRecord {
@@ -597,6 +604,10 @@ impl<'db> WriteTxn<'db> {
         };
         seal_and_write(inner, ps, pages, seal, runs)?;
         let t_write = t1.elapsed();
+        // Written: the change set's buffer can take the next commit's.
+        if let Some((_, run)) = self.extra_runs.pop().filter(|(_, run)| run.capacity() <= SPARE_RUN_MAX) {
+            w.spare_run = run;
+        }
         // Publication state (the mapping may need to grow first).
         let cur = inner.committed.load_full();
         let map = if page_count > cur.map.reserved_pages() {
@@ -775,16 +786,32 @@ fn change_map_key(table: Table, key: &[u8]) -> Vec<u8> {
 }
 
 fn build_run(kind: RunKind, table: u8, payload: &[u8], ps: usize, salt: u64, first: u64, version: u64) -> Vec<u8> {
-    let n = page::pages_for_run(payload.len(), ps) as usize;
-    let mut b = vec![0u8; n * ps];
-    page::init_header(&mut b, PageKind::Run, kind as u8, version);
-    b[page::TABLE_BYTE] = table;
-    page::set_run_pages(&mut b, n as u32);
-    page::put_u64(&mut b, page::RUN_LEN_OFFSET, payload.len() as u64);
-    b[page::RUN_PAYLOAD_OFFSET..page::RUN_PAYLOAD_OFFSET + payload.len()].copy_from_slice(payload);
-    page::seal(&mut b, salt, first);
+    let mut b = Vec::with_capacity(page::pages_for_run(payload.len(), ps) as usize * ps);
+    b.resize(page::RUN_PAYLOAD_OFFSET, 0);
+    b.extend_from_slice(payload);
+    seal_run(&mut b, kind, table, ps, salt, first, version);
     b
 }
+
+/// Makes `b` (zeroed header room, then the payload) the pages of a run at
+/// page `first`: pads it to whole pages, writes the header and seals it.
+fn seal_run(b: &mut Vec<u8>, kind: RunKind, table: u8, ps: usize, salt: u64, first: u64, version: u64) {
+    assert!(b.len() >= page::RUN_PAYLOAD_OFFSET, "a run buffer starts with room for its header");
+    debug_assert!(b[..page::RUN_PAYLOAD_OFFSET].iter().all(|&x| x == 0), "the header room is zeroed");
+    let len = b.len() - page::RUN_PAYLOAD_OFFSET;
+    let n = page::pages_for_run(len, ps) as usize;
+    b.resize(n * ps, 0);
+    page::init_header(b, PageKind::Run, kind as u8, version);
+    b[page::TABLE_BYTE] = table;
+    page::set_run_pages(b, n as u32);
+    page::put_u64(b, page::RUN_LEN_OFFSET, len as u64);
+    page::seal(b, salt, first);
+}
+
+/// Largest change-set buffer the writer keeps for the next commit
+/// ([`WriterState::spare_run`]): a bulk load's commits can make change sets
+/// of hundreds of megabytes, which should not stay resident after it.
+const SPARE_RUN_MAX: usize = 32 << 20;
 
 fn poison_on_error<T>(w: &mut WriterState, res: Result<T>) -> Result<T> {
     if let Err(e) = &res {
