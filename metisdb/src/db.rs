@@ -152,6 +152,9 @@ pub(crate) struct WriterState {
     /// commit's: a change set is megabytes, and a fresh buffer costs a
     /// page fault per 4 KiB, twice (encoding, then copying into the run).
     pub spare_run: Vec<u8>,
+    /// Page buffers of the last commit, for the next one's dirty pages
+    /// ([`crate::btree::write::Dirty::with_spare_pages`]).
+    pub spare_pages: Vec<Box<[u8]>>,
 }
 
 pub(crate) struct Inner {
@@ -367,6 +370,7 @@ impl Db {
             poisoned: None,
             retention: options.retention.unwrap_or(m.retention),
             spare_run: Vec::new(),
+            spare_pages: Vec::new(),
         };
         Ok(Db {
             inner: Arc::new(Inner {

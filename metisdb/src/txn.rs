@@ -84,10 +84,11 @@ impl Db {
         let base = Snapshot::open(&self.inner, None)?;
         let tables = base.state.tables;
         let version = base.state.latest().map_or(0, |v| v + 1);
+        let spare_pages = std::mem::take(&mut w.spare_pages);
         Ok(WriteTxn {
             db: self,
             w,
-            dirty: Dirty::new(self.inner.page_size, version),
+            dirty: Dirty::with_spare_pages(self.inner.page_size, version, spare_pages),
             base,
             tables,
             changes: BTreeMap::new(),
@@ -604,7 +605,8 @@ impl<'db> WriteTxn<'db> {
         };
         seal_and_write(inner, ps, pages, seal, runs)?;
         let t_write = t1.elapsed();
-        // Written: the change set's buffer can take the next commit's.
+        // Written: the buffers can take the next commit's pages and change set.
+        w.spare_pages = self.dirty.take_page_buffers(SPARE_PAGES_MAX_BYTES / ps);
         if let Some((_, run)) = self.extra_runs.pop().filter(|(_, run)| run.capacity() <= SPARE_RUN_MAX) {
             w.spare_run = run;
         }
@@ -812,6 +814,11 @@ fn seal_run(b: &mut Vec<u8>, kind: RunKind, table: u8, ps: usize, salt: u64, fir
 /// ([`WriterState::spare_run`]): a bulk load's commits can make change sets
 /// of hundreds of megabytes, which should not stay resident after it.
 const SPARE_RUN_MAX: usize = 32 << 20;
+
+/// Bytes of page buffers the writer keeps for the next commit
+/// ([`WriterState::spare_pages`]): the pages of a commit of 10k changes
+/// to a state of 1M accounts (18k pages); larger commits allocate the rest.
+const SPARE_PAGES_MAX_BYTES: usize = 80 << 20;
 
 fn poison_on_error<T>(w: &mut WriterState, res: Result<T>) -> Result<T> {
     if let Err(e) = &res {

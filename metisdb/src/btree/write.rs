@@ -42,6 +42,10 @@ pub struct Dirty {
     pub(crate) runs: Vec<Option<DirtyRun>>,
     /// Committed pages this transaction no longer references.
     pub(crate) freed: Vec<u64>,
+    /// Page buffers to take before allocating (contents arbitrary): the
+    /// writer's buffers of the last commit ([`Dirty::with_spare_pages`])
+    /// and pages this transaction dropped again.
+    spare: Vec<Box<[u8]>>,
     /// Per table: where the last insert went after the last entry of a
     /// leaf, so that the next greater key is appended there without a
     /// descent (a bulk load inserts in key order). Any other change of the
@@ -95,9 +99,29 @@ impl Dirty {
             table: Vec::new(),
             runs: Vec::new(),
             freed: Vec::new(),
+            spare: Vec::new(),
             append_hints: [const { None }; MAX_TABLES],
             last_inserts: [None; MAX_TABLES],
         }
+    }
+
+    /// [`Dirty::new`], taking page buffers from `spare` (of this page size)
+    /// before allocating: a commit makes tens of thousands of pages, and
+    /// the allocator gives 4 KiB buffers back to the system when they are
+    /// freed (a page fault each when reused, a `madvise` per extent).
+    pub fn with_spare_pages(page_size: usize, version: u64, spare: Vec<Box<[u8]>>) -> Dirty {
+        assert!(spare.iter().all(|b| b.len() == page_size), "spare pages of another page size");
+        Dirty { spare, ..Dirty::new(page_size, version) }
+    }
+
+    /// Every page buffer of these changes (dirty or spare), at most `max`,
+    /// for [`Dirty::with_spare_pages`] of the next transaction.
+    pub fn take_page_buffers(&mut self, max: usize) -> Vec<Box<[u8]>> {
+        let mut out = std::mem::take(&mut self.spare);
+        out.truncate(max);
+        let room = max - out.len();
+        out.extend(self.pages.iter_mut().filter_map(Option::take).take(room));
+        out
     }
 
     /// Forgets what the last inserts into `table` left behind (the append
@@ -185,8 +209,33 @@ impl Dirty {
         self.pages[(id & !TEMP_BIT) as usize].as_deref_mut().expect("live dirty page")
     }
 
+    /// A new zeroed dirty page.
     fn new_page(&mut self, table: u8, hot: bool) -> u64 {
-        self.pages.push(Some(vec![0u8; self.page_size].into_boxed_slice()));
+        let buf = match self.spare.pop() {
+            Some(mut buf) => {
+                buf.fill(0);
+                buf
+            }
+            None => vec![0u8; self.page_size].into_boxed_slice(),
+        };
+        self.push_page(buf, table, hot)
+    }
+
+    /// A new dirty page holding a copy of `src`.
+    fn new_page_from(&mut self, src: &[u8], table: u8, hot: bool) -> u64 {
+        let buf = match self.spare.pop() {
+            Some(mut buf) => {
+                buf.copy_from_slice(src);
+                buf
+            }
+            None => src.into(),
+        };
+        self.push_page(buf, table, hot)
+    }
+
+    fn push_page(&mut self, buf: Box<[u8]>, table: u8, hot: bool) -> u64 {
+        assert_eq!(buf.len(), self.page_size, "a dirty page is one page");
+        self.pages.push(Some(buf));
         self.hot.push(hot);
         self.table.push(table);
         TEMP_BIT | (self.pages.len() as u64 - 1)
@@ -201,7 +250,8 @@ impl Dirty {
     /// Forgets a page: dropped if dirty, recorded as freed if committed.
     fn free_page(&mut self, id: u64) {
         if is_temp(id) {
-            self.pages[(id & !TEMP_BIT) as usize] = None;
+            let buf = self.pages[(id & !TEMP_BIT) as usize].take();
+            self.spare.extend(buf);
         } else {
             self.freed.push(id);
         }
@@ -462,11 +512,9 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
             return Ok(id);
         }
         let src = node(self.base, id, level)?;
-        let new = self.dirty.new_page(self.table, level > 0 || self.hot_leaves);
+        let new = self.dirty.new_page_from(src, self.table, level > 0 || self.hot_leaves);
         let version = self.dirty.version;
-        let buf = self.dirty.page_mut(new);
-        buf.copy_from_slice(src);
-        put_u64(buf, 16, version);
+        put_u64(self.dirty.page_mut(new), 16, version);
         self.dirty.freed.push(id);
         Ok(new)
     }
