@@ -817,8 +817,8 @@ const SPARE_RUN_MAX: usize = 32 << 20;
 
 /// Bytes of page buffers the writer keeps for the next commit
 /// ([`WriterState::spare_pages`]): the pages of a commit of 10k changes
-/// to a state of 1M accounts (18k pages); larger commits allocate the rest.
-const SPARE_PAGES_MAX_BYTES: usize = 80 << 20;
+/// to a state of 10M accounts (32k pages); larger commits allocate the rest.
+const SPARE_PAGES_MAX_BYTES: usize = 128 << 20;
 
 fn poison_on_error<T>(w: &mut WriterState, res: Result<T>) -> Result<T> {
     if let Err(e) = &res {
