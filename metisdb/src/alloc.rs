@@ -340,7 +340,8 @@ impl Allocator {
         set
     }
 
-    /// [`Allocator::unreachable_set`], sorted.
+    /// Every page of the file that the latest state does not reach (free,
+    /// unused in open segments, quarantined), sorted.
     pub fn unreachable(&self) -> Vec<u64> {
         self.unreachable_set().iter().collect()
     }
