@@ -421,8 +421,7 @@ impl<'db> WriteTxn<'db> {
         let mut root = self.tables[table.index()];
         let mut w = self.writer(table);
         // An old copy that a commit already replaced is not live: nothing to move.
-        if w.locate(&root, &key, level)? == Some(p) {
-            w.touch(&mut root, &key, level)?;
+        if w.touch_at(&mut root, &key, level, p)? {
             self.tables[table.index()] = root;
             self.db.inner.metrics.pages_relocated.fetch_add(1, Ordering::Relaxed);
         }

@@ -553,22 +553,49 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
     /// `key` into dirty pages (their content unchanged), so that they are
     /// written elsewhere at commit: how cleaning moves a live page.
     pub fn touch(&mut self, root: &mut TreeRoot, key: &[u8], level: u8) -> Result<()> {
-        self.dirty.forget_inserts(self.table);
-        if root.is_empty() || level > root.level {
-            return Ok(());
-        }
-        root.page = self.touch_rec(root.page, root.level, key, level)?;
-        Ok(())
+        self.touch_if(root, key, level, None).map(|_| ())
     }
 
-    fn touch_rec(&mut self, id: u64, level: u8, key: &[u8], target: u8) -> Result<u64> {
+    /// [`TreeWriter::touch`] if the node at `level` holding `key` is page
+    /// `page` (one descent, where cleaning used to locate the node first and
+    /// then descend again to touch it); false, changing nothing, if it is not.
+    pub fn touch_at(&mut self, root: &mut TreeRoot, key: &[u8], level: u8, page: u64) -> Result<bool> {
+        self.touch_if(root, key, level, Some(page))
+    }
+
+    fn touch_if(&mut self, root: &mut TreeRoot, key: &[u8], level: u8, only: Option<u64>) -> Result<bool> {
+        if root.is_empty() || level > root.level {
+            return Ok(false);
+        }
+        let mut touched = false;
+        let page = self.touch_rec(root.page, root.level, key, level, only, &mut touched)?;
+        if touched {
+            self.dirty.forget_inserts(self.table);
+            root.page = page;
+        }
+        Ok(touched)
+    }
+
+    fn touch_rec(
+        &mut self,
+        id: u64,
+        level: u8,
+        key: &[u8],
+        target: u8,
+        only: Option<u64>,
+        touched: &mut bool,
+    ) -> Result<u64> {
         if level == target {
+            if only.is_some_and(|page| page != id) {
+                return Ok(id);
+            }
+            *touched = true;
             return self.make_dirty(id, level);
         }
         let p = self.read(id, level)?;
         let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
         let child = branch::child(p, i);
-        let c = self.touch_rec(child, level - 1, key, target)?;
+        let c = self.touch_rec(child, level - 1, key, target, only, touched)?;
         if c == child {
             return Ok(id);
         }
