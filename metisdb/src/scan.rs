@@ -71,7 +71,24 @@ struct LeavesAhead {
     stream_start: u64,
     /// The first page of the stream whose cached copy is not dropped yet.
     drop_from: u64,
+    /// The end of the pages of the stream asked for ahead ([`READ_AHEAD_PAGES`]).
+    asked_to: u64,
+    /// Whether to ask for pages ahead: the kernel's own readahead of the
+    /// file is shorter than [`READ_AHEAD_PAGES`] (or unknown). Where it is
+    /// longer, asking too only cost system time (10M-account export, 8 MiB
+    /// readahead: 2.66-2.69 s without, 2.76-2.90 s with).
+    ask: bool,
 }
+
+/// Pages of a stream of runs asked for ahead of the scan
+/// (`POSIX_FADV_WILLNEED`, 4 MiB at 4 KiB pages), topped up in one request
+/// whenever half of them are read: the scan's own reads are synchronous,
+/// one run at a time, and the kernel reads ahead of them only as far as the
+/// device's readahead setting (128 KiB on many machines: a 10M-account
+/// export took 4.4-4.9 s with it, 3.0-3.1 s with 8 MiB). The kernel serves
+/// a request up to the larger of that setting and the device's largest
+/// transfer (`max_sectors_kb`).
+const READ_AHEAD_PAGES: u64 = 1024;
 
 /// Pages read at once when leaves follow each other (64 KiB at 4 KiB pages).
 const LEAF_RUN: u64 = 16;
@@ -102,8 +119,10 @@ fn check_depth(snap: &Snapshot, root: TreeRoot) -> Result<()> {
 impl<'a> PagedCursor<'a> {
     /// A cursor at the first key `>= start`.
     fn seek(snap: &'a Snapshot, root: TreeRoot, start: &[u8]) -> Result<Self> {
-        let mut c =
-            PagedCursor { snap, root, path: Vec::new(), run: Vec::new(), current: None, ahead: LeavesAhead::default() };
+        let ps = snap.inner.page_size as u64;
+        let kernel_ahead = crate::storage::device_read_ahead(snap.inner.storage.file());
+        let ahead = LeavesAhead { ask: kernel_ahead.is_none_or(|b| b < READ_AHEAD_PAGES * ps), ..Default::default() };
+        let mut c = PagedCursor { snap, root, path: Vec::new(), run: Vec::new(), current: None, ahead };
         if root.is_empty() {
             return Ok(c);
         }
@@ -226,6 +245,28 @@ impl<'a> PagedCursor<'a> {
         }
     }
 
+    /// Asks for the pages of the stream ahead of the run just read, up to
+    /// [`READ_AHEAD_PAGES`] past it, once half of that window is used: only
+    /// while runs follow each other (`streaming`).
+    fn read_ahead(&mut self, streaming: bool) {
+        let a = &mut self.ahead;
+        let end = a.first + a.count;
+        if !a.ask {
+            return;
+        }
+        if !streaming {
+            a.asked_to = end;
+            return;
+        }
+        let to = (end + READ_AHEAD_PAGES).min(self.snap.state.page_count);
+        if a.asked_to >= end + READ_AHEAD_PAGES / 2 || to <= a.asked_to.max(end) {
+            return;
+        }
+        let (ps, from) = (self.snap.inner.page_size as u64, a.asked_to.max(end));
+        crate::storage::will_need_of(self.snap.inner.storage.file(), from * ps, (to - from) * ps);
+        a.asked_to = to;
+    }
+
     /// Leaf `id` into `buf` (reused), checked, from the pages read ahead
     /// when they hold it; a run of pages is read when leaves follow each other.
     fn read_leaf(&mut self, id: u64, mut buf: Vec<u8>) -> Result<Vec<u8>> {
@@ -257,6 +298,7 @@ impl<'a> PagedCursor<'a> {
             }
             self.drop_behind(folio_start);
             (self.ahead.first, self.ahead.count) = (id, count);
+            self.read_ahead(id == prev_end);
         }
         let (a, ps) = (&self.ahead, self.snap.inner.page_size);
         let at = (id - a.first) as usize * ps;

@@ -161,6 +161,47 @@ pub(crate) fn drop_cached_of(file: &File, offset: u64, len: u64) {
     }
 }
 
+/// Bytes the kernel reads ahead of sequential reads of `file`: the
+/// `read_ahead_kb` of its block device (of the disk, for a partition), from
+/// sysfs. `None` when unknown (not Linux, not on a block device).
+#[cfg(target_os = "linux")]
+pub(crate) fn device_read_ahead(file: &File) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = file.metadata().ok()?.dev();
+    let base = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
+    [format!("{base}/queue/read_ahead_kb"), format!("{base}/../queue/read_ahead_kb")]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok()?.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// Bytes the kernel reads ahead of sequential reads of `file`: unknown here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn device_read_ahead(_file: &File) -> Option<u64> {
+    None
+}
+
+/// `posix_fadvise(POSIX_FADV_WILLNEED)`: asks the kernel to start reading
+/// a range into the page cache, without waiting for it. A hint: errors are
+/// ignored. Nothing where the call does not exist.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn will_need_of(_file: &File, _offset: u64, _len: u64) {}
+
+/// `posix_fadvise(POSIX_FADV_WILLNEED)`: asks the kernel to start reading
+/// a range into the page cache, without waiting for it (at most the
+/// device's readahead window per call: callers pass small ranges). A hint:
+/// errors are ignored.
+#[cfg(target_os = "linux")]
+pub(crate) fn will_need_of(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else { return };
+    // SAFETY: `file` is an open descriptor for the whole call; the advice
+    // only schedules reads of the file's data into the page cache.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+    }
+}
+
 pub(crate) fn sync_dir_of(path: &Path) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     File::open(dir)?.sync_all()
