@@ -174,6 +174,9 @@ pub(crate) struct Inner {
     /// The file's format version when older than this build's (opened
     /// with `read_older_format`: reads only).
     pub older_format: Option<u32>,
+    /// Bytes the kernel reads ahead of sequential reads of the file, if
+    /// known ([`crate::storage::device_read_ahead`], read once at open).
+    pub device_read_ahead: Option<u64>,
 }
 
 /// A MetisDB database handle. Cheap to clone; all clones share one writer
@@ -372,6 +375,7 @@ impl Db {
             spare_run: Vec::new(),
             spare_pages: Vec::new(),
         };
+        let device_read_ahead = crate::storage::device_read_ahead(storage.file());
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
@@ -387,6 +391,7 @@ impl Db {
                 metrics: Metrics::default(),
                 _lock: lock,
                 older_format,
+                device_read_ahead,
             }),
         })
     }

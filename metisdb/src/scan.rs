@@ -120,8 +120,8 @@ impl<'a> PagedCursor<'a> {
     /// A cursor at the first key `>= start`.
     fn seek(snap: &'a Snapshot, root: TreeRoot, start: &[u8]) -> Result<Self> {
         let ps = snap.inner.page_size as u64;
-        let kernel_ahead = crate::storage::device_read_ahead(snap.inner.storage.file());
-        let ahead = LeavesAhead { ask: kernel_ahead.is_none_or(|b| b < READ_AHEAD_PAGES * ps), ..Default::default() };
+        let ask = snap.inner.device_read_ahead.is_none_or(|bytes| bytes < READ_AHEAD_PAGES * ps);
+        let ahead = LeavesAhead { ask, ..Default::default() };
         let mut c = PagedCursor { snap, root, path: Vec::new(), run: Vec::new(), current: None, ahead };
         if root.is_empty() {
             return Ok(c);

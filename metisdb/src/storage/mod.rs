@@ -188,9 +188,9 @@ pub(crate) fn device_read_ahead(_file: &File) -> Option<u64> {
 pub(crate) fn will_need_of(_file: &File, _offset: u64, _len: u64) {}
 
 /// `posix_fadvise(POSIX_FADV_WILLNEED)`: asks the kernel to start reading
-/// a range into the page cache, without waiting for it (at most the
-/// device's readahead window per call: callers pass small ranges). A hint:
-/// errors are ignored.
+/// a range into the page cache, without waiting for it (per call, at most
+/// the larger of the device's readahead window and its largest transfer).
+/// A hint: errors are ignored.
 #[cfg(target_os = "linux")]
 pub(crate) fn will_need_of(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
