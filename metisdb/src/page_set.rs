@@ -38,6 +38,13 @@ impl PageSet {
     }
 
     fn grow_to(&mut self, words: usize) {
+        // A file holds at most MAX_PAGES pages (512 MiB of bitmap at most):
+        // a larger page number is a bug, not a reason to allocate.
+        assert!(
+            words as u64 <= crate::MAX_PAGES.div_ceil(WORD_BITS),
+            "page {} past the largest file",
+            words as u64 * WORD_BITS
+        );
         if self.words.len() < words {
             self.words.resize(words, 0);
         }
