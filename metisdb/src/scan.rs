@@ -73,11 +73,6 @@ struct LeavesAhead {
     drop_from: u64,
     /// The end of the pages of the stream asked for ahead ([`READ_AHEAD_PAGES`]).
     asked_to: u64,
-    /// Whether to ask for pages ahead: the kernel's own readahead of the
-    /// file is shorter than [`READ_AHEAD_PAGES`] (or unknown). Where it is
-    /// longer, asking too only cost system time (10M-account export, 8 MiB
-    /// readahead: 2.66-2.69 s without, 2.76-2.90 s with).
-    ask: bool,
 }
 
 /// Pages of a stream of runs asked for ahead of the scan
@@ -119,10 +114,8 @@ fn check_depth(snap: &Snapshot, root: TreeRoot) -> Result<()> {
 impl<'a> PagedCursor<'a> {
     /// A cursor at the first key `>= start`.
     fn seek(snap: &'a Snapshot, root: TreeRoot, start: &[u8]) -> Result<Self> {
-        let ps = snap.inner.page_size as u64;
-        let ask = snap.inner.device_read_ahead.is_none_or(|bytes| bytes < READ_AHEAD_PAGES * ps);
-        let ahead = LeavesAhead { ask, ..Default::default() };
-        let mut c = PagedCursor { snap, root, path: Vec::new(), run: Vec::new(), current: None, ahead };
+        let mut c =
+            PagedCursor { snap, root, path: Vec::new(), run: Vec::new(), current: None, ahead: LeavesAhead::default() };
         if root.is_empty() {
             return Ok(c);
         }
@@ -247,13 +240,17 @@ impl<'a> PagedCursor<'a> {
 
     /// Asks for the pages of the stream ahead of the run just read, up to
     /// [`READ_AHEAD_PAGES`] past it, once half of that window is used: only
-    /// while runs follow each other (`streaming`).
+    /// while runs follow each other (`streaming`), and only where the
+    /// kernel's own readahead of the file is shorter (or unknown). Where it
+    /// is longer, asking too only cost system time (10M-account export, 8
+    /// MiB readahead: 2.66-2.69 s without, 2.76-2.90 s with).
     fn read_ahead(&mut self, streaming: bool) {
-        let a = &mut self.ahead;
-        let end = a.first + a.count;
-        if !a.ask {
+        let ps = self.snap.inner.page_size as u64;
+        if self.snap.inner.device_read_ahead.is_some_and(|bytes| bytes >= READ_AHEAD_PAGES * ps) {
             return;
         }
+        let a = &mut self.ahead;
+        let end = a.first + a.count;
         if !streaming {
             a.asked_to = end;
             return;
@@ -262,7 +259,7 @@ impl<'a> PagedCursor<'a> {
         if a.asked_to >= end + READ_AHEAD_PAGES / 2 || to <= a.asked_to.max(end) {
             return;
         }
-        let (ps, from) = (self.snap.inner.page_size as u64, a.asked_to.max(end));
+        let from = a.asked_to.max(end);
         crate::storage::will_need_of(self.snap.inner.storage.file(), from * ps, (to - from) * ps);
         a.asked_to = to;
     }

@@ -151,13 +151,20 @@ pub(crate) fn drop_cached_of(_file: &File, _offset: u64, _len: u64) {}
 /// mapped by a process (the node's memory map) are not dropped.
 #[cfg(target_os = "linux")]
 pub(crate) fn drop_cached_of(file: &File, offset: u64, len: u64) {
+    fadvise(file, offset, len, libc::POSIX_FADV_DONTNEED);
+}
+
+/// `posix_fadvise` of a range of `file` with `advice`, a hint: errors (and
+/// ranges past what `off_t` holds) are ignored.
+#[cfg(target_os = "linux")]
+fn fadvise(file: &File, offset: u64, len: u64, advice: libc::c_int) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else { return };
-    // SAFETY: `file` is an open descriptor for the whole call; the advice
-    // only drops clean cached copies of the file's data, which later reads
-    // fetch again.
+    // SAFETY: `file` is an open descriptor for the whole call, and advice
+    // never changes the file's data: callers pass only DONTNEED (drops clean
+    // cached copies) and WILLNEED (schedules reads into the page cache).
     unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED);
+        libc::posix_fadvise(file.as_raw_fd(), offset, len, advice);
     }
 }
 
@@ -193,13 +200,7 @@ pub(crate) fn will_need_of(_file: &File, _offset: u64, _len: u64) {}
 /// A hint: errors are ignored.
 #[cfg(target_os = "linux")]
 pub(crate) fn will_need_of(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else { return };
-    // SAFETY: `file` is an open descriptor for the whole call; the advice
-    // only schedules reads of the file's data into the page cache.
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
-    }
+    fadvise(file, offset, len, libc::POSIX_FADV_WILLNEED);
 }
 
 pub(crate) fn sync_dir_of(path: &Path) -> io::Result<()> {
