@@ -22,8 +22,8 @@ use libmdbx::{
 use metis_benches::parse_count;
 use metis_benches::Res;
 use metisdb::state::{
-    account_proof, keccak256, storage_key, stored_slot_value, AccountInfo, Address, StoredAccount, B256,
-    EMPTY_ROOT_HASH, KECCAK_EMPTY, U256,
+    account_proof, keccak256, storage_key, stored_slot_value, AccountInfo, AccountUpdate, Address, SlotWrite,
+    StoredAccount, B256, EMPTY_ROOT_HASH, KECCAK_EMPTY, U256,
 };
 use metisdb::{Db, Options};
 use serde_json::json;
@@ -226,6 +226,12 @@ fn draw_changes(m: &mut Model, rng: &mut Rng, args: &Args) -> Vec<Change> {
         m.push(0, U256::from(rng.next()));
         out.push(Change::Account(i));
     }
+    // Both engines take a commit's puts in key order, as a client hands
+    // over hashed state (accounts, then slots).
+    out.sort_unstable_by_key(|c| match *c {
+        Change::Account(i) => (false, m.hashes[i as usize], B256::ZERO),
+        Change::Slot(i, s) => (true, m.hashes[i as usize], m.slot_hashes[s as usize]),
+    });
     out
 }
 
@@ -563,14 +569,16 @@ fn main() -> Res<()> {
             let mut w = db.begin_state()?;
             w.set_threads(threads);
             w.set_record_preimages(false);
+            let (mut accounts, mut slots): (Vec<AccountUpdate>, Vec<SlotWrite>) = (Vec::new(), Vec::new());
             for c in &changes {
                 match *c {
-                    Change::Account(i) => w.set_account_by_hash(&m.hashes[i as usize], Some(m.info(i)))?,
+                    Change::Account(i) => accounts.push((m.hashes[i as usize], m.info(i))),
                     Change::Slot(i, s) => {
-                        w.set_storage_by_hash(&m.hashes[i as usize], &m.slot_hashes[s as usize], &m.slot_value(i, s))?
+                        slots.push((m.hashes[i as usize], m.slot_hashes[s as usize], m.slot_value(i, s)))
                     }
                 }
             }
+            w.apply_batch(&mut accounts, &mut slots)?;
             let t1 = Instant::now();
             let c1 = cpu_ms();
             let computed = w.compute_root()?;

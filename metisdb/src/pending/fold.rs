@@ -2,7 +2,7 @@
 
 use super::types::{StateKey, StateValue};
 use crate::error::{Error, Result};
-use crate::state::StateWriter;
+use crate::state::{hash_slot, keccak256, AccountUpdate, SlotWrite, StateWriter};
 
 /// What [`fold`] applied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,9 +29,11 @@ fn mismatch(key: &StateKey, value: &StateValue) -> Error {
 /// computes the state root of the new version.
 ///
 /// Order: bytecode first (an account never references code the version does
-/// not hold), then storage wipes, then accounts, then slots, so that a wipe
-/// never removes a slot the same block wrote after it and an account deleted
-/// in the block takes its storage with it.
+/// not hold), then storage wipes, then account deletions, then the updated
+/// accounts and the slots as one batch ([`StateWriter::apply_batch`]: in key
+/// order, the two tables side by side), so that a wipe never removes a slot
+/// the same block wrote after it and an account deleted in the block takes
+/// its storage with it.
 pub fn fold(writer: &mut StateWriter<'_>, writes: &[(StateKey, StateValue)]) -> Result<FoldStats> {
     let mut stats = FoldStats::default();
     for (key, value) in writes {
@@ -50,23 +52,35 @@ pub fn fold(writer: &mut StateWriter<'_>, writes: &[(StateKey, StateValue)]) -> 
             stats.wipes += 1;
         }
     }
+    // Account deletions (with their storage) before any slot write; then
+    // the updated accounts and the slots as one batch, in key order.
+    let mut accounts: Vec<AccountUpdate> = Vec::new();
+    let mut slots: Vec<SlotWrite> = Vec::new();
     for (key, value) in writes {
-        if let StateKey::Account(address) = key {
-            let StateValue::Account(account) = value else { return Err(mismatch(key, value)) };
-            writer.set_account(address, account.map(Into::into))?;
-            match account {
-                Some(_) => stats.accounts += 1,
-                None => stats.deleted_accounts += 1,
+        match (key, value) {
+            (StateKey::Account(address), StateValue::Account(None)) => {
+                writer.set_account(address, None)?;
+                stats.deleted_accounts += 1;
             }
+            (StateKey::Account(address), StateValue::Account(Some(account))) => {
+                let address_hash = keccak256(address);
+                writer.preimage(&address_hash, address.as_slice())?;
+                accounts.push((address_hash, (*account).into()));
+            }
+            (StateKey::Account(_), _) => return Err(mismatch(key, value)),
+            (StateKey::Storage(address, slot), StateValue::Storage(v)) => {
+                let (address_hash, slot_hash) = (keccak256(address), hash_slot(slot));
+                writer.preimage(&address_hash, address.as_slice())?;
+                writer.preimage(&slot_hash, &slot.to_be_bytes::<32>())?;
+                slots.push((address_hash, slot_hash, *v));
+            }
+            (StateKey::Storage(..), _) => return Err(mismatch(key, value)),
+            _ => {}
         }
     }
-    for (key, value) in writes {
-        if let StateKey::Storage(address, slot) = key {
-            let StateValue::Storage(v) = value else { return Err(mismatch(key, value)) };
-            writer.set_storage(address, slot, v)?;
-            stats.slots += 1;
-        }
-    }
+    stats.accounts = accounts.len();
+    stats.slots = slots.len();
+    writer.apply_batch(&mut accounts, &mut slots)?;
     Ok(stats)
 }
 

@@ -15,7 +15,7 @@ pub use account::{AccountInfo, StoredAccount};
 pub use proof::{account_proof, AccountProof, StorageProof};
 pub use read::{ReadTables, StateRead, TableIter};
 pub use trie_io::{trie_key, AccountLeaves, StorageLeaves, TrieBranches};
-pub use writer::{RootStats, StateWriter};
+pub use writer::{AccountUpdate, RootStats, SlotWrite, StateWriter};
 
 pub use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 pub use metis_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY};
