@@ -218,6 +218,7 @@ fn run_block(
         ExecutionMode::Parallel { workers } => {
             let (hints, chains) = parallel::prepare(txs, &mv);
             mv.set_debit_accounts(chains.senders.clone());
+            mv.track_changes();
             match parallel::run_parallel(env, &mv, &codes, txs, hints, &chains, workers) {
                 Ok(run) => run,
                 Err(ParallelFailure::Panic { tx, message }) => {

@@ -6,7 +6,7 @@ use crate::chains::DebitChains;
 use crate::evm::{CodeCache, EvmEnv, ExecFailure, TxExecutor};
 use crate::hints::DependencyHints;
 use crate::scheduler::{Claims, Scheduler, Task, MAX_CLAIM_BATCH};
-use metisdb::pending::{MvMemory, ReadRecord, TxIndex, Version};
+use metisdb::pending::{ChangeMark, MvMemory, ReadRecord, TxIndex, Version};
 use revm::context::TxEnv;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +27,8 @@ pub enum ParallelFailure {
 struct TxSlot {
     outcome: Option<TxOutcome>,
     reads: Vec<ReadRecord>,
+    /// The memory's changes before the execution that made `reads` began.
+    since: ChangeMark,
 }
 
 struct ParallelRun<'a, 'p> {
@@ -120,6 +122,7 @@ impl ParallelRun<'_, '_> {
         }
         loop {
             *executions += 1;
+            let since = self.mv.change_mark();
             let run = catch_unwind(AssertUnwindSafe(|| {
                 if self.chains.contains(tx) {
                     executor.execute_chain(tx, &self.txs[tx])
@@ -147,7 +150,7 @@ impl ParallelRun<'_, '_> {
                 }
             };
             let wrote_new_location = self.mv.record(version, writes);
-            *lock!(self.slots[tx]) = TxSlot { outcome: Some(outcome), reads };
+            *lock!(self.slots[tx]) = TxSlot { outcome: Some(outcome), reads, since };
             return self.scheduler.finish_execution(version, wrote_new_location, claims);
         }
     }
@@ -162,7 +165,7 @@ impl ParallelRun<'_, '_> {
     fn validate(&self, version: Version, claims: &mut Claims) -> Option<Task> {
         let failed_key = {
             let slot = lock!(self.slots[version.tx]);
-            self.mv.validate_reads(version.tx, &slot.reads).map(|read| read.key)
+            self.mv.validate_reads_since(version.tx, &slot.reads, slot.since).map(|read| read.key)
         };
         let aborted = failed_key.is_some() && self.scheduler.try_validation_abort(version);
         if aborted {
@@ -214,7 +217,9 @@ pub fn run_parallel(
         scheduler: Scheduler::with_batch(txs.len(), claim_batch(txs.len(), workers)),
         hints,
         chains,
-        slots: (0..txs.len()).map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new() })).collect(),
+        slots: (0..txs.len())
+            .map(|_| Mutex::new(TxSlot { outcome: None, reads: Vec::new(), since: ChangeMark::default() }))
+            .collect(),
         failure: Mutex::new(None),
         executions: AtomicUsize::new(0),
         validation_aborts: AtomicUsize::new(0),

@@ -17,6 +17,7 @@
 //! Taking a shard's lock, even to read, writes its cache line, so on two
 //! cores every such read moved that line between them.
 
+use super::changes::{ChangeLog, LowerChanges, SLOT_KEYS};
 use super::types::{
     sort_by_state_key, AccountBasic, AdditionChain, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex,
     Version, WriteOp,
@@ -251,6 +252,19 @@ pub struct MvMemory<'p> {
     lazy_full_write: AtomicBool,
     /// EIP-161: an account left empty by a balance addition is deleted.
     state_clear: bool,
+    /// The latest changes, for validations that skip walking reads no
+    /// lower transaction changed ([`MvMemory::track_changes`]).
+    changes: Option<ChangeLog>,
+}
+
+/// The count of changes to an [`MvMemory`] before a transaction started
+/// reading ([`MvMemory::change_mark`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChangeMark(u64);
+
+/// The hash of a key in the change log: both halves of its map hash.
+fn change_hash(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
 }
 
 // A poisoned lock only means a worker panicked between two plain map
@@ -302,7 +316,23 @@ impl<'p> MvMemory<'p> {
             has_wipes: AtomicBool::new(false),
             lazy_full_write: AtomicBool::new(false),
             state_clear,
+            changes: None,
         }
+    }
+
+    /// Keeps a log of the latest changes (see [`super::changes`]), so that
+    /// [`MvMemory::validate_reads_since`] can pass a transaction whose reads
+    /// no lower transaction changed since its [`MvMemory::change_mark`]
+    /// without walking them. For parallel runs: every change then costs a
+    /// shared counter and a cache line of the log.
+    pub fn track_changes(&mut self) {
+        self.changes = Some(ChangeLog::default());
+    }
+
+    /// The count of changes so far (0 without [`MvMemory::track_changes`]):
+    /// take it before a transaction's first read.
+    pub fn change_mark(&self) -> ChangeMark {
+        ChangeMark(self.changes.as_ref().map_or(0, ChangeLog::mark))
     }
 
     /// The parent state.
@@ -677,10 +707,35 @@ impl<'p> MvMemory<'p> {
     /// Block-STM validation: every read of `tx` would still see the same
     /// version. Returns the first read that changed, if any.
     pub fn validate_reads<'r>(&self, tx: TxIndex, reads: &'r [ReadRecord]) -> Option<&'r ReadRecord> {
-        reads.iter().find(|read| match self.current_origin(&read.key, tx) {
+        reads.iter().find(|read| self.read_changed(read, tx))
+    }
+
+    /// [`MvMemory::validate_reads`] for reads made after `since`: only the
+    /// reads of keys that lower transactions changed after it are walked
+    /// again (none, usually), or all of them when the log cannot tell.
+    pub fn validate_reads_since<'r>(
+        &self,
+        tx: TxIndex,
+        reads: &'r [ReadRecord],
+        since: ChangeMark,
+    ) -> Option<&'r ReadRecord> {
+        let Some(changes) = &self.changes else { return self.validate_reads(tx, reads) };
+        match changes.lower_since(since.0, tx as u32) {
+            LowerChanges::Unknown => self.validate_reads(tx, reads),
+            LowerChanges::Keys(keys) if keys.is_empty() => None,
+            LowerChanges::Keys(keys) => {
+                let touched = |read: &&ReadRecord| keys.contains(&change_hash(self.hasher.hash_one(read.key)));
+                reads.iter().filter(touched).find(|read| self.read_changed(read, tx))
+            }
+        }
+    }
+
+    /// Whether `read` would now see another version.
+    fn read_changed(&self, read: &ReadRecord, tx: TxIndex) -> bool {
+        match self.current_origin(&read.key, tx) {
             Ok(origin) => origin != read.origin,
             Err(_blocked) => true,
-        })
+        }
     }
 
     /// Replaces the writes of the previous incarnation of `version.tx` with
@@ -747,6 +802,7 @@ impl<'p> MvMemory<'p> {
         last.lazy = lazy;
         last.debit = debit;
         let mut wrote_new_location = false;
+        let mut removed: SmallVec<[StateKey; 2]> = SmallVec::new();
         if last.keys.is_empty() {
             wrote_new_location = !keys.is_empty();
         } else {
@@ -763,6 +819,9 @@ impl<'p> MvMemory<'p> {
                         if let Some(versions) = shard.get_mut(old) {
                             versions.retain(|e| e.tx != version.tx);
                         }
+                        if self.changes.is_some() {
+                            removed.push(*old);
+                        }
                         i += 1;
                     }
                     _ => {
@@ -772,8 +831,26 @@ impl<'p> MvMemory<'p> {
                 }
             }
         }
+        self.publish_change(version.tx, keys.iter().chain(&removed));
         last.keys = keys;
         wrote_new_location
+    }
+
+    /// Numbers a change of `keys` by `tx` in the log, if there is one; call
+    /// once the change is in place.
+    fn publish_change<'k>(&self, tx: TxIndex, keys: impl Iterator<Item = &'k StateKey>) {
+        let Some(changes) = &self.changes else { return };
+        let mut hashes: SmallVec<[u32; SLOT_KEYS]> = SmallVec::new();
+        // A wipe changes what reads of every slot of its account see.
+        let mut wide = false;
+        for key in keys {
+            if hashes.len() == SLOT_KEYS || matches!(key, StateKey::StorageWipe(_)) {
+                wide = true;
+                break;
+            }
+            hashes.push(change_hash(self.hasher.hash_one(key)));
+        }
+        changes.publish(tx as u32, &hashes, wide);
     }
 
     /// Marks every write of the aborted transaction as an ESTIMATE, so that
@@ -794,6 +871,7 @@ impl<'p> MvMemory<'p> {
                 }
             }
         }
+        self.publish_change(tx, last.keys.iter());
     }
 
     /// The keys written by the latest incarnation of `tx`, sorted.
@@ -1146,6 +1224,95 @@ mod tests {
         let reads = vec![ReadRecord { key, origin }];
         assert!(!mv.record(Version { tx: 1, incarnation: 1 }, vec![(key, set_slot(5))]));
         assert!(mv.validate_reads(2, &reads).is_some());
+    }
+
+    /// Validation after a change mark against full validation, over random
+    /// interleavings of reads, writes (storage, accounts, lazy additions,
+    /// wipes, removed stale keys) and aborts by lower and higher
+    /// transactions: both find a changed read in exactly the same cases.
+    #[test]
+    fn validation_since_a_mark_agrees_with_full_validation() {
+        let state = parent();
+        let mut seed = 0x5EED_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut skipped, mut changed) = (0, 0);
+        for round in 0..300 {
+            let mut mv = MvMemory::new(&state, 8, true);
+            mv.set_lazy_account(addr(9));
+            mv.track_changes();
+            let key = |k: u64| match k {
+                0..=3 => StateKey::Account(addr(k as u8 + 1)),
+                4 => StateKey::Account(addr(9)),
+                _ => StateKey::Storage(addr(1 + (k % 2) as u8), U256::from(k % 4)),
+            };
+            let write = |k: u64, v: u64| match key(k) {
+                StateKey::Account(a) if a == addr(9) || v.is_multiple_of(3) => {
+                    (StateKey::Account(a), WriteOp::AddBalance(U256::from(v)))
+                }
+                StateKey::Account(a) => (
+                    StateKey::Account(a),
+                    WriteOp::Set(StateValue::Account(Some(AccountBasic {
+                        nonce: v,
+                        balance: U256::from(v),
+                        code_hash: crate::pending::EMPTY_CODE_HASH,
+                    }))),
+                ),
+                other => (other, set_slot(v)),
+            };
+            let record =
+                |mv: &MvMemory<'_>, tx: TxIndex, incarnation: Incarnation, next: &mut dyn FnMut(u64) -> u64| {
+                    let mut writes: Vec<_> = (0..1 + next(3)).map(|_| write(next(8), next(50))).collect();
+                    if next(10) == 0 {
+                        writes.push((StateKey::StorageWipe(addr(1)), WriteOp::Set(StateValue::StorageWipe)));
+                    }
+                    writes.sort_by_key(|w| w.0);
+                    writes.dedup_by_key(|w| w.0);
+                    mv.record(Version { tx, incarnation }, writes);
+                };
+            // Some writes before the reader starts.
+            for tx in 0..8 {
+                if next(2) == 0 {
+                    record(&mv, tx, 0, &mut next);
+                }
+            }
+            let reader = 1 + next(7) as TxIndex;
+            let mark = mv.change_mark();
+            let mut reads = Vec::new();
+            for _ in 0..1 + next(4) {
+                let k = key(next(8));
+                let origin = match k {
+                    StateKey::Account(a) => mv.read_account(&a, reader).map(|(_, o)| o),
+                    StateKey::Storage(a, s) => mv.read_storage(&a, &s, reader).map(|(_, o)| o),
+                    _ => unreachable!(),
+                };
+                if let Ok(origin) = origin {
+                    reads.push(ReadRecord { key: k, origin });
+                }
+            }
+            // Changes after the mark: writes of new incarnations, aborts.
+            for _ in 0..next(4) {
+                let tx = next(8) as TxIndex;
+                if tx == reader {
+                    continue;
+                }
+                if next(4) == 0 {
+                    mv.convert_writes_to_estimates(tx);
+                } else {
+                    record(&mv, tx, 1 + round, &mut next);
+                }
+            }
+            let full = mv.validate_reads(reader, &reads).is_some();
+            let since = mv.validate_reads_since(reader, &reads, mark).is_some();
+            assert_eq!(full, since, "round {round}: reader {reader}, reads {reads:?}");
+            changed += usize::from(full);
+            skipped += usize::from(!full);
+        }
+        assert!(changed > 30 && skipped > 30, "{changed} changed, {skipped} unchanged");
     }
 
     #[test]

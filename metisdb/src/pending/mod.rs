@@ -13,6 +13,7 @@
 //! Free of EVM types: keys are accounts, storage slots, storage wipes and
 //! code; values are plain account fields, words and bytes.
 
+mod changes;
 mod fold;
 mod in_memory;
 mod memory;
@@ -22,7 +23,7 @@ mod view;
 
 pub use fold::{fold, FoldStats};
 pub use in_memory::{InMemoryAccount, InMemoryState, MissingBlockHash};
-pub use memory::{MvMemory, ReadError};
+pub use memory::{ChangeMark, MvMemory, ReadError};
 pub use snapshot::{snapshot_block_hash, WithBlockHashes};
 pub use types::{
     AccountBasic, AdditionChain, Incarnation, ReadOrigin, ReadRecord, StateKey, StateValue, TxIndex, Version, WriteOp,
