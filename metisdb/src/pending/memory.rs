@@ -320,7 +320,7 @@ impl<'p> MvMemory<'p> {
         }
     }
 
-    /// Keeps a log of the latest changes (see [`super::changes`]), so that
+    /// Keeps a log of the latest changes (`pending/changes.rs`), so that
     /// [`MvMemory::validate_reads_since`] can pass a transaction whose reads
     /// no lower transaction changed since its [`MvMemory::change_mark`]
     /// without walking them. For parallel runs: every change then costs a
