@@ -216,13 +216,6 @@ impl<'db> WriteTxn<'db> {
         }))
     }
 
-    /// Up to `max` of the page buffers this transaction keeps for its dirty
-    /// pages, for an edit made apart ([`TableEdit::add_spare_pages`]);
-    /// merging the edit gives back what it did not use.
-    pub fn lend_spare_pages(&mut self, max: usize) -> Vec<Box<[u8]>> {
-        self.dirty.lend_spare_pages(max)
-    }
-
     /// Takes in the edits of [`WriteTxn::edit_apart`]. Fails, changing
     /// nothing, if the table was changed here since the edits started.
     pub fn merge_apart(&mut self, edits: ApartEdits) -> Result<()> {
@@ -747,22 +740,10 @@ impl TableEdit<'_> {
         self.write().put(key, value)
     }
 
-    /// Inserts or replaces `key` and returns its previous value (one
-    /// descent, as [`WriteTxn::replace`]).
-    pub fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        check_key(key)?;
-        self.write().put_returning(key, value, true)
-    }
-
     /// Deletes `key`; returns whether it existed.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
         self.write().delete(key)
-    }
-
-    /// Page buffers to use before allocating ([`WriteTxn::lend_spare_pages`]).
-    pub fn add_spare_pages(&mut self, spare: Vec<Box<[u8]>>) {
-        self.edits.dirty.add_spare_pages(spare);
     }
 
     /// Ends the edits, for [`WriteTxn::merge_apart`].

@@ -322,12 +322,11 @@ fn empty_state_has_the_empty_root() {
     assert_eq!(snap.latest_entries(metisdb::tables::ACCOUNT_TRIE), 0);
 }
 
-/// `StateWriter::apply_batch` (sorted, accounts and slots on two threads in
-/// edits apart, or on one) against the reference root after every commit,
-/// and against the same changes set one by one: every table equal. Batches
-/// repeat keys (the later change wins), clear slots, create accounts and
-/// update accounts that hold storage; some follow a wipe, which changes the
-/// storage table first and so takes the one-thread path.
+/// `StateWriter::apply_batch` (the changes sorted by key) against the
+/// reference root after every commit, and against the same changes set one
+/// by one in the given order: every table equal. Batches repeat keys (the
+/// later change wins), clear slots, create accounts and update accounts
+/// that hold storage; some follow a wipe.
 #[test]
 fn batched_changes_match_one_by_one_changes_and_the_reference() {
     use metisdb::state::{hash_slot, AccountUpdate, SlotWrite};

@@ -114,20 +114,6 @@ impl Dirty {
         Dirty { spare, ..Dirty::new(page_size, version) }
     }
 
-    /// Up to `max` of the spare page buffers, for changes made apart
-    /// ([`Dirty::add_spare_pages`] of their own [`Dirty`]).
-    pub fn lend_spare_pages(&mut self, max: usize) -> Vec<Box<[u8]>> {
-        let keep = self.spare.len().saturating_sub(max);
-        self.spare.split_off(keep)
-    }
-
-    /// Takes `spare` (buffers of this page size) as page buffers to use
-    /// before allocating.
-    pub fn add_spare_pages(&mut self, spare: Vec<Box<[u8]>>) {
-        assert!(spare.iter().all(|b| b.len() == self.page_size), "spare pages of another page size");
-        self.spare.extend(spare);
-    }
-
     /// Every page buffer of these changes (dirty or spare), at most `max`,
     /// for [`Dirty::with_spare_pages`] of the next transaction.
     pub fn take_page_buffers(&mut self, max: usize) -> Vec<Box<[u8]>> {
@@ -350,17 +336,9 @@ impl Dirty {
         let shift = TempShift { pages: self.pages.len() as u64, runs: self.runs.len() as u64 };
         self.append_hints = [const { None }; MAX_TABLES];
         self.last_inserts = [None; MAX_TABLES];
-        // Only temporary ids move: with none of this side's pages (runs)
-        // before them, the absorbed pages (runs) keep theirs, and a leaf
-        // refers to runs only, a branch to pages only.
-        let (pages_move, runs_move) = (shift.pages > 0, shift.runs > 0 && !other.runs.is_empty());
         for mut page in other.pages {
             if let Some(buf) = page.as_deref_mut() {
-                match page::kind(buf) {
-                    Some(page::PageKind::Branch) if pages_move => patch_refs(buf, |id| shift.id(id)),
-                    Some(page::PageKind::Leaf) if runs_move => patch_refs(buf, |id| shift.id(id)),
-                    _ => {}
-                }
+                patch_refs(buf, |id| shift.id(id));
             }
             self.pages.push(page);
         }
@@ -368,7 +346,6 @@ impl Dirty {
         self.table.extend(other.table);
         self.runs.extend(other.runs);
         self.freed.extend(other.freed);
-        self.spare.extend(other.spare);
         shift
     }
 }

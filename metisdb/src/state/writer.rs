@@ -182,66 +182,32 @@ fn overlapped_account_update(
     Ok((top.root, account_edit.finish(), storage_edit.finish()))
 }
 
-/// Where changes of one table go: the transaction's own table, or an edit
-/// apart from the transaction.
-trait EditTable {
+/// Where branch records go: the transaction's own table, or an edit apart
+/// from the transaction.
+trait RecordTable {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
     fn delete(&mut self, key: &[u8]) -> Result<bool>;
-    fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>>;
 }
 
-impl EditTable for TableEdit<'_> {
+impl RecordTable for TableEdit<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         TableEdit::put(self, key, value)
     }
     fn delete(&mut self, key: &[u8]) -> Result<bool> {
         TableEdit::delete(self, key)
     }
-    fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        TableEdit::replace(self, key, value)
-    }
 }
 
-/// A table of the transaction itself.
+/// A record table of the transaction itself.
 struct InTxn<'a, 'db>(&'a mut WriteTxn<'db>, tables::Table);
 
-impl EditTable for InTxn<'_, '_> {
+impl RecordTable for InTxn<'_, '_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.0.put(self.1, key, value)
     }
     fn delete(&mut self, key: &[u8]) -> Result<bool> {
         self.0.delete(self.1, key)
     }
-    fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.replace(self.1, key, value)
-    }
-}
-
-/// Sets the account of `address_hash` in `accounts` (the accounts table),
-/// keeping its storage root. One descent: the record goes in with an empty
-/// storage root and the old one comes back; an account with storage is
-/// written again (its leaf is a dirty page in the cache by then).
-fn update_account(accounts: &mut impl EditTable, address_hash: &B256, info: AccountInfo) -> Result<()> {
-    let key = address_hash.as_slice();
-    let fresh = StoredAccount { info, storage_root: EMPTY_ROOT_HASH };
-    if let Some(old) = accounts.replace(key, &fresh.encode())? {
-        let old = StoredAccount::decode(&old).map_err(|r| bad(tables::ACCOUNTS, key, r))?;
-        if old.storage_root != EMPTY_ROOT_HASH {
-            accounts.put(key, &StoredAccount { info, storage_root: old.storage_root }.encode())?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes a slot into `storage` (the storage table); zero deletes it.
-fn write_slot(storage: &mut impl EditTable, address_hash: &B256, slot_hash: &B256, value: &U256) -> Result<()> {
-    let k = storage_key(address_hash, slot_hash);
-    if value.is_zero() {
-        storage.delete(&k)?;
-    } else {
-        storage.put(&k, stored_slot_value(&value.to_be_bytes()))?;
-    }
-    Ok(())
 }
 
 /// An account update of [`StateWriter::apply_batch`]: keccak(address) and
@@ -252,14 +218,10 @@ pub type AccountUpdate = (B256, AccountInfo);
 /// keccak(slot) and the value (zero deletes the slot).
 pub type SlotWrite = (B256, B256, U256);
 
-/// Below this many changes a batch goes in on the calling thread: a helper
-/// and two edits apart cost more than they save.
-const PARALLEL_BATCH_MIN: usize = 256;
-
 /// Writes record changes of a trie (the account trie, or with `prefix` =
 /// keccak(address) an account's storage trie) into `table`.
 fn write_records(
-    table: &mut impl EditTable,
+    table: &mut impl RecordTable,
     prefix: &[u8],
     removals: &[Nibbles],
     upserts: &[(Nibbles, BranchRecord)],
@@ -326,7 +288,21 @@ impl<'db> StateWriter<'db> {
                 self.wipe_storage_by_hash(address_hash)?;
                 self.txn.delete(tables::ACCOUNTS, address_hash.as_slice())?;
             }
-            Some(info) => update_account(&mut InTxn(&mut self.txn, tables::ACCOUNTS), address_hash, info)?,
+            Some(info) => {
+                // The account keeps its storage root. One descent: the record
+                // goes in with an empty storage root and the old one comes
+                // back; an account with storage is written again (its leaf
+                // is a dirty page in the cache by then).
+                let key = address_hash.as_slice();
+                let fresh = StoredAccount { info, storage_root: EMPTY_ROOT_HASH };
+                if let Some(old) = self.txn.replace(tables::ACCOUNTS, key, &fresh.encode())? {
+                    let old = StoredAccount::decode(&old).map_err(|r| bad(tables::ACCOUNTS, key, r))?;
+                    if old.storage_root != EMPTY_ROOT_HASH {
+                        let storage_root = old.storage_root;
+                        self.txn.put(tables::ACCOUNTS, key, &StoredAccount { info, storage_root }.encode())?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -335,73 +311,21 @@ impl<'db> StateWriter<'db> {
     /// writes as [`Self::set_account_by_hash`] and
     /// [`Self::set_storage_by_hash`] would one by one in the given order (of
     /// a key given twice the later change wins), but in key order (sorting
-    /// both slices), and with two threads or more and both tables not yet
-    /// changed in this transaction, the accounts on a helper thread beside
-    /// the slots, each table edited apart. Account deletions and storage
+    /// both slices): each put then descends next to the last one, through
+    /// branch pages already in the cache. Account deletions and storage
     /// wipes are not taken here: a wipe must come before the slot writes
     /// that follow it ([`crate::pending::fold`]).
     pub fn apply_batch(&mut self, accounts: &mut [AccountUpdate], slots: &mut [SlotWrite]) -> Result<()> {
         // Stable sorts: a key given twice keeps its later change last.
         accounts.sort_by_key(|(address_hash, _)| *address_hash);
         slots.sort_by_key(|(address_hash, slot_hash, _)| (*address_hash, *slot_hash));
-        let (accounts, slots) = (&*accounts, &*slots);
-        let apart = self.threads >= 2
-            && !accounts.is_empty()
-            && !slots.is_empty()
-            && accounts.len() + slots.len() >= PARALLEL_BATCH_MIN
-            && self.txn.is_untouched(tables::ACCOUNTS)
-            && self.txn.is_untouched(tables::STORAGE);
-        if apart {
-            self.apply_apart(accounts, slots)?;
-        } else {
-            for (address_hash, info) in accounts {
-                update_account(&mut InTxn(&mut self.txn, tables::ACCOUNTS), address_hash, *info)?;
-            }
-            for (address_hash, slot_hash, value) in slots {
-                write_slot(&mut InTxn(&mut self.txn, tables::STORAGE), address_hash, slot_hash, value)?;
-            }
+        for (address_hash, info) in accounts.iter() {
+            self.set_account_by_hash(address_hash, Some(*info))?;
         }
-        self.accounts.extend(accounts.iter().map(|(address_hash, _)| *address_hash));
-        for (address_hash, slot_hash, _) in slots {
-            self.storage.entry(*address_hash).or_default().push(*slot_hash);
+        for (address_hash, slot_hash, value) in slots.iter() {
+            self.set_storage_by_hash(address_hash, slot_hash, value)?;
         }
         Ok(())
-    }
-
-    /// [`Self::apply_batch`] with the accounts on a helper thread and the
-    /// slots on this one, each into an edit apart lent one page buffer per
-    /// change; both edits are merged only if both succeeded.
-    fn apply_apart(&mut self, accounts: &[AccountUpdate], slots: &[SlotWrite]) -> Result<()> {
-        let lent = (self.txn.lend_spare_pages(accounts.len()), self.txn.lend_spare_pages(slots.len()));
-        let (Some(mut account_edit), Some(mut slot_edit)) =
-            (self.txn.edit_apart(tables::ACCOUNTS)?, self.txn.edit_apart(tables::STORAGE)?)
-        else {
-            unreachable!("apply_batch checked that both tables are untouched");
-        };
-        account_edit.add_spare_pages(lent.0);
-        slot_edit.add_spare_pages(lent.1);
-        let account_edit = Mutex::new(Some(account_edit));
-        let accounts_done: Mutex<Option<Result<ApartEdits>>> = Mutex::new(None);
-        let slots_done = crate::pool::with_helpers(
-            1,
-            |_| {
-                let mut edit = account_edit.lock().expect("edit lock").take().expect("one helper takes the accounts");
-                let done = accounts.iter().try_for_each(|(h, info)| update_account(&mut edit, h, *info));
-                *accounts_done.lock().expect("result lock") = Some(done.map(|()| edit.finish()));
-            },
-            || -> Result<ApartEdits> {
-                for (address_hash, slot_hash, value) in slots {
-                    write_slot(&mut slot_edit, address_hash, slot_hash, value)?;
-                }
-                Ok(slot_edit.finish())
-            },
-        );
-        let accounts_done = accounts_done.into_inner().expect("result lock").expect("the helper has run");
-        let (account_edits, slot_edits) = (accounts_done?, slots_done?);
-        // Accounts first (usually the larger edit): on a transaction with no
-        // dirty pages yet, the first edit merged keeps its page ids.
-        self.txn.merge_apart(account_edits)?;
-        self.txn.merge_apart(slot_edits)
     }
 
     /// Sets a storage slot (zero deletes it).
@@ -414,7 +338,12 @@ impl<'db> StateWriter<'db> {
 
     /// [`Self::set_storage`] by hashed keys.
     pub fn set_storage_by_hash(&mut self, address_hash: &B256, slot_hash: &B256, value: &U256) -> Result<()> {
-        write_slot(&mut InTxn(&mut self.txn, tables::STORAGE), address_hash, slot_hash, value)?;
+        let k = storage_key(address_hash, slot_hash);
+        if value.is_zero() {
+            self.txn.delete(tables::STORAGE, &k)?;
+        } else {
+            self.txn.put(tables::STORAGE, &k, stored_slot_value(&value.to_be_bytes()))?;
+        }
         self.storage.entry(*address_hash).or_default().push(*slot_hash);
         Ok(())
     }
