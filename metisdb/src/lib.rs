@@ -26,6 +26,7 @@ pub mod page;
 mod page_set;
 pub mod pending;
 pub mod pool;
+mod prefetch;
 pub mod readers;
 mod scan;
 mod snapshot;

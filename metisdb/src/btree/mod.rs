@@ -141,18 +141,6 @@ pub struct Cursor<'a, S: PageSource + ?Sized> {
     done: bool,
 }
 
-/// Asks the CPU for every cache line of a leaf the cursor just reached: its
-/// entries are read next, and the misses then overlap instead of coming one
-/// after the other.
-fn prefetch_leaf(page: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in page.chunks(64) {
-        // SAFETY: a prefetch is a hint that never faults; the address is
-        // inside the page slice.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
-    }
-}
-
 impl<'a, S: PageSource + ?Sized> Cursor<'a, S> {
     /// A cursor positioned at the first key `>= start`.
     pub fn seek(src: &'a S, root: TreeRoot, start: &[u8]) -> Result<Self> {
@@ -169,7 +157,8 @@ impl<'a, S: PageSource + ?Sized> Cursor<'a, S> {
         loop {
             let p = node(src, id, level)?;
             if level == 0 {
-                prefetch_leaf(p);
+                // Its entries are read next.
+                crate::prefetch::prefetch(p);
                 let i = match leaf::search(p, start).map_err(|m| src.corrupt(id, m.0))? {
                     Ok(i) | Err(i) => i,
                 };
@@ -207,7 +196,7 @@ impl<'a, S: PageSource + ?Sized> Cursor<'a, S> {
             if level == 0 {
                 let (id, _) = *self.stack.last().expect("stack is non-empty while descending");
                 self.leaf = node(self.src, id, 0)?;
-                prefetch_leaf(self.leaf);
+                crate::prefetch::prefetch(self.leaf);
                 return Ok(true);
             }
             let (id, i) = *self.stack.last().expect("stack is non-empty while descending");
