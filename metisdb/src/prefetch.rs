@@ -13,3 +13,11 @@ pub(crate) fn prefetch(bytes: &[u8]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = bytes;
 }
+
+/// [`prefetch`] of the cache line holding `value`.
+pub(crate) fn prefetch_line<T>(value: &T) {
+    // SAFETY: `value` is a live reference, so its first byte is readable
+    // and the slice covers exactly that byte.
+    let first = unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), 1) };
+    prefetch(first);
+}

@@ -288,6 +288,17 @@ fn run_block(
     })
 }
 
+/// The locations a transaction reads first: its sender's account and the
+/// account it calls (or the sender's again for a creation), for
+/// [`MvMemory::prefetch_keys`] before it runs.
+fn first_reads(tx: &TxEnv) -> [StateKey; 2] {
+    let to = match tx.kind {
+        revm::primitives::TxKind::Call(to) => to,
+        revm::primitives::TxKind::Create => tx.caller,
+    };
+    [StateKey::Account(tx.caller), StateKey::Account(to)]
+}
+
 /// From this many transactions, a parent state that hashes its keys is read
 /// through [`prehashed::PrehashedParent`] (below, batches of a few hashes
 /// gain nothing).

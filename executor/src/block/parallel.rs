@@ -120,6 +120,7 @@ impl ParallelRun<'_, '_> {
                 return None;
             }
         }
+        self.mv.prefetch_keys(&super::first_reads(&self.txs[tx]));
         loop {
             *executions += 1;
             let since = self.mv.change_mark();

@@ -18,6 +18,7 @@ pub fn run_sequential(
     let mut outcomes = Vec::with_capacity(txs.len());
     let mut executor = TxExecutor::new(env, mv, codes, false);
     for (index, tx) in txs.iter().enumerate() {
+        mv.prefetch_keys(&super::first_reads(tx));
         let (outcome, writes) = match executor.execute(index, tx) {
             Ok(execution) => match execution.result {
                 Ok(result) => (TxOutcome::Executed(result, execution.bloom), execution.writes),

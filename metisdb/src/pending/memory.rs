@@ -329,6 +329,17 @@ impl<'p> MvMemory<'p> {
         self.changes = Some(ChangeLog::default());
     }
 
+    /// Asks the CPU for the written-key filter entries of `keys`, which a
+    /// transaction about to run reads first (its sender and recipient): a
+    /// block's filter is larger than the caches (and in a parallel run last
+    /// written by the other core), and the transaction's setup runs while
+    /// the entries come.
+    pub fn prefetch_keys(&self, keys: &[StateKey]) {
+        for key in keys {
+            crate::prefetch::prefetch_line(self.filter_entry(self.hasher.hash_one(key)));
+        }
+    }
+
     /// The count of changes so far (0 without [`MvMemory::track_changes`]):
     /// take it before a transaction's first read.
     pub fn change_mark(&self) -> ChangeMark {
