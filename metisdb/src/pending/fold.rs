@@ -31,9 +31,9 @@ fn mismatch(key: &StateKey, value: &StateValue) -> Error {
 /// Order: bytecode first (an account never references code the version does
 /// not hold), then storage wipes, then account deletions, then the updated
 /// accounts and the slots as one batch ([`StateWriter::apply_batch`]: in
-/// hashed-key order), so that a wipe never removes a slot
-/// the same block wrote after it and an account deleted in the block takes
-/// its storage with it.
+/// hashed-key order), so that a wipe never removes a slot the same block
+/// wrote after it and an account deleted in the block takes its storage
+/// with it.
 pub fn fold(writer: &mut StateWriter<'_>, writes: &[(StateKey, StateValue)]) -> Result<FoldStats> {
     let mut stats = FoldStats::default();
     for (key, value) in writes {
