@@ -189,12 +189,12 @@ impl ChangeLog {
             if count > SLOT_KEYS {
                 return LowerChanges::Unknown; // A wide change.
             }
-            let start = keys.len();
             keys.extend(slot.keys[..count].iter().map(|k| k.load(Ordering::Relaxed)));
+            // Keys read while a newer change took the slot over: the tag
+            // then differs (see the fence in `publish`).
             fence(Ordering::Acquire);
             if slot.tag.load(Ordering::Relaxed) != seen {
-                keys.truncate(start);
-                return LowerChanges::Unknown; // Rewritten while read.
+                return LowerChanges::Unknown;
             }
         }
         LowerChanges::Keys(keys)
