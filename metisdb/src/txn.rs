@@ -457,8 +457,7 @@ impl<'db> WriteTxn<'db> {
         };
         if points_here {
             let mut w = self.writer(table);
-            w.touch(&mut root, key, 0)?;
-            let leaf_id = w.locate(&root, key, 0)?.expect("the tree holds the key");
+            let leaf_id = w.touch(&mut root, key, 0)?.expect("the tree holds the key");
             let moved = self.dirty.move_value_run(leaf_id, key, p, table.0, payload);
             debug_assert!(moved, "the dirty leaf still points at the run");
             self.tables[table.index()] = root;

@@ -534,42 +534,29 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         })
     }
 
-    /// The id of the node at `level` whose range holds `key`.
-    pub fn locate(&self, root: &TreeRoot, key: &[u8], level: u8) -> Result<Option<u64>> {
-        if root.is_empty() || level > root.level {
-            return Ok(None);
-        }
-        let (mut id, mut l) = (root.page, root.level);
-        while l > level {
-            let p = self.read(id, l)?;
-            let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
-            id = branch::child(p, i);
-            l -= 1;
-        }
-        Ok(Some(id))
-    }
-
     /// Copies the nodes from the root down to the node at `level` holding
     /// `key` into dirty pages (their content unchanged), so that they are
-    /// written elsewhere at commit: how cleaning moves a live page.
-    pub fn touch(&mut self, root: &mut TreeRoot, key: &[u8], level: u8) -> Result<()> {
-        self.touch_if(root, key, level, None).map(|_| ())
+    /// written elsewhere at commit: how cleaning moves a live page. Returns
+    /// the dirty node's id (`None` if the tree has no such level).
+    pub fn touch(&mut self, root: &mut TreeRoot, key: &[u8], level: u8) -> Result<Option<u64>> {
+        self.touch_if(root, key, level, None)
     }
 
     /// [`TreeWriter::touch`] if the node at `level` holding `key` is page
     /// `page` (one descent, where cleaning used to locate the node first and
     /// then descend again to touch it); false, changing nothing, if it is not.
     pub fn touch_at(&mut self, root: &mut TreeRoot, key: &[u8], level: u8, page: u64) -> Result<bool> {
-        self.touch_if(root, key, level, Some(page))
+        self.touch_if(root, key, level, Some(page)).map(|touched| touched.is_some())
     }
 
-    fn touch_if(&mut self, root: &mut TreeRoot, key: &[u8], level: u8, only: Option<u64>) -> Result<bool> {
+    /// The dirty id of the node touched, if any.
+    fn touch_if(&mut self, root: &mut TreeRoot, key: &[u8], level: u8, only: Option<u64>) -> Result<Option<u64>> {
         if root.is_empty() || level > root.level {
-            return Ok(false);
+            return Ok(None);
         }
-        let mut touched = false;
+        let mut touched = None;
         let page = self.touch_rec(root.page, root.level, key, level, only, &mut touched)?;
-        if touched {
+        if touched.is_some() {
             self.dirty.forget_inserts(self.table);
             root.page = page;
         }
@@ -583,14 +570,15 @@ impl<S: PageSource + ?Sized> TreeWriter<'_, S> {
         key: &[u8],
         target: u8,
         only: Option<u64>,
-        touched: &mut bool,
+        touched: &mut Option<u64>,
     ) -> Result<u64> {
         if level == target {
             if only.is_some_and(|page| page != id) {
                 return Ok(id);
             }
-            *touched = true;
-            return self.make_dirty(id, level);
+            let dirty = self.make_dirty(id, level)?;
+            *touched = Some(dirty);
+            return Ok(dirty);
         }
         let p = self.read(id, level)?;
         let i = branch::search(p, key).map_err(|m| self.corrupt(id, m))?;
