@@ -2,7 +2,7 @@
 
 use super::types::{StateKey, StateValue};
 use crate::error::{Error, Result};
-use crate::state::{hash_slot, keccak256, AccountUpdate, SlotWrite, StateWriter};
+use crate::state::{AccountUpdate, SlotWrite, StateWriter};
 
 /// What [`fold`] applied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,15 +63,11 @@ pub fn fold(writer: &mut StateWriter<'_>, writes: &[(StateKey, StateValue)]) -> 
                 stats.deleted_accounts += 1;
             }
             (StateKey::Account(address), StateValue::Account(Some(account))) => {
-                let address_hash = keccak256(address);
-                writer.preimage(&address_hash, address.as_slice())?;
-                accounts.push((address_hash, (*account).into()));
+                accounts.push((writer.hash_address(address)?, (*account).into()));
             }
             (StateKey::Account(_), _) => return Err(mismatch(key, value)),
             (StateKey::Storage(address, slot), StateValue::Storage(v)) => {
-                let (address_hash, slot_hash) = (keccak256(address), hash_slot(slot));
-                writer.preimage(&address_hash, address.as_slice())?;
-                writer.preimage(&slot_hash, &slot.to_be_bytes::<32>())?;
+                let (address_hash, slot_hash) = writer.hash_slot_key(address, slot)?;
                 slots.push((address_hash, slot_hash, *v));
             }
             (StateKey::Storage(..), _) => return Err(mismatch(key, value)),

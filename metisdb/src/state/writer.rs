@@ -264,19 +264,32 @@ impl<'db> StateWriter<'db> {
         &self.last
     }
 
-    /// Stores `preimage` of `hash` (an address or a slot) unless preimages
-    /// are off or it is stored already.
-    pub(crate) fn preimage(&mut self, hash: &B256, preimage: &[u8]) -> Result<()> {
+    fn preimage(&mut self, hash: &B256, preimage: &[u8]) -> Result<()> {
         if self.preimages && self.txn.get(tables::PREIMAGES, hash.as_slice())?.is_none() {
             self.txn.put(tables::PREIMAGES, hash.as_slice(), preimage)?;
         }
         Ok(())
     }
 
-    /// Sets (or, with `None`, deletes together with its storage) the account at `address`.
-    pub fn set_account(&mut self, address: &Address, info: Option<AccountInfo>) -> Result<()> {
+    /// keccak(address), its preimage stored (unless preimages are off).
+    pub(crate) fn hash_address(&mut self, address: &Address) -> Result<B256> {
         let h = keccak256(address);
         self.preimage(&h, address.as_slice())?;
+        Ok(h)
+    }
+
+    /// keccak(address) and keccak(slot), both preimages stored (unless
+    /// preimages are off).
+    pub(crate) fn hash_slot_key(&mut self, address: &Address, slot: &U256) -> Result<(B256, B256)> {
+        let ah = self.hash_address(address)?;
+        let sh = hash_slot(slot);
+        self.preimage(&sh, &slot.to_be_bytes::<32>())?;
+        Ok((ah, sh))
+    }
+
+    /// Sets (or, with `None`, deletes together with its storage) the account at `address`.
+    pub fn set_account(&mut self, address: &Address, info: Option<AccountInfo>) -> Result<()> {
+        let h = self.hash_address(address)?;
         self.set_account_by_hash(&h, info)
     }
 
@@ -330,9 +343,7 @@ impl<'db> StateWriter<'db> {
 
     /// Sets a storage slot (zero deletes it).
     pub fn set_storage(&mut self, address: &Address, slot: &U256, value: &U256) -> Result<()> {
-        let (ah, sh) = (keccak256(address), hash_slot(slot));
-        self.preimage(&ah, address.as_slice())?;
-        self.preimage(&sh, &slot.to_be_bytes::<32>())?;
+        let (ah, sh) = self.hash_slot_key(address, slot)?;
         self.set_storage_by_hash(&ah, &sh, value)
     }
 
