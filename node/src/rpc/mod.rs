@@ -8,6 +8,7 @@ mod fees;
 mod filter;
 mod filters;
 pub mod json;
+mod listener;
 mod logs;
 pub mod params;
 mod subscribe;
@@ -19,7 +20,7 @@ pub use txs::submit;
 
 use crate::core::Core;
 use crate::error::{NodeError, Result};
-use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{stop_channel, BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::Params;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -35,8 +36,13 @@ pub struct RpcLimits {
     pub max_response_body: u32,
     /// Most requests in a batch.
     pub max_batch_len: u32,
-    /// Open connections.
+    /// Open connections (one over it is answered 503 and closed).
     pub max_connections: u32,
+    /// Time to send a request's headers, and most time between two
+    /// requests on a kept-alive connection.
+    pub header_timeout: Duration,
+    /// Time to send a request's body and get its answer.
+    pub request_timeout: Duration,
     /// Gas cap of eth_call and eth_estimateGas.
     pub call_gas_cap: u64,
     /// Time limit of eth_call and eth_estimateGas.
@@ -54,6 +60,8 @@ impl Default for RpcLimits {
             max_response_body: 25 * 1000 * 1000,
             max_batch_len: 1000,
             max_connections: 1000,
+            header_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
             call_gas_cap: metis_executor::DEFAULT_CALL_GAS_CAP,
             call_timeout: Duration::from_secs(5),
             logs_max_range: 100_000,
@@ -185,13 +193,20 @@ pub async fn start(core: Arc<Core>, config: RpcConfig) -> Result<(ServerHandle, 
     if !config.ws {
         cfg = cfg.http_only();
     }
-    let server = Server::builder()
-        .set_config(cfg.build())
-        .build(config.addr)
+    let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| NodeError::Io { what: format!("binding the RPC server to {}", config.addr), source: e })?;
-    let addr =
-        server.local_addr().map_err(|e| NodeError::Io { what: "reading the RPC server address".into(), source: e })?;
-    let handle = server.start(module(RpcContext { core, limits: config.limits, filters: Default::default() }));
+    let addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Io { what: "reading the RPC server address".into(), source: e })?;
+    let services = Server::builder().set_config(cfg.build()).to_service_builder();
+    let methods: jsonrpsee::Methods =
+        module(RpcContext { core, limits: config.limits.clone(), filters: Default::default() }).into();
+    let (stop, handle) = stop_channel();
+    let make_service = {
+        let stop = stop.clone();
+        move || services.clone().build(methods.clone(), stop.clone())
+    };
+    tokio::spawn(listener::accept_loop(listener, config.limits, stop, make_service));
     Ok((handle, addr))
 }
