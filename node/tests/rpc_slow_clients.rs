@@ -59,9 +59,11 @@ async fn slow_idle_and_excess_connections_are_cut_and_others_served() {
         c.limits.max_connections = 8;
         c.limits.header_timeout = Duration::from_secs(1);
         c.limits.request_timeout = Duration::from_secs(1);
+        c.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     })
     .await;
     let addr = node.rpc_addr;
+    let metrics = node.metrics_addr.expect("metrics endpoint");
     let t = tokio::task::spawn_blocking(move || {
         assert!(served(addr));
 
@@ -218,6 +220,20 @@ async fn slow_idle_and_excess_connections_are_cut_and_others_served() {
         std::thread::sleep(Duration::from_millis(1500));
         assert!(served(addr), "not serving after the attack");
         assert_eq!(result(addr, "eth_chainId", json!([])), json!("0x539"));
+
+        // The metrics endpoint: sixteen silent scrapers at once; one more
+        // is closed unanswered; once they leave, a scrape is answered.
+        let scrape = || {
+            let mut s = connect(metrics);
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            read_until_closed(&mut s, Instant::now()).0
+        };
+        let silent: Vec<TcpStream> = (0..16).map(|_| connect(metrics)).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(scrape(), "", "a scrape over the limit was answered");
+        drop(silent);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(scrape().starts_with("HTTP/1.1 200"), "metrics not served once the silent scrapers left");
     });
     t.await.unwrap();
     node.stop().await;
