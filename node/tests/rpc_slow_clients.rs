@@ -38,6 +38,21 @@ fn read_until_closed(s: &mut TcpStream, since: Instant) -> (String, Duration) {
     }
 }
 
+/// Sends `bytes` one every 100 ms for at most 5 s from `since`; true if
+/// the server cut the connection meanwhile.
+fn trickle(s: &mut TcpStream, bytes: &[u8], since: Instant) -> bool {
+    for byte in bytes {
+        if s.write_all(&[*byte]).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if since.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    false
+}
+
 /// True if a fresh client gets eth_chainId answered.
 fn served(addr: SocketAddr) -> bool {
     post(addr, CHAIN_ID).1.contains("\"result\"")
@@ -71,36 +86,15 @@ async fn slow_idle_and_excess_connections_are_cut_and_others_served() {
         // bytes keep coming.
         let mut slow_head = connect(addr);
         let started = Instant::now();
-        let trickle = head(addr, CHAIN_ID.len());
-        let mut cut_while_sending = false;
-        for byte in trickle.as_bytes() {
-            if slow_head.write_all(&[*byte]).is_err() {
-                cut_while_sending = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            if started.elapsed() > Duration::from_secs(5) {
-                break;
-            }
-        }
+        let cut = trickle(&mut slow_head, head(addr, CHAIN_ID.len()).as_bytes(), started);
         let (_, took) = read_until_closed(&mut slow_head, started);
-        assert!(cut_while_sending || took < Duration::from_secs(5), "slow headers held for {took:?}");
+        assert!(cut || took < Duration::from_secs(5), "slow headers held for {took:?}");
 
         // A body a byte at a time: cut at the request time.
         let mut slow_body = connect(addr);
         slow_body.write_all(head(addr, CHAIN_ID.len()).as_bytes()).unwrap();
         let started = Instant::now();
-        let mut cut = false;
-        for byte in &CHAIN_ID[..CHAIN_ID.len() - 1] {
-            if slow_body.write_all(&[*byte]).is_err() {
-                cut = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            if started.elapsed() > Duration::from_secs(5) {
-                break;
-            }
-        }
+        let cut = trickle(&mut slow_body, &CHAIN_ID[..CHAIN_ID.len() - 1], started);
         let (answer, took) = read_until_closed(&mut slow_body, started);
         assert!(cut || took < Duration::from_secs(5), "slow body held for {took:?}");
         assert!(!answer.contains("\"result\""), "a request cut short was answered: {answer}");
