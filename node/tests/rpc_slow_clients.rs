@@ -1,8 +1,9 @@
 //! Clients that hold connections: more connections than the limit, request
 //! headers or bodies sent a byte at a time, kept-alive connections left
-//! idle. Each is answered or cut within its time limit, its connection slot
-//! comes back, and well-behaved clients are served throughout (the test
-//! prints their p99 latency and the process's peak RSS during the attack).
+//! idle, WebSockets that answer no ping. Each is answered or cut within its
+//! time limit, its connection slot comes back, and well-behaved clients are
+//! served throughout (the test prints their p99 latency and the process's
+//! peak RSS during the attack).
 
 mod common;
 
@@ -74,6 +75,8 @@ async fn slow_idle_and_excess_connections_are_cut_and_others_served() {
         c.limits.max_connections = 8;
         c.limits.header_timeout = Duration::from_secs(1);
         c.limits.request_timeout = Duration::from_secs(1);
+        c.limits.ws_ping_interval = Duration::from_millis(200);
+        c.limits.ws_inactive_limit = Duration::from_millis(500);
         c.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     })
     .await;
@@ -110,6 +113,18 @@ async fn slow_idle_and_excess_connections_are_cut_and_others_served() {
             took >= Duration::from_millis(500) && took < Duration::from_secs(5),
             "idle connection closed after {took:?}"
         );
+
+        // A WebSocket client that never answers the pings: closed.
+        let mut ws = connect(addr);
+        let upgrade = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        ws.write_all(upgrade.as_bytes()).unwrap();
+        let started = Instant::now();
+        let (got, took) = read_until_closed(&mut ws, started);
+        assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+        assert!(took < Duration::from_secs(5), "a WebSocket answering no ping held for {took:?}");
 
         // More connections than the limit: the ones over it are refused
         // with 503, those within it still work, and once they are cut

@@ -8,7 +8,8 @@
 //! down. Here every connection takes a permit of
 //! [`RpcLimits::max_connections`] while it speaks HTTP (one over the limit
 //! is answered 503 and closed; a WebSocket gives its permit back once
-//! upgraded, and jsonrpsee counts those against the same limit itself),
+//! upgraded: jsonrpsee counts those against the same limit itself, and
+//! closes the ones that answer no ping within [`RpcLimits::ws_inactive_limit`]),
 //! its request headers, and the silence before and between requests, must
 //! come within [`RpcLimits::header_timeout`], and a request must be read
 //! and answered within [`RpcLimits::request_timeout`] (go-ethereum's read

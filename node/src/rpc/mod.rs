@@ -20,7 +20,7 @@ pub use txs::submit;
 
 use crate::core::Core;
 use crate::error::{NodeError, Result};
-use jsonrpsee::server::{stop_channel, BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{stop_channel, BatchRequestConfig, PingConfig, RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::Params;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -43,6 +43,11 @@ pub struct RpcLimits {
     pub header_timeout: Duration,
     /// Time to send a request's body and get its answer.
     pub request_timeout: Duration,
+    /// Period of the pings a WebSocket connection gets.
+    pub ws_ping_interval: Duration,
+    /// A WebSocket connection that answers no ping for this long is closed
+    /// (a client gone without closing it would hold its slot for good).
+    pub ws_inactive_limit: Duration,
     /// Gas cap of eth_call and eth_estimateGas.
     pub call_gas_cap: u64,
     /// Time limit of eth_call and eth_estimateGas.
@@ -62,6 +67,8 @@ impl Default for RpcLimits {
             max_connections: 1000,
             header_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
+            ws_ping_interval: Duration::from_secs(30),
+            ws_inactive_limit: Duration::from_secs(60),
             call_gas_cap: metis_executor::DEFAULT_CALL_GAS_CAP,
             call_timeout: Duration::from_secs(5),
             logs_max_range: 100_000,
@@ -189,7 +196,8 @@ pub async fn start(core: Arc<Core>, config: RpcConfig) -> Result<(ServerHandle, 
         .max_response_body_size(l.max_response_body)
         .max_connections(l.max_connections)
         .set_batch_request_config(BatchRequestConfig::Limit(l.max_batch_len))
-        .set_id_provider(subscribe::HexIdProvider);
+        .set_id_provider(subscribe::HexIdProvider)
+        .enable_ws_ping(PingConfig::new().ping_interval(l.ws_ping_interval).inactive_limit(l.ws_inactive_limit));
     if !config.ws {
         cfg = cfg.http_only();
     }
