@@ -193,13 +193,12 @@ impl<'a, S: PageSource + ?Sized> Cursor<'a, S> {
         loop {
             let depth = self.stack.len();
             let level = self.root.level - (depth as u8 - 1);
+            let (id, i) = *self.stack.last().expect("stack is non-empty while descending");
             if level == 0 {
-                let (id, _) = *self.stack.last().expect("stack is non-empty while descending");
                 self.leaf = node(self.src, id, 0)?;
                 crate::prefetch::prefetch(self.leaf);
                 return Ok(true);
             }
-            let (id, i) = *self.stack.last().expect("stack is non-empty while descending");
             let p = node(self.src, id, level)?;
             self.stack.push((branch::child(p, i), 0));
         }
