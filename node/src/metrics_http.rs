@@ -23,14 +23,7 @@ pub async fn start(core: Arc<Core>, addr: SocketAddr) -> Result<(tokio::task::Jo
     let task = tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
-            let sock = match listener.accept().await {
-                Ok((sock, _)) => sock,
-                // Out of file descriptors, most likely: wait for some to close.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            };
+            let sock = crate::rpc::listener::accept_next(&listener).await;
             let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
             let core = core.clone();
             tokio::spawn(async move {

@@ -31,8 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 const OVER_LIMIT: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 21\r\nconnection: close\r\n\r\ntoo many connections\n";
 
-/// A pause after a failed accept (out of file descriptors, most likely),
-/// so the loop does not spin while connections close.
+/// A pause after a failed accept.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Accepts connections until `stop` and serves each with a service from
@@ -49,13 +48,7 @@ where
     loop {
         let socket = tokio::select! {
             _ = &mut stopped => break,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
-                Err(_) => {
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
+            socket = accept_next(&listener) => socket,
         };
         let Some(permit) = guard.try_acquire() else {
             tokio::spawn(refuse(socket));
@@ -69,6 +62,18 @@ where
             serve(socket, service, header_timeout, stop).await;
             drop(permit);
         });
+    }
+}
+
+/// The next accepted connection. A failed accept (out of file descriptors,
+/// most likely) is retried after [`ACCEPT_BACKOFF`], so the loop does not
+/// spin while connections close.
+pub(crate) async fn accept_next(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((socket, _)) => return socket,
+            Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ mod fees;
 mod filter;
 mod filters;
 pub mod json;
-mod listener;
+pub(crate) mod listener;
 mod logs;
 pub mod params;
 mod subscribe;
