@@ -6,7 +6,7 @@ use super::code_cache::CodeCache;
 use super::tx_db::{DbError, TxDb};
 use super::write_set::collect_writes;
 use crate::chains::DebitChains;
-use crate::receipts::{logs_bloom, LogsBloom};
+use crate::receipts::{LogsBloom, LogsBloomer};
 use alloy_primitives::{Address, Bytes, U256};
 use metisdb::pending::{MvMemory, ReadRecord, StateKey, TxIndex, WriteOp};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
@@ -108,6 +108,7 @@ pub struct TxExecutor<'a, 'p> {
     evm: TxEvm<'a, 'p>,
     handler: LazyRewardHandler<'a, 'p>,
     beneficiary: Address,
+    bloomer: LogsBloomer,
 }
 
 impl<'a, 'p> TxExecutor<'a, 'p> {
@@ -118,6 +119,7 @@ impl<'a, 'p> TxExecutor<'a, 'p> {
             evm: build_evm(env, TxDb::new(mv, codes, 0, record_reads)),
             handler: LazyRewardHandler { reward: Cell::new(U256::ZERO), _evm: Default::default() },
             beneficiary: env.block.beneficiary,
+            bloomer: LogsBloomer::default(),
         }
     }
 
@@ -151,7 +153,7 @@ impl<'a, 'p> TxExecutor<'a, 'p> {
         match outcome {
             Ok(result) => {
                 let writes = collect_writes(&state, self.beneficiary, self.handler.reward.get());
-                let bloom = (!result.logs().is_empty()).then(|| Box::new(logs_bloom(result.logs())));
+                let bloom = (!result.logs().is_empty()).then(|| Box::new(self.bloomer.bloom(result.logs())));
                 Ok(TxExecution { result: Ok(result), bloom, writes, reads })
             }
             Err(EVMError::Transaction(invalid)) => {
