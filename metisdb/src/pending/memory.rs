@@ -267,6 +267,28 @@ fn change_hash(hash: u64) -> u32 {
     (hash ^ (hash >> 32)) as u32
 }
 
+/// The keys a recorded write set changed, as the change log takes them.
+#[derive(Default)]
+struct ChangedKeys {
+    hashes: SmallVec<[u32; SLOT_KEYS]>,
+    /// More keys than a log slot holds, or a wipe (which changes what reads
+    /// of every slot of its account see).
+    wide: bool,
+}
+
+impl ChangedKeys {
+    fn note(&mut self, key: &StateKey, hash: u64) {
+        if self.wide {
+            return;
+        }
+        if self.hashes.len() == SLOT_KEYS || matches!(key, StateKey::StorageWipe(_)) {
+            self.wide = true;
+            return;
+        }
+        self.hashes.push(change_hash(hash));
+    }
+}
+
 // A poisoned lock only means a worker panicked between two plain map
 // operations; the data itself is consistent.
 macro_rules! read {
@@ -759,10 +781,16 @@ impl<'p> MvMemory<'p> {
         }
         debug_assert!(writes.windows(2).all(|w| w[0].0 != w[1].0), "duplicate key in write set");
         let mut keys: Vec<StateKey> = Vec::with_capacity(writes.len());
+        let mut changed = ChangedKeys::default();
         let mut lazy = LazyAmount::None;
         let mut debit = None;
         for (key, op) in writes {
             keys.push(key);
+            // Hashed once, for the shard, the filter and the change log.
+            let hash = self.hasher.hash_one(key);
+            if self.changes.is_some() {
+                changed.note(&key, hash);
+            }
             if matches!(key, StateKey::StorageWipe(_)) {
                 self.has_wipes.store(true, Ordering::Release);
             }
@@ -799,7 +827,6 @@ impl<'p> MvMemory<'p> {
                 }
             };
             let entry = Entry { tx: version.tx, incarnation: version.incarnation, data };
-            let hash = self.hasher.hash_one(key);
             self.note_written(hash, version.tx);
             let mut shard = write!(self.shard_of_hash(hash));
             let versions = shard.entry(key).or_default();
@@ -813,7 +840,6 @@ impl<'p> MvMemory<'p> {
         last.lazy = lazy;
         last.debit = debit;
         let mut wrote_new_location = false;
-        let mut removed: SmallVec<[StateKey; 2]> = SmallVec::new();
         if last.keys.is_empty() {
             wrote_new_location = !keys.is_empty();
         } else {
@@ -831,7 +857,7 @@ impl<'p> MvMemory<'p> {
                             versions.retain(|e| e.tx != version.tx);
                         }
                         if self.changes.is_some() {
-                            removed.push(*old);
+                            changed.note(old, self.hasher.hash_one(old));
                         }
                         i += 1;
                     }
@@ -842,26 +868,17 @@ impl<'p> MvMemory<'p> {
                 }
             }
         }
-        self.publish_change(version.tx, keys.iter().chain(&removed));
+        self.publish_change(version.tx, &changed);
         last.keys = keys;
         wrote_new_location
     }
 
-    /// Numbers a change of `keys` by `tx` in the log, if there is one; call
-    /// once the change is in place.
-    fn publish_change<'k>(&self, tx: TxIndex, keys: impl Iterator<Item = &'k StateKey>) {
-        let Some(changes) = &self.changes else { return };
-        let mut hashes: SmallVec<[u32; SLOT_KEYS]> = SmallVec::new();
-        // A wipe changes what reads of every slot of its account see.
-        let mut wide = false;
-        for key in keys {
-            if hashes.len() == SLOT_KEYS || matches!(key, StateKey::StorageWipe(_)) {
-                wide = true;
-                break;
-            }
-            hashes.push(change_hash(self.hasher.hash_one(key)));
+    /// Numbers a change by `tx` in the log, if there is one; call once the
+    /// change is in place.
+    fn publish_change(&self, tx: TxIndex, changed: &ChangedKeys) {
+        if let Some(changes) = &self.changes {
+            changes.publish(tx as u32, &changed.hashes, changed.wide);
         }
-        changes.publish(tx as u32, &hashes, wide);
     }
 
     /// Marks every write of the aborted transaction as an ESTIMATE, so that
@@ -874,15 +891,18 @@ impl<'p> MvMemory<'p> {
                 *amount = LazyAmount::Estimate;
             }
         }
+        let mut changed = ChangedKeys::default();
         for key in last.keys.iter() {
-            let mut shard = write!(self.shard(key));
+            let hash = self.hasher.hash_one(key);
+            changed.note(key, hash);
+            let mut shard = write!(self.shard_of_hash(hash));
             if let Some(versions) = shard.get_mut(key) {
                 if let Ok(at) = versions.binary_search_by_key(&tx, |e| e.tx) {
                     versions[at].data = EntryData::Estimate;
                 }
             }
         }
-        self.publish_change(tx, last.keys.iter());
+        self.publish_change(tx, &changed);
     }
 
     /// The keys written by the latest incarnation of `tx`, sorted.
