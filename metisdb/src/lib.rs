@@ -44,7 +44,7 @@ pub use scan::{PagedLookup, Scan};
 pub use snapshot::{Range, Snapshot};
 pub use stats::{Stats, TableStats};
 pub use tables::Table;
-pub use txn::{ApartEdits, CommitInfo, TableEdit, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use txn::{ApartEdits, CommitInfo, SparePages, TableEdit, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use verify::{TableCheck, VerifyReport};
 
 /// Largest number of pages in a file (16 TiB at 4 KiB pages).

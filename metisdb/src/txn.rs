@@ -200,6 +200,20 @@ impl<'db> WriteTxn<'db> {
     /// transaction already changed the table: the edits start from the
     /// parent's tree. [`WriteTxn::merge_apart`] takes the edits in.
     pub fn edit_apart(&self, table: Table) -> Result<Option<TableEdit<'_>>> {
+        self.edit_apart_with(table, SparePages::default())
+    }
+
+    /// Up to `pages` page buffers that this writer kept from its last
+    /// commit, for [`WriteTxn::edit_apart_with`]: edits apart then copy
+    /// pages into buffers already faulted in, as the transaction does.
+    pub fn lend_spare_pages(&mut self, pages: usize) -> SparePages {
+        SparePages(self.dirty.lend_spare_pages(pages))
+    }
+
+    /// [`WriteTxn::edit_apart`] with page buffers lent by
+    /// [`WriteTxn::lend_spare_pages`] (merging the edits gives back what
+    /// they did not use).
+    pub fn edit_apart_with(&self, table: Table, spare: SparePages) -> Result<Option<TableEdit<'_>>> {
         check_table(table)?;
         if !self.is_untouched(table) {
             return Ok(None);
@@ -210,7 +224,7 @@ impl<'db> WriteTxn<'db> {
             edits: ApartEdits {
                 table,
                 root: self.tables[table.index()],
-                dirty: Dirty::new(self.dirty.page_size(), self.dirty.version()),
+                dirty: Dirty::with_spare_pages(self.dirty.page_size(), self.dirty.version(), spare.0),
                 changes: BTreeMap::new(),
             },
         }))
@@ -745,11 +759,22 @@ impl TableEdit<'_> {
         self.write().delete(key)
     }
 
+    /// Inserts or replaces `key` and returns its previous value, with one
+    /// descent (as [`WriteTxn::replace`]).
+    pub fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        self.write().put_returning(key, value, true)
+    }
+
     /// Ends the edits, for [`WriteTxn::merge_apart`].
     pub fn finish(self) -> ApartEdits {
         self.edits
     }
 }
+
+/// Page buffers lent to edits apart ([`WriteTxn::lend_spare_pages`]).
+#[derive(Default)]
+pub struct SparePages(Vec<Box<[u8]>>);
 
 /// The changes of a [`TableEdit`]: its table's new root, its dirty pages and
 /// the old values it recorded; once finished, no longer tied to the

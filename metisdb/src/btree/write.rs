@@ -336,9 +336,16 @@ impl Dirty {
         let shift = TempShift { pages: self.pages.len() as u64, runs: self.runs.len() as u64 };
         self.append_hints = [const { None }; MAX_TABLES];
         self.last_inserts = [None; MAX_TABLES];
+        // Nothing to patch if no id moves; leaves refer only to runs, so
+        // without runs of `other` they hold no temporary id (scanning every
+        // cell of every leaf was most of the absorb).
+        let moved = shift.pages != 0 || shift.runs != 0;
+        let leaves_refer_to_runs = !other.runs.is_empty();
         for mut page in other.pages {
-            if let Some(buf) = page.as_deref_mut() {
-                patch_refs(buf, |id| shift.id(id));
+            if let Some(buf) = page.as_deref_mut().filter(|_| moved) {
+                if leaves_refer_to_runs || page::kind(buf) != Some(page::PageKind::Leaf) {
+                    patch_refs(buf, |id| shift.id(id));
+                }
             }
             self.pages.push(page);
         }
@@ -346,7 +353,16 @@ impl Dirty {
         self.table.extend(other.table);
         self.runs.extend(other.runs);
         self.freed.extend(other.freed);
+        self.spare.extend(other.spare);
         shift
+    }
+
+    /// Up to `max` of the spare page buffers, for the dirty pages of edits
+    /// made apart ([`Dirty::with_spare_pages`]; [`Dirty::absorb`] takes back
+    /// what they leave).
+    pub fn lend_spare_pages(&mut self, max: usize) -> Vec<Box<[u8]>> {
+        let keep = self.spare.len().saturating_sub(max);
+        self.spare.split_off(keep)
     }
 }
 

@@ -8,7 +8,9 @@
 //! paths, reusing the stored branch records of untouched subtrees, and
 //! write back just the records that changed. On more than one thread the
 //! records of both tries are written while the account trie's walk goes on
-//! (into edits apart from the transaction, merged at the end), not after it.
+//! (into edits apart from the transaction, merged at the end), not after it;
+//! likewise a large batch of changes goes into the accounts and the storage
+//! tables side by side ([`StateWriter::apply_batch`]).
 
 use super::account::{AccountInfo, StoredAccount};
 use super::read::{bad, StateRead};
@@ -182,32 +184,113 @@ fn overlapped_account_update(
     Ok((top.root, account_edit.finish(), storage_edit.finish()))
 }
 
-/// Where branch records go: the transaction's own table, or an edit apart
-/// from the transaction.
-trait RecordTable {
+/// Where the writes of one table go: the transaction's own table, or an
+/// edit apart from the transaction.
+trait TableWrites {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
     fn delete(&mut self, key: &[u8]) -> Result<bool>;
+    /// Puts `value` and returns the key's previous value, in one descent.
+    fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>>;
 }
 
-impl RecordTable for TableEdit<'_> {
+impl TableWrites for TableEdit<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         TableEdit::put(self, key, value)
     }
     fn delete(&mut self, key: &[u8]) -> Result<bool> {
         TableEdit::delete(self, key)
     }
+    fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        TableEdit::replace(self, key, value)
+    }
 }
 
 /// A record table of the transaction itself.
 struct InTxn<'a, 'db>(&'a mut WriteTxn<'db>, tables::Table);
 
-impl RecordTable for InTxn<'_, '_> {
+impl TableWrites for InTxn<'_, '_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.0.put(self.1, key, value)
     }
     fn delete(&mut self, key: &[u8]) -> Result<bool> {
         self.0.delete(self.1, key)
     }
+    fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.0.replace(self.1, key, value)
+    }
+}
+
+/// Writes the record of an existing or new account into the accounts
+/// table; the account keeps its storage root. One descent: the record goes
+/// in with an empty storage root and the old one comes back; an account with
+/// storage is written again (its leaf is a dirty page in the cache by then).
+fn write_account(accounts: &mut impl TableWrites, address_hash: &B256, info: AccountInfo) -> Result<()> {
+    let key = address_hash.as_slice();
+    let fresh = StoredAccount { info, storage_root: EMPTY_ROOT_HASH };
+    if let Some(old) = accounts.replace(key, &fresh.encode())? {
+        let old = StoredAccount::decode(&old).map_err(|r| bad(tables::ACCOUNTS, key, r))?;
+        if old.storage_root != EMPTY_ROOT_HASH {
+            let storage_root = old.storage_root;
+            accounts.put(key, &StoredAccount { info, storage_root }.encode())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a slot into the storage table (zero deletes it).
+fn write_slot(storage: &mut impl TableWrites, address_hash: &B256, slot_hash: &B256, value: &U256) -> Result<()> {
+    let k = storage_key(address_hash, slot_hash);
+    if value.is_zero() {
+        storage.delete(&k)?;
+    } else {
+        storage.put(&k, stored_slot_value(&value.to_be_bytes()))?;
+    }
+    Ok(())
+}
+
+/// Below this many account updates or slot writes (the fewer of the two), a
+/// batch is applied on one thread.
+const PARALLEL_APPLY_THRESHOLD: usize = 256;
+
+/// Applies sorted account updates and slot writes on two threads, each
+/// table into an edit apart from `txn`; `None` if `txn` already changed
+/// either table. Returns the edits of the accounts and of the storage.
+fn apply_apart(
+    txn: &mut WriteTxn<'_>,
+    accounts: &[AccountUpdate],
+    slots: &[SlotWrite],
+) -> Result<Option<(ApartEdits, ApartEdits)>> {
+    if !(txn.is_untouched(tables::ACCOUNTS) && txn.is_untouched(tables::STORAGE)) {
+        return Ok(None);
+    }
+    // A change dirties about one page (its leaf); a few more for branches.
+    let account_pages = txn.lend_spare_pages(accounts.len() + 64);
+    let storage_pages = txn.lend_spare_pages(slots.len() + 64);
+    let txn = &*txn;
+    let (Some(account_edit), Some(mut storage_edit)) =
+        (txn.edit_apart_with(tables::ACCOUNTS, account_pages)?, txn.edit_apart_with(tables::STORAGE, storage_pages)?)
+    else {
+        return Ok(None);
+    };
+    let account_edit = Mutex::new(Some(account_edit));
+    let accounts_done: Mutex<Option<Result<ApartEdits>>> = Mutex::new(None);
+    let storage = crate::pool::with_helpers(
+        1,
+        |_| {
+            let Some(mut edit) = account_edit.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+            let done = accounts.iter().try_for_each(|(ah, info)| write_account(&mut edit, ah, *info));
+            *accounts_done.lock().unwrap_or_else(|e| e.into_inner()) = Some(done.map(|()| edit.finish()));
+        },
+        || -> Result<ApartEdits> {
+            for (ah, sh, value) in slots {
+                write_slot(&mut storage_edit, ah, sh, value)?;
+            }
+            Ok(storage_edit.finish())
+        },
+    );
+    // Every helper call has returned (possibly run here, after the storage).
+    let accounts = accounts_done.into_inner().unwrap_or_else(|e| e.into_inner()).expect("the accounts were applied");
+    Ok(Some((accounts?, storage?)))
 }
 
 /// An account update of [`StateWriter::apply_batch`]: keccak(address) and
@@ -221,7 +304,7 @@ pub type SlotWrite = (B256, B256, U256);
 /// Writes record changes of a trie (the account trie, or with `prefix` =
 /// keccak(address) an account's storage trie) into `table`.
 fn write_records(
-    table: &mut impl RecordTable,
+    table: &mut impl TableWrites,
     prefix: &[u8],
     removals: &[Nibbles],
     upserts: &[(Nibbles, BranchRecord)],
@@ -301,21 +384,7 @@ impl<'db> StateWriter<'db> {
                 self.wipe_storage_by_hash(address_hash)?;
                 self.txn.delete(tables::ACCOUNTS, address_hash.as_slice())?;
             }
-            Some(info) => {
-                // The account keeps its storage root. One descent: the record
-                // goes in with an empty storage root and the old one comes
-                // back; an account with storage is written again (its leaf
-                // is a dirty page in the cache by then).
-                let key = address_hash.as_slice();
-                let fresh = StoredAccount { info, storage_root: EMPTY_ROOT_HASH };
-                if let Some(old) = self.txn.replace(tables::ACCOUNTS, key, &fresh.encode())? {
-                    let old = StoredAccount::decode(&old).map_err(|r| bad(tables::ACCOUNTS, key, r))?;
-                    if old.storage_root != EMPTY_ROOT_HASH {
-                        let storage_root = old.storage_root;
-                        self.txn.put(tables::ACCOUNTS, key, &StoredAccount { info, storage_root }.encode())?;
-                    }
-                }
-            }
+            Some(info) => write_account(&mut InTxn(&mut self.txn, tables::ACCOUNTS), address_hash, info)?,
         }
         Ok(())
     }
@@ -332,11 +401,26 @@ impl<'db> StateWriter<'db> {
         // Stable sorts: a key given twice keeps its later change last.
         accounts.sort_by_key(|(address_hash, _)| *address_hash);
         slots.sort_by_key(|(address_hash, slot_hash, _)| (*address_hash, *slot_hash));
-        for (address_hash, info) in accounts.iter() {
-            self.set_account_by_hash(address_hash, Some(*info))?;
-        }
-        for (address_hash, slot_hash, value) in slots.iter() {
-            self.set_storage_by_hash(address_hash, slot_hash, value)?;
+        // The two tables side by side when each has work for a thread.
+        let apart = if self.threads > 1 && accounts.len().min(slots.len()) >= PARALLEL_APPLY_THRESHOLD {
+            apply_apart(&mut self.txn, accounts, slots)?
+        } else {
+            None
+        };
+        let Some((account_edits, storage_edits)) = apart else {
+            for (address_hash, info) in accounts.iter() {
+                self.set_account_by_hash(address_hash, Some(*info))?;
+            }
+            for (address_hash, slot_hash, value) in slots.iter() {
+                self.set_storage_by_hash(address_hash, slot_hash, value)?;
+            }
+            return Ok(());
+        };
+        self.txn.merge_apart(account_edits)?;
+        self.txn.merge_apart(storage_edits)?;
+        self.accounts.extend(accounts.iter().map(|(address_hash, _)| *address_hash));
+        for (address_hash, slot_hash, _) in slots.iter() {
+            self.storage.entry(*address_hash).or_default().push(*slot_hash);
         }
         Ok(())
     }
@@ -349,12 +433,7 @@ impl<'db> StateWriter<'db> {
 
     /// [`Self::set_storage`] by hashed keys.
     pub fn set_storage_by_hash(&mut self, address_hash: &B256, slot_hash: &B256, value: &U256) -> Result<()> {
-        let k = storage_key(address_hash, slot_hash);
-        if value.is_zero() {
-            self.txn.delete(tables::STORAGE, &k)?;
-        } else {
-            self.txn.put(tables::STORAGE, &k, stored_slot_value(&value.to_be_bytes()))?;
-        }
+        write_slot(&mut InTxn(&mut self.txn, tables::STORAGE), address_hash, slot_hash, value)?;
         self.storage.entry(*address_hash).or_default().push(*slot_hash);
         Ok(())
     }
