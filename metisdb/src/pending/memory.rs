@@ -98,8 +98,10 @@ type Versions = SmallVec<[Entry; 1]>;
 /// written: the entries (key and versions, 168 bytes) are appended one after
 /// the other and only a table of indices is placed by hash. In a map placing
 /// the entries themselves by hash, every first write of a key wrote three
-/// cold cache lines at a random place (a third of the raw-transfer block's
-/// sequential transaction phase).
+/// cold cache lines at a random place (`record` was a third of the
+/// raw-transfer block's sequential transaction phase); in order, the block
+/// runs 3-6% faster on one thread, and the final writes read the entries
+/// one after the other.
 type KeyMap = IndexMap<StateKey, Versions, DefaultHashBuilder>;
 
 /// Final writes, one per key.
