@@ -111,9 +111,9 @@ pub fn encode_change_set<'a>(
 /// from one commit to the next, whose pages are already mapped.
 pub fn encode_change_set_into<'a>(
     out: &mut Vec<u8>,
-    entries: impl ExactSizeIterator<Item = (Table, &'a [u8], Option<&'a [u8]>)> + Clone,
+    entries: impl Iterator<Item = (Table, &'a [u8], Option<&'a [u8]>)> + Clone,
 ) {
-    let n = entries.len();
+    let n = entries.clone().count();
     let bloom_bytes = if n == 0 { 0 } else { (n * BLOOM_BITS_PER_KEY).div_ceil(64) * 8 };
     let bits = (bloom_bytes * 8) as u64;
     let entry_bytes: usize = entries.clone().map(|(_, key, old)| entry_len(key, old)).sum();

@@ -55,8 +55,11 @@ pub struct WriteTxn<'db> {
     base: Snapshot,
     dirty: Dirty,
     tables: [TreeRoot; MAX_TABLES],
-    /// Old values of versioned keys, by `table ++ key`, captured at first change.
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Old values of versioned keys, captured at first change, one map per
+    /// table (by index): edits made apart bring their table's whole map,
+    /// which then takes the place of an empty one instead of being merged
+    /// key by key into the others'.
+    changes: [ChangeMap; MAX_TABLES],
     /// Runs placed and built outside the trees (the change set): (first page, bytes).
     extra_runs: Vec<(u64, Vec<u8>)>,
     /// Commit as this version and drop every older one (see [`WriteTxn::rebase`]).
@@ -91,7 +94,7 @@ impl Db {
             dirty: Dirty::with_spare_pages(self.inner.page_size, version, spare_pages),
             base,
             tables,
-            changes: BTreeMap::new(),
+            changes: [const { BTreeMap::new() }; MAX_TABLES],
             extra_runs: Vec::new(),
             rebase: None,
         })
@@ -151,7 +154,7 @@ impl<'db> WriteTxn<'db> {
     /// are not versions anyone should read.
     pub fn rebase(&mut self, version: u64) {
         self.rebase = Some(version);
-        self.changes.clear();
+        self.changes.iter_mut().for_each(BTreeMap::clear);
     }
 
     /// The parent version (the newest committed one), as a snapshot.
@@ -180,7 +183,7 @@ impl<'db> WriteTxn<'db> {
             base: &self.base,
             dirty: &mut self.dirty,
             root: &mut self.tables[table.index()],
-            changes: &mut self.changes,
+            changes: &mut self.changes[table.index()],
             table,
             history,
         }
@@ -233,7 +236,7 @@ impl<'db> WriteTxn<'db> {
     /// Takes in the edits of [`WriteTxn::edit_apart`]. Fails, changing
     /// nothing, if the table was changed here since the edits started.
     pub fn merge_apart(&mut self, edits: ApartEdits) -> Result<()> {
-        let ApartEdits { table, mut root, dirty, mut changes } = edits;
+        let ApartEdits { table, mut root, dirty, changes } = edits;
         if !self.is_untouched(table) || dirty.version() != self.dirty.version() {
             return Err(Error::InvalidOption(format!(
                 "table {} changed in the transaction while edited apart",
@@ -242,16 +245,15 @@ impl<'db> WriteTxn<'db> {
         }
         root.page = self.dirty.absorb(dirty).id(root.page);
         self.tables[table.index()] = root;
-        self.changes.append(&mut changes);
+        debug_assert!(self.changes[table.index()].is_empty(), "an untouched table has no changes");
+        self.changes[table.index()] = changes;
         Ok(())
     }
 
     /// Whether this transaction left `table` as the parent has it (so
     /// that [`WriteTxn::edit_apart`] can edit it).
     pub fn is_untouched(&self, table: Table) -> bool {
-        let first = [table.0];
-        let changed = self.changes.range(first.to_vec()..).next().is_some_and(|(k, _)| k[0] == table.0);
-        self.tables[table.index()] == self.base.state.tables[table.index()] && !changed
+        self.tables[table.index()] == self.base.state.tables[table.index()] && self.changes[table.index()].is_empty()
     }
 
     /// Inserts or replaces `key` in `table`.
@@ -323,9 +325,9 @@ impl<'db> WriteTxn<'db> {
             self.drop_versions(None)?;
         }
         // 1. The change set and the version record.
-        let changes = std::mem::take(&mut self.changes);
-        let n_changes = changes.len() as u64;
-        let (changes_page, changes_len) = if changes.is_empty() {
+        let changes = std::mem::replace(&mut self.changes, [const { BTreeMap::new() }; MAX_TABLES]);
+        let n_changes = changes.iter().map(BTreeMap::len).sum::<usize>() as u64;
+        let (changes_page, changes_len) = if n_changes == 0 {
             (0, 0)
         } else {
             // Encoded in place, after room for the run's header.
@@ -334,7 +336,11 @@ impl<'db> WriteTxn<'db> {
             run.resize(page::RUN_PAYLOAD_OFFSET, 0);
             history::encode_change_set_into(
                 &mut run,
-                changes.iter().map(|(ck, old)| (Table(ck[0]), &ck[1..], old.as_deref())),
+                // Tables in order, so the set is in (table, key) order.
+                changes
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(t, map)| map.iter().map(move |(key, old)| (Table(t as u8), &key[..], old.as_deref()))),
             );
             drop(changes);
             let len = run.len() - page::RUN_PAYLOAD_OFFSET;
@@ -672,7 +678,7 @@ struct TableWrite<'a> {
     base: &'a Snapshot,
     dirty: &'a mut Dirty,
     root: &'a mut TreeRoot,
-    changes: &'a mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: &'a mut ChangeMap,
     table: Table,
     history: bool,
 }
@@ -697,7 +703,7 @@ impl TableWrite<'_> {
         };
         // One lookup of the change map: the vacant entry (the key's first
         // change) takes the old value once the tree gives it.
-        let first_change = first_change(self.changes, self.history, self.table, key);
+        let first_change = first_change(self.changes, self.history, key);
         let want_old = return_old || first_change.is_some();
         // The root changes only when the whole edit succeeded.
         let mut root = *self.root;
@@ -714,7 +720,7 @@ impl TableWrite<'_> {
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool> {
-        let first_change = first_change(self.changes, self.history, self.table, key);
+        let first_change = first_change(self.changes, self.history, key);
         let mut root = *self.root;
         let prev = tree_writer(self.base, self.dirty, self.table).delete(&mut root, key, first_change.is_some())?;
         *self.root = root;
@@ -783,31 +789,26 @@ pub struct ApartEdits {
     table: Table,
     root: TreeRoot,
     dirty: Dirty,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: ChangeMap,
 }
 
-/// The change map's vacant entry for `key` of `table` if the table keeps
+/// Old values of one table's versioned keys, captured at first change.
+type ChangeMap = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The table's change map's vacant entry for `key` if the table keeps
 /// history (`history`) and this is the key's first change in the transaction.
 fn first_change<'m>(
-    changes: &'m mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: &'m mut ChangeMap,
     history: bool,
-    table: Table,
     key: &[u8],
 ) -> Option<VacantEntry<'m, Vec<u8>, Option<Vec<u8>>>> {
     if !history {
         return None;
     }
-    match changes.entry(change_map_key(table, key)) {
+    match changes.entry(key.to_vec()) {
         Entry::Vacant(entry) => Some(entry),
         Entry::Occupied(_) => None,
     }
-}
-
-fn change_map_key(table: Table, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + key.len());
-    k.push(table.0);
-    k.extend_from_slice(key);
-    k
 }
 
 fn build_run(kind: RunKind, table: u8, payload: &[u8], ps: usize, salt: u64, first: u64, version: u64) -> Vec<u8> {
