@@ -113,10 +113,10 @@ pub fn encode_change_set_into<'a>(
     out: &mut Vec<u8>,
     entries: impl Iterator<Item = (Table, &'a [u8], Option<&'a [u8]>)> + Clone,
 ) {
-    let n = entries.clone().count();
+    let (n, entry_bytes) =
+        entries.clone().fold((0, 0), |(n, bytes), (_, key, old)| (n + 1, bytes + entry_len(key, old)));
     let bloom_bytes = if n == 0 { 0 } else { (n * BLOOM_BITS_PER_KEY).div_ceil(64) * 8 };
     let bits = (bloom_bytes * 8) as u64;
-    let entry_bytes: usize = entries.clone().map(|(_, key, old)| entry_len(key, old)).sum();
     let total = HEADER + bloom_bytes + 4 * (n + 1) + entry_bytes;
     let base = out.len();
     out.reserve(total);

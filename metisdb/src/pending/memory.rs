@@ -818,7 +818,7 @@ impl<'p> MvMemory<'p> {
                     // A previous incarnation's full write must not hide it
                     // (only a full write puts the lazy key in the shards).
                     if self.lazy_full_write.load(Ordering::Acquire) {
-                        let mut shard = write!(self.shard(&key));
+                        let mut shard = write!(self.shard_of_hash(hash));
                         if let Some(versions) = shard.get_mut(&key) {
                             versions.retain(|e| e.tx != version.tx);
                         }
